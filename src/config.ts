@@ -1,0 +1,121 @@
+/**
+ * Configuration from the environment: one declarative table (name, parser, default,
+ * description), read once at start. A bad value stops the start with the variable's name.
+ * The README's configuration table is generated from `CONFIG_OPTIONS` (see `test/config.test.ts`).
+ */
+import { resolve } from 'node:path'
+import { ConfigError } from './errors.js'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export interface Config {
+  readonly databaseUrl: string | undefined
+  readonly port: number
+  readonly host: string
+  readonly dataDir: string
+  readonly secret: string | undefined
+  readonly replicationSlot: string
+  readonly publication: string
+  readonly chunkBytes: number
+  readonly longPollMs: number
+  readonly cacheMaxAgeSeconds: number
+  readonly cacheStaleAgeSeconds: number
+  readonly allowShapeDeletion: boolean
+  readonly logLevel: LogLevel
+}
+
+type Parser<T> = (text: string) => T
+
+interface Option<K extends keyof Config> {
+  readonly key: K
+  readonly env: string
+  readonly default: string | undefined
+  readonly parse: Parser<Config[K]>
+  readonly description: string
+}
+
+const text: Parser<string> = (value) => value
+const optionalText: Parser<string | undefined> = (value) => (value === '' ? undefined : value)
+
+function integer(min: number, max: number): Parser<number> {
+  return (value) => {
+    if (!/^[0-9]+$/.test(value)) throw new Error(`expected a whole number, got ${JSON.stringify(value)}`)
+    const n = Number(value)
+    if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}, got ${value}`)
+    return n
+  }
+}
+
+const boolean: Parser<boolean> = (value) => {
+  const lower = value.toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(lower)) return true
+  if (['false', '0', 'no', 'off'].includes(lower)) return false
+  throw new Error(`expected true or false, got ${JSON.stringify(value)}`)
+}
+
+const identifier: Parser<string> = (value) => {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value))
+    throw new Error(`expected a lower-case PostgreSQL identifier (a-z, 0-9, _; at most 63), got ${JSON.stringify(value)}`)
+  return value
+}
+
+const logLevel: Parser<LogLevel> = (value) => {
+  if (!(LOG_LEVELS as readonly string[]).includes(value))
+    throw new Error(`expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`)
+  return value as LogLevel
+}
+
+const databaseUrl: Parser<string | undefined> = (value) => {
+  if (value === '') return undefined
+  if (!/^postgres(ql)?:\/\//.test(value)) throw new Error('expected a postgres:// or postgresql:// URL')
+  return value
+}
+
+function option<K extends keyof Config>(o: Option<K>): Option<K> {
+  return o
+}
+
+export const CONFIG_OPTIONS = [
+  option({ key: 'databaseUrl', env: 'DATABASE_URL', default: undefined, parse: databaseUrl,
+    description: 'PostgreSQL to serve (needs `wal_level=logical`). Unset: an embedded PostgreSQL 17 is started under `SLUICE_DATA_DIR` with a demo table `items`.' }),
+  option({ key: 'port', env: 'PORT', default: '3000', parse: integer(0, 65535), description: 'HTTP port.' }),
+  option({ key: 'host', env: 'HOST', default: '0.0.0.0', parse: text, description: 'Address to listen on.' }),
+  option({ key: 'dataDir', env: 'SLUICE_DATA_DIR', default: './.sluice', parse: (v) => resolve(v),
+    description: 'Where shape logs (LMDB) and the embedded database live.' }),
+  option({ key: 'secret', env: 'SLUICE_SECRET', default: undefined, parse: optionalText,
+    description: 'When set, every shape request must carry it (`secret` parameter or `Authorization: Bearer`).' }),
+  option({ key: 'replicationSlot', env: 'SLUICE_REPLICATION_SLOT', default: 'sluice', parse: identifier,
+    description: 'Name of the persistent logical replication slot (one per Sluice instance).' }),
+  option({ key: 'publication', env: 'SLUICE_PUBLICATION', default: 'sluice', parse: identifier,
+    description: 'Name of the publication Sluice manages (tables are added when a shape is first requested).' }),
+  option({ key: 'chunkBytes', env: 'SLUICE_CHUNK_BYTES', default: String(10 * 1024 * 1024), parse: integer(1, 1024 ** 3),
+    description: 'A log chunk closes at the first transaction end past this many bytes.' }),
+  option({ key: 'longPollMs', env: 'SLUICE_LONG_POLL_MS', default: '20000', parse: integer(1, 600_000),
+    description: 'How long a live request waits for a change before answering up-to-date.' }),
+  option({ key: 'cacheMaxAgeSeconds', env: 'SLUICE_CACHE_MAX_AGE', default: '60', parse: integer(0, 31_536_000),
+    description: '`max-age` of non-live responses.' }),
+  option({ key: 'cacheStaleAgeSeconds', env: 'SLUICE_CACHE_STALE_AGE', default: '300', parse: integer(0, 31_536_000),
+    description: '`stale-while-revalidate` of non-live responses.' }),
+  option({ key: 'allowShapeDeletion', env: 'SLUICE_ALLOW_SHAPE_DELETION', default: 'false', parse: boolean,
+    description: 'Enables `DELETE /v1/shape`.' }),
+  option({ key: 'logLevel', env: 'LOG_LEVEL', default: 'info', parse: logLevel,
+    description: 'One of fatal, error, warn, info, debug, trace, silent.' }),
+] as const
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const values: Record<string, unknown> = {}
+  for (const o of CONFIG_OPTIONS) {
+    const raw = env[o.env] ?? o.default
+    if (raw === undefined) {
+      values[o.key] = undefined
+      continue
+    }
+    try {
+      values[o.key] = o.parse(raw)
+    } catch (error) {
+      throw new ConfigError(`${o.env}: ${(error as Error).message}`)
+    }
+  }
+  return values as unknown as Config
+}

@@ -1,0 +1,133 @@
+/**
+ * The HTTP API (PROTOCOL: Endpoints) as a Hono app: routing, CORS, auth and error mapping.
+ * The shape logic lives in `shape-route.ts`; this file only wires requests to it.
+ */
+import { timingSafeEqual, createHash } from 'node:crypto'
+import { Hono, type Context } from 'hono'
+import { ERROR_CODES, InvalidRequestError, SluiceError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { EXPOSED_HEADERS, HEADERS, PARAMS } from '../protocol/constants.js'
+import { definitionKey } from '../shapes/shape-definition.js'
+import { parseShapeHandle } from '../shapes/shape-handle.js'
+import type { ShapeManager } from '../shapes/shape-manager.js'
+import { errorResponse } from './error-response.js'
+import { serveShape, type ShapeRouteDeps } from './shape-route.js'
+import { parseShapeRequest } from './shape-request.js'
+
+export const HEALTH = { active: 'active', starting: 'starting' } as const
+export type Health = (typeof HEALTH)[keyof typeof HEALTH]
+
+export interface AppDeps extends ShapeRouteDeps {
+  readonly manager: ShapeManager
+  readonly secret: string | undefined
+  readonly allowShapeDeletion: boolean
+  readonly health: () => Health
+  readonly log: Logger
+}
+
+const SHAPE_PATHS = ['/v1/shape', '/shape'] as const
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono()
+
+  app.use('*', async (c, next) => {
+    await next()
+    const origin = c.req.header('origin')
+    c.header('access-control-allow-origin', origin ?? '*')
+    if (origin) c.header('vary', 'origin', { append: true })
+    c.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '))
+  })
+
+  for (const path of SHAPE_PATHS) {
+    app.options(path, (c) => {
+      c.header('access-control-allow-methods', 'GET, HEAD, DELETE, OPTIONS')
+      c.header('access-control-allow-headers', c.req.header('access-control-request-headers') ?? 'authorization, content-type, if-none-match')
+      c.header('access-control-max-age', '86400')
+      return c.body(null, 204)
+    })
+
+    app.get(path, (c) =>
+      guard(c, deps, async () => {
+        authorize(c, deps.secret)
+        const request = parseShapeRequest((name) => c.req.query(name))
+        const response = await serveShape(deps, request, c.req.header(HEADERS.ifNoneMatch), c.req.raw.signal)
+        for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
+        if (response.status === 304) return c.body(null, 304)
+        return c.body(new Uint8Array(response.body), 200)
+      }),
+    )
+
+    app.delete(path, (c) =>
+      guard(c, deps, async () => {
+        if (!deps.allowShapeDeletion) {
+          throw new SluiceError(ERROR_CODES.methodNotAllowed, 'Shape deletion is disabled; set SLUICE_ALLOW_SHAPE_DELETION=true to enable it.')
+        }
+        authorize(c, deps.secret)
+        const shape = findShapeToDelete(c, deps)
+        if (!shape) throw new SluiceError(ERROR_CODES.notFound, 'No such shape.')
+        await deps.manager.drop(shape, 'deleted through the API')
+        c.header(HEADERS.cacheControl, 'no-store')
+        return c.body(null, 202)
+      }),
+    )
+  }
+
+  app.get('/v1/health', (c) => {
+    const status = deps.health()
+    c.header(HEADERS.cacheControl, 'no-store')
+    return c.json({ status }, status === HEALTH.active ? 200 : 202)
+  })
+
+  app.notFound((c) => {
+    c.header(HEADERS.cacheControl, 'no-store')
+    return c.json({ message: `Not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404)
+  })
+
+  app.onError((error, c) => send(c, error, deps.log))
+  return app
+}
+
+async function guard(c: Context, deps: AppDeps, handler: () => Promise<Response>): Promise<Response> {
+  try {
+    return await handler()
+  } catch (error) {
+    return send(c, error, deps.log)
+  }
+}
+
+function send(c: Context, error: unknown, log: Logger): Response {
+  const response = errorResponse(error, log)
+  for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
+  return c.body(response.body, response.status as 400)
+}
+
+function findShapeToDelete(c: Context, deps: AppDeps) {
+  const handleText = c.req.query(PARAMS.handle)
+  if (handleText !== undefined) {
+    const handle = parseShapeHandle(handleText)
+    if (!handle) throw InvalidRequestError.of(PARAMS.handle, 'is not a shape handle')
+    const shape = deps.manager.byHandle(handle)
+    if (shape && c.req.query(PARAMS.table) !== undefined) {
+      const request = parseShapeRequest((name) => (name === PARAMS.offset ? '-1' : c.req.query(name)))
+      if (definitionKey(request.definition) !== shape.stored.definitionKey) return undefined
+    }
+    return shape
+  }
+  const request = parseShapeRequest((name) => (name === PARAMS.offset ? '-1' : c.req.query(name)))
+  return deps.manager.byDefinition(request.definition)
+}
+
+/** Constant-time comparison of the configured secret with `secret=` or a Bearer token. */
+function authorize(c: Context, secret: string | undefined): void {
+  if (secret === undefined) return
+  const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1]
+  const given = c.req.query(PARAMS.secret) ?? bearer
+  if (given === undefined || !sameSecret(given, secret)) {
+    throw new SluiceError(ERROR_CODES.unauthorized, 'Missing or wrong secret: pass it as ?secret= or Authorization: Bearer.')
+  }
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest()
+  return timingSafeEqual(digest(a), digest(b))
+}

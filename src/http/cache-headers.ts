@@ -1,0 +1,16 @@
+/** Cache-Control values of PROTOCOL.md's caching table, as pure functions. */
+export interface CachePolicy {
+  readonly maxAgeSeconds: number
+  readonly staleAgeSeconds: number
+}
+
+export const CACHE_CONTROL = {
+  initial: 'public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746',
+  live: 'public, max-age=5, stale-while-revalidate=5',
+  mustRefetch: 'public, max-age=60, must-revalidate',
+  noStore: 'no-store',
+} as const
+
+export function nonLiveCacheControl(policy: CachePolicy): string {
+  return `public, max-age=${policy.maxAgeSeconds}, stale-while-revalidate=${policy.staleAgeSeconds}`
+}

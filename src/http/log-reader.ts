@@ -1,0 +1,78 @@
+/**
+ * Decides what part of a shape's log answers a request (PROTOCOL: Offsets, Caching): a
+ * complete chunk when one follows the offset, else the open tail up to the head with an
+ * up-to-date, else — for live requests — waits for the next append.
+ */
+import { MustRefetchError } from '../errors.js'
+import { CONTROL } from '../protocol/constants.js'
+import { BEFORE_ALL, compareOffsets, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
+import type { ActiveShape } from '../shapes/active-shape.js'
+import type { ShapeNotifier } from '../shapes/shape-notifier.js'
+import type { ShapeLogStore } from '../storage/shape-log-store.js'
+
+export interface LogSlice {
+  /** Stored entries, in order. */
+  readonly entries: readonly Buffer[]
+  /** The offset the client asks for next. */
+  readonly end: Offset
+  /** True when `end` is a closed chunk boundary (the response never changes). */
+  readonly complete: boolean
+  readonly upToDate: boolean
+}
+
+export interface LogReaderDeps {
+  readonly store: ShapeLogStore
+  readonly notifier: ShapeNotifier
+}
+
+/** How long one wait for a snapshot's progress lasts before checking again. */
+const SNAPSHOT_POLL_MS = 1_000
+
+export async function readLog(
+  deps: LogReaderDeps,
+  shape: ActiveShape,
+  after: Offset,
+  wait: { readonly live: boolean; readonly timeoutMs: number; readonly signal?: AbortSignal },
+): Promise<LogSlice> {
+  const { store, notifier } = deps
+  const id = shape.stored.id
+  const deadline = Date.now() + wait.timeoutMs
+  for (;;) {
+    if (shape.dropped) throw new MustRefetchError(undefined, 'shape was dropped')
+    const head = store.head(id)
+    const chunkEnd = store.chunkEndAfter(id, after)
+    if (chunkEnd) {
+      return { entries: store.read(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate: false }
+    }
+    if (!shape.snapshotComplete) {
+      // Inside a snapshot that is still being written: wait for its next chunk.
+      await notifier.wait(id, SNAPSHOT_POLL_MS, wait.signal)
+      if (wait.signal?.aborted) throw new Error('request aborted')
+      continue
+    }
+    if (head && compareOffsets(head, after) > 0 && compareOffsets(after, BEFORE_ALL) !== 0) {
+      return { entries: store.read(id, after, head), end: head, complete: false, upToDate: true }
+    }
+    const remaining = deadline - Date.now()
+    if (!wait.live || remaining <= 0 || wait.signal?.aborted) {
+      return { entries: [], end: after, complete: false, upToDate: true }
+    }
+    await notifier.wait(id, remaining, wait.signal)
+  }
+}
+
+/** The head of a complete shape, for `offset=now`. */
+export function headOf(store: ShapeLogStore, shape: ActiveShape): Offset {
+  const head = store.head(shape.stored.id)
+  return head && compareOffsets(head, SNAPSHOT_END) > 0 ? head : SNAPSHOT_END
+}
+
+/**
+ * The up-to-date control. `global_last_seen_lsn` is one past the last transaction served:
+ * the SSE client resumes from `<lsn>_0`, which must come after every entry it has seen and
+ * before any it has not (commit records are far more than one byte apart).
+ */
+export function upToDateMessage(end: Offset): Buffer {
+  const lsn = (end.tx < 0n ? 0n : end.tx) + 1n
+  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.upToDate, global_last_seen_lsn: String(lsn) } }))
+}

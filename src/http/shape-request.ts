@@ -1,0 +1,92 @@
+/**
+ * Parses and validates the query of a shape request (PROTOCOL: Query parameters). Everything
+ * a client sends is checked here, before any use; the errors name the parameter.
+ */
+import { InvalidRequestError } from '../errors.js'
+import { parseTableName } from '../pg/table-name.js'
+import { OFFSET_NOW, PARAMS } from '../protocol/constants.js'
+import { BEFORE_ALL, compareOffsets, parseOffset, type Offset } from '../protocol/offset.js'
+import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDefinition } from '../shapes/shape-definition.js'
+import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
+
+export interface ShapeRequest {
+  readonly definition: ShapeDefinition
+  /** `now` asks for no history: an up-to-date at the head. */
+  readonly offset: Offset | typeof OFFSET_NOW
+  readonly handle: ShapeHandle | undefined
+  readonly live: boolean
+  readonly cursor: string | undefined
+}
+
+type Query = (name: string) => string | undefined
+
+export function parseShapeRequest(query: Query): ShapeRequest {
+  const errors: Record<string, string[]> = {}
+  const fail = (param: string, reason: string) => (errors[param] ??= []).push(reason)
+
+  const tableText = query(PARAMS.table)
+  let table: ShapeDefinition['table'] | undefined
+  if (tableText === undefined || tableText === '') fail(PARAMS.table, 'is required')
+  else {
+    try {
+      table = parseTableName(tableText)
+    } catch (error) {
+      if (error instanceof InvalidRequestError) Object.assign(errors, error.errors)
+      else throw error
+    }
+  }
+
+  const offsetText = query(PARAMS.offset)
+  let offset: Offset | typeof OFFSET_NOW | undefined
+  if (offsetText === undefined || offsetText === '') fail(PARAMS.offset, 'is required')
+  else if (offsetText === OFFSET_NOW) offset = OFFSET_NOW
+  else {
+    offset = parseOffset(offsetText)
+    if (!offset) fail(PARAMS.offset, 'must be -1, now, or <tx>_<op> (two decimal numbers, op may be inf)')
+  }
+  const fromStart = offset === OFFSET_NOW || (offset !== undefined && compareOffsets(offset, BEFORE_ALL) === 0)
+
+  const handleText = query(PARAMS.handle)
+  let handle: ShapeHandle | undefined
+  if (!fromStart) {
+    if (handleText === undefined || handleText === '') {
+      if (offset !== undefined) fail(PARAMS.handle, 'is required unless offset is -1 or now')
+    } else {
+      handle = parseShapeHandle(handleText)
+      if (!handle) fail(PARAMS.handle, 'is not a shape handle')
+    }
+  }
+
+  const liveText = query(PARAMS.live)
+  const live = liveText !== undefined && liveText !== 'false'
+  if (live && fromStart) fail(PARAMS.live, 'cannot be used with offset -1 or now')
+
+  const replica = oneOf<ReplicaMode>(query(PARAMS.replica), REPLICA_MODES, REPLICA_MODES.default, (r) => fail(PARAMS.replica, r))
+  const log = oneOf<LogMode>(query(PARAMS.log), LOG_MODES, LOG_MODES.full, (r) => fail(PARAMS.log, r))
+
+  for (const unsupported of [PARAMS.where, PARAMS.columns]) {
+    if (query(unsupported) !== undefined) fail(unsupported, 'is not supported by this server yet')
+  }
+
+  if (Object.keys(errors).length > 0 || !table || offset === undefined) throw new InvalidRequestError(errors)
+  return {
+    definition: { table, replica, log },
+    offset,
+    handle,
+    live,
+    cursor: query(PARAMS.cursor),
+  }
+}
+
+function oneOf<T extends string>(
+  value: string | undefined,
+  allowed: Readonly<Record<string, T>>,
+  fallback: T,
+  fail: (reason: string) => void,
+): T {
+  if (value === undefined) return fallback
+  const values = Object.values(allowed)
+  if ((values as string[]).includes(value)) return value as T
+  fail(`must be one of ${values.join(', ')}`)
+  return fallback
+}

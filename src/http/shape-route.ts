@@ -1,0 +1,155 @@
+/**
+ * GET /v1/shape: resolves the request to a shape (creating it, or answering 409 when the
+ * client's handle is gone), reads the log slice and sets the protocol's headers.
+ */
+import { MustRefetchError, UnavailableError } from '../errors.js'
+import { electricSchema } from '../pg/introspect.js'
+import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
+import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
+import type { ActiveShape } from '../shapes/active-shape.js'
+import { definitionKey } from '../shapes/shape-definition.js'
+import type { ShapeManager } from '../shapes/shape-manager.js'
+import type { ShapeNotifier } from '../shapes/shape-notifier.js'
+import type { ShapeLogStore } from '../storage/shape-log-store.js'
+import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
+import { nextCursor } from './cursor.js'
+import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
+import type { ShapeRequest } from './shape-request.js'
+import type { TableCatalog } from './table-catalog.js'
+
+export interface ShapeRouteDeps {
+  readonly store: ShapeLogStore
+  readonly notifier: ShapeNotifier
+  readonly manager: ShapeManager
+  readonly tables: TableCatalog
+  readonly longPollMs: number
+  readonly cache: CachePolicy
+  /** False while replication is not streaming: new shapes cannot be made consistent then. */
+  readonly canCreateShapes: () => boolean
+  readonly now?: () => number
+}
+
+export interface ShapeResponse {
+  readonly status: 200 | 304
+  readonly headers: Record<string, string>
+  readonly body: Buffer
+}
+
+export async function serveShape(deps: ShapeRouteDeps, request: ShapeRequest, ifNoneMatch: string | undefined, signal?: AbortSignal): Promise<ShapeResponse> {
+  try {
+    return await serveResolved(deps, request, await resolveShape(deps, request), ifNoneMatch, signal)
+  } catch (error) {
+    // A shape dropped under a waiting request: point the client at its replacement.
+    if (error instanceof MustRefetchError && error.handle === undefined) {
+      const table = await deps.tables.get(request.definition.table)
+      requireReplication(deps)
+      return deps.manager.mustRefetch(request.definition, table, error.message)
+    }
+    throw error
+  }
+}
+
+async function serveResolved(
+  deps: ShapeRouteDeps,
+  request: ShapeRequest,
+  shape: ActiveShape,
+  ifNoneMatch: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<ShapeResponse> {
+  const fromStart = request.offset !== OFFSET_NOW && compareOffsets(request.offset, BEFORE_ALL) === 0
+
+  let slice: LogSlice
+  let requested: Offset
+  if (request.offset === OFFSET_NOW) {
+    await waitForSnapshot(deps, shape, signal)
+    const head = headOf(deps.store, shape)
+    requested = head
+    slice = { entries: [], end: head, complete: false, upToDate: true }
+  } else {
+    requested = request.offset
+    slice = await readLog(deps, shape, request.offset, {
+      live: request.live,
+      timeoutMs: deps.longPollMs,
+      ...(signal ? { signal } : {}),
+    })
+  }
+
+  const handle = shape.stored.handle
+  const requestedText = request.offset === OFFSET_NOW ? OFFSET_NOW : formatOffset(requested)
+  const emptyLive = request.live && slice.entries.length === 0
+  // An empty live answer must never revalidate into an older one: give it a unique tag.
+  const etag = `"${handle}:${requestedText}:${formatOffset(slice.end)}${emptyLive ? `:${(deps.now ?? Date.now)()}` : ''}"`
+  const headers: Record<string, string> = {
+    [HEADERS.handle]: handle,
+    [HEADERS.offset]: formatOffset(slice.end),
+    [HEADERS.etag]: etag,
+    [HEADERS.hasData]: String(slice.entries.length > 0),
+    'content-type': 'application/json',
+  }
+  if (request.live) {
+    headers[HEADERS.cursor] = nextCursor((deps.now ?? Date.now)(), request.cursor)
+    headers[HEADERS.cacheControl] = CACHE_CONTROL.live
+  } else {
+    headers[HEADERS.schema] = JSON.stringify(electricSchema(shape.table))
+    headers[HEADERS.cacheControl] = fromStart ? CACHE_CONTROL.initial : nonLiveCacheControl(deps.cache)
+  }
+  if (request.offset === OFFSET_NOW) headers[HEADERS.cacheControl] = CACHE_CONTROL.live
+  if (slice.upToDate && !fromStart) headers[HEADERS.upToDate] = ''
+
+  if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === etag)) {
+    return { status: 304, headers, body: Buffer.alloc(0) }
+  }
+  return { status: 200, headers, body: renderBody(slice.entries, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined) }
+}
+
+async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
+  const { manager } = deps
+  if (request.handle !== undefined) {
+    const shape = manager.byHandle(request.handle)
+    if (shape && definitionKey(shape.stored.definition) === definitionKey(request.definition)) return shape
+    const table = await deps.tables.get(request.definition.table)
+    requireReplication(deps)
+    return manager.mustRefetch(
+      request.definition,
+      table,
+      shape ? 'the handle belongs to a different shape definition' : 'the shape handle is unknown or was removed',
+    )
+  }
+  const existing = manager.byDefinition(request.definition)
+  if (existing) return existing
+  const table = await deps.tables.get(request.definition.table)
+  requireReplication(deps)
+  return manager.getOrCreate(request.definition, table)
+}
+
+function requireReplication(deps: ShapeRouteDeps): void {
+  if (!deps.canCreateShapes()) {
+    throw new UnavailableError('Sluice is not connected to PostgreSQL replication yet; retry shortly.')
+  }
+}
+
+async function waitForSnapshot(deps: ShapeRouteDeps, shape: ActiveShape, signal?: AbortSignal): Promise<void> {
+  while (!shape.snapshotComplete) {
+    if (shape.dropped) throw new MustRefetchError(undefined, 'shape was dropped')
+    await deps.notifier.wait(shape.stored.id, 1_000, signal)
+    if (signal?.aborted) throw new Error('request aborted')
+  }
+}
+
+const OPEN = Buffer.from('[')
+const COMMA = Buffer.from(',')
+const CLOSE = Buffer.from(']')
+
+function renderBody(entries: readonly Buffer[], tail: Buffer | undefined): Buffer {
+  const parts: Buffer[] = [OPEN]
+  for (let i = 0; i < entries.length; i++) {
+    if (i > 0) parts.push(COMMA)
+    parts.push(entries[i]!)
+  }
+  if (tail) {
+    if (entries.length > 0) parts.push(COMMA)
+    parts.push(tail)
+  }
+  parts.push(CLOSE)
+  return Buffer.concat(parts)
+}

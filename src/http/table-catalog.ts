@@ -1,0 +1,32 @@
+/**
+ * Table metadata for requests, cached briefly so a burst of requests for new shapes does not
+ * become a burst of catalog queries.
+ */
+import { LRUCache } from 'lru-cache'
+import type pg from 'pg'
+import { InvalidRequestError } from '../errors.js'
+import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
+import { PARAMS } from '../protocol/constants.js'
+import { qualifiedName, type TableName } from '../shapes/shape-definition.js'
+
+const TTL_MS = 5_000
+
+export class TableCatalog {
+  readonly #pool: pg.Pool
+  readonly #cache = new LRUCache<string, TableInfo>({ max: 10_000, ttl: TTL_MS })
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool
+  }
+
+  /** The table's metadata; a 400 naming `table` when there is no such table. */
+  async get(table: TableName): Promise<TableInfo> {
+    const key = qualifiedName(table)
+    const cached = this.#cache.get(key)
+    if (cached) return cached
+    const info = await loadTableInfo(this.#pool, table)
+    if (!info) throw InvalidRequestError.of(PARAMS.table, `table ${key} does not exist (or is not visible to Sluice's role)`)
+    this.#cache.set(key, info)
+    return info
+  }
+}

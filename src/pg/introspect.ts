@@ -1,0 +1,235 @@
+/**
+ * What Sluice needs to know about a table: its columns (with the type names the client's
+ * parser keys on), its primary key and its replica identity. Read from the catalogs
+ * (`pg_class`, `pg_attribute`, `pg_type`, `pg_index`) rather than `information_schema`,
+ * which hides tables the role cannot write and reports types by SQL-standard names.
+ * Domains are resolved to their base type so `CREATE DOMAIN price AS numeric(10,2)` still
+ * parses as a number on the client.
+ */
+import type { QueryResult, QueryResultRow } from 'pg'
+import type { TableName } from '../shapes/shape-definition.js'
+
+/** Anything that runs a query: a `pg.Pool`, `pg.Client` or `pg.PoolClient`. */
+export interface Queryable {
+  query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>
+}
+
+export interface ColumnInfo {
+  readonly name: string
+  /** The declared type as pgoutput reports it (a domain's own OID, not its base type's). */
+  readonly typeOid: number
+  /** Base type name, the element type's for arrays, e.g. 'int4'. */
+  readonly typeName: string
+  /** Array dimensions; 0 for scalars. */
+  readonly dims: number
+  readonly notNull: boolean
+  /** Position in the primary key, from 0; undefined when not part of it. */
+  readonly pkIndex: number | undefined
+  /** varchar(n) */
+  readonly maxLength?: number
+  /** char(n) */
+  readonly length?: number
+  /** numeric(p, s) */
+  readonly precision?: number
+  readonly scale?: number
+}
+
+export const REPLICA_IDENTITIES = { default: 'default', nothing: 'nothing', full: 'full', index: 'index' } as const
+export type ReplicaIdentity = (typeof REPLICA_IDENTITIES)[keyof typeof REPLICA_IDENTITIES]
+
+export interface TableInfo {
+  readonly oid: number
+  readonly table: TableName
+  readonly columns: readonly ColumnInfo[]
+  /** PK column names in key order; all columns when the table has no PK */
+  readonly primaryKey: readonly string[]
+  readonly replicaIdentity: ReplicaIdentity
+}
+
+/** One column of the `electric-schema` header. */
+export type SchemaColumn = {
+  type: string
+  dims?: number
+  pk_index?: number
+  not_null?: boolean
+  max_length?: number
+  length?: number
+  precision?: number
+  scale?: number
+}
+
+const RELREPLIDENT: Readonly<Record<string, ReplicaIdentity>> = {
+  d: 'default',
+  n: 'nothing',
+  f: 'full',
+  i: 'index',
+}
+
+/** PostgreSQL stores varlena type modifiers with the 4-byte header length added. */
+const VARHDRSZ = 4
+
+/**
+ * Loads the columns, primary key and replica identity of a regular or partitioned table.
+ * @returns undefined when there is no such table (views and other relations included).
+ */
+export async function loadTableInfo(db: Queryable, table: TableName): Promise<TableInfo | undefined> {
+  const relation = await db.query<{ oid: number; relreplident: string; pk: number[] | null }>(
+    `SELECT c.oid, c.relreplident,
+            (SELECT i.indkey::int2[]::int4[] FROM pg_catalog.pg_index i
+              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+       FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+    [table.schema, table.name],
+  )
+  const row = relation.rows[0]
+  if (!row) return undefined
+
+  // Sequential: `db` may be a single pg.Client, which must not be sent overlapping queries.
+  const attributes = await loadAttributes(db, row.oid)
+  const types = await loadTypes(db, row.oid)
+  const pkAttnums = row.pk ?? []
+  const columns = attributes.map((attribute): ColumnInfo => {
+    const position = pkAttnums.indexOf(attribute.attnum)
+    return {
+      name: attribute.attname,
+      typeOid: attribute.atttypid,
+      notNull: attribute.attnotnull,
+      pkIndex: position === -1 ? undefined : position,
+      ...describeType(types, attribute),
+    }
+  })
+  const byAttnum = new Map(attributes.map((a) => [a.attnum, a.attname]))
+  const primaryKey =
+    pkAttnums.length > 0 ? pkAttnums.map((attnum) => byAttnum.get(attnum) ?? missing(table, attnum)) : columns.map((c) => c.name)
+
+  return {
+    oid: row.oid,
+    table,
+    columns,
+    primaryKey,
+    replicaIdentity: RELREPLIDENT[row.relreplident] ?? 'default',
+  }
+}
+
+/** The `electric-schema` header value: column name → type and modifiers, in column order. */
+export function electricSchema(info: TableInfo): Record<string, SchemaColumn> {
+  const schema: Record<string, SchemaColumn> = {}
+  for (const column of info.columns) {
+    const entry: SchemaColumn = { type: column.typeName }
+    if (column.dims > 0) entry.dims = column.dims
+    if (column.pkIndex !== undefined) entry.pk_index = column.pkIndex
+    if (column.notNull) entry.not_null = true
+    if (column.maxLength !== undefined) entry.max_length = column.maxLength
+    if (column.length !== undefined) entry.length = column.length
+    if (column.precision !== undefined) entry.precision = column.precision
+    if (column.scale !== undefined) entry.scale = column.scale
+    schema[column.name] = entry
+  }
+  return schema
+}
+
+interface AttributeRow {
+  readonly attnum: number
+  readonly attname: string
+  readonly atttypid: number
+  readonly atttypmod: number
+  readonly attndims: number
+  readonly attnotnull: boolean
+}
+
+async function loadAttributes(db: Queryable, oid: number): Promise<AttributeRow[]> {
+  const result = await db.query<AttributeRow>(
+    `SELECT attnum, attname, atttypid, atttypmod, attndims, attnotnull
+       FROM pg_catalog.pg_attribute
+      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
+      ORDER BY attnum`,
+    [oid],
+  )
+  return result.rows
+}
+
+interface TypeRow {
+  readonly oid: number
+  readonly typname: string
+  /** 'd' for domains */
+  readonly typtype: string
+  readonly typbasetype: number
+  readonly typtypmod: number
+  readonly typelem: number
+  readonly is_array: boolean
+}
+
+/** The column types plus every type reached through domain bases and array elements. */
+async function loadTypes(db: Queryable, oid: number): Promise<Map<number, TypeRow>> {
+  const result = await db.query<TypeRow>(
+    `WITH RECURSIVE types AS (
+       SELECT t.oid, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typelem,
+              t.typsubscript = 'pg_catalog.array_subscript_handler'::regproc AS is_array
+         FROM pg_catalog.pg_type t
+        WHERE t.oid IN (SELECT atttypid FROM pg_catalog.pg_attribute
+                         WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped)
+       UNION
+       SELECT t.oid, t.typname, t.typtype, t.typbasetype, t.typtypmod, t.typelem,
+              t.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
+         FROM pg_catalog.pg_type t
+         JOIN types ON t.oid = types.typbasetype OR (types.is_array AND t.oid = types.typelem)
+     )
+     SELECT * FROM types`,
+    [oid],
+  )
+  return new Map(result.rows.map((row) => [row.oid, row]))
+}
+
+type TypeDescription = Pick<ColumnInfo, 'typeName' | 'dims' | 'maxLength' | 'length' | 'precision' | 'scale'>
+
+function describeType(types: ReadonlyMap<number, TypeRow>, attribute: AttributeRow): TypeDescription {
+  let { type, typmod } = resolveDomain(types, attribute.atttypid, attribute.atttypmod)
+  let dims = 0
+  if (type.is_array) {
+    // attndims is only a declaration (0 for e.g. CREATE TABLE AS or a domain over an array);
+    // PostgreSQL does not enforce it, but an array column has at least one dimension.
+    dims = Math.max(attribute.attndims, 1)
+    // An array column's typmod is its element's.
+    ;({ type, typmod } = resolveDomain(types, type.typelem, typmod))
+  }
+  return { typeName: type.typname, dims, ...typeModifiers(type.typname, typmod) }
+}
+
+function resolveDomain(types: ReadonlyMap<number, TypeRow>, oid: number, typmod: number): { type: TypeRow; typmod: number } {
+  let type = lookup(types, oid)
+  while (type.typtype === 'd') {
+    if (typmod === -1) typmod = type.typtypmod
+    type = lookup(types, type.typbasetype)
+  }
+  return { type, typmod }
+}
+
+function lookup(types: ReadonlyMap<number, TypeRow>, oid: number): TypeRow {
+  const type = types.get(oid)
+  // Only possible when the table's columns changed between our catalog queries.
+  if (!type) throw new Error(`Type ${oid} vanished while reading the table's columns; retry`)
+  return type
+}
+
+/** Decodes `atttypmod` the way PostgreSQL's `format_type` does for the types the client knows. */
+export function typeModifiers(typeName: string, typmod: number): Pick<ColumnInfo, 'maxLength' | 'length' | 'precision' | 'scale'> {
+  if (typmod < VARHDRSZ) return {}
+  const value = typmod - VARHDRSZ
+  switch (typeName) {
+    case 'varchar':
+      return { maxLength: value }
+    case 'bpchar':
+      return { length: value }
+    case 'numeric':
+      // Precision in the high 16 bits; scale in the low 11 bits as a signed number (PG 15
+      // allows negative scales, e.g. numeric(5, -2)).
+      return { precision: (value >> 16) & 0xffff, scale: ((value & 0x7ff) ^ 1024) - 1024 }
+    default:
+      return {}
+  }
+}
+
+function missing(table: TableName, attnum: number): never {
+  throw new Error(`Primary key column ${attnum} of ${table.schema}.${table.name} vanished; retry`)
+}

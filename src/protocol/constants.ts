@@ -1,0 +1,60 @@
+/**
+ * Every header, query parameter and control value of the wire protocol, once
+ * (`shared/PROTOCOL.md`). Tests spell the wire literally instead of importing these.
+ */
+export const HEADERS = {
+  handle: 'electric-handle',
+  offset: 'electric-offset',
+  schema: 'electric-schema',
+  cursor: 'electric-cursor',
+  upToDate: 'electric-up-to-date',
+  hasData: 'electric-has-data',
+  etag: 'etag',
+  ifNoneMatch: 'if-none-match',
+  cacheControl: 'cache-control',
+  retryAfter: 'retry-after',
+  location: 'location',
+} as const
+
+export const PARAMS = {
+  table: 'table',
+  offset: 'offset',
+  handle: 'handle',
+  live: 'live',
+  liveSse: 'live_sse',
+  experimentalLiveSse: 'experimental_live_sse',
+  cursor: 'cursor',
+  where: 'where',
+  params: 'params',
+  columns: 'columns',
+  replica: 'replica',
+  log: 'log',
+  secret: 'secret',
+} as const
+
+export const CONTROL = {
+  upToDate: 'up-to-date',
+  snapshotEnd: 'snapshot-end',
+  mustRefetch: 'must-refetch',
+} as const
+
+export const OPERATIONS = { insert: 'insert', update: 'update', delete: 'delete' } as const
+export type Operation = (typeof OPERATIONS)[keyof typeof OPERATIONS]
+
+export const OFFSET_NOW = 'now'
+
+/** Headers the browser must be allowed to read, or the client cannot follow the log. */
+export const EXPOSED_HEADERS = [
+  HEADERS.handle,
+  HEADERS.offset,
+  HEADERS.schema,
+  HEADERS.cursor,
+  HEADERS.upToDate,
+  HEADERS.hasData,
+  HEADERS.etag,
+  HEADERS.retryAfter,
+] as const
+
+/** `electric-cursor` counts 20 s intervals since this instant (the same epoch as Electric). */
+export const CURSOR_EPOCH_MS = Date.UTC(2024, 9, 9)
+export const CURSOR_INTERVAL_MS = 20_000

@@ -1,0 +1,23 @@
+/**
+ * What `replication/` hands to the rest of Sluice: whole committed transactions, in commit
+ * order, with rows as text output (see `pgoutput-messages.ts`).
+ */
+import type { Lsn } from '../pg/lsn.js'
+import type { RelationMessage, Tuple } from './pgoutput-messages.js'
+
+export type Relation = RelationMessage
+
+export type Change =
+  | { readonly kind: 'insert'; readonly relation: Relation; readonly record: Tuple }
+  | { readonly kind: 'update'; readonly relation: Relation; readonly old: Tuple | undefined; readonly record: Tuple }
+  | { readonly kind: 'delete'; readonly relation: Relation; readonly old: Tuple }
+  | { readonly kind: 'truncate'; readonly relations: readonly Relation[] }
+
+export interface Transaction {
+  /** 32-bit xid as pgoutput sends it. */
+  readonly xid: number
+  readonly commitLsn: Lsn
+  /** End of the commit record: the position to acknowledge once the transaction is durable. */
+  readonly endLsn: Lsn
+  readonly changes: readonly Change[]
+}

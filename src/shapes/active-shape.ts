@@ -1,0 +1,30 @@
+/**
+ * A shape as the running server holds it: its stored record, the table it reads, and where it
+ * stands in the snapshot/log merge (DESIGN: snapshot + log, steps 2 and 3).
+ */
+import type { TableInfo } from '../pg/introspect.js'
+import type { Transaction } from '../replication/transaction.js'
+import type { StoredShape } from '../storage/shape-log-store.js'
+import type { Visibility } from './xid-visibility.js'
+
+export const MERGE_PHASE = {
+  /** Snapshot visibility not known yet: transactions are held back. */
+  awaitingSnapshot: 'awaiting-snapshot',
+  /** Transactions visible in the snapshot are skipped. */
+  filtering: 'filtering',
+  /** Past the snapshot's xmax: every transaction is appended. */
+  live: 'live',
+} as const
+export type MergePhase = (typeof MERGE_PHASE)[keyof typeof MERGE_PHASE]
+
+export interface ActiveShape {
+  readonly stored: StoredShape
+  readonly table: TableInfo
+  phase: MergePhase
+  visibility: Visibility | undefined
+  readonly held: Transaction[]
+  /** Set once the snapshot is complete in storage (at once for shapes loaded at start). */
+  snapshotComplete: boolean
+  /** Why the shape can no longer be served, once it is being dropped. */
+  dropped: boolean
+}

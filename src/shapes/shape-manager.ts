@@ -1,0 +1,180 @@
+/**
+ * The registry of shapes: definition → shape, handle → shape. Creates shapes (table joins the
+ * publication, then the router holds the shape's transactions, then the snapshot runs — in
+ * that order, DESIGN step 1), reloads them at start, and drops them.
+ */
+import type pg from 'pg'
+import { MustRefetchError, UnavailableError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
+import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
+import { CONTROL } from '../protocol/constants.js'
+import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
+import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
+import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
+import type { ShapeHandle } from './shape-handle.js'
+import type { ShapeNotifier } from './shape-notifier.js'
+import type { ShapeRouter } from './shape-router.js'
+import { takeSnapshot } from './snapshot.js'
+import { visibilityOf } from './xid-visibility.js'
+
+export interface ShapeManagerOptions {
+  readonly store: ShapeLogStore
+  readonly pool: pg.Pool
+  readonly notifier: ShapeNotifier
+  readonly publication: string
+  readonly log: Logger
+}
+
+export class ShapeManager {
+  readonly #options: ShapeManagerOptions
+  readonly #byKey = new Map<string, ActiveShape>()
+  readonly #byHandle = new Map<string, ActiveShape>()
+  readonly #creating = new Map<string, Promise<ActiveShape>>()
+  #router: ShapeRouter | undefined
+
+  constructor(options: ShapeManagerOptions) {
+    this.#options = options
+  }
+
+  /** Loads stored shapes into `router`; drops those whose snapshot never finished. */
+  async start(router: ShapeRouter): Promise<void> {
+    this.#router = router
+    const { store, log } = this.#options
+    for (const stored of store.shapes()) {
+      const table = stored.status === SHAPE_STATUS.ready ? await loadTableInfo(this.#options.pool, stored.definition.table) : undefined
+      if (!table || !stored.snapshot) {
+        log.info({ handle: stored.handle, status: stored.status }, 'dropping shape that cannot be resumed')
+        await store.deleteShape(stored.id)
+        continue
+      }
+      // After a restart, transactions past the durable LSN may still predate the snapshot:
+      // filter them again rather than assume the shape was past xmax.
+      this.#activate({
+        stored,
+        table,
+        phase: MERGE_PHASE.filtering,
+        visibility: visibilityOf(stored.snapshot),
+        held: [],
+        snapshotComplete: true,
+        dropped: false,
+      })
+    }
+    log.info({ shapes: this.#byHandle.size }, 'shapes loaded')
+  }
+
+  get size(): number {
+    return this.#byHandle.size
+  }
+
+  byHandle(handle: ShapeHandle): ActiveShape | undefined {
+    return this.#byHandle.get(handle)
+  }
+
+  byDefinition(definition: ShapeDefinition): ActiveShape | undefined {
+    return this.#byKey.get(definitionKey(definition))
+  }
+
+  /** The shape for `definition`, created (and its snapshot started) when there is none. */
+  async getOrCreate(definition: ShapeDefinition, table: TableInfo): Promise<ActiveShape> {
+    const key = definitionKey(definition)
+    const existing = this.#byKey.get(key)
+    if (existing) return existing
+    let creating = this.#creating.get(key)
+    if (!creating) {
+      creating = this.#create(definition, key, table).finally(() => this.#creating.delete(key))
+      this.#creating.set(key, creating)
+    }
+    return creating
+  }
+
+  /** Drops a shape: its clients get 409 and the next request for its definition a new handle. */
+  async drop(shape: ActiveShape, reason: string): Promise<void> {
+    if (shape.dropped) return
+    shape.dropped = true
+    this.#options.log.info({ handle: shape.stored.handle, reason }, 'dropping shape')
+    this.#router?.remove(shape)
+    this.#byHandle.delete(shape.stored.handle)
+    if (this.#byKey.get(shape.stored.definitionKey) === shape) this.#byKey.delete(shape.stored.definitionKey)
+    this.#options.notifier.notify(shape.stored.id)
+    await this.#options.store.deleteShape(shape.stored.id)
+  }
+
+  /** Throws the 409 for a request whose handle is gone, naming the current handle. */
+  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string): Promise<never> {
+    const current = await this.getOrCreate(definition, table)
+    throw new MustRefetchError(current.stored.handle, why)
+  }
+
+  async #create(definition: ShapeDefinition, key: string, table: TableInfo): Promise<ActiveShape> {
+    const { pool, publication, store, log } = this.#options
+    const router = this.#router
+    if (!router) throw new UnavailableError('Sluice is starting')
+    const replicated = await ensureTableReplicated(pool, publication, table)
+    if (replicated.changed) {
+      // Changes written before the table joined the publication are not decoded, even when
+      // their transaction commits later: wait those transactions out before the snapshot.
+      await waitForTransactionsBefore(pool, replicated.xid, (waitedMs: number) =>
+        log.warn({ table: table.table, waitedMs }, 'waiting for older transactions to end before the first snapshot of this table'),
+      )
+    }
+    const stored = await store.createShape(definition, key)
+    const shape: ActiveShape = {
+      stored,
+      table,
+      phase: MERGE_PHASE.awaitingSnapshot,
+      visibility: undefined,
+      held: [],
+      snapshotComplete: false,
+      dropped: false,
+    }
+    this.#activate(shape)
+    log.info({ handle: stored.handle, table: table.table }, 'shape created')
+    void this.#runSnapshot(shape, router)
+    return shape
+  }
+
+  #activate(shape: ActiveShape): void {
+    this.#byKey.set(shape.stored.definitionKey, shape)
+    this.#byHandle.set(shape.stored.handle, shape)
+    this.#router?.add(shape)
+  }
+
+  async #runSnapshot(shape: ActiveShape, router: ShapeRouter): Promise<void> {
+    const { pool, store, notifier, log } = this.#options
+    const id = shape.stored.id
+    const started = Date.now()
+    try {
+      const { info, rows } = await takeSnapshot(
+        pool,
+        shape.table,
+        {
+          onSnapshotInfo: (info) => {
+            shape.visibility = visibilityOf(info)
+            router.snapshotStarted(shape)
+          },
+          onRows: async (batch) => {
+            if (shape.dropped) throw new Error('shape dropped during its snapshot')
+            await store.appendSnapshotRows(id, batch)
+            notifier.notify(id)
+          },
+        },
+        log,
+        { rows: shape.stored.definition.log === LOG_MODES.full },
+      )
+      if (shape.dropped) return
+      const end = { headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }
+      await store.finishSnapshot(id, Buffer.from(JSON.stringify(end)), info)
+      shape.snapshotComplete = true
+      notifier.notify(id)
+      log.info({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
+    } catch (error) {
+      log.error(
+        { handle: shape.stored.handle, err: (error as Error).message },
+        'snapshot failed; the shape is dropped and will be recreated on the next request',
+      )
+      await this.drop(shape, 'snapshot failed')
+    }
+  }
+}
+

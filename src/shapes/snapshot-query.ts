@@ -1,0 +1,28 @@
+/**
+ * The SQL of a shape's snapshot: one JSON text per row, rendered by PostgreSQL in the exact
+ * wire shape of an insert message, so snapshot rows are copied to storage without parsing.
+ * Built only from catalog names (quoted) and constant fragments, never from client text.
+ */
+import type { TableInfo } from '../pg/introspect.js'
+import { sqlLiteral } from '../pg/sql.js'
+import { textOutputSql } from '../pg/text-output-sql.js'
+import { qualifiedName } from './shape-definition.js'
+import { relationPrefix, rowKeySql } from './row-key.js'
+
+export function snapshotRowSql(table: TableInfo): string {
+  const values = table.columns.map((column, i) => {
+    const name = `${i === 0 ? '' : ','}${JSON.stringify(column.name)}:`
+    return `${sqlLiteral(name)} || coalesce(to_json(${textOutputSql(column)})::text, 'null')`
+  })
+  const headers = JSON.stringify({ operation: 'insert', relation: [table.table.schema, table.table.name] })
+  const pkColumns = table.primaryKey.map((name) => table.columns.find((c) => c.name === name)!)
+  const key = rowKeySql(relationPrefix(table.table), pkColumns)
+  const parts = [
+    sqlLiteral('{"key":'),
+    `to_json(${key})::text`,
+    sqlLiteral(',"value":{'),
+    ...values,
+    sqlLiteral(`},"headers":${headers}}`),
+  ]
+  return `SELECT ${parts.join(' || ')} FROM ${qualifiedName(table.table)}`
+}

@@ -1,0 +1,86 @@
+/**
+ * Takes a shape's snapshot (DESIGN: snapshot + log): a REPEATABLE READ READ ONLY transaction
+ * that first reads `pg_current_snapshot()` — handed to the caller at once, so replicated
+ * transactions can be filtered while rows are still streaming — then streams every row as
+ * wire JSON through binary COPY, in batches, with backpressure from storage.
+ */
+import type pg from 'pg'
+import { to as copyTo } from 'pg-copy-streams'
+import type { Logger } from 'pino'
+import { CopyBinaryRowReader } from '../pg/copy-binary.js'
+import type { TableInfo } from '../pg/introspect.js'
+import { OUTPUT_SETTINGS } from '../pg/output-settings.js'
+import { sqlLiteral } from '../pg/sql.js'
+import type { SnapshotInfo } from '../storage/shape-log-store.js'
+import { snapshotRowSql } from './snapshot-query.js'
+import { parseSnapshotText } from './xid-visibility.js'
+
+export interface SnapshotSink {
+  /** Called once, before any row, with the snapshot's visibility. */
+  onSnapshotInfo(info: SnapshotInfo): void
+  /** Called with each batch of rows in order; the next batch waits for the promise. */
+  onRows(rows: readonly Buffer[]): Promise<void>
+}
+
+const BATCH_BYTES = 1024 * 1024
+const PROGRESS_EVERY_MS = 5_000
+
+export async function takeSnapshot(
+  pool: pg.Pool,
+  table: TableInfo,
+  sink: SnapshotSink,
+  log: Logger,
+  options: { readonly rows: boolean },
+): Promise<{ info: SnapshotInfo; rows: number }> {
+  const client = await pool.connect()
+  let broken = false
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+    for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
+      await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
+    }
+    const snapshotText = await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')
+    const info = parseSnapshotText(snapshotText.rows[0]!.s)
+    sink.onSnapshotInfo(info)
+
+    if (!options.rows) {
+      await client.query('COMMIT')
+      return { info, rows: 0 }
+    }
+    const started = Date.now()
+    let lastProgress = started
+    let rows = 0
+    const reader = new CopyBinaryRowReader()
+    const stream = client.query(copyTo(`COPY (${snapshotRowSql(table)}) TO STDOUT (FORMAT binary)`))
+    let batch: Buffer[] = []
+    let batchBytes = 0
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      for (const row of reader.push(chunk)) {
+        batch.push(row)
+        batchBytes += row.length
+      }
+      if (batchBytes >= BATCH_BYTES) {
+        rows += batch.length
+        await sink.onRows(batch)
+        batch = []
+        batchBytes = 0
+        if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+          lastProgress = Date.now()
+          log.info({ table: table.table, rows, elapsedMs: lastProgress - started }, 'snapshot in progress')
+        }
+      }
+    }
+    if (batch.length > 0) {
+      rows += batch.length
+      await sink.onRows(batch)
+    }
+    await client.query('COMMIT')
+    return { info, rows }
+  } catch (error) {
+    broken = true
+    throw error
+  } finally {
+    // A connection that failed mid-COPY is in an unknown state: discard it.
+    client.release(broken)
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * Durable shape logs in one LMDB environment. One write transaction per replication batch
+ * holds every shape's appends, their chunk boundaries and the new durable LSN, so a crash keeps
+ * all of a batch or none of it (DESIGN invariant: ack ≤ durable). Reads are ordered range scans
+ * over memory-mapped pages and never re-encode: entries are stored as their wire JSON.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Lsn } from '../pg/lsn.js'
+import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
+import type { ShapeDefinition } from '../shapes/shape-definition.js'
+import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
+import { logKey, offsetAfter, offsetOfKey, shapeKeyRange } from './log-keys.js'
+
+export const SHAPE_STATUS = { snapshotting: 'snapshotting', ready: 'ready' } as const
+export type ShapeStatus = (typeof SHAPE_STATUS)[keyof typeof SHAPE_STATUS]
+
+/** `pg_current_snapshot()` of a shape's snapshot, 64-bit xids as decimal text. */
+export interface SnapshotInfo {
+  readonly xmin: string
+  readonly xmax: string
+  readonly xip: readonly string[]
+}
+
+export interface StoredShape {
+  readonly id: number
+  readonly handle: ShapeHandle
+  readonly definition: ShapeDefinition
+  readonly definitionKey: string
+  readonly status: ShapeStatus
+  readonly snapshot?: SnapshotInfo
+  readonly createdAtMs: number
+}
+
+export interface LogEntry {
+  readonly offset: Offset
+  readonly bytes: Buffer
+}
+
+/** One transaction's entries for one shape, in offset order. */
+export interface ShapeAppend {
+  readonly shapeId: number
+  readonly entries: readonly LogEntry[]
+}
+
+export interface LogBatch {
+  /** Everything up to this LSN is processed once the batch is durable. */
+  readonly durableLsn: Lsn
+  readonly appends: readonly ShapeAppend[]
+}
+
+const META_DURABLE_LSN = 'durableLsn'
+const META_HANDLE_CLOCK = 'handleClock'
+const META_NEXT_SHAPE_ID = 'nextShapeId'
+const MARK = Buffer.of(1)
+
+export class ShapeLogStore {
+  readonly #root: RootDatabase
+  readonly #entries: Database<Buffer, Buffer>
+  readonly #boundaries: Database<Buffer, Buffer>
+  readonly #shapes: Database<StoredShape, number>
+  readonly #meta: Database<string, string>
+  readonly #chunkBytes: number
+  /** Log bytes since the last chunk boundary, per shape. */
+  readonly #openChunkBytes = new Map<number, number>()
+  /** Progress of snapshots being written: rows so far and bytes since the last boundary. */
+  readonly #snapshotRows = new Map<number, { rows: number; bytes: number }>()
+  #durableLsn: Lsn
+
+  private constructor(dir: string, chunkBytes: number) {
+    mkdirSync(dir, { recursive: true })
+    this.#root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: false, compression: false })
+    this.#entries = this.#root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' })
+    this.#boundaries = this.#root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' })
+    this.#shapes = this.#root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' })
+    this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string' })
+    this.#chunkBytes = chunkBytes
+    this.#durableLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
+    for (const shape of this.shapes()) this.#openChunkBytes.set(shape.id, this.#bytesSinceLastBoundary(shape.id))
+  }
+
+  static open(dir: string, options: { chunkBytes: number }): ShapeLogStore {
+    return new ShapeLogStore(dir, options.chunkBytes)
+  }
+
+  /** Every transaction whose commit ends at or before this LSN is in storage. */
+  get durableLsn(): Lsn {
+    return this.#durableLsn
+  }
+
+  shapes(): StoredShape[] {
+    return [...this.#shapes.getRange()].map(({ value }) => value)
+  }
+
+  getShape(id: number): StoredShape | undefined {
+    return this.#shapes.get(id)
+  }
+
+  /** Registers a new shape with a never-before-issued handle. */
+  async createShape(definition: ShapeDefinition, definitionKey: string): Promise<StoredShape> {
+    return this.#root.transaction(() => {
+      const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
+      // Microseconds, but strictly increasing even when the clock steps back or two shapes
+      // are created in the same microsecond: handles are never reused.
+      const lastClock = BigInt(this.#meta.get(META_HANDLE_CLOCK) ?? '0')
+      const now = BigInt(Date.now()) * 1000n
+      const clock = now > lastClock ? now : lastClock + 1n
+      const shape: StoredShape = {
+        id,
+        handle: makeShapeHandle(definitionKey, clock),
+        definition,
+        definitionKey,
+        status: SHAPE_STATUS.snapshotting,
+        createdAtMs: Date.now(),
+      }
+      this.#meta.putSync(META_NEXT_SHAPE_ID, String(id + 1))
+      this.#meta.putSync(META_HANDLE_CLOCK, String(clock))
+      this.#shapes.putSync(id, shape)
+      this.#openChunkBytes.set(id, 0)
+      this.#snapshotRows.set(id, { rows: 0, bytes: 0 })
+      return shape
+    })
+  }
+
+  /** Appends snapshot rows as `0_n`, closing a chunk after each row that passes the size limit. */
+  async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
+    await this.#root.transaction(() => {
+      const progress = this.#snapshotRows.get(shapeId)
+      if (!progress) return
+      let n = progress.rows
+      let bytes = progress.bytes
+      for (const row of rows) {
+        const key = logKey(shapeId, { tx: 0n, op: n })
+        this.#entries.putSync(key, row)
+        bytes += row.length + 1
+        if (bytes >= this.#chunkBytes) {
+          this.#boundaries.putSync(key, MARK)
+          bytes = 0
+        }
+        n++
+      }
+      this.#snapshotRows.set(shapeId, { rows: n, bytes })
+    })
+  }
+
+  /** Closes the snapshot with its control message at `0_inf` and marks the shape ready. */
+  async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo): Promise<void> {
+    await this.#root.transaction(() => {
+      const key = logKey(shapeId, SNAPSHOT_END)
+      this.#entries.putSync(key, endMessage)
+      this.#boundaries.putSync(key, MARK)
+      const shape = this.#shapes.get(shapeId)
+      if (shape) this.#shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot })
+      this.#snapshotRows.delete(shapeId)
+      this.#openChunkBytes.set(shapeId, this.#bytesSinceLastBoundary(shapeId))
+    })
+  }
+
+  /**
+   * Makes a replication batch durable: every append, the chunk boundaries they close and the
+   * new durable LSN in one LMDB transaction. Resolves once it is on disk.
+   */
+  async commit(batch: LogBatch): Promise<void> {
+    await this.#root.transaction(() => {
+      for (const append of batch.appends) {
+        if (append.entries.length === 0 || !this.#shapes.doesExist(append.shapeId)) continue
+        let bytes = this.#openChunkBytes.get(append.shapeId) ?? 0
+        let last: Buffer | undefined
+        for (const entry of append.entries) {
+          last = logKey(append.shapeId, entry.offset)
+          this.#entries.putSync(last, entry.bytes)
+          bytes += entry.bytes.length + 1
+        }
+        // Boundaries fall only at transaction ends, so a chunk never splits a transaction.
+        // While the snapshot is still being written, log entries count toward the first
+        // log chunk, which starts after `0_inf`.
+        if (bytes >= this.#chunkBytes && last && !this.#snapshotRows.has(append.shapeId)) {
+          this.#boundaries.putSync(last, MARK)
+          bytes = 0
+        }
+        this.#openChunkBytes.set(append.shapeId, bytes)
+      }
+      if (batch.durableLsn > this.#durableLsn) {
+        this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
+        this.#durableLsn = batch.durableLsn
+      }
+    })
+  }
+
+  /** Entries in `(after, upTo]`, as stored. */
+  read(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
+    const values: Buffer[] = []
+    for (const { value } of this.#entries.getRange({
+      start: logKey(shapeId, offsetAfter(after)),
+      end: logKey(shapeId, offsetAfter(upTo)),
+    })) {
+      values.push(value)
+    }
+    return values
+  }
+
+  /** The first chunk boundary strictly after `after`, if that chunk is complete. */
+  chunkEndAfter(shapeId: number, after: Offset): Offset | undefined {
+    for (const key of this.#boundaries.getKeys({
+      start: logKey(shapeId, offsetAfter(after)),
+      end: shapeKeyRange(shapeId).end,
+      limit: 1,
+    })) {
+      return offsetOfKey(key)
+    }
+    return undefined
+  }
+
+  /** The offset of the shape's last entry (`undefined` for an empty log). */
+  head(shapeId: number): Offset | undefined {
+    const { start, end } = shapeKeyRange(shapeId)
+    for (const key of this.#entries.getKeys({ start: end, end: start, reverse: true, limit: 1 })) {
+      return offsetOfKey(key)
+    }
+    return undefined
+  }
+
+  /** Removes a shape and its whole log. */
+  async deleteShape(shapeId: number): Promise<void> {
+    const { start, end } = shapeKeyRange(shapeId)
+    await this.#root.transaction(() => {
+      for (const key of this.#entries.getKeys({ start, end })) this.#entries.removeSync(key)
+      for (const key of this.#boundaries.getKeys({ start, end })) this.#boundaries.removeSync(key)
+      this.#shapes.removeSync(shapeId)
+    })
+    this.#openChunkBytes.delete(shapeId)
+    this.#snapshotRows.delete(shapeId)
+  }
+
+  async close(): Promise<void> {
+    await this.#root.close()
+  }
+
+  #bytesSinceLastBoundary(shapeId: number): number {
+    const { start, end } = shapeKeyRange(shapeId)
+    let from = start
+    for (const key of this.#boundaries.getKeys({ start: end, end: start, reverse: true, limit: 1 })) {
+      from = logKey(shapeId, offsetAfter(offsetOfKey(key)))
+    }
+    let bytes = 0
+    for (const { value } of this.#entries.getRange({ start: from, end })) bytes += value.length + 1
+    return bytes
+  }
+}

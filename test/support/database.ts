@@ -1,0 +1,49 @@
+/**
+ * A fresh database per suite inside the shared test cluster, so suites never see each
+ * other's tables, slots or publications.
+ */
+import { inject } from 'vitest'
+import pg from 'pg'
+import { randomBytes } from 'node:crypto'
+
+export interface TestDatabase {
+  readonly url: string
+  readonly name: string
+  /** A pooled client for the test's own SQL. */
+  readonly pool: pg.Pool
+  drop(): Promise<void>
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('databaseUrl')
+  const name = `sluice_test_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: adminUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  await admin.end()
+  const url = withDatabase(adminUrl, name)
+  const pool = new pg.Pool({ connectionString: url, max: 8 })
+  return {
+    url,
+    name,
+    pool,
+    async drop() {
+      await pool.end()
+      const client = new pg.Client({ connectionString: adminUrl })
+      await client.connect()
+      // Slots pin the database; a suite that crashed may have left one behind.
+      await client.query(
+        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`,
+        [name],
+      )
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await client.end()
+    },
+  }
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
