@@ -61,3 +61,14 @@ export async function startTestSluice(overrides: Partial<Config> = {}, db?: Test
   }
   return sluice
 }
+
+/** Waits until Sluice has made durable everything PostgreSQL had written when this was called. */
+export async function waitForReplication(sluice: TestSluice, timeoutMs = 20_000): Promise<void> {
+  const { rows } = await sluice.db.pool.query<{ lsn: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS lsn`)
+  const target = BigInt(rows[0]!.lsn)
+  const deadline = Date.now() + timeoutMs
+  while (sluice.server.store.durableLsn < target) {
+    if (Date.now() > deadline) throw new Error(`Sluice did not reach LSN ${target} (at ${sluice.server.store.durableLsn})`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * A plain HTTP client of the shape log that keeps everything it saw, so tests can check the
+ * log itself: the materialized rows, the snapshot's visibility, and every change's identity.
+ */
+export interface WireMessage {
+  key?: string
+  value?: Record<string, string | null>
+  old_value?: Record<string, string | null>
+  headers: Record<string, unknown>
+}
+
+export class Follower {
+  handle: string | undefined
+  offset = '-1'
+  cursor: string | undefined
+  upToDate = false
+  readonly rows = new Map<string, Record<string, string | null>>()
+  /** `lsn/op_position/operation/key` of every replicated change applied since the last reset. */
+  readonly changeIds: string[] = []
+  /** xid of every replicated change applied since the last reset. */
+  readonly xids: number[] = []
+  snapshotEnd: { xmin: string; xmax: string; xip_list: string[] } | undefined
+  refetches = 0
+  readonly offsetsSeen = new Set<string>()
+
+  constructor(
+    readonly baseUrl: () => string,
+    readonly params: Record<string, string>,
+  ) {}
+
+  /** One request; `live` only once up to date. Returns the HTTP status. */
+  async step(options: { live?: boolean; signal?: AbortSignal } = {}): Promise<number> {
+    const url = new URL(this.baseUrl())
+    for (const [k, v] of Object.entries(this.params)) url.searchParams.set(k, v)
+    url.searchParams.set('offset', this.offset)
+    if (this.handle) url.searchParams.set('handle', this.handle)
+    const live = options.live === true && this.upToDate
+    if (live) {
+      url.searchParams.set('live', 'true')
+      if (this.cursor) url.searchParams.set('cursor', this.cursor)
+    }
+    const response = await fetch(url, options.signal ? { signal: options.signal } : {})
+    if (response.status === 409) {
+      await response.text()
+      this.reset(response.headers.get('electric-handle') ?? undefined)
+      return 409
+    }
+    if (response.status !== 200) {
+      await response.text()
+      return response.status
+    }
+    const messages = (await response.json()) as WireMessage[]
+    this.handle = response.headers.get('electric-handle') ?? undefined
+    const nextOffset = response.headers.get('electric-offset')!
+    this.cursor = response.headers.get('electric-cursor') ?? this.cursor
+    this.upToDate = false
+    for (const message of messages) this.apply(message)
+    if (nextOffset !== this.offset) this.offsetsSeen.add(nextOffset)
+    this.offset = nextOffset
+    return 200
+  }
+
+  /** Follows until up to date (non-live requests only). */
+  async catchUp(maxSteps = 10_000): Promise<void> {
+    for (let i = 0; i < maxSteps; i++) {
+      const status = await this.step()
+      if (status !== 200 && status !== 409) throw new Error(`unexpected status ${status}`)
+      if (status === 200 && this.upToDate) return
+    }
+    throw new Error('did not catch up')
+  }
+
+  reset(handle: string | undefined): void {
+    this.refetches++
+    this.handle = handle
+    this.offset = '-1'
+    this.upToDate = false
+    this.rows.clear()
+    this.changeIds.length = 0
+    this.xids.length = 0
+    this.snapshotEnd = undefined
+    this.offsetsSeen.clear()
+  }
+
+  apply(message: WireMessage): void {
+    const control = message.headers['control']
+    if (control === 'up-to-date') {
+      this.upToDate = true
+      return
+    }
+    if (control === 'snapshot-end') {
+      this.snapshotEnd = message.headers as never
+      return
+    }
+    if (control !== undefined) throw new Error(`unexpected control ${String(control)}`)
+    const key = message.key!
+    const operation = message.headers['operation']
+    if (message.headers['lsn'] !== undefined) {
+      this.xids.push((message.headers['txids'] as number[])[0]!)
+      this.changeIds.push(`${String(message.headers['lsn'])}/${String(message.headers['op_position'])}/${String(operation)}/${key}`)
+    }
+    if (operation === 'insert') this.rows.set(key, { ...message.value })
+    else if (operation === 'update') {
+      const existing = this.rows.get(key)
+      if (!existing) throw new Error(`update of a row the client does not have: ${key}`)
+      this.rows.set(key, { ...existing, ...message.value })
+    } else if (operation === 'delete') {
+      if (!this.rows.delete(key)) throw new Error(`delete of a row the client does not have: ${key}`)
+    }
+  }
+
+  /** Rows sorted by key, for comparison with a query result. */
+  sortedRows(): Record<string, string | null>[] {
+    return [...this.rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row)
+  }
+}

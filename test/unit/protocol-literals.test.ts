@@ -1,0 +1,92 @@
+/**
+ * Every header, query parameter and control value lives once, in `src/protocol/constants.ts`
+ * (STYLE: Protocol in one place). This scan fails when a file under `src/` spells one of those
+ * values as a raw string literal ('…', "…" or a template literal without substitutions) —
+ * real literals only, found with the TypeScript parser, so comments and import paths do not count.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { join, relative, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+import { describe, expect, it } from 'vitest'
+import { CONTROL, HEADERS, PARAMS } from '../../src/protocol/constants.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const SRC = join(ROOT, 'src')
+const CONSTANTS_FILE = join(SRC, 'protocol', 'constants.ts')
+
+const FORBIDDEN = new Set<string>([...Object.values(HEADERS), ...Object.values(PARAMS), ...Object.values(CONTROL)])
+
+interface Violation {
+  readonly file: string
+  readonly line: number
+  readonly literal: string
+}
+
+function sourceFiles(dir: string): string[] {
+  const files: string[] = []
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) files.push(...sourceFiles(path))
+    else if (/\.(c|m)?tsx?$/.test(entry.name) || /\.(c|m)?js$/.test(entry.name)) files.push(path)
+  }
+  return files
+}
+
+/** Raw protocol literals in one file's text. */
+export function findProtocolLiterals(fileName: string, text: string): Violation[] {
+  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true)
+  const found: Violation[] = []
+  const visit = (node: ts.Node): void => {
+    if ((ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) && FORBIDDEN.has(node.text)) {
+      // Module specifiers are paths, not protocol text.
+      const parent = node.parent
+      const isModulePath =
+        (ts.isImportDeclaration(parent) || ts.isExportDeclaration(parent)) && parent.moduleSpecifier === node
+      if (!isModulePath) {
+        const { line } = source.getLineAndCharacterOfPosition(node.getStart(source))
+        found.push({ file: fileName, line: line + 1, literal: node.getText(source) })
+      }
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(source)
+  return found
+}
+
+describe('protocol literals', () => {
+  it('knows the values it looks for', () => {
+    expect(FORBIDDEN.has('electric-handle')).toBe(true)
+    expect(FORBIDDEN.has('live_sse')).toBe(true)
+    expect(FORBIDDEN.has('up-to-date')).toBe(true)
+    expect(FORBIDDEN.has('must-refetch')).toBe(true)
+  })
+
+  it('catches single, double and template quotes, not comments or longer strings', () => {
+    const text = [
+      `const a = 'electric-offset'`,
+      `const b = "up-to-date"`,
+      'const c = `live_sse`',
+      `// 'electric-cursor' in a comment is fine`,
+      `/** "snapshot-end" in JSDoc is fine */`,
+      'const d = `electric-handle: ${a}`',
+      `const e = 'electric-offsets'`,
+      `const f = { 'retry-after': 1 }`,
+    ].join('\n')
+    expect(findProtocolLiterals('sample.ts', text)).toEqual([
+      { file: 'sample.ts', line: 1, literal: `'electric-offset'` },
+      { file: 'sample.ts', line: 2, literal: `"up-to-date"` },
+      { file: 'sample.ts', line: 3, literal: '`live_sse`' },
+      { file: 'sample.ts', line: 8, literal: `'retry-after'` },
+    ])
+  })
+
+  it('finds none in src/ outside protocol/constants.ts', () => {
+    const files = sourceFiles(SRC).filter((file) => file !== CONSTANTS_FILE)
+    expect(files.length).toBeGreaterThan(10)
+    const violations = files.flatMap((file) =>
+      findProtocolLiterals(relative(ROOT, file).split(sep).join('/'), readFileSync(file, 'utf8')),
+    )
+    expect(violations.map((v) => `${v.file}:${v.line} ${v.literal}`)).toEqual([])
+  })
+})
