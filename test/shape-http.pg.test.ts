@@ -1,0 +1,179 @@
+/**
+ * The HTTP contract on a real server: chunking and immutable chunk URLs, ETag/304,
+ * long-poll wake-up and timeout, DELETE → 409 → refetch, and errors in the protocol's shape.
+ */
+import { ShapeStream, type Row } from '@electric-sql/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shapeOf } from './support/electric.js'
+import { Follower } from './support/follower.js'
+import { startTestSluice, waitForReplication, type TestSluice } from './support/sluice.js'
+import { waitFor } from './support/wait.js'
+
+const LONG_POLL_MS = 1_500
+let sluice: TestSluice
+
+beforeAll(async () => {
+  sluice = await startTestSluice({ chunkBytes: 10_000, longPollMs: LONG_POLL_MS, allowShapeDeletion: true })
+  const { pool } = sluice.db
+  await pool.query(`CREATE TABLE big (id int PRIMARY KEY, payload text)`)
+  await pool.query(`INSERT INTO big SELECT g, repeat('x', 20) FROM generate_series(1, 10000) g`)
+  await pool.query(`CREATE TABLE live_items (id int PRIMARY KEY, title text)`)
+  await pool.query(`CREATE TABLE deletable (id int PRIMARY KEY, title text)`)
+  await pool.query(`INSERT INTO deletable VALUES (1, 'a')`)
+})
+
+afterAll(async () => {
+  await sluice?.close()
+})
+
+function url(query: string): string {
+  return `${sluice.shapeUrl()}?${query}`
+}
+
+describe('chunks', () => {
+  it('serves a 10,000-row table in several immutable chunks', async () => {
+    const first = await fetch(url('table=big&offset=-1'))
+    expect(first.status).toBe(200)
+    const handle = first.headers.get('electric-handle')!
+    expect(first.headers.get('cache-control')).toBe('public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746')
+    expect(first.headers.get('electric-up-to-date')).toBeNull()
+    const firstBody = (await first.json()) as unknown[]
+    expect(firstBody.length).toBeGreaterThan(10)
+    expect(firstBody.length).toBeLessThan(10_000)
+
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'big' })
+    await follower.catchUp()
+    expect(follower.rows.size).toBe(10_000)
+    expect(follower.offsetsSeen.size).toBeGreaterThan(5)
+
+    // A chunk URL answers the same bytes every time, and its ETag revalidates to 304.
+    const chunkUrl = url(`table=big&offset=0_100&handle=${handle}`)
+    const a = await fetch(chunkUrl)
+    const b = await fetch(chunkUrl)
+    const bytesA = Buffer.from(await a.arrayBuffer())
+    const bytesB = Buffer.from(await b.arrayBuffer())
+    expect(bytesA.length).toBeGreaterThan(1000)
+    expect(bytesB.equals(bytesA)).toBe(true)
+    const etag = a.headers.get('etag')!
+    expect(etag).toBe(b.headers.get('etag'))
+    expect(etag).toMatch(new RegExp(`^"${handle}:0_100:0_\\d+"$`))
+    expect(a.headers.get('cache-control')).toBe('public, max-age=60, stale-while-revalidate=300')
+    const revalidated = await fetch(chunkUrl, { headers: { 'if-none-match': etag } })
+    expect(revalidated.status).toBe(304)
+    expect(revalidated.headers.get('etag')).toBe(etag)
+  })
+})
+
+describe('long-poll', () => {
+  it('answers a live request at the head when a change commits', async () => {
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'live_items' })
+    await follower.catchUp()
+    const started = Date.now()
+    const request = fetch(url(`table=live_items&offset=${follower.offset}&handle=${follower.handle}&live=true`))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await sluice.db.pool.query(`INSERT INTO live_items VALUES (1, 'hello')`)
+    const response = await request
+    const elapsed = Date.now() - started
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as { headers: Record<string, unknown>; value?: unknown }[]
+    expect(body[0]!.value).toEqual({ id: '1', title: 'hello' })
+    expect(body.at(-1)!.headers['control']).toBe('up-to-date')
+    expect(response.headers.get('electric-cursor')).toMatch(/^\d+$/)
+    expect(response.headers.get('electric-up-to-date')).toBe('')
+    expect(response.headers.get('cache-control')).toBe('public, max-age=5, stale-while-revalidate=5')
+    expect(elapsed).toBeLessThan(LONG_POLL_MS)
+  })
+
+  it('answers only up-to-date after SLUICE_LONG_POLL_MS when nothing changes', async () => {
+    await waitForReplication(sluice)
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'live_items' })
+    await follower.catchUp()
+    const started = Date.now()
+    const response = await fetch(url(`table=live_items&offset=${follower.offset}&handle=${follower.handle}&live=true&cursor=5`))
+    const elapsed = Date.now() - started
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual([{ headers: { control: 'up-to-date', global_last_seen_lsn: expect.stringMatching(/^\d+$/) } }])
+    expect(response.headers.get('electric-offset')).toBe(follower.offset)
+    expect(Number(response.headers.get('electric-cursor'))).toBeGreaterThan(5)
+    expect(elapsed).toBeGreaterThanOrEqual(LONG_POLL_MS - 50)
+  })
+})
+
+describe('DELETE /v1/shape', () => {
+  it('makes clients refetch and end with the right rows', async () => {
+    const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'deletable' } })
+    const shape = shapeOf(stream)
+    expect(await shape.rows).toEqual([{ id: 1, title: 'a' }])
+    const oldHandle = stream.shapeHandle!
+
+    const deleted = await fetch(url('table=deletable'), { method: 'DELETE' })
+    expect(deleted.status).toBe(202)
+    const stale = await fetch(url(`table=deletable&offset=0_inf&handle=${oldHandle}`))
+    expect(stale.status).toBe(409)
+    expect(await stale.json()).toEqual([{ headers: { control: 'must-refetch' } }])
+    const newHandle = stale.headers.get('electric-handle')
+    expect(newHandle).toBeTruthy()
+    expect(newHandle).not.toBe(oldHandle)
+
+    await sluice.db.pool.query(`INSERT INTO deletable VALUES (2, 'b')`)
+    await waitFor(() => expect(sortRows(shape.currentRows)).toEqual([{ id: 1, title: 'a' }, { id: 2, title: 'b' }]))
+    await waitFor(() => expect(stream.shapeHandle).not.toBe(oldHandle))
+    shape.unsubscribeAll()
+
+    expect((await fetch(url('table=deletable&handle=00000000-1'), { method: 'DELETE' })).status).toBe(404)
+  })
+})
+
+describe('errors', () => {
+  it('answers bad requests with the protocol error shape', async () => {
+    const cases: [string, number, string][] = [
+      ['offset=-1', 400, 'table'],
+      ['table=items', 400, 'offset'],
+      ['table=live_items&offset=5_0', 400, 'handle'],
+      ['table=live_items&offset=abc', 400, 'offset'],
+      ['table=live_items&offset=-1&live=true', 400, 'live'],
+      ['table=no_such_table&offset=-1', 400, 'table'],
+      ['table=a.b.c&offset=-1', 400, 'table'],
+      ['table=live_items&offset=-1&replica=half', 400, 'replica'],
+    ]
+    for (const [query, status, param] of cases) {
+      const response = await fetch(url(query))
+      expect(response.status, query).toBe(status)
+      expect(response.headers.get('cache-control')).toBe('no-store')
+      const body = (await response.json()) as { message: string; errors: Record<string, string[]> }
+      expect(body.message).toBe('Invalid request')
+      expect(Object.keys(body.errors), query).toContain(param)
+    }
+    const missing = await fetch(`${sluice.server.url}/nope`)
+    expect(missing.status).toBe(404)
+    expect(await missing.json()).toEqual({ message: expect.any(String) })
+  })
+
+  it('answers an unknown handle with 409 and the current handle', async () => {
+    const response = await fetch(url('table=live_items&offset=0_inf&handle=12345678-1'))
+    expect(response.status).toBe(409)
+    expect(response.headers.get('electric-handle')).toMatch(/^[0-9a-f]{8}-\d+$/)
+    expect(response.headers.get('cache-control')).toBe('public, max-age=60, must-revalidate')
+  })
+
+  it('allows CORS reads of every electric header', async () => {
+    const response = await fetch(url('table=live_items&offset=-1'), { headers: { origin: 'https://app.example' } })
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    const exposed = response.headers.get('access-control-expose-headers')!.split(/,\s*/)
+    for (const header of ['electric-handle', 'electric-offset', 'electric-schema', 'electric-cursor', 'electric-up-to-date', 'retry-after']) {
+      expect(exposed).toContain(header)
+    }
+    const preflight = await fetch(sluice.shapeUrl(), { method: 'OPTIONS', headers: { origin: 'https://app.example' } })
+    expect(preflight.status).toBe(204)
+  })
+
+  it('reports health', async () => {
+    const response = await fetch(`${sluice.server.url}/v1/health`)
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ status: 'active' })
+  })
+})
+
+function sortRows(rows: Row[]): Row[] {
+  return [...rows].sort((a, b) => Number(a['id']) - Number(b['id']))
+}
