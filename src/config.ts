@@ -1,7 +1,7 @@
 /**
  * Configuration from the environment: one declarative table (name, parser, default,
  * description), read once at start. A bad value stops the start with the variable's name.
- * The README's configuration table is generated from `CONFIG_OPTIONS` (see `test/config.test.ts`).
+ * `test/readme.test.ts` checks that the README's configuration table lists every option.
  */
 import { resolve } from 'node:path'
 import { ConfigError } from './errors.js'

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     const dir = join(config.dataDir, 'postgres')
     log.info({ dir }, 'DATABASE_URL is unset: starting an embedded PostgreSQL 17')
     const pgLog = log.child({ component: 'embedded-postgres' })
-    embedded = await startEmbeddedPostgres({ dir, port: await freePort(), onLog: (line) => pgLog.debug(line) })
+    embedded = await startEmbeddedPostgres({ dir, port: await freePort(), onLog: (line) => pgLog.debug(line), onNotice: (line) => pgLog.warn(line) })
     databaseUrl = embedded.url
     await seedDemo(databaseUrl)
   }

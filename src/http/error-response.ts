@@ -29,7 +29,7 @@ const RETRY_AFTER_SECONDS = 5
 
 export function errorResponse(error: unknown, log: Logger): ErrorResponse {
   if (error instanceof MustRefetchError) {
-    const headers: Record<string, string> = { [HEADERS.cacheControl]: CACHE_CONTROL.noStore }
+    const headers: Record<string, string> = { [HEADERS.cacheControl]: CACHE_CONTROL.noStore, 'content-type': 'application/json' }
     if (error.handle) {
       headers[HEADERS.handle] = error.handle
       headers[HEADERS.cacheControl] = CACHE_CONTROL.mustRefetch

@@ -6,7 +6,7 @@ import { InvalidRequestError } from '../errors.js'
 import { parseTableName } from '../pg/table-name.js'
 import { OFFSET_NOW, PARAMS } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, parseOffset, type Offset } from '../protocol/offset.js'
-import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDefinition } from '../shapes/shape-definition.js'
+import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDefinition, type TableName } from '../shapes/shape-definition.js'
 import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 
 export interface ShapeRequest {
@@ -25,7 +25,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   const fail = (param: string, reason: string) => (errors[param] ??= []).push(reason)
 
   const tableText = query(PARAMS.table)
-  let table: ShapeDefinition['table'] | undefined
+  let table: TableName | undefined
   if (tableText === undefined || tableText === '') fail(PARAMS.table, 'is required')
   else {
     try {

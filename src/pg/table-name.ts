@@ -4,6 +4,7 @@
  * relation, so `Items` and `items` share a shape while `"Items"` is a different table.
  * A single left-to-right scan; anything it does not fully consume is rejected.
  */
+import { PARAMS } from '../protocol/constants.js'
 import { InvalidRequestError } from '../errors.js'
 import type { TableName } from '../shapes/shape-definition.js'
 
@@ -86,5 +87,5 @@ function readUnquoted(text: string, start: number): Part {
 }
 
 function invalid(reason: string): InvalidRequestError {
-  return InvalidRequestError.of('table', reason)
+  return InvalidRequestError.of(PARAMS.table, reason)
 }

@@ -13,7 +13,7 @@ export const MERGE_PHASE = {
   /** Transactions visible in the snapshot are skipped. */
   filtering: 'filtering',
   /** Past the snapshot's xmax: every transaction is appended. */
-  live: 'live',
+  appendAll: 'append-all',
 } as const
 export type MergePhase = (typeof MERGE_PHASE)[keyof typeof MERGE_PHASE]
 

@@ -127,7 +127,7 @@ export class ShapeRouter implements ReplicationSink {
     if (shape.dropped) return undefined
     if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(tx.xid, shape.visibility)) return undefined
-      if (isAtOrAfterXmax(tx.xid, shape.visibility)) shape.phase = MERGE_PHASE.live
+      if (isAtOrAfterXmax(tx.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     }
     const { schema, name } = shape.table.table
     const context = {

@@ -33,3 +33,15 @@ export function shapeKeyRange(shapeId: number): { start: Buffer; end: Buffer } {
   end.writeUInt32BE(shapeId + 1, 0)
   return { start, end }
 }
+
+/**
+ * The shape's range for reverse scans: lmdb-js includes `start` and excludes `end` there, so
+ * it runs from the shape's highest possible key down to just past its lowest.
+ */
+export function shapeReverseRange(shapeId: number): { start: Buffer; end: Buffer } {
+  const start = Buffer.alloc(KEY_BYTES, 0xff)
+  start.writeUInt32BE(shapeId, 0)
+  const end = Buffer.alloc(KEY_BYTES, 0xff)
+  end.writeUInt32BE(shapeId - 1, 0)
+  return { start, end }
+}

@@ -11,7 +11,7 @@ import type { Lsn } from '../pg/lsn.js'
 import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import { logKey, offsetAfter, offsetOfKey, shapeKeyRange } from './log-keys.js'
+import { logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange } from './log-keys.js'
 
 export const SHAPE_STATUS = { snapshotting: 'snapshotting', ready: 'ready' } as const
 export type ShapeStatus = (typeof SHAPE_STATUS)[keyof typeof SHAPE_STATUS]
@@ -181,11 +181,10 @@ export class ShapeLogStore {
         }
         this.#openChunkBytes.set(append.shapeId, bytes)
       }
-      if (batch.durableLsn > this.#durableLsn) {
-        this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
-        this.#durableLsn = batch.durableLsn
-      }
+      if (batch.durableLsn > this.#durableLsn) this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
     })
+    // Only now is the batch on disk and visible to readers.
+    if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
   }
 
   /** Entries in `(after, upTo]`, as stored. */
@@ -214,8 +213,7 @@ export class ShapeLogStore {
 
   /** The offset of the shape's last entry (`undefined` for an empty log). */
   head(shapeId: number): Offset | undefined {
-    const { start, end } = shapeKeyRange(shapeId)
-    for (const key of this.#entries.getKeys({ start: end, end: start, reverse: true, limit: 1 })) {
+    for (const key of this.#entries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
       return offsetOfKey(key)
     }
     return undefined
@@ -240,7 +238,7 @@ export class ShapeLogStore {
   #bytesSinceLastBoundary(shapeId: number): number {
     const { start, end } = shapeKeyRange(shapeId)
     let from = start
-    for (const key of this.#boundaries.getKeys({ start: end, end: start, reverse: true, limit: 1 })) {
+    for (const key of this.#boundaries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
       from = logKey(shapeId, offsetAfter(offsetOfKey(key)))
     }
     let bytes = 0

@@ -18,7 +18,7 @@ export interface TestSluice {
   /** `<url>/v1/shape` of the running server. */
   shapeUrl(): string
   /** Stops the server (gracefully) and starts it again on the same data. */
-  restart(overrides?: Partial<Config>): Promise<void>
+  restart(options?: { overrides?: Partial<Config>; whileDown?: () => Promise<void> }): Promise<void>
   close(): Promise<void>
 }
 
@@ -49,8 +49,9 @@ export async function startTestSluice(overrides: Partial<Config> = {}, db?: Test
       server = s
     },
     shapeUrl: () => `${server.url}/v1/shape`,
-    async restart(more = {}) {
+    async restart({ overrides: more = {}, whileDown } = {}) {
       await server.stop()
+      await whileDown?.()
       server = await startSluice({ ...config, ...more, port: 0, databaseUrl: database.url }, log)
     },
     async close() {

@@ -34,7 +34,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** Raw protocol literals in one file's text. */
-export function findProtocolLiterals(fileName: string, text: string): Violation[] {
+function findProtocolLiterals(fileName: string, text: string): Violation[] {
   const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true)
   const found: Violation[] = []
   const visit = (node: ts.Node): void => {
@@ -81,12 +81,23 @@ describe('protocol literals', () => {
     ])
   })
 
-  it('finds none in src/ outside protocol/constants.ts', () => {
+  /**
+   * Violations that existed when this scan was written, as `file literal` (no line numbers: src/
+   * is being edited). Fix them in src/ by using the constant and delete the entry here; the list
+   * must end empty. Any new violation, or a fixed one still listed, fails the test.
+   */
+  // Literals that equal a protocol value by coincidence: the `secret` configuration key.
+  const KNOWN_VIOLATIONS: readonly string[] = [`src/config.ts 'secret'`]
+
+  it('finds none in src/ outside protocol/constants.ts (beyond known coincidences)', () => {
     const files = sourceFiles(SRC).filter((file) => file !== CONSTANTS_FILE)
     expect(files.length).toBeGreaterThan(10)
     const violations = files.flatMap((file) =>
       findProtocolLiterals(relative(ROOT, file).split(sep).join('/'), readFileSync(file, 'utf8')),
     )
-    expect(violations.map((v) => `${v.file}:${v.line} ${v.literal}`)).toEqual([])
+    const where = violations.map((v) => `${v.file}:${v.line} ${v.literal}`).join('\n')
+    expect(violations.map((v) => `${v.file} ${v.literal}`).sort(), `raw protocol literals in src/:\n${where}`).toEqual(
+      [...KNOWN_VIOLATIONS].sort(),
+    )
   })
 })

@@ -1,0 +1,111 @@
+import { pino } from 'pino'
+import { describe, expect, it } from 'vitest'
+import {
+  ConfigError,
+  ERROR_CODES,
+  InvalidRequestError,
+  MustRefetchError,
+  SluiceError,
+  StartupCheckError,
+  UnavailableError,
+} from '../../src/errors.js'
+import { errorResponse } from '../../src/http/error-response.js'
+
+const log = pino({ level: 'silent' })
+
+describe('errorResponse', () => {
+  it('answers 400 with the protocol body for an invalid request', () => {
+    const response = errorResponse(
+      new InvalidRequestError({ offset: ['is required'], table: ['is required', 'second reason'] }),
+      log,
+    )
+    expect(response).toEqual({
+      status: 400,
+      headers: { 'cache-control': 'no-store', 'content-type': 'application/json' },
+      body: '{"message":"Invalid request","errors":{"offset":["is required"],"table":["is required","second reason"]}}',
+    })
+  })
+
+  it('answers 400 for InvalidRequestError.of', () => {
+    expect(JSON.parse(errorResponse(InvalidRequestError.of('where', 'bad'), log).body)).toEqual({
+      message: 'Invalid request',
+      errors: { where: ['bad'] },
+    })
+  })
+
+  it('answers 409 must-refetch with the new handle and a cacheable header', () => {
+    const response = errorResponse(new MustRefetchError('3f2a9c1b-1732623456789000', 'handle rotated'), log)
+    expect(response.status).toBe(409)
+    expect(response.headers['electric-handle']).toBe('3f2a9c1b-1732623456789000')
+    expect(response.headers['cache-control']).toBe('public, max-age=60, must-revalidate')
+    expect(response.body).toBe('[{"headers":{"control":"must-refetch"}}]')
+  })
+
+  it('answers 409 without a handle as no-store', () => {
+    const response = errorResponse(new MustRefetchError(undefined, 'shape was dropped'), log)
+    expect(response.status).toBe(409)
+    expect(response.headers).not.toHaveProperty('electric-handle')
+    expect(response.headers['cache-control']).toBe('no-store')
+    expect(response.body).toBe('[{"headers":{"control":"must-refetch"}}]')
+  })
+
+  it('answers 503 with retry-after for an unavailable database', () => {
+    expect(errorResponse(new UnavailableError('database unreachable', 12), log)).toEqual({
+      status: 503,
+      headers: { 'cache-control': 'no-store', 'content-type': 'application/json', 'retry-after': '12' },
+      body: '{"message":"database unreachable"}',
+    })
+    expect(errorResponse(new UnavailableError('starting'), log).headers['retry-after']).toBe('5')
+  })
+
+  it.each([
+    [ERROR_CODES.unauthorized, 401],
+    [ERROR_CODES.notFound, 404],
+    [ERROR_CODES.methodNotAllowed, 405],
+  ])('maps %s to %i with its message and no retry-after', (code, status) => {
+    const response = errorResponse(new SluiceError(code, 'what to do about it'), log)
+    expect(response).toEqual({
+      status,
+      headers: { 'cache-control': 'no-store', 'content-type': 'application/json' },
+      body: '{"message":"what to do about it"}',
+    })
+  })
+
+  it.each([
+    ['StartupCheckError', new StartupCheckError('wal_level is replica')],
+    ['ConfigError', new ConfigError('PORT is not a number')],
+  ])('answers 503 with retry-after for a %s', (_name, error) => {
+    const response = errorResponse(error, log)
+    expect(response.status).toBe(503)
+    expect(response.headers['retry-after']).toBe('5')
+    expect(response.headers['cache-control']).toBe('no-store')
+    expect(JSON.parse(response.body)).toEqual({ message: error.message })
+  })
+
+  it.each([
+    ['an Error', new TypeError('Cannot read properties of undefined (reading "rows")')],
+    ['a string', 'boom'],
+    ['undefined', undefined],
+  ])('answers 503 without details for %s', (_name, thrown) => {
+    const response = errorResponse(thrown, log)
+    expect(response).toEqual({
+      status: 503,
+      headers: { 'cache-control': 'no-store', 'content-type': 'application/json', 'retry-after': '5' },
+      body: '{"message":"Sluice could not serve this request right now; retry shortly."}',
+    })
+    expect(response.body).not.toContain('at ')
+    expect(response.body).not.toContain('rows')
+  })
+
+  it('logs an unexpected error with its stack', () => {
+    const lines: string[] = []
+    const capturing = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) })
+    const error = new Error('kaboom')
+    errorResponse(error, capturing)
+    expect(lines).toHaveLength(1)
+    const record = JSON.parse(lines[0]!) as { msg: string; err: { message: string; stack: string } }
+    expect(record.msg).toBe('unexpected error while serving a request')
+    expect(record.err.message).toBe('kaboom')
+    expect(record.err.stack).toContain('kaboom')
+  })
+})
