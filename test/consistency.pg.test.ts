@@ -92,6 +92,14 @@ describe('snapshot and log merge', () => {
       `SELECT id::text, v::text, note FROM accounts ORDER BY accounts.id`,
     )
     await waitForReplication(sluice)
+    // Acknowledged to PostgreSQL only what storage holds, and acknowledging does happen.
+    const slot = await sluice.db.pool.query<{ flushed: string }>(
+      `SELECT (confirmed_flush_lsn - '0/0')::text AS flushed FROM pg_replication_slots WHERE slot_name = $1`,
+      [sluice.config.replicationSlot],
+    )
+    const flushed = BigInt(slot.rows[0]!.flushed)
+    expect(flushed).toBeGreaterThan(0n)
+    expect(flushed).toBeLessThanOrEqual(sluice.server.store.durableLsn)
     // Stop the live loops, then bring every follower to the head with plain requests.
     controller.abort()
     await Promise.allSettled(following)

@@ -124,6 +124,45 @@ describe('DELETE /v1/shape', () => {
   })
 })
 
+describe('offset=now, log=changes_only and HEAD', () => {
+  it('answers offset=now with an immediate up-to-date at the head, then only later changes', async () => {
+    await sluice.db.pool.query(`INSERT INTO live_items VALUES (50, 'old') ON CONFLICT DO NOTHING`)
+    await waitForReplication(sluice)
+    const now = await fetch(url('table=live_items&offset=now'))
+    expect(now.status).toBe(200)
+    expect(await now.json()).toEqual([{ headers: { control: 'up-to-date', global_last_seen_lsn: expect.any(String) } }])
+    expect(now.headers.get('electric-up-to-date')).toBe('')
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'live_items' })
+    follower.handle = now.headers.get('electric-handle')!
+    follower.offset = now.headers.get('electric-offset')!
+    await sluice.db.pool.query(`INSERT INTO live_items VALUES (51, 'new')`)
+    await waitForReplication(sluice)
+    await follower.catchUp()
+    expect([...follower.rows.keys()]).toEqual(['"public"."live_items"/"51"'])
+  })
+
+  it('serves log=changes_only without snapshot rows', async () => {
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'deletable', log: 'changes_only' }, { partial: true })
+    await follower.catchUp()
+    expect(follower.rows.size).toBe(0)
+    await sluice.db.pool.query(`UPDATE deletable SET title = 'changed' WHERE id = 1`)
+    await sluice.db.pool.query(`INSERT INTO deletable VALUES (3, 'c')`)
+    await waitForReplication(sluice)
+    await follower.catchUp()
+    expect(follower.sortedRows()).toEqual([
+      { id: '1', title: 'changed' },
+      { id: '3', title: 'c' },
+    ])
+  })
+
+  it('answers HEAD like GET without a body', async () => {
+    const response = await fetch(url('table=live_items&offset=-1'), { method: 'HEAD' })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('electric-handle')).toBeTruthy()
+    expect(await response.text()).toBe('')
+  })
+})
+
 describe('errors', () => {
   it('answers bad requests with the protocol error shape', async () => {
     const cases: [string, number, string][] = [

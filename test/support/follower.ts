@@ -26,6 +26,8 @@ export class Follower {
   constructor(
     readonly baseUrl: () => string,
     readonly params: Record<string, string>,
+    /** A `log=changes_only` client may get updates and deletes of rows it never saw. */
+    readonly options: { readonly partial?: boolean } = {},
   ) {}
 
   /** One request; `live` only once up to date. Returns the HTTP status. */
@@ -102,10 +104,10 @@ export class Follower {
     if (operation === 'insert') this.rows.set(key, { ...message.value })
     else if (operation === 'update') {
       const existing = this.rows.get(key)
-      if (!existing) throw new Error(`update of a row the client does not have: ${key}`)
+      if (!existing && !this.options.partial) throw new Error(`update of a row the client does not have: ${key}`)
       this.rows.set(key, { ...existing, ...message.value })
     } else if (operation === 'delete') {
-      if (!this.rows.delete(key)) throw new Error(`delete of a row the client does not have: ${key}`)
+      if (!this.rows.delete(key) && !this.options.partial) throw new Error(`delete of a row the client does not have: ${key}`)
     }
   }
 
