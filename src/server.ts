@@ -2,13 +2,17 @@
  * Assembles Sluice from its parts in the order the data flows (DESIGN: Data flow): checks,
  * storage, shapes, replication, then HTTP. `main.ts` and the tests both start it from here.
  */
-import { serve, type ServerType } from '@hono/node-server'
+import { serve } from '@hono/node-server'
+import { readFile } from 'node:fs/promises'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import pg from 'pg'
 import type { Config } from './config.js'
 import { createApp, HEALTH } from './http/app.js'
+import { LiveSlots } from './http/live-slots.js'
 import { TableCatalog } from './http/table-catalog.js'
+import { Metrics } from './metrics.js'
 import type { Logger } from './log.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
@@ -39,7 +43,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     throw error
   }
 
-  const store = ShapeLogStore.open(join(config.dataDir, 'shapes'), { chunkBytes: config.chunkBytes })
+  let metrics: Metrics | undefined
+  const store = ShapeLogStore.open(join(config.dataDir, 'shapes'), {
+    chunkBytes: config.chunkBytes,
+    onCommitted: (entries) => metrics?.changesAppended.inc(entries),
+  })
   const notifier = new ShapeNotifier()
   const manager = new ShapeManager({ store, pool, notifier, publication: config.publication, log: log.child({ component: 'shapes' }) })
   let replication: ReplicationStream | undefined
@@ -51,17 +59,34 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     log: log.child({ component: 'router' }),
   })
   await manager.start(router)
+  metrics = new Metrics({
+    shapes: () => manager.size,
+    storageBytes: () => store.sizeBytes(),
+    replicationLagBytes: async () => {
+      const { rows } = await pool.query<{ lsn: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS lsn`).catch(() => ({ rows: [] }))
+      const current = rows[0] ? BigInt(rows[0].lsn) : undefined
+      return current === undefined ? undefined : Number(current > store.durableLsn ? current - store.durableLsn : 0n)
+    },
+  })
+  const counted = metrics
   replication = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.replicationSlot,
     publication: config.publication,
     resumeFrom: () => store.durableLsn,
-    sink: router,
+    sink: {
+      onTransaction: (tx) => {
+        counted.transactions.inc()
+        return router.onTransaction(tx)
+      },
+      onIdle: (walEnd) => router.onIdle(walEnd),
+    },
     log: log.child({ component: 'replication' }),
   })
   const stream = replication
   await stream.start()
 
+  const shutdown = new AbortController()
   const app = createApp({
     store,
     notifier,
@@ -72,6 +97,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     canCreateShapes: () => stream.status === REPLICATION_STATUS.streaming,
     secret: config.secret,
     allowShapeDeletion: config.allowShapeDeletion,
+    allowedTables: config.tables,
+    liveSlots: new LiveSlots(config.maxLiveConnections, counted),
+    metrics: counted,
+    openapi: await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'),
+    shutdown: shutdown.signal,
     health: () => (stream.status === REPLICATION_STATUS.streaming ? HEALTH.active : HEALTH.starting),
     log: log.child({ component: 'http' }),
   })
@@ -86,11 +116,14 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     manager,
     replication: stream,
     async stop() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        // Long-polls would hold the close for their whole timeout.
-        if ('closeAllConnections' in server) server.closeAllConnections()
-      })
+      // Stop accepting, let waiting long-polls answer up-to-date at once, and give in-flight
+      // requests a bounded time before cutting connections.
+      shutdown.abort()
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs)
+      await closed
+      clearTimeout(timer)
       await stream.stop()
       await router.flushed()
       await store.close()
@@ -99,9 +132,18 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
   }
 }
 
-function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string): Promise<ServerType> {
+/** Request headers above this size are refused by Node with 431. */
+const MAX_HEADER_BYTES = 16 * 1024
+
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname }, () => resolve(server))
+    const server = serve({ fetch, port, hostname, serverOptions: { maxHeaderSize: MAX_HEADER_BYTES } }, () =>
+      resolve(server as Server),
+    ) as Server
+    // Slow or idle clients must not pin sockets: headers within 10 s, a whole request within 30 s.
+    server.headersTimeout = 10_000
+    server.requestTimeout = 30_000
+    server.keepAliveTimeout = 5_000
     server.once('error', reject)
   })
 }

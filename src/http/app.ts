@@ -2,7 +2,7 @@
  * The HTTP API (PROTOCOL: Endpoints) as a Hono app: routing, CORS, auth and error mapping.
  * The shape logic lives in `shape-route.ts`; this file only wires requests to it.
  */
-import { timingSafeEqual, createHash } from 'node:crypto'
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
 import { ERROR_CODES, InvalidRequestError, SluiceError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -10,6 +10,10 @@ import { EXPOSED_HEADERS, HEADERS, PARAMS } from '../protocol/constants.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { parseShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
+import type { TableName } from '../shapes/shape-definition.js'
+import type { Metrics } from '../metrics.js'
+import { requireAllowedTable } from './allow-list.js'
+import type { LiveSlots } from './live-slots.js'
 import { errorResponse } from './error-response.js'
 import { serveShape, type ShapeRouteDeps } from './shape-route.js'
 import { parseShapeRequest } from './shape-request.js'
@@ -21,6 +25,13 @@ export interface AppDeps extends ShapeRouteDeps {
   readonly manager: ShapeManager
   readonly secret: string | undefined
   readonly allowShapeDeletion: boolean
+  readonly allowedTables: readonly TableName[] | undefined
+  readonly liveSlots: LiveSlots
+  readonly metrics: Metrics
+  /** The OpenAPI document served at /openapi.yaml. */
+  readonly openapi: string
+  /** Aborted when the server shuts down: waiting live requests then answer at once. */
+  readonly shutdown: AbortSignal
   readonly health: () => Health
   readonly log: Logger
 }
@@ -31,7 +42,15 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
 
   app.use('*', async (c, next) => {
+    const started = performance.now()
+    const requestId = c.req.header('x-request-id') ?? randomUUID()
     await next()
+    c.header('x-request-id', requestId)
+    deps.metrics.responses.inc({ status: String(c.res.status) })
+    deps.log.debug(
+      { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    )
     const origin = c.req.header('origin')
     c.header('access-control-allow-origin', origin ?? '*')
     if (origin) c.header('vary', 'origin', { append: true })
@@ -50,10 +69,17 @@ export function createApp(deps: AppDeps): Hono {
       guard(c, deps, async () => {
         authorize(c, deps.secret)
         const request = parseShapeRequest((name) => c.req.query(name))
-        const response = await serveShape(deps, request, c.req.header(HEADERS.ifNoneMatch), c.req.raw.signal)
-        for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
-        if (response.status === 304) return c.body(null, 304)
-        return c.body(new Uint8Array(response.body), 200)
+        requireAllowedTable(deps.allowedTables, request.definition.table)
+        const release = request.live ? deps.liveSlots.acquire() : undefined
+        try {
+          const signal = AbortSignal.any([c.req.raw.signal, deps.shutdown])
+          const response = await serveShape(deps, request, c.req.header(HEADERS.ifNoneMatch), signal)
+          for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
+          if (response.status === 304) return c.body(null, 304)
+          return c.body(new Uint8Array(response.body), 200)
+        } finally {
+          release?.()
+        }
       }),
     )
 
@@ -64,6 +90,7 @@ export function createApp(deps: AppDeps): Hono {
         }
         authorize(c, deps.secret)
         const shape = findShapeToDelete(c, deps)
+        if (shape) requireAllowedTable(deps.allowedTables, shape.stored.definition.table)
         if (!shape) throw new SluiceError(ERROR_CODES.notFound, 'No such shape.')
         await deps.manager.drop(shape, 'deleted through the API')
         c.header(HEADERS.cacheControl, 'no-store')
@@ -71,6 +98,17 @@ export function createApp(deps: AppDeps): Hono {
       }),
     )
   }
+
+  app.get('/metrics', async (c) => {
+    c.header('content-type', deps.metrics.registry.contentType)
+    c.header(HEADERS.cacheControl, 'no-store')
+    return c.body(await deps.metrics.registry.metrics())
+  })
+
+  app.get('/openapi.yaml', (c) => {
+    c.header('content-type', 'application/yaml')
+    return c.body(deps.openapi)
+  })
 
   app.get('/v1/health', (c) => {
     const status = deps.health()

@@ -62,13 +62,15 @@ export class ShapeLogStore {
   readonly #shapes: Database<StoredShape, number>
   readonly #meta: Database<string, string>
   readonly #chunkBytes: number
+  readonly #onCommitted: ((entries: number) => void) | undefined
   /** Log bytes since the last chunk boundary, per shape. */
   readonly #openChunkBytes = new Map<number, number>()
   /** Progress of snapshots being written: rows so far and bytes since the last boundary. */
   readonly #snapshotRows = new Map<number, { rows: number; bytes: number }>()
   #durableLsn: Lsn
 
-  private constructor(dir: string, chunkBytes: number) {
+  private constructor(dir: string, chunkBytes: number, onCommitted: ((entries: number) => void) | undefined) {
+    this.#onCommitted = onCommitted
     mkdirSync(dir, { recursive: true })
     this.#root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: false, compression: false })
     this.#entries = this.#root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' })
@@ -80,8 +82,19 @@ export class ShapeLogStore {
     for (const shape of this.shapes()) this.#openChunkBytes.set(shape.id, this.#bytesSinceLastBoundary(shape.id))
   }
 
-  static open(dir: string, options: { chunkBytes: number }): ShapeLogStore {
-    return new ShapeLogStore(dir, options.chunkBytes)
+  /** `onCommitted` hears how many log entries each durable batch added (for metrics). */
+  static open(dir: string, options: { chunkBytes: number; onCommitted?: (entries: number) => void }): ShapeLogStore {
+    return new ShapeLogStore(dir, options.chunkBytes, options.onCommitted)
+  }
+
+  /** Bytes of LMDB pages in use by shape logs and their indexes. */
+  sizeBytes(): number {
+    let bytes = 0
+    for (const db of [this.#entries, this.#boundaries, this.#shapes, this.#meta]) {
+      const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+      bytes += stats.pageSize * (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages)
+    }
+    return bytes
   }
 
   /** Every transaction whose commit ends at or before this LSN is in storage. */
@@ -185,6 +198,7 @@ export class ShapeLogStore {
     })
     // Only now is the batch on disk and visible to readers.
     if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
+    this.#onCommitted?.(batch.appends.reduce((n, append) => n + append.entries.length, 0))
   }
 
   /** Entries in `(after, upTo]`, as stored. */

@@ -1,0 +1,78 @@
+/**
+ * Prometheus metrics (`/metrics`). One registry per server rather than prom-client's global
+ * one, so several servers in one process (tests) keep separate counts. Gauges that describe
+ * state (shapes, storage, lag) are read from their owners at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+export interface MetricSources {
+  shapes(): number
+  storageBytes(): number
+  /** WAL bytes PostgreSQL has written that storage does not hold yet; undefined if unknown. */
+  replicationLagBytes(): Promise<number | undefined>
+}
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly transactions: Counter
+  readonly changesAppended: Counter
+  readonly responses: Counter<'status'>
+  readonly liveConnections: Gauge
+  readonly snapshotSeconds: Histogram
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry]
+    this.transactions = new Counter({
+      name: 'sluice_transactions_total',
+      help: 'Committed transactions received from replication.',
+      registers,
+    })
+    this.changesAppended = new Counter({
+      name: 'sluice_changes_appended_total',
+      help: 'Log entries made durable across all shape logs (changes routed to shapes).',
+      registers,
+    })
+    this.responses = new Counter({
+      name: 'sluice_http_responses_total',
+      help: 'HTTP responses by status code.',
+      labelNames: ['status'],
+      registers,
+    })
+    this.liveConnections = new Gauge({
+      name: 'sluice_live_connections',
+      help: 'Open live requests (long-poll and SSE).',
+      registers,
+    })
+    this.snapshotSeconds = new Histogram({
+      name: 'sluice_snapshot_duration_seconds',
+      help: 'Time to take a shape snapshot.',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+      registers,
+    })
+    new Gauge({
+      name: 'sluice_shapes',
+      help: 'Shapes currently served.',
+      registers,
+      collect() {
+        this.set(sources.shapes())
+      },
+    })
+    new Gauge({
+      name: 'sluice_storage_bytes',
+      help: 'Bytes used by shape logs in storage.',
+      registers,
+      collect() {
+        this.set(sources.storageBytes())
+      },
+    })
+    new Gauge({
+      name: 'sluice_replication_lag_bytes',
+      help: 'WAL bytes written by PostgreSQL and not yet durable in Sluice.',
+      registers,
+      async collect() {
+        const lag = await sources.replicationLagBytes()
+        if (lag !== undefined) this.set(lag)
+      },
+    })
+  }
+}
