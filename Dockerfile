@@ -9,6 +9,7 @@ RUN npm ci --include=dev
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
+COPY openapi.yaml ./
 RUN npm run build && npm prune --omit=dev
 
 ENV HOST=0.0.0.0 PORT=3000 SLUICE_DATA_DIR=/data
