@@ -21,6 +21,8 @@ export class Follower {
   readonly xids: number[] = []
   snapshotEnd: { xmin: string; xmax: string; xip_list: string[] } | undefined
   refetches = 0
+  /** How requests are made; a test may add headers. */
+  fetchWith: (input: URL, init: RequestInit) => Promise<Response> = (input, init) => fetch(input, init)
   readonly offsetsSeen = new Set<string>()
 
   constructor(
@@ -41,7 +43,7 @@ export class Follower {
       url.searchParams.set('live', 'true')
       if (this.cursor) url.searchParams.set('cursor', this.cursor)
     }
-    const response = await fetch(url, options.signal ? { signal: options.signal } : {})
+    const response = await this.fetchWith(url, options.signal ? { signal: options.signal } : {})
     if (response.status === 409) {
       await response.text()
       this.reset(response.headers.get('electric-handle') ?? undefined)

@@ -1,0 +1,75 @@
+/**
+ * An auth proxy in front of Sluice: the pattern for serving per-user shapes to browsers.
+ * The browser never chooses `table` or `where`: the proxy authenticates the user, fixes the
+ * shape from the user's identity, forwards only the protocol's own parameters, adds the
+ * Sluice secret, and streams Sluice's answer back unchanged (headers included).
+ *
+ * Run: SLUICE_URL=http://127.0.0.1:3000 SLUICE_SECRET=... node --import tsx examples/auth-proxy/auth-proxy.ts
+ */
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
+
+/** Parameters a client may set: everything else is decided here. */
+const FORWARDED_PARAMS = ['offset', 'handle', 'live', 'live_sse', 'experimental_live_sse', 'cursor', 'log']
+const FORWARDED_HEADERS = ['if-none-match', 'last-event-id', 'accept']
+
+export interface User {
+  readonly id: string
+}
+
+export interface AuthProxyOptions {
+  /** Base URL of Sluice, e.g. http://127.0.0.1:3000 */
+  readonly sluiceUrl: string
+  readonly sluiceSecret: string | undefined
+  /** Your authentication: a session cookie, a JWT... `undefined` means 401. */
+  readonly authenticate: (authorization: string | undefined) => User | undefined
+}
+
+export function createAuthProxy(options: AuthProxyOptions): Hono {
+  const app = new Hono()
+  app.get('/todos', async (c) => {
+    const user = options.authenticate(c.req.header('authorization'))
+    if (!user) return c.json({ message: 'Sign in first.' }, 401)
+
+    const upstream = new URL('/v1/shape', options.sluiceUrl)
+    upstream.searchParams.set('table', 'todos')
+    upstream.searchParams.set('where', 'owner_id = $1')
+    upstream.searchParams.set('params[1]', user.id)
+    for (const name of FORWARDED_PARAMS) {
+      const value = c.req.query(name)
+      if (value !== undefined) upstream.searchParams.set(name, value)
+    }
+    const headers = new Headers()
+    for (const name of FORWARDED_HEADERS) {
+      const value = c.req.header(name)
+      if (value !== undefined) headers.set(name, value)
+    }
+    if (options.sluiceSecret) headers.set('authorization', `Bearer ${options.sluiceSecret}`)
+
+    const response = await fetch(upstream, { headers, signal: c.req.raw.signal })
+    const out = new Headers(response.headers)
+    // The same URL means different rows for different users: a shared cache must key on the
+    // user too. Vary covers caches that honour it; the README explains the rest.
+    out.append('vary', 'authorization')
+    out.delete('content-length')
+    out.delete('content-encoding')
+    return new Response(response.body, { status: response.status, headers: out })
+  })
+  return app
+}
+
+/** Demo authentication: `Authorization: Bearer user-<id>`. Replace with your own. */
+export function demoAuthenticate(authorization: string | undefined): User | undefined {
+  const match = /^Bearer user-([A-Za-z0-9_-]{1,64})$/.exec(authorization ?? '')
+  return match ? { id: match[1]! } : undefined
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const app = createAuthProxy({
+    sluiceUrl: process.env['SLUICE_URL'] ?? 'http://127.0.0.1:3000',
+    sluiceSecret: process.env['SLUICE_SECRET'],
+    authenticate: demoAuthenticate,
+  })
+  const port = Number(process.env['PORT'] ?? 3001)
+  serve({ fetch: app.fetch, port }, () => process.stdout.write(`auth proxy on http://127.0.0.1:${port}/todos\n`))
+}
