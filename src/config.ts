@@ -28,6 +28,10 @@ export interface Config {
   readonly tables: readonly TableName[] | undefined
   readonly maxLiveConnections: number
   readonly shutdownTimeoutMs: number
+  readonly sseTimeoutMs: number
+  readonly sseKeepAliveMs: number
+  readonly sseRetryMs: number
+  readonly demo: boolean
 }
 
 type Parser<T> = (text: string) => T
@@ -140,6 +144,14 @@ export const CONFIG_OPTIONS = [
     description: 'Open live requests (long-poll and SSE) beyond which new ones get 503 with `retry-after`.' }),
   option({ key: 'shutdownTimeoutMs', env: 'SLUICE_SHUTDOWN_TIMEOUT_MS', default: '8000', parse: integer(0, 600_000),
     description: 'On SIGTERM, how long in-flight requests may take before connections are closed.' }),
+  option({ key: 'sseTimeoutMs', env: 'SLUICE_SSE_TIMEOUT_MS', default: '60000', parse: integer(1, 3_600_000),
+    description: 'The server ends a Server-Sent Events stream after this long; clients reconnect and resume.' }),
+  option({ key: 'sseKeepAliveMs', env: 'SLUICE_SSE_KEEPALIVE_MS', default: '20000', parse: integer(1, 3_600_000),
+    description: 'A `: keep-alive` comment goes to every idle SSE stream this often.' }),
+  option({ key: 'sseRetryMs', env: 'SLUICE_SSE_RETRY_MS', default: '1000', parse: integer(0, 3_600_000),
+    description: 'The `retry:` field of SSE streams: how soon a browser `EventSource` reconnects after a drop.' }),
+  option({ key: 'demo', env: 'SLUICE_DEMO', default: 'false', parse: boolean,
+    description: 'Serves the demo todo page at `/` and its write endpoint `/demo/items` (table `items`, created if missing). On by itself with the embedded database.' }),
 ] as const
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
 
   let server
   try {
-    server = await startSluice({ ...config, databaseUrl }, log)
+    server = await startSluice({ ...config, databaseUrl, demo: config.demo || embedded !== undefined }, log)
   } catch (error) {
     if (error instanceof SluiceError) log.fatal(error.message)
     else log.fatal({ err: error }, 'Sluice could not start')
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   log.info({ url: server.url }, 'Sluice is serving')
   if (embedded) {
     process.stdout.write(
-      `\nSluice is serving ${server.url} (embedded PostgreSQL, demo table "items").\nTry:\n  curl '${server.url}/v1/shape?table=items&offset=-1'\n\n`,
+      `\nSluice is serving ${server.url} (embedded PostgreSQL, demo table "items").\nTry:\n  curl '${server.url}/v1/shape?table=items&offset=-1'\n  open ${server.url}/ (the live demo page)\n\n`,
     )
   }
 

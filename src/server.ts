@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import pg from 'pg'
 import type { Config } from './config.js'
+import { seedDemo } from './demo.js'
 import { createApp, HEALTH } from './http/app.js'
 import { LiveSlots } from './http/live-slots.js'
 import { TableCatalog } from './http/table-catalog.js'
@@ -87,6 +88,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
   await stream.start()
 
   const shutdown = new AbortController()
+  if (config.demo) await seedDemo(config.databaseUrl)
   const app = createApp({
     store,
     notifier,
@@ -102,6 +104,8 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     metrics: counted,
     openapi: await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'),
     shutdown: shutdown.signal,
+    sse: { timeoutMs: config.sseTimeoutMs, keepAliveMs: config.sseKeepAliveMs, retryMs: config.sseRetryMs },
+    demo: config.demo ? pool : undefined,
     health: () => (stream.status === REPLICATION_STATUS.streaming ? HEALTH.active : HEALTH.starting),
     log: log.child({ component: 'http' }),
   })

@@ -4,6 +4,8 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
+import type pg from 'pg'
+import { demoRoutes } from '../demo-routes.js'
 import { ERROR_CODES, InvalidRequestError, SluiceError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { EXPOSED_HEADERS, HEADERS, PARAMS } from '../protocol/constants.js'
@@ -16,6 +18,9 @@ import { requireAllowedTable } from './allow-list.js'
 import type { LiveSlots } from './live-slots.js'
 import { errorResponse } from './error-response.js'
 import { serveShape, type ShapeRouteDeps } from './shape-route.js'
+import { nodeResponse, responseAlreadySent } from './node-response.js'
+import { SseHub } from './sse-hub.js'
+import { streamShape } from './sse-route.js'
 import { parseShapeRequest } from './shape-request.js'
 
 export const HEALTH = { active: 'active', starting: 'starting' } as const
@@ -32,6 +37,8 @@ export interface AppDeps extends ShapeRouteDeps {
   readonly openapi: string
   /** Aborted when the server shuts down: waiting live requests then answer at once. */
   readonly shutdown: AbortSignal
+  /** When set, the demo page at `/` and its write endpoint, on this pool (`demo-routes.ts`). */
+  readonly demo?: pg.Pool | undefined
   readonly health: () => Health
   readonly log: Logger
 }
@@ -40,6 +47,7 @@ const SHAPE_PATHS = ['/v1/shape', '/shape'] as const
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
+  const sse = new SseHub(deps)
 
   app.use('*', async (c, next) => {
     const started = performance.now()
@@ -70,6 +78,13 @@ export function createApp(deps: AppDeps): Hono {
         authorize(c, deps.secret)
         const request = parseShapeRequest((name) => c.req.query(name))
         requireAllowedTable(deps.allowedTables, request.definition.table)
+        const outgoing = request.liveSse && c.req.method === 'GET' ? nodeResponse(c) : undefined
+        if (outgoing) {
+          const onClose = deps.liveSlots.acquire()
+          const lastEventId = c.req.header(HEADERS.lastEventId)
+          await streamShape(deps, sse, request, { res: outgoing, lastEventId, origin: c.req.header('origin'), onClose })
+          return responseAlreadySent()
+        }
         const release = request.live ? deps.liveSlots.acquire() : undefined
         try {
           const signal = AbortSignal.any([c.req.raw.signal, deps.shutdown])
@@ -115,6 +130,8 @@ export function createApp(deps: AppDeps): Hono {
     c.header(HEADERS.cacheControl, 'no-store')
     return c.json({ status }, status === HEALTH.active ? 200 : 202)
   })
+
+  if (deps.demo) app.route('/', demoRoutes(deps.demo, (c) => authorize(c, deps.secret)))
 
   app.notFound((c) => {
     c.header(HEADERS.cacheControl, 'no-store')

@@ -68,11 +68,18 @@ export function headOf(store: ShapeLogStore, shape: ActiveShape): Offset {
 }
 
 /**
- * The up-to-date control. `global_last_seen_lsn` is one past the last transaction served:
- * the SSE client resumes from `<lsn>_0`, which must come after every entry it has seen and
- * before any it has not (commit records are far more than one byte apart).
+ * The up-to-date control. The SSE client resumes from `<global_last_seen_lsn>_0`, which must be
+ * at or after `end` (nothing is sent twice) and before every entry past `end` (nothing is
+ * skipped). The smallest such LSN: `end.tx` when `end` is `<tx>_0`, else `end.tx + 1` — commit
+ * LSNs of later transactions are far more than one byte apart. Taking `end.tx` for `<tx>_0`
+ * keeps an idle SSE client that reconnects every minute from creeping forward one LSN each time.
  */
 export function upToDateMessage(end: Offset): Buffer {
-  const lsn = (end.tx < 0n ? 0n : end.tx) + 1n
-  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.upToDate, global_last_seen_lsn: String(lsn) } }))
+  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.upToDate, global_last_seen_lsn: String(resumeLsn(end)) } }))
+}
+
+/** The LSN of `upToDateMessage` (exported for tests). */
+export function resumeLsn(end: Offset): bigint {
+  if (end.tx <= 0n) return 1n
+  return end.op === 0 ? end.tx : end.tx + 1n
 }

@@ -15,6 +15,8 @@ export interface ShapeRequest {
   readonly offset: Offset | typeof OFFSET_NOW
   readonly handle: ShapeHandle | undefined
   readonly live: boolean
+  /** Live over Server-Sent Events (`live_sse` or `experimental_live_sse`); implies `live`. */
+  readonly liveSse: boolean
   readonly cursor: string | undefined
 }
 
@@ -59,7 +61,9 @@ export function parseShapeRequest(query: Query): ShapeRequest {
 
   const liveText = query(PARAMS.live)
   const live = liveText !== undefined && liveText !== 'false'
-  if (live && fromStart) fail(PARAMS.live, 'cannot be used with offset -1 or now')
+  const liveSse = live && [PARAMS.liveSse, PARAMS.experimentalLiveSse].some((name) => query(name) === 'true')
+  // [sluice] In SSE mode `-1` and `now` may be live: snapshot (or nothing) then changes, one connection.
+  if (live && fromStart && !liveSse) fail(PARAMS.live, 'cannot be used with offset -1 or now')
 
   const replica = oneOf<ReplicaMode>(query(PARAMS.replica), REPLICA_MODES, REPLICA_MODES.default, (r) => fail(PARAMS.replica, r))
   const log = oneOf<LogMode>(query(PARAMS.log), LOG_MODES, LOG_MODES.full, (r) => fail(PARAMS.log, r))
@@ -74,6 +78,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
     offset,
     handle,
     live,
+    liveSse,
     cursor: query(PARAMS.cursor),
   }
 }

@@ -15,6 +15,7 @@ import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-he
 import { nextCursor } from './cursor.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import type { ShapeRequest } from './shape-request.js'
+import type { SseOptions } from './sse-hub.js'
 import type { TableCatalog } from './table-catalog.js'
 
 export interface ShapeRouteDeps {
@@ -26,6 +27,8 @@ export interface ShapeRouteDeps {
   readonly cache: CachePolicy
   /** False while replication is not streaming: new shapes cannot be made consistent then. */
   readonly canCreateShapes: () => boolean
+  /** Server-Sent Events timings (defaults: `SSE_DEFAULTS`). */
+  readonly sse?: SseOptions
   readonly now?: () => number
 }
 
@@ -102,7 +105,7 @@ async function serveResolved(
   return { status: 200, headers, body: renderBody(slice.entries, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined) }
 }
 
-async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
+export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
   const { manager } = deps
   if (request.handle !== undefined) {
     const shape = manager.byHandle(request.handle)
@@ -128,7 +131,7 @@ function requireReplication(deps: ShapeRouteDeps): void {
   }
 }
 
-async function waitForSnapshot(deps: ShapeRouteDeps, shape: ActiveShape, signal?: AbortSignal): Promise<void> {
+export async function waitForSnapshot(deps: ShapeRouteDeps, shape: ActiveShape, signal?: AbortSignal): Promise<void> {
   while (!shape.snapshotComplete) {
     if (shape.dropped) throw new MustRefetchError(undefined, 'shape was dropped')
     await deps.notifier.wait(shape.stored.id, 1_000, signal)

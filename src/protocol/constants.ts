@@ -14,6 +14,8 @@ export const HEADERS = {
   cacheControl: 'cache-control',
   retryAfter: 'retry-after',
   location: 'location',
+  lastEventId: 'last-event-id',
+  accelBuffering: 'x-accel-buffering',
 } as const
 
 export const PARAMS = {
@@ -58,3 +60,11 @@ export const EXPOSED_HEADERS = [
 /** `electric-cursor` counts 20 s intervals since this instant (the same epoch as Electric). */
 export const CURSOR_EPOCH_MS = Date.UTC(2024, 9, 9)
 export const CURSOR_INTERVAL_MS = 20_000
+
+/** Server-Sent Events (PROTOCOL: Server-Sent Events). */
+export const SSE = {
+  contentType: 'text/event-stream',
+  keepAliveComment: ': keep-alive',
+  /** `<handle>:<offset>`, the `id:` of every batch and the `Last-Event-ID` a browser resumes with. */
+  eventIdSeparator: ':',
+} as const

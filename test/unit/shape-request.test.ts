@@ -29,6 +29,7 @@ describe('parseShapeRequest: accepted', () => {
       offset: { tx: -1n, op: 0 },
       handle: undefined,
       live: false,
+      liveSse: false,
       cursor: undefined,
     })
   })
@@ -39,8 +40,20 @@ describe('parseShapeRequest: accepted', () => {
       offset: { tx: 26848344n, op: 3 },
       handle: HANDLE,
       live: true,
+      liveSse: false,
       cursor: '362880',
     })
+  })
+
+  it('reads SSE mode from live_sse or experimental_live_sse, only with live', () => {
+    expect(parse(`table=items&offset=5_0&handle=${HANDLE}&live=true&live_sse=true`).liveSse).toBe(true)
+    expect(parse(`table=items&offset=5_0&handle=${HANDLE}&live=true&experimental_live_sse=true`).liveSse).toBe(true)
+    expect(parse(`table=items&offset=5_0&handle=${HANDLE}&live=true&live_sse=false`).liveSse).toBe(false)
+    expect(parse(`table=items&offset=5_0&handle=${HANDLE}&live_sse=true`).liveSse).toBe(false)
+  })
+
+  it.each(['-1', 'now'])('[sluice] allows live with offset %s in SSE mode', (offset) => {
+    expect(parse(`table=items&offset=${offset}&live=true&live_sse=true`)).toMatchObject({ live: true, liveSse: true })
   })
 
   it('reads 0_inf and large tx offsets exactly', () => {

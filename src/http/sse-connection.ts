@@ -1,0 +1,140 @@
+/**
+ * One Server-Sent Events response following one shape's log. It keeps only its position and
+ * state; the log stays in storage. `pump()` writes batch after batch straight to the Node
+ * response until it reaches the head, and stops when `write()` reports a full socket buffer,
+ * resuming on `drain` (STYLE: Streams). A slow reader therefore costs one batch of buffer,
+ * never a queue: it reads from storage at its own pace.
+ *
+ * A batch is either a complete chunk (PROTOCOL: Offsets) or the open tail up to the head plus an
+ * up-to-date; both end at a transaction boundary (DESIGN: transactions are atomic in the log),
+ * and the batch's last event carries `id: <handle>:<offset reached>`.
+ */
+import type { ServerResponse } from 'node:http'
+import { compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
+import type { ActiveShape } from '../shapes/active-shape.js'
+import type { ShapeLogStore } from '../storage/shape-log-store.js'
+import { upToDateMessage } from './log-reader.js'
+import { encodeEvents, formatEventId, KEEP_ALIVE } from './sse-events.js'
+
+export const SSE_STATE = {
+  /** At the head: waits for the hub to wake it. */
+  idle: 'idle',
+  /** The socket buffer is full: waits for `drain`. */
+  draining: 'draining',
+  closed: 'closed',
+} as const
+export type SseState = (typeof SSE_STATE)[keyof typeof SSE_STATE]
+
+interface Batch {
+  readonly bytes: Buffer
+  readonly end: Offset
+  readonly upToDate: boolean
+}
+
+/**
+ * Batches computed during one wake-up, by starting offset: connections at the same position
+ * of the same shape share one read and one encoding.
+ */
+export type BatchCache = Map<string, Batch | null>
+
+export class SseConnection {
+  readonly shape: ActiveShape
+  readonly openedAtMs: number
+  readonly #res: ServerResponse
+  readonly #store: ShapeLogStore
+  #after: Offset
+  #state: SseState = SSE_STATE.idle
+  #sentUpToDate = false
+
+  constructor(shape: ActiveShape, after: Offset, res: ServerResponse, store: ShapeLogStore, nowMs: number) {
+    this.shape = shape
+    this.#after = after
+    this.#res = res
+    this.#store = store
+    this.openedAtMs = nowMs
+  }
+
+  get state(): SseState {
+    return this.#state
+  }
+
+  /** The offset of the last batch written. */
+  get offset(): Offset {
+    return this.#after
+  }
+
+  /** Writes every batch available now; returns when at the head, closed or the socket is full. */
+  pump(cache?: BatchCache): void {
+    while (this.#state === SSE_STATE.idle) {
+      if (this.shape.dropped || this.#res.destroyed) {
+        // The client reconnects; its stale handle then gets a 409 or a must-refetch event.
+        this.end()
+        return
+      }
+      const batch = this.#cached(cache)
+      if (!batch) return
+      this.#after = batch.end
+      if (batch.upToDate) this.#sentUpToDate = true
+      if (!this.#write(batch.bytes)) return
+    }
+  }
+
+  /** A comment that keeps proxies and browsers from timing out an idle stream. */
+  keepAlive(): void {
+    if (this.#state === SSE_STATE.idle) this.#write(KEEP_ALIVE)
+  }
+
+  end(): void {
+    if (this.#state === SSE_STATE.closed) return
+    this.#state = SSE_STATE.closed
+    if (!this.#res.destroyed) this.#res.end()
+  }
+
+  /** Marks the connection closed once the socket is gone (the hub calls this on `close`). */
+  closed(): void {
+    this.#state = SSE_STATE.closed
+  }
+
+  #write(bytes: Buffer): boolean {
+    if (this.#res.write(bytes)) return true
+    this.#state = SSE_STATE.draining
+    this.#res.once('drain', () => {
+      if (this.#state !== SSE_STATE.draining) return
+      this.#state = SSE_STATE.idle
+      this.pump()
+    })
+    return false
+  }
+
+  #cached(cache: BatchCache | undefined): Batch | undefined {
+    if (!cache) return this.#nextBatch()
+    const key = `${formatOffset(this.#after)}${this.#sentUpToDate ? '' : '!'}`
+    let batch = cache.get(key)
+    if (batch === undefined) cache.set(key, (batch = this.#nextBatch() ?? null))
+    return batch ?? undefined
+  }
+
+  #nextBatch(): Batch | undefined {
+    const store = this.#store
+    const id = this.shape.stored.id
+    const handle = this.shape.stored.handle
+    const after = this.#after
+    const chunkEnd = store.chunkEndAfter(id, after)
+    if (chunkEnd) {
+      return { bytes: encodeEvents(store.read(id, after, chunkEnd), formatEventId(handle, chunkEnd)), end: chunkEnd, upToDate: false }
+    }
+    // Inside a snapshot still being written: the next chunk is not complete yet.
+    if (!this.shape.snapshotComplete) return undefined
+    const head = store.head(id)
+    if (head && compareOffsets(head, after) > 0) {
+      const entries = store.read(id, after, head)
+      entries.push(upToDateMessage(head))
+      return { bytes: encodeEvents(entries, formatEventId(handle, head)), end: head, upToDate: true }
+    }
+    // At the head already: one up-to-date, so the client knows it is live.
+    if (!this.#sentUpToDate) {
+      return { bytes: encodeEvents([upToDateMessage(after)], formatEventId(handle, after)), end: after, upToDate: true }
+    }
+    return undefined
+  }
+}

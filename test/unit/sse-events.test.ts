@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest'
+import { resumeLsn } from '../../src/http/log-reader.js'
+import { encodeEvents, formatEventId, parseEventId, retryField, sseCacheControl } from '../../src/http/sse-events.js'
+import type { ShapeHandle } from '../../src/shapes/shape-handle.js'
+
+const HANDLE = '3f2a9c1b-1732623456789000' as ShapeHandle
+
+describe('SSE event text', () => {
+  it('writes one data event per message, the id on the last', () => {
+    const text = encodeEvents([Buffer.from('{"a":1}'), Buffer.from('{"b":2}')], `${HANDLE}:7_0`).toString()
+    expect(text).toBe(`data: {"a":1}\n\nid: ${HANDLE}:7_0\ndata: {"b":2}\n\n`)
+    expect(encodeEvents([Buffer.from('{}')], undefined).toString()).toBe('data: {}\n\n')
+    expect(encodeEvents([], 'x').length).toBe(0)
+  })
+
+  it('writes retry: as a field without an event', () => {
+    expect(retryField(1500).toString()).toBe('retry: 1500\n\n')
+  })
+
+  it('round-trips event ids, including 0_inf and 64-bit offsets', () => {
+    for (const offset of [{ tx: 0n, op: 0xffff_ffff }, { tx: 18446744073709551615n, op: 3 }, { tx: 26848344n, op: 0 }]) {
+      expect(parseEventId(formatEventId(HANDLE, offset))).toEqual({ handle: HANDLE, offset })
+    }
+    expect(formatEventId(HANDLE, { tx: 0n, op: 0xffff_ffff })).toBe(`${HANDLE}:0_inf`)
+  })
+
+  it.each([undefined, '', 'nope', `${HANDLE}`, `${HANDLE}:-1`, `${HANDLE}:now`, `XYZ-1:0_0`, `${HANDLE}:1_x`])(
+    'ignores the Last-Event-ID %j',
+    (text) => expect(parseEventId(text)).toBeUndefined(),
+  )
+
+  it('gives SSE responses max-age = timeout − 1 s, never negative', () => {
+    expect(sseCacheControl(60_000)).toBe('public, max-age=59')
+    expect(sseCacheControl(500)).toBe('public, max-age=0')
+  })
+})
+
+describe('global_last_seen_lsn of an up-to-date', () => {
+  it('is the smallest LSN whose <lsn>_0 is not before the end', () => {
+    expect(resumeLsn({ tx: 0n, op: 0xffff_ffff })).toBe(1n)
+    expect(resumeLsn({ tx: 26848344n, op: 3 })).toBe(26848345n)
+    expect(resumeLsn({ tx: 26848344n, op: 0 })).toBe(26848344n)
+  })
+
+  it('does not creep forward when a client resumes from it again and again', () => {
+    let end = { tx: 26848344n, op: 2 }
+    const first = resumeLsn(end)
+    for (let i = 0; i < 100; i++) end = { tx: resumeLsn(end), op: 0 }
+    expect(end.tx).toBe(first)
+  })
+})
