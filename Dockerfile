@@ -10,6 +10,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
 COPY openapi.yaml ./
+COPY public ./public
 RUN npm run build && npm prune --omit=dev
 
 ENV HOST=0.0.0.0 PORT=3000 SLUICE_DATA_DIR=/data

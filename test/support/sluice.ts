@@ -17,7 +17,7 @@ export interface TestSluice {
   server: SluiceServer
   /** `<url>/v1/shape` of the running server. */
   shapeUrl(): string
-  /** Stops the server (gracefully) and starts it again on the same data. */
+  /** Stops the server (gracefully) and starts it again on the same data (on a new port unless `overrides.port`). */
   restart(options?: { overrides?: Partial<Config>; whileDown?: () => Promise<void> }): Promise<void>
   close(): Promise<void>
 }
@@ -52,7 +52,7 @@ export async function startTestSluice(overrides: Partial<Config> = {}, db?: Test
     async restart({ overrides: more = {}, whileDown } = {}) {
       await server.stop()
       await whileDown?.()
-      server = await startSluice({ ...config, ...more, port: 0, databaseUrl: database.url }, log)
+      server = await startSluice({ ...config, ...more, port: more.port ?? 0, databaseUrl: database.url }, log)
     },
     async close() {
       await server.stop()
