@@ -8,6 +8,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 export interface MetricSources {
   shapes(): number
   storageBytes(): number
+  /** Every change up to this LSN is durable in storage (the slot is never acknowledged past it). */
+  durableLsn(): bigint
   /** WAL bytes PostgreSQL has written that storage does not hold yet; undefined if unknown. */
   replicationLagBytes(): Promise<number | undefined>
 }
@@ -63,6 +65,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.storageBytes())
+      },
+    })
+    new Gauge({
+      name: 'sluice_durable_lsn',
+      help: 'LSN up to which every change is durable in storage, as a number (the slot is acknowledged at most this far).',
+      registers,
+      collect() {
+        this.set(Number(sources.durableLsn()))
       },
     })
     new Gauge({

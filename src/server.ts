@@ -63,6 +63,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
   metrics = new Metrics({
     shapes: () => manager.size,
     storageBytes: () => store.sizeBytes(),
+    durableLsn: () => store.durableLsn,
     replicationLagBytes: async () => {
       const { rows } = await pool.query<{ lsn: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS lsn`).catch(() => ({ rows: [] }))
       const current = rows[0] ? BigInt(rows[0].lsn) : undefined
@@ -129,7 +130,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       await closed
       clearTimeout(timer)
       await stream.stop()
-      await router.flushed()
+      await router.stop()
       await store.close()
       await pool.end()
     },

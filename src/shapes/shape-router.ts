@@ -36,6 +36,8 @@ export class ShapeRouter implements ReplicationSink {
   #inFlight = 0
   #lastCommit: Promise<void> = Promise.resolve()
   #lastIdleCommitMs = 0
+  #idlePending: Lsn | undefined
+  #idleTimer: NodeJS.Timeout | undefined
 
   constructor(options: ShapeRouterOptions) {
     this.#options = options
@@ -86,10 +88,41 @@ export class ShapeRouter implements ReplicationSink {
 
   onIdle(walEnd: Lsn): void {
     if (walEnd <= this.#accepted && walEnd <= this.#options.store.durableLsn) return
-    if (Date.now() - this.#lastIdleCommitMs < IDLE_COMMIT_EVERY_MS) return
+    const waitMs = IDLE_COMMIT_EVERY_MS - (Date.now() - this.#lastIdleCommitMs)
+    if (waitMs > 0) {
+      // Too soon for another idle commit, but do not drop this position: PostgreSQL sends the
+      // next keepalive only after we acknowledge (or after wal_sender_timeout / 2), so the
+      // durable LSN — and the slot — would otherwise stall behind WAL that holds no changes.
+      this.#idlePending = walEnd
+      this.#idleTimer ??= setTimeout(() => {
+        this.#idleTimer = undefined
+        const pending = this.#idlePending
+        this.#idlePending = undefined
+        if (pending !== undefined) this.onIdle(pending)
+      }, waitMs)
+      return
+    }
     this.#lastIdleCommitMs = Date.now()
     this.#accepted = maxLsn(this.#accepted, walEnd)
     this.#commit({ durableLsn: walEnd, appends: [] }, [])
+  }
+
+  /** Storage started over at `durable` (a new slot or cluster): forget what was accepted. */
+  reset(durable: Lsn): void {
+    this.#cancelIdleCommit()
+    this.#accepted = durable
+  }
+
+  /** No more commits after this (the stream has stopped); resolves when the last one is durable. */
+  stop(): Promise<void> {
+    this.#cancelIdleCommit()
+    return this.#lastCommit
+  }
+
+  #cancelIdleCommit(): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
+    this.#idlePending = undefined
   }
 
   /** Resolves when everything handed to storage so far is durable. */

@@ -1,0 +1,59 @@
+/**
+ * Sluice as a child process (`node --import tsx src/main.ts`), for tests that kill it with
+ * SIGKILL or need it to outlive a database restart. Keeps the tail of its output for messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { freePort } from '../../src/pg/free-port.js'
+
+export class ChildSluice {
+  #child: ChildProcess | undefined
+  #exited: Promise<void> = Promise.resolve()
+  output = ''
+  port = 0
+
+  constructor(readonly env: Record<string, string>) {}
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  get shapeUrl(): string {
+    return `${this.baseUrl}/v1/shape`
+  }
+
+  /** Starts the server (on a new port, same data directory) and waits until it is healthy. */
+  async start(timeoutMs = 30_000): Promise<void> {
+    this.port = await freePort()
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { ...process.env, HOST: '127.0.0.1', PORT: String(this.port), LOG_LEVEL: 'warn', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.#child = child
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
+    const keep = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString()).slice(-20_000)
+    }
+    child.stdout!.on('data', keep)
+    child.stderr!.on('data', keep)
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`Sluice exited with ${child.exitCode}:\n${this.output}`)
+      const status = await fetch(`${this.baseUrl}/v1/health`).then((r) => r.status, () => 0)
+      if (status === 200) return
+      if (Date.now() > deadline) throw new Error(`Sluice did not become healthy:\n${this.output}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  /** SIGKILL: no handler runs, nothing is flushed. Resolves once the process is gone. */
+  async kill(): Promise<void> {
+    this.#child?.kill('SIGKILL')
+    await this.#exited
+    this.#child = undefined
+  }
+
+  async health(): Promise<{ status: number; body: string; retryAfter: string | null }> {
+    const response = await fetch(`${this.baseUrl}/v1/health`)
+    return { status: response.status, body: await response.text(), retryAfter: response.headers.get('retry-after') }
+  }
+}
