@@ -32,6 +32,8 @@ export interface ColumnInfo {
   /** numeric(p, s) */
   readonly precision?: number
   readonly scale?: number
+  /** For enum columns (and arrays of enums): the labels in sort order. */
+  readonly enumLabels?: readonly string[]
 }
 
 export const REPLICA_IDENTITIES = { default: 'default', nothing: 'nothing', full: 'full', index: 'index' } as const
@@ -88,6 +90,7 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
   // Sequential: `db` may be a single pg.Client, which must not be sent overlapping queries.
   const attributes = await loadAttributes(db, row.oid)
   const types = await loadTypes(db, row.oid)
+  const enumLabels = await loadEnumLabels(db, types)
   const pkAttnums = row.pk ?? []
   const columns = attributes.map((attribute): ColumnInfo => {
     const position = pkAttnums.indexOf(attribute.attnum)
@@ -96,7 +99,7 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
       typeOid: attribute.atttypid,
       notNull: attribute.attnotnull,
       pkIndex: position === -1 ? undefined : position,
-      ...describeType(types, attribute),
+      ...describeType(types, attribute, enumLabels),
     }
   })
   const byAttnum = new Map(attributes.map((a) => [a.attnum, a.attname]))
@@ -181,9 +184,26 @@ async function loadTypes(db: Queryable, oid: number): Promise<Map<number, TypeRo
   return new Map(result.rows.map((row) => [row.oid, row]))
 }
 
-type TypeDescription = Pick<ColumnInfo, 'typeName' | 'dims' | 'maxLength' | 'length' | 'precision' | 'scale'>
+/** Labels of the enum types among `types`, for `where` clauses over enum columns. */
+async function loadEnumLabels(db: Queryable, types: ReadonlyMap<number, TypeRow>): Promise<Map<number, string[]>> {
+  const enums = [...types.values()].filter((t) => t.typtype === 'e').map((t) => t.oid)
+  const labels = new Map<number, string[]>()
+  if (enums.length === 0) return labels
+  const result = await db.query<{ enumtypid: number; enumlabel: string }>(
+    `SELECT enumtypid, enumlabel FROM pg_catalog.pg_enum WHERE enumtypid = ANY($1::oid[]) ORDER BY enumtypid, enumsortorder`,
+    [enums],
+  )
+  for (const row of result.rows) {
+    let list = labels.get(row.enumtypid)
+    if (!list) labels.set(row.enumtypid, (list = []))
+    list.push(row.enumlabel)
+  }
+  return labels
+}
 
-function describeType(types: ReadonlyMap<number, TypeRow>, attribute: AttributeRow): TypeDescription {
+type TypeDescription = Pick<ColumnInfo, 'typeName' | 'dims' | 'maxLength' | 'length' | 'precision' | 'scale' | 'enumLabels'>
+
+function describeType(types: ReadonlyMap<number, TypeRow>, attribute: AttributeRow, enumLabels: ReadonlyMap<number, string[]>): TypeDescription {
   let { type, typmod } = resolveDomain(types, attribute.atttypid, attribute.atttypmod)
   let dims = 0
   if (type.is_array) {
@@ -193,7 +213,8 @@ function describeType(types: ReadonlyMap<number, TypeRow>, attribute: AttributeR
     // An array column's typmod is its element's.
     ;({ type, typmod } = resolveDomain(types, type.typelem, typmod))
   }
-  return { typeName: type.typname, dims, ...typeModifiers(type.typname, typmod) }
+  const labels = enumLabels.get(type.oid)
+  return { typeName: type.typname, dims, ...typeModifiers(type.typname, typmod), ...(labels ? { enumLabels: labels } : {}) }
 }
 
 function resolveDomain(types: ReadonlyMap<number, TypeRow>, oid: number, typmod: number): { type: TypeRow; typmod: number } {

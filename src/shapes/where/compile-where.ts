@@ -1,0 +1,58 @@
+/**
+ * The `where` compiler's front door. `canonicalizeWhere` needs no table: it is what a shape's
+ * identity uses, at request time. `compileWhere` binds the clause to the table's columns and
+ * returns both evaluations — SQL for the snapshot and a TypeScript evaluator for replicated
+ * changes — plus the equality index the router uses.
+ */
+import type { TableInfo } from '../../pg/introspect.js'
+import { bindWhere } from './bind-where.js'
+import { canonicalWhere } from './canonical.js'
+import { findEqualityIndex, type EqualityIndex } from './equality-index.js'
+import { buildEvaluator, type Row } from './evaluate.js'
+import { parseWhere, type ParamReader } from './parse-where.js'
+import { renderSql } from './render-sql.js'
+import { EvaluationError } from './values.js'
+
+export interface CompiledWhere {
+  /** Boolean SQL over the table's columns, rebuilt from the syntax tree. */
+  readonly sql: string
+  /** PostgreSQL's answer for one row of text values: true, false or null (unknown). */
+  readonly evaluate: (row: Row) => boolean | null
+  /** True only when the row is in the shape; a run-time error (e.g. overflow) counts as not. */
+  readonly matches: (row: Row) => boolean
+  readonly canonical: string
+  readonly equalityIndex?: EqualityIndex
+}
+
+const noParams: ParamReader = () => undefined
+
+/** The canonical text of a clause, with `params` inlined. Throws InvalidRequestError. */
+export function canonicalizeWhere(text: string, params: ParamReader = noParams): string {
+  return canonicalWhere(parseWhere(text, params))
+}
+
+/** Compiles a clause for `table`. Throws InvalidRequestError naming `where` (or `params[n]`). */
+export function compileWhere(text: string, params: ParamReader, table: TableInfo): CompiledWhere {
+  const parsed = parseWhere(text, params)
+  const typed = bindWhere(parsed, table)
+  const evaluate = buildEvaluator(typed)
+  const equalityIndex = findEqualityIndex(typed)
+  return {
+    sql: renderSql(typed),
+    evaluate,
+    matches: (row) => {
+      try {
+        return evaluate(row) === true
+      } catch (error) {
+        if (error instanceof EvaluationError) return false
+        throw error
+      }
+    },
+    canonical: canonicalWhere(parsed),
+    ...(equalityIndex ? { equalityIndex } : {}),
+  }
+}
+
+export type { Row, EqualityIndex, ParamReader }
+export { EvaluationError }
+export { WHERE_LIMITS } from './parse-where.js'

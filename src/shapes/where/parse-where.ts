@@ -1,0 +1,307 @@
+/**
+ * Reads a client's `where` text with PostgreSQL's real parser (libpg-query) as
+ * `SELECT 1 WHERE <clause>`, and accepts exactly one boolean expression made of the supported
+ * nodes — anything else (a second statement, FROM/ORDER BY/UNION, subqueries, comments,
+ * functions outside the list) is a 400 naming the position. Limits apply before parsing so a
+ * hostile clause never costs more than a bounded amount of work.
+ */
+import { loadModule, parseSync, scanSync } from 'libpg-query'
+import { InvalidRequestError } from '../../errors.js'
+import { PARAMS } from '../../protocol/constants.js'
+import type { BinaryOp, CompareOp, FunctionName, WhereNode } from './where-ast.js'
+
+export const WHERE_LIMITS = {
+  /** Characters of the clause. */
+  maxLength: 10_240,
+  /** Highest `$n`. */
+  maxParams: 100,
+  /** Characters of one parameter value. */
+  maxParamLength: 10_240,
+  /** Nesting of parentheses and of the expression tree. */
+  maxDepth: 64,
+} as const
+
+// The parser is WebAssembly: load it once, when this module is first imported.
+await loadModule()
+
+const PREFIX = 'SELECT 1 WHERE '
+/** Keys a bare `SELECT 1 WHERE x` statement has; any other means more than a where clause. */
+const ALLOWED_SELECT_KEYS = new Set(['targetList', 'whereClause', 'limitOption', 'op'])
+const COMPARE_OPS: ReadonlySet<string> = new Set(['=', '<>', '<', '<=', '>', '>='])
+const BINARY_OPS: ReadonlySet<string> = new Set([...COMPARE_OPS, '+', '-', '*', '/', '%', '||', '@>', '<@', '&&'])
+const FUNCTIONS: ReadonlySet<string> = new Set(['lower', 'upper', 'length', 'abs'])
+/** PostgreSQL's names for the types a cast may name, after its own alias folding. */
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  int2: 'int2',
+  int4: 'int4',
+  int8: 'int8',
+  numeric: 'numeric',
+  float4: 'float4',
+  float8: 'float8',
+  bool: 'bool',
+  text: 'text',
+  varchar: 'text',
+  uuid: 'uuid',
+  date: 'date',
+  timestamp: 'timestamp',
+  timestamptz: 'timestamptz',
+}
+
+/** Reads `params[n]`; undefined when the request has none. */
+export type ParamReader = (n: number) => string | undefined
+
+/** The clause's syntax tree, validated, with parameters filled in. Throws InvalidRequestError. */
+export function parseWhere(text: string, param: ParamReader): WhereNode {
+  if (text.trim() === '') throw invalid('must not be empty')
+  if (text.length > WHERE_LIMITS.maxLength) throw invalid(`is longer than ${WHERE_LIMITS.maxLength} characters`)
+  if (text.includes('\u0000')) throw invalid('must not contain NUL characters')
+  const depth = parenthesisDepth(text)
+  if (depth > WHERE_LIMITS.maxDepth) throw invalid(`nests parentheses deeper than ${WHERE_LIMITS.maxDepth}`)
+
+  const sql = PREFIX + text
+  let tokens
+  try {
+    tokens = scanSync(sql).tokens
+  } catch (error) {
+    throw syntaxError(sql, error)
+  }
+  for (const token of tokens) {
+    if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') throw invalid(`comments are not allowed (at character ${position(sql, token.start)})`)
+    if (token.text === ';') throw invalid(`must be a single expression: ";" at character ${position(sql, token.start)}`)
+  }
+  let result
+  try {
+    result = parseSync(sql)
+  } catch (error) {
+    throw syntaxError(sql, error)
+  }
+  const statements = result.stmts ?? []
+  const select = (statements[0]?.stmt as Record<string, unknown> | undefined)?.['SelectStmt'] as Record<string, unknown> | undefined
+  if (statements.length !== 1 || !select) throw invalid('must be a single boolean expression')
+  for (const key of Object.keys(select)) {
+    if (!ALLOWED_SELECT_KEYS.has(key)) throw invalid(`must be a single boolean expression, without FROM, GROUP BY, ORDER BY, LIMIT, UNION or similar clauses (found ${key})`)
+  }
+  if (select['op'] !== 'SETOP_NONE' || !select['whereClause']) throw invalid('must be a single boolean expression')
+  return new Converter(sql, param).convert(select['whereClause'], 0)
+}
+
+type Json = Record<string, unknown>
+
+class Converter {
+  constructor(
+    readonly sql: string,
+    readonly param: ParamReader,
+  ) {}
+
+  convert(node: unknown, depth: number): WhereNode {
+    if (depth > WHERE_LIMITS.maxDepth) throw invalid(`is nested deeper than ${WHERE_LIMITS.maxDepth} levels`)
+    const [tag, body] = Object.entries(node as Json)[0] as [string, Json]
+    const at = this.at((body as { location?: unknown }).location)
+    const next = (child: unknown) => this.convert(child, depth + 1)
+    switch (tag) {
+      case 'ColumnRef': {
+        const fields = body['fields'] as Json[]
+        const name = (fields[0]?.['String'] as Json | undefined)?.['sval']
+        if (fields.length !== 1 || typeof name !== 'string') {
+          throw this.error('columns must be plain column names of the shape\'s table (no table prefix, no *)', at)
+        }
+        return { kind: 'column', name, at }
+      }
+      case 'A_Const':
+        return this.constant(body, at)
+      case 'ParamRef': {
+        const n = body['number'] as number
+        if (n < 1 || n > WHERE_LIMITS.maxParams) throw this.error(`parameter $${n} is out of range (1..${WHERE_LIMITS.maxParams})`, at)
+        const value = this.param(n)
+        if (value === undefined) {
+          throw InvalidRequestError.of(`${PARAMS.params}[${n}]`, `is missing: the where clause uses $${n}`)
+        }
+        if (value.length > WHERE_LIMITS.maxParamLength) {
+          throw InvalidRequestError.of(`${PARAMS.params}[${n}]`, `is longer than ${WHERE_LIMITS.maxParamLength} characters`)
+        }
+        if (value.includes('\u0000')) throw InvalidRequestError.of(`${PARAMS.params}[${n}]`, 'must not contain NUL characters')
+        // A parameter is a quoted literal whose type its context decides, like '...'.
+        return { kind: 'literal', literal: 'string', text: value, at }
+      }
+      case 'BoolExpr': {
+        const args = (body['args'] as unknown[]).map(next)
+        switch (body['boolop']) {
+          case 'AND_EXPR':
+            return { kind: 'and', args, at }
+          case 'OR_EXPR':
+            return { kind: 'or', args, at }
+          default:
+            return { kind: 'not', arg: args[0]!, at }
+        }
+      }
+      case 'NullTest':
+        return { kind: 'isNull', arg: next(body['arg']), negated: body['nulltesttype'] === 'IS_NOT_NULL', at }
+      case 'BooleanTest': {
+        const test = String(body['booltesttype']) // IS_TRUE, IS_NOT_FALSE, IS_UNKNOWN, ...
+        const negated = test.startsWith('IS_NOT_')
+        const value = test.slice(negated ? 7 : 3).toLowerCase() as 'true' | 'false' | 'unknown'
+        return { kind: 'isBool', arg: next(body['arg']), value, negated, at }
+      }
+      case 'TypeCast':
+        return { kind: 'cast', arg: next(body['arg']), ...this.typeName(body['typeName'] as Json, at), at }
+      case 'A_ArrayExpr':
+        return { kind: 'array', elements: ((body['elements'] as unknown[] | undefined) ?? []).map(next), at }
+      case 'CoalesceExpr':
+        return { kind: 'call', name: 'coalesce', args: (body['args'] as unknown[]).map(next), at }
+      case 'FuncCall':
+        return this.call(body, at, next)
+      case 'A_Expr':
+        return this.expression(body, at, next)
+      case 'SubLink':
+        throw this.error('subqueries are not supported', at)
+      case 'SQLValueFunction':
+        throw this.error('functions of the current time or session (CURRENT_DATE, CURRENT_USER, ...) are not allowed: a shape must be deterministic', at)
+      case 'CollateClause':
+        throw this.error('COLLATE is not supported (text comparisons use the C collation)', at)
+      default:
+        throw this.error(`${describe(tag)} is not supported in where`, at)
+    }
+  }
+
+  constant(body: Json, at: number): WhereNode {
+    if (body['isnull']) return { kind: 'literal', literal: 'null', text: '', at }
+    if ('ival' in body) return { kind: 'literal', literal: 'integer', text: String((body['ival'] as Json)['ival'] ?? 0), at }
+    if ('fval' in body) {
+      const text = String((body['fval'] as Json)['fval'])
+      // The parser leaves integers too large for int4 as text; PostgreSQL types them int8 or numeric.
+      return { kind: 'literal', literal: /^-?\d+$/.test(text) ? 'integer' : 'decimal', text, at }
+    }
+    if ('boolval' in body) return { kind: 'literal', literal: 'boolean', text: (body['boolval'] as Json)['boolval'] ? 'true' : 'false', at }
+    if ('sval' in body) return { kind: 'literal', literal: 'string', text: String((body['sval'] as Json)['sval'] ?? ''), at }
+    throw this.error('bit-string constants are not supported', at)
+  }
+
+  typeName(typeName: Json, at: number): { typeName: string; array: boolean } {
+    const names = (typeName['names'] as Json[]).map((n) => String((n['String'] as Json)['sval']))
+    const bare = names.length === 2 && names[0] === 'pg_catalog' ? names[1]! : names.length === 1 ? names[0]! : undefined
+    const resolved = bare === undefined ? undefined : TYPE_NAMES[bare]
+    if (!resolved) throw this.error(`cast to ${names.join('.')} is not supported (supported: ${[...new Set(Object.values(TYPE_NAMES))].join(', ')})`, at)
+    if (typeName['typmods'] || typeName['setof'] || typeName['pct_type']) throw this.error('type modifiers are not supported in casts', at)
+    return { typeName: resolved, array: Array.isArray(typeName['arrayBounds']) }
+  }
+
+  call(body: Json, at: number, next: (n: unknown) => WhereNode): WhereNode {
+    const names = (body['funcname'] as Json[]).map((n) => String((n['String'] as Json)['sval']))
+    const name = names.length === 2 && names[0] === 'pg_catalog' ? names[1]! : names.length === 1 ? names[0]! : names.join('.')
+    if (!FUNCTIONS.has(name)) throw this.error(`function ${name}() is not supported (supported: lower, upper, length, abs, coalesce)`, at)
+    for (const key of ['agg_star', 'agg_distinct', 'func_variadic', 'over', 'agg_filter', 'agg_order', 'agg_within_group']) {
+      if (body[key]) throw this.error(`${name}() must be called as a plain function`, at)
+    }
+    if (body['funcformat'] !== 'COERCE_EXPLICIT_CALL') throw this.error(`${name}() must be called as a plain function`, at)
+    const args = ((body['args'] as unknown[] | undefined) ?? []).map(next)
+    if (args.length !== 1) throw this.error(`${name}() takes one argument`, at)
+    return { kind: 'call', name: name as FunctionName, args, at }
+  }
+
+  expression(body: Json, at: number, next: (n: unknown) => WhereNode): WhereNode {
+    const nameParts = ((body['name'] as Json[] | undefined) ?? []).map((n) => String((n['String'] as Json)['sval']))
+    if (nameParts.length !== 1) throw this.error('schema-qualified operators are not supported', at)
+    const op = nameParts[0]!
+    const kind = String(body['kind'])
+    const list = () => ((body['rexpr'] as Json)['List'] as Json)['items'] as unknown[]
+    switch (kind) {
+      case 'AEXPR_OP': {
+        if (!BINARY_OPS.has(op)) throw this.error(`operator ${op} is not supported`, at)
+        if (body['lexpr'] === undefined) {
+          if (op !== '-' && op !== '+') throw this.error(`prefix operator ${op} is not supported`, at)
+          const arg = next(body['rexpr'])
+          return op === '-' ? { kind: 'negate', arg, at } : arg
+        }
+        return { kind: 'binary', op: op as BinaryOp, left: next(body['lexpr']), right: next(body['rexpr']), at }
+      }
+      case 'AEXPR_OP_ANY':
+      case 'AEXPR_OP_ALL':
+        if (!COMPARE_OPS.has(op)) throw this.error(`operator ${op} is not supported with ANY/ALL`, at)
+        return { kind: 'quantified', op: op as CompareOp, left: next(body['lexpr']), right: next(body['rexpr']), all: kind === 'AEXPR_OP_ALL', at }
+      case 'AEXPR_DISTINCT':
+      case 'AEXPR_NOT_DISTINCT':
+        return { kind: 'distinct', left: next(body['lexpr']), right: next(body['rexpr']), negated: kind === 'AEXPR_NOT_DISTINCT', at }
+      case 'AEXPR_IN':
+        return { kind: 'in', arg: next(body['lexpr']), list: list().map(next), negated: op === '<>', at }
+      case 'AEXPR_LIKE':
+      case 'AEXPR_ILIKE': {
+        const pattern = body['rexpr'] as Json
+        if ('FuncCall' in pattern) throw this.error('LIKE ... ESCAPE is not supported', at)
+        return { kind: 'like', arg: next(body['lexpr']), pattern: next(pattern), negated: op.startsWith('!'), caseInsensitive: kind === 'AEXPR_ILIKE', at }
+      }
+      case 'AEXPR_BETWEEN':
+      case 'AEXPR_NOT_BETWEEN':
+      case 'AEXPR_BETWEEN_SYM':
+      case 'AEXPR_NOT_BETWEEN_SYM': {
+        const [low, high] = list()
+        return {
+          kind: 'between',
+          arg: next(body['lexpr']),
+          low: next(low),
+          high: next(high),
+          negated: kind.includes('NOT'),
+          symmetric: kind.endsWith('SYM'),
+          at,
+        }
+      }
+      default:
+        throw this.error(`${kind.replace('AEXPR_', '').replaceAll('_', ' ')} is not supported`, at)
+    }
+  }
+
+  at(location: unknown): number {
+    return typeof location === 'number' && location >= 0 ? Math.max(0, charOffset(this.sql, location) - PREFIX.length) : 0
+  }
+
+  error(message: string, at: number): InvalidRequestError {
+    return invalid(`${message} (at character ${at + 1})`)
+  }
+}
+
+function describe(tag: string): string {
+  const names: Record<string, string> = {
+    CaseExpr: 'CASE',
+    MinMaxExpr: 'GREATEST/LEAST',
+    RowExpr: 'a row constructor',
+    A_Indirection: 'subscripts and field selection',
+    NullIfExpr: 'NULLIF',
+    XmlExpr: 'XML',
+    GroupingFunc: 'GROUPING',
+  }
+  return names[tag] ?? tag
+}
+
+/** libpg-query reports byte offsets into the UTF-8 text; errors speak in characters. */
+function charOffset(sql: string, byteOffset: number): number {
+  return Buffer.from(sql, 'utf8').subarray(0, byteOffset).toString('utf8').length
+}
+
+function position(sql: string, byteOffset: number): number {
+  return charOffset(sql, byteOffset) - PREFIX.length + 1
+}
+
+function syntaxError(sql: string, error: unknown): InvalidRequestError {
+  const details = (error as { sqlDetails?: { message: string; cursorPosition: number } }).sqlDetails
+  const message = details?.message ?? (error as Error).message
+  const at = details && details.cursorPosition > 0 ? ` (at character ${Math.max(1, charOffset(sql, details.cursorPosition - 1) - PREFIX.length + 1)})` : ''
+  return invalid(`${message}${at}`)
+}
+
+/** Parenthesis depth outside quoted strings and identifiers: a cheap bound before parsing. */
+function parenthesisDepth(text: string): number {
+  let depth = 0
+  let max = 0
+  let quote: string | undefined
+  for (const ch of text) {
+    if (quote) {
+      if (ch === quote) quote = undefined
+    } else if (ch === "'" || ch === '"') quote = ch
+    else if (ch === '(' || ch === '[') max = Math.max(max, ++depth)
+    else if (ch === ')' || ch === ']') depth--
+  }
+  return max
+}
+
+function invalid(reason: string): InvalidRequestError {
+  return InvalidRequestError.of(PARAMS.where, reason)
+}
