@@ -10,14 +10,14 @@ import { join } from 'node:path'
 import pg from 'pg'
 import type { Config } from './config.js'
 import { seedDemo } from './demo.js'
-import { createApp, HEALTH } from './http/app.js'
+import { createApp, HEALTH, type Health } from './http/app.js'
 import { LiveSlots } from './http/live-slots.js'
 import { TableCatalog } from './http/table-catalog.js'
 import { Metrics } from './metrics.js'
 import type { Logger } from './log.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
-import { REPLICATION_STATUS, ReplicationStream } from './replication/replication-stream.js'
+import { REPLICATION_STATUS, ReplicationStream, type ReplicationStatus } from './replication/replication-stream.js'
 import { ShapeManager } from './shapes/shape-manager.js'
 import { ShapeNotifier } from './shapes/shape-notifier.js'
 import { ShapeRouter } from './shapes/shape-router.js'
@@ -33,7 +33,7 @@ export interface SluiceServer {
 }
 
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger): Promise<SluiceServer> {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 })
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 10_000 })
   pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection failed'))
   try {
     const identity = await runStartupChecks(pool, { slotName: config.replicationSlot })
@@ -71,11 +71,26 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     },
   })
   const counted = metrics
+  const tables = new TableCatalog(pool)
   replication = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.replicationSlot,
     publication: config.publication,
     resumeFrom: () => store.durableLsn,
+    history: {
+      systemIdentifier: () => store.systemIdentifier,
+      adopt: (systemIdentifier) => store.adoptSystemIdentifier(systemIdentifier),
+      reset: async (systemIdentifier, startLsn, problem) => {
+        // Let commits of the old history land first, so none of them lands after the reset.
+        await router.stop()
+        await manager.dropAll(`replication history lost (${problem.kind})`)
+        await store.reset(systemIdentifier, startLsn)
+        router.reset(startLsn)
+        tables.clear()
+        await ensurePublication(pool, config.publication)
+        log.warn({ startLsn: String(startLsn) }, 'shape storage reset; new shapes are built from the current database')
+      },
+    },
     sink: {
       onTransaction: (tx) => {
         counted.transactions.inc()
@@ -94,7 +109,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     store,
     notifier,
     manager,
-    tables: new TableCatalog(pool),
+    tables,
     longPollMs: config.longPollMs,
     cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },
     canCreateShapes: () => stream.status === REPLICATION_STATUS.streaming,
@@ -107,7 +122,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     shutdown: shutdown.signal,
     sse: { timeoutMs: config.sseTimeoutMs, keepAliveMs: config.sseKeepAliveMs, retryMs: config.sseRetryMs },
     demo: config.demo ? pool : undefined,
-    health: () => (stream.status === REPLICATION_STATUS.streaming ? HEALTH.active : HEALTH.starting),
+    health: () => healthOf(stream.status),
     log: log.child({ component: 'http' }),
   })
   const server = await listen(app.fetch, config.port, config.host)
@@ -135,6 +150,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       await pool.end()
     },
   }
+}
+
+function healthOf(status: ReplicationStatus): Health {
+  if (status === REPLICATION_STATUS.streaming) return HEALTH.active
+  return status === REPLICATION_STATUS.waiting ? HEALTH.waiting : HEALTH.starting
 }
 
 /** Request headers above this size are refused by Node with 431. */

@@ -23,7 +23,8 @@ import { SseHub } from './sse-hub.js'
 import { streamShape } from './sse-route.js'
 import { parseShapeRequest } from './shape-request.js'
 
-export const HEALTH = { active: 'active', starting: 'starting' } as const
+/** `waiting`: replication broke (database restarted or unreachable) and is reconnecting. */
+export const HEALTH = { active: 'active', starting: 'starting', waiting: 'waiting' } as const
 export type Health = (typeof HEALTH)[keyof typeof HEALTH]
 
 export interface AppDeps extends ShapeRouteDeps {
@@ -44,6 +45,7 @@ export interface AppDeps extends ShapeRouteDeps {
 }
 
 const SHAPE_PATHS = ['/v1/shape', '/shape'] as const
+const HEALTH_RETRY_AFTER_SECONDS = 2
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
@@ -128,6 +130,10 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/v1/health', (c) => {
     const status = deps.health()
     c.header(HEADERS.cacheControl, 'no-store')
+    if (status === HEALTH.waiting) {
+      c.header(HEADERS.retryAfter, String(HEALTH_RETRY_AFTER_SECONDS))
+      return c.json({ status }, 503)
+    }
     return c.json({ status }, status === HEALTH.active ? 200 : 202)
   })
 

@@ -1,10 +1,12 @@
 /**
  * The one table from error code to HTTP status, body and headers (PROTOCOL: Status codes).
- * Anything that is not a `SluiceError` is our fault: logged with its stack, answered 503 with
+ * A lost database connection is a 503 with `retry-after`. Anything else that is not a
+ * `SluiceError` is our fault: logged with its stack, answered 503 with
  * a generic message, never a stack trace.
  */
 import { ERROR_CODES, InvalidRequestError, MustRefetchError, SluiceError, UnavailableError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
+import { isConnectionError } from '../pg/connection-errors.js'
 import { CONTROL, HEADERS } from '../protocol/constants.js'
 import { CACHE_CONTROL } from './cache-headers.js'
 
@@ -46,6 +48,14 @@ export function errorResponse(error: unknown, log: Logger): ErrorResponse {
     const status = STATUS[error.code]
     const extra: Record<string, string> = status === 503 ? { [HEADERS.retryAfter]: String(RETRY_AFTER_SECONDS) } : {}
     return json(status, { message: error.message }, extra)
+  }
+  if (isConnectionError(error)) {
+    log.warn({ err: (error as Error).message }, 'PostgreSQL is unreachable; answering 503')
+    return json(
+      503,
+      { message: 'PostgreSQL is unreachable right now; retry shortly.' },
+      { [HEADERS.retryAfter]: String(RETRY_AFTER_SECONDS) },
+    )
   }
   log.error({ err: error }, 'unexpected error while serving a request')
   return json(

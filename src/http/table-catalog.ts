@@ -19,6 +19,11 @@ export class TableCatalog {
     this.#pool = pool
   }
 
+  /** Forgets everything (the database behind the pool changed). */
+  clear(): void {
+    this.#cache.clear()
+  }
+
   /** The table's metadata; a 400 naming `table` when there is no such table. */
   async get(table: TableName): Promise<TableInfo> {
     const key = qualifiedName(table)

@@ -11,6 +11,7 @@ import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
 import { outputSettingsOptions } from '../pg/output-settings.js'
 import type { PgoutputMessage, RelationMessage } from './pgoutput-messages.js'
 import { TextPgoutputPlugin } from './pgoutput-plugin.js'
+import { readSlotState, slotProblem, type SlotProblem } from './slot-check.js'
 import type { Change, Transaction } from './transaction.js'
 
 export interface ReplicationSink {
@@ -20,7 +21,8 @@ export interface ReplicationSink {
   onIdle(walEnd: Lsn): void
 }
 
-export const REPLICATION_STATUS = { stopped: 'stopped', connecting: 'connecting', streaming: 'streaming' } as const
+/** `waiting`: the stream ran and broke (database restarted, connection cut); reconnecting with backoff. */
+export const REPLICATION_STATUS = { stopped: 'stopped', connecting: 'connecting', streaming: 'streaming', waiting: 'waiting' } as const
 export type ReplicationStatus = (typeof REPLICATION_STATUS)[keyof typeof REPLICATION_STATUS]
 
 export interface ReplicationStreamOptions {
@@ -29,8 +31,19 @@ export interface ReplicationStreamOptions {
   readonly publication: string
   /** Where to resume: the durable LSN of storage. */
   readonly resumeFrom: () => Lsn
+  /** The history storage continues; checked against the slot before every connection. */
+  readonly history: ReplicationHistory
   readonly sink: ReplicationSink
   readonly log: Logger
+}
+
+export interface ReplicationHistory {
+  /** The cluster storage follows; undefined for a store that never connected. */
+  systemIdentifier(): string | undefined
+  /** A new store: remember the cluster it follows. */
+  adopt(systemIdentifier: string): Promise<void>
+  /** Storage cannot continue from the slot: drop every shape and continue from `startLsn`. */
+  reset(systemIdentifier: string, startLsn: Lsn, problem: SlotProblem): Promise<void>
 }
 
 const MIN_BACKOFF_MS = 250
@@ -71,21 +84,22 @@ export class ReplicationStream {
     return () => this.#statusListeners.delete(listener)
   }
 
-  /** Creates the slot when missing, then starts streaming; resolves once the stream runs. */
+  /**
+   * Checks the slot against storage (creating it when missing), then starts streaming;
+   * resolves once the stream runs. A failure of that first check rejects; later ones retry.
+   */
   async start(): Promise<void> {
     this.#stopping = false
-    await this.#ensureSlot()
-    await new Promise<void>((resolve, reject) => {
+    this.#setStatus(REPLICATION_STATUS.connecting)
+    await this.#prepare()
+    await new Promise<void>((resolve) => {
       const off = this.onStatus((status) => {
-        if (status === REPLICATION_STATUS.streaming) {
+        if (status === REPLICATION_STATUS.streaming || status === REPLICATION_STATUS.stopped) {
           off()
           resolve()
         }
       })
-      this.#connect().catch((error: unknown) => {
-        off()
-        reject(error)
-      })
+      this.#subscribe()
     })
   }
 
@@ -108,22 +122,56 @@ export class ReplicationStream {
     this.#setStatus(REPLICATION_STATUS.stopped)
   }
 
-  async #ensureSlot(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#options.connectionString })
+  /**
+   * Verifies that the slot continues storage's history (slot-check.ts) and creates the slot
+   * when missing. When it does not, storage is reset before anything is streamed.
+   */
+  async #prepare(): Promise<void> {
+    const { slot, history, log } = this.#options
+    const client = new pg.Client({ connectionString: this.#options.connectionString, connectionTimeoutMillis: 10_000 })
+    client.on('error', () => undefined)
     await client.connect()
     try {
-      const existing = await client.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [this.#options.slot])
-      if (existing.rowCount === 0) {
-        await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [this.#options.slot])
-        this.#options.log.info({ slot: this.#options.slot }, 'created replication slot')
+      const state = await readSlotState(client, slot)
+      const stored = history.systemIdentifier()
+      const problem = slotProblem(slot, state, { systemIdentifier: stored, durableLsn: this.#options.resumeFrom() })
+      let exists = state.slot !== undefined
+      if (problem?.dropSlot) {
+        await client.query('SELECT pg_drop_replication_slot($1)', [slot])
+        exists = false
+      }
+      let startLsn = state.slot?.confirmedFlushLsn
+      if (!exists) {
+        const created = await client.query<{ lsn: string }>(`SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [slot])
+        startLsn = parseLsn(created.rows[0]!.lsn)
+        log.info({ slot, at: created.rows[0]!.lsn }, 'created replication slot')
+      }
+      if (problem) {
+        log.error({ slot, problem: problem.kind }, problem.message)
+        await history.reset(state.systemIdentifier, startLsn ?? (0n as Lsn), problem)
+        this.#acknowledged = 0n as Lsn
+      } else if (stored === undefined) {
+        await history.adopt(state.systemIdentifier)
       }
     } finally {
-      await client.end()
+      await client.end().catch(() => undefined)
     }
   }
 
-  async #connect(): Promise<void> {
-    this.#setStatus(REPLICATION_STATUS.connecting)
+  /** One reconnection attempt: check the slot again (it may be gone), then stream. */
+  async #reconnect(): Promise<void> {
+    this.#reconnectTimer = undefined
+    if (this.#stopping) return
+    try {
+      await this.#prepare()
+    } catch (error) {
+      this.#retryLater(error)
+      return
+    }
+    if (!this.#stopping) this.#subscribe()
+  }
+
+  #subscribe(): void {
     this.#open = undefined
     const service = new LogicalReplicationService(
       { connectionString: this.#options.connectionString, options: outputSettingsOptions() },
@@ -221,16 +269,21 @@ export class ReplicationStream {
   #onFailure(service: LogicalReplicationService, error: unknown): void {
     if (service !== this.#service || this.#stopping) return
     this.#service = undefined
+    void service.destroy().catch(() => undefined)
+    this.#retryLater(error)
+  }
+
+  #retryLater(error: unknown): void {
+    if (this.#stopping) return
     this.#lastError = error instanceof Error ? error.message : String(error)
     this.#options.log.warn(
       { err: this.#lastError, retryInMs: this.#backoffMs },
-      'replication connection lost; reconnecting. If this repeats, check that PostgreSQL is up and the slot exists.',
+      'replication connection lost; reconnecting. Shapes keep being served from storage; new shapes get 503 meanwhile. ' +
+        'If this repeats, check that PostgreSQL is up and reachable at DATABASE_URL.',
     )
-    void service.destroy().catch(() => undefined)
-    this.#setStatus(REPLICATION_STATUS.connecting)
-    this.#reconnectTimer = setTimeout(() => {
-      this.#connect().catch((e: unknown) => this.#onFailure(this.#service ?? service, e))
-    }, this.#backoffMs)
+    this.#setStatus(REPLICATION_STATUS.waiting)
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer)
+    this.#reconnectTimer = setTimeout(() => void this.#reconnect(), this.#backoffMs)
     this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS)
   }
 

@@ -100,6 +100,11 @@ export class ShapeManager {
     await this.#options.store.deleteShape(shape.stored.id)
   }
 
+  /** Drops every shape (storage is about to start over): all their clients get 409. */
+  async dropAll(reason: string): Promise<void> {
+    await Promise.all([...this.#byHandle.values()].map((shape) => this.drop(shape, reason)))
+  }
+
   /** Throws the 409 for a request whose handle is gone, naming the current handle. */
   async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string): Promise<never> {
     const current = await this.getOrCreate(definition, table)

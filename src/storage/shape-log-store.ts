@@ -53,6 +53,7 @@ export interface LogBatch {
 const META_DURABLE_LSN = 'durableLsn'
 const META_HANDLE_CLOCK = 'handleClock'
 const META_NEXT_SHAPE_ID = 'nextShapeId'
+const META_SYSTEM_IDENTIFIER = 'systemIdentifier'
 const MARK = Buffer.of(1)
 
 export class ShapeLogStore {
@@ -100,6 +101,33 @@ export class ShapeLogStore {
   /** Every transaction whose commit ends at or before this LSN is in storage. */
   get durableLsn(): Lsn {
     return this.#durableLsn
+  }
+
+  /** `system_identifier` of the PostgreSQL cluster these logs came from; undefined for a new store. */
+  get systemIdentifier(): string | undefined {
+    return this.#meta.get(META_SYSTEM_IDENTIFIER)
+  }
+
+  /** Records the cluster a new store follows (nothing else changes). */
+  async adoptSystemIdentifier(systemIdentifier: string): Promise<void> {
+    await this.#meta.put(META_SYSTEM_IDENTIFIER, systemIdentifier)
+  }
+
+  /**
+   * Starts over against another replication history (a new slot or another cluster): every
+   * shape and its log go, and the durable LSN becomes `startLsn`, in one transaction. Shape ids
+   * and the handle clock carry on, so no handle is ever issued twice.
+   */
+  async reset(systemIdentifier: string, startLsn: Lsn): Promise<void> {
+    const ids = this.shapes().map((shape) => shape.id)
+    await this.#root.transaction(() => {
+      for (const id of ids) this.#deleteShapeInTransaction(id)
+      this.#meta.putSync(META_SYSTEM_IDENTIFIER, systemIdentifier)
+      this.#meta.putSync(META_DURABLE_LSN, String(startLsn))
+    })
+    this.#durableLsn = startLsn
+    this.#openChunkBytes.clear()
+    this.#snapshotRows.clear()
   }
 
   shapes(): StoredShape[] {
@@ -235,18 +263,20 @@ export class ShapeLogStore {
 
   /** Removes a shape and its whole log. */
   async deleteShape(shapeId: number): Promise<void> {
-    const { start, end } = shapeKeyRange(shapeId)
-    await this.#root.transaction(() => {
-      for (const key of this.#entries.getKeys({ start, end })) this.#entries.removeSync(key)
-      for (const key of this.#boundaries.getKeys({ start, end })) this.#boundaries.removeSync(key)
-      this.#shapes.removeSync(shapeId)
-    })
+    await this.#root.transaction(() => this.#deleteShapeInTransaction(shapeId))
     this.#openChunkBytes.delete(shapeId)
     this.#snapshotRows.delete(shapeId)
   }
 
   async close(): Promise<void> {
     await this.#root.close()
+  }
+
+  #deleteShapeInTransaction(shapeId: number): void {
+    const { start, end } = shapeKeyRange(shapeId)
+    for (const key of this.#entries.getKeys({ start, end })) this.#entries.removeSync(key)
+    for (const key of this.#boundaries.getKeys({ start, end })) this.#boundaries.removeSync(key)
+    this.#shapes.removeSync(shapeId)
   }
 
   #bytesSinceLastBoundary(shapeId: number): number {
