@@ -7,7 +7,9 @@ import { parseTableName } from '../pg/table-name.js'
 import { OFFSET_NOW, PARAMS } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, parseOffset, type Offset } from '../protocol/offset.js'
 import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDefinition, type TableName } from '../shapes/shape-definition.js'
+import { parseColumnList } from '../shapes/column-list.js'
 import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
+import { canonicalizeWhere } from '../shapes/where/compile-where.js'
 
 export interface ShapeRequest {
   readonly definition: ShapeDefinition
@@ -68,18 +70,34 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   const replica = oneOf<ReplicaMode>(query(PARAMS.replica), REPLICA_MODES, REPLICA_MODES.default, (r) => fail(PARAMS.replica, r))
   const log = oneOf<LogMode>(query(PARAMS.log), LOG_MODES, LOG_MODES.full, (r) => fail(PARAMS.log, r))
 
-  for (const unsupported of [PARAMS.where, PARAMS.columns]) {
-    if (query(unsupported) !== undefined) fail(unsupported, 'is not supported by this server yet')
-  }
+  // Both are checked here, before anything touches the database; binding them to the
+  // table's columns (types, existence, the primary key) happens when the shape is created.
+  const where = collect(errors, () => {
+    const text = query(PARAMS.where)
+    return text === undefined ? undefined : canonicalizeWhere(text, (n) => query(`${PARAMS.params}[${n}]`))
+  })
+  const columnsText = query(PARAMS.columns)
+  const columns = columnsText === undefined ? undefined : collect(errors, () => parseColumnList(columnsText))
 
   if (Object.keys(errors).length > 0 || !table || offset === undefined) throw new InvalidRequestError(errors)
   return {
-    definition: { table, replica, log },
+    definition: { table, replica, log, ...(where !== undefined ? { where } : {}), ...(columns !== undefined ? { columns } : {}) },
     offset,
     handle,
     live,
     liveSse,
     cursor: query(PARAMS.cursor),
+  }
+}
+
+/** Runs a parser that throws InvalidRequestError, collecting its errors with the others. */
+function collect<T>(errors: Record<string, string[]>, parse: () => T): T | undefined {
+  try {
+    return parse()
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error
+    for (const [param, reasons] of Object.entries(error.errors)) (errors[param] ??= []).push(...reasons)
+    return undefined
   }
 }
 

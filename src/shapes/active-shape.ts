@@ -5,6 +5,7 @@
 import type { TableInfo } from '../pg/introspect.js'
 import type { Transaction } from '../replication/transaction.js'
 import type { StoredShape } from '../storage/shape-log-store.js'
+import type { CompiledWhere } from './where/compile-where.js'
 import type { Visibility } from './xid-visibility.js'
 
 export const MERGE_PHASE = {
@@ -19,7 +20,10 @@ export type MergePhase = (typeof MERGE_PHASE)[keyof typeof MERGE_PHASE]
 
 export interface ActiveShape {
   readonly stored: StoredShape
+  /** The shape's table narrowed to its selected columns (all of them without `columns`). */
   readonly table: TableInfo
+  /** The compiled `where`; undefined for the whole table. */
+  readonly where: CompiledWhere | undefined
   phase: MergePhase
   visibility: Visibility | undefined
   readonly held: Transaction[]

@@ -1,6 +1,11 @@
 /**
  * Turns one replicated row change into the wire messages of one shape (PROTOCOL: Messages).
  * Pure: no I/O, no clock. Each message is serialized once, here, and stored as bytes.
+ *
+ * With a `where`, the old and new rows are both evaluated: an update that enters the shape is
+ * sent as an insert of the whole (selected) row, one that leaves it as a delete, and a
+ * primary-key change as a delete of the old key and an insert of the new — each side only when
+ * it is in the shape. Values carry only the selected columns.
  */
 import { OPERATIONS, type Operation } from '../protocol/constants.js'
 import { UNCHANGED_TOAST, type Tuple, type TupleValue } from '../replication/pgoutput-messages.js'
@@ -31,6 +36,10 @@ export interface EncodeContext {
   readonly replica: ReplicaMode
   readonly lsn: string
   readonly xid: number
+  /** Whether a row is in the shape; absent: every row is. */
+  readonly matches?: (row: Row) => boolean
+  /** Selected column names; absent: all columns. */
+  readonly columns?: ReadonlySet<string>
 }
 
 type RowChange =
@@ -53,29 +62,40 @@ export function encodeChange(ctx: EncodeContext, change: RowChange, position: nu
     },
   })
 
+  const inShape = (row: Row) => ctx.matches === undefined || ctx.matches(row)
+  const selected = ctx.columns ? names.filter((n) => ctx.columns!.has(n)) : undefined
+  const project = (row: Row) => (selected ? pick(row, selected) : row)
+  const insert = (row: Row) => message(OPERATIONS.insert, keyOf(ctx, row), project(row))
+  const remove = (old: Row) => message(OPERATIONS.delete, keyOf(ctx, old), ctx.replica === REPLICA_MODES.full ? project(old) : pick(old, ctx.primaryKey))
+
   switch (change.kind) {
     case 'insert': {
       const row = toRow(names, change.record, undefined)
-      return [message(OPERATIONS.insert, keyOf(ctx, row), row)]
+      return inShape(row) ? [insert(row)] : []
     }
     case 'delete': {
       const old = toRow(names, change.old, undefined)
-      const value = ctx.replica === REPLICA_MODES.full ? old : pick(old, ctx.primaryKey)
-      return [message(OPERATIONS.delete, keyOf(ctx, old), value)]
+      return inShape(old) ? [remove(old)] : []
     }
     case 'update': {
       const row = toRow(names, change.record, change.old)
       const old = change.old ? toRow(names, change.old, undefined) : undefined
+      const isIn = inShape(row)
+      // Without the old row (no REPLICA IDENTITY FULL) assume it was where the new one is.
+      const wasIn = old ? inShape(old) : isIn
+      if (!wasIn) return isIn ? [insert(row)] : []
+      if (!isIn) return [remove(old ?? row)]
       const newKey = keyOf(ctx, row)
       if (old && keyOf(ctx, old) !== newKey) {
         // A primary-key change is a different row to the client: delete, then insert.
-        const deleted = ctx.replica === REPLICA_MODES.full ? old : pick(old, ctx.primaryKey)
-        return [message(OPERATIONS.delete, keyOf(ctx, old), deleted), message(OPERATIONS.insert, newKey, row)]
+        return [remove(old), insert(row)]
       }
-      const changed = old ? names.filter((n) => n in row && row[n] !== old[n]) : Object.keys(row)
+      const changed = (old ? names.filter((n) => n in row && row[n] !== old[n]) : Object.keys(row)).filter(
+        (n) => !ctx.columns || ctx.columns.has(n),
+      )
       if (changed.length === 0) return []
       if (ctx.replica === REPLICA_MODES.full) {
-        return [message(OPERATIONS.update, newKey, row, old ? pick(old, changed) : undefined)]
+        return [message(OPERATIONS.update, newKey, project(row), old ? pick(old, changed) : undefined)]
       }
       return [message(OPERATIONS.update, newKey, { ...pick(row, ctx.primaryKey), ...pick(row, changed) })]
     }

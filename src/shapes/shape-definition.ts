@@ -1,6 +1,8 @@
 /**
  * What a client asks for. Two requests with equal definitions share one shape (one handle,
- * one log). Fields beyond `table` are carried now so the filtered-shape work only adds to them.
+ * one log). `where` is kept in canonical form (parameters inlined), so clauses written
+ * differently but meaning the same tree share a shape; it is also what a stored shape is
+ * compiled from again after a restart.
  */
 export interface TableName {
   readonly schema: string
@@ -17,6 +19,10 @@ export interface ShapeDefinition {
   readonly table: TableName
   readonly replica: ReplicaMode
   readonly log: LogMode
+  /** Canonical `where` text (see `where/canonical.ts`); absent for the whole table. */
+  readonly where?: string
+  /** Selected column names, sorted; absent for all columns. */
+  readonly columns?: readonly string[]
 }
 
 /** A stable string for equality and hashing of definitions. */
@@ -26,6 +32,8 @@ export function definitionKey(definition: ShapeDefinition): string {
     definition.table.name,
     definition.replica,
     definition.log,
+    definition.where ?? null,
+    definition.columns ?? null,
   ])
 }
 

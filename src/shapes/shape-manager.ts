@@ -12,6 +12,7 @@ import { CONTROL } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
+import { bindShape, type BoundShape } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
@@ -43,7 +44,8 @@ export class ShapeManager {
     const { store, log } = this.#options
     for (const stored of store.shapes()) {
       const table = stored.status === SHAPE_STATUS.ready ? await loadTableInfo(this.#options.pool, stored.definition.table) : undefined
-      if (!table || !stored.snapshot) {
+      const bound = table && tryBind(stored.definition, table)
+      if (!bound || !stored.snapshot) {
         log.info({ handle: stored.handle, status: stored.status }, 'dropping shape that cannot be resumed')
         await store.deleteShape(stored.id)
         continue
@@ -52,7 +54,7 @@ export class ShapeManager {
       // filter them again rather than assume the shape was past xmax.
       this.#activate({
         stored,
-        table,
+        ...bound,
         phase: MERGE_PHASE.filtering,
         visibility: visibilityOf(stored.snapshot),
         held: [],
@@ -82,7 +84,9 @@ export class ShapeManager {
     if (existing) return existing
     let creating = this.#creating.get(key)
     if (!creating) {
-      creating = this.#create(definition, key, table).finally(() => this.#creating.delete(key))
+      // Columns and where are checked against the table first: a 400 leaves nothing behind.
+      const bound = bindShape(definition, table)
+      creating = this.#create(definition, key, bound).finally(() => this.#creating.delete(key))
       this.#creating.set(key, creating)
     }
     return creating
@@ -111,8 +115,9 @@ export class ShapeManager {
     throw new MustRefetchError(current.stored.handle, why)
   }
 
-  async #create(definition: ShapeDefinition, key: string, table: TableInfo): Promise<ActiveShape> {
+  async #create(definition: ShapeDefinition, key: string, bound: BoundShape): Promise<ActiveShape> {
     const { pool, publication, store, log } = this.#options
+    const table = bound.table
     const router = this.#router
     if (!router) throw new UnavailableError('Sluice is starting')
     const replicated = await ensureTableReplicated(pool, publication, table)
@@ -126,7 +131,7 @@ export class ShapeManager {
     const stored = await store.createShape(definition, key)
     const shape: ActiveShape = {
       stored,
-      table,
+      ...bound,
       phase: MERGE_PHASE.awaitingSnapshot,
       visibility: undefined,
       held: [],
@@ -153,6 +158,7 @@ export class ShapeManager {
       const { info, rows } = await takeSnapshot(
         pool,
         shape.table,
+        shape.where?.sql,
         {
           onSnapshotInfo: (info) => {
             shape.visibility = visibilityOf(info)
@@ -183,3 +189,11 @@ export class ShapeManager {
   }
 }
 
+/** A stored shape bound to today's table; undefined when its columns or where no longer fit. */
+function tryBind(definition: ShapeDefinition, table: TableInfo): BoundShape | undefined {
+  try {
+    return bindShape(definition, table)
+  } catch {
+    return undefined
+  }
+}

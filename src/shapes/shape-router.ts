@@ -1,8 +1,9 @@
 /**
- * The replication sink: routes each committed transaction to the shapes on its tables, merges
- * it with their snapshots (skip what a snapshot already holds), encodes each change once and
- * commits one storage batch per transaction. Acknowledges to PostgreSQL only after the batch
- * is durable (DESIGN invariant: ack ≤ durable).
+ * The replication sink: routes each change of a committed transaction to the shapes it may
+ * concern (a hash lookup for equality-filtered shapes, see `routing-index.ts`), merges it with
+ * their snapshots (skip what a snapshot already holds), encodes each change once per shape
+ * (where and columns applied) and commits one storage batch per transaction. Acknowledges to
+ * PostgreSQL only after the batch is durable (DESIGN invariant: ack ≤ durable).
  */
 import type { Logger } from '../log.js'
 import { maxLsn, type Lsn } from '../pg/lsn.js'
@@ -10,8 +11,9 @@ import type { ReplicationSink } from '../replication/replication-stream.js'
 import type { Change, Transaction } from '../replication/transaction.js'
 import type { ShapeAppend, ShapeLogStore, LogEntry } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
-import { encodeChange, type ChangeMessage } from './change-encoder.js'
+import { encodeChange, type ChangeMessage, type EncodeContext } from './change-encoder.js'
 import { relationPrefix } from './row-key.js'
+import { RoutingIndex } from './routing-index.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import { isAtOrAfterXmax, isVisibleInSnapshot } from './xid-visibility.js'
 
@@ -30,7 +32,8 @@ const IDLE_COMMIT_EVERY_MS = 1_000
 
 export class ShapeRouter implements ReplicationSink {
   readonly #options: ShapeRouterOptions
-  readonly #byTable = new Map<string, Set<ActiveShape>>()
+  readonly #index = new RoutingIndex<ActiveShape>()
+  readonly #contexts = new WeakMap<ActiveShape, Omit<EncodeContext, 'lsn' | 'xid'>>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
   #inFlight = 0
@@ -45,15 +48,12 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   add(shape: ActiveShape): void {
-    const key = tableKey(shape.table.table.schema, shape.table.table.name)
-    let set = this.#byTable.get(key)
-    if (!set) this.#byTable.set(key, (set = new Set()))
-    set.add(shape)
+    const { schema, name } = shape.table.table
+    this.#index.add(shape, schema, name, shape.where?.equalityIndex)
   }
 
   remove(shape: ActiveShape): void {
-    const key = tableKey(shape.table.table.schema, shape.table.table.name)
-    this.#byTable.get(key)?.delete(shape)
+    this.#index.remove(shape)
   }
 
   /** The snapshot's visibility is known: release the transactions held back for it. */
@@ -71,12 +71,12 @@ export class ShapeRouter implements ReplicationSink {
     this.#accepted = maxLsn(this.#accepted, tx.endLsn)
     const appends: ShapeAppend[] = []
     const touched: number[] = []
-    for (const shape of this.#shapesTouchedBy(tx)) {
+    for (const [shape, positions] of this.#route(tx)) {
       if (shape.phase === MERGE_PHASE.awaitingSnapshot) {
         shape.held.push(tx)
         continue
       }
-      const append = this.#appendFor(shape, tx)
+      const append = this.#appendFor(shape, tx, positions)
       if (append) {
         appends.push(append)
         touched.push(shape.stored.id)
@@ -140,39 +140,63 @@ export class ShapeRouter implements ReplicationSink {
     })
   }
 
-  *#shapesTouchedBy(tx: Transaction): Iterable<ActiveShape> {
-    const seen = new Set<ActiveShape>()
-    for (const change of tx.changes) {
-      const relations = change.kind === 'truncate' ? change.relations : [change.relation]
-      for (const relation of relations) {
-        for (const shape of this.#byTable.get(tableKey(relation.schema, relation.name)) ?? []) {
-          if (!seen.has(shape)) {
-            seen.add(shape)
-            yield shape
-          }
-        }
+  /** The parts of a shape's encoding context that never change, computed once per shape. */
+  #shapeContext(shape: ActiveShape): Omit<EncodeContext, 'lsn' | 'xid'> {
+    let context = this.#contexts.get(shape)
+    if (!context) {
+      const { schema, name } = shape.table.table
+      context = {
+        keyPrefix: relationPrefix(shape.table.table),
+        relationName: [schema, name] as const,
+        primaryKey: shape.table.primaryKey,
+        replica: shape.stored.definition.replica,
+        ...(shape.where ? { matches: shape.where.matches } : {}),
+        ...(shape.stored.definition.columns ? { columns: new Set(shape.table.columns.map((c) => c.name)) } : {}),
       }
+      this.#contexts.set(shape, context)
     }
+    return context
   }
 
-  /** The shape's entries for one transaction, or nothing when the snapshot already has it. */
-  #appendFor(shape: ActiveShape, tx: Transaction): ShapeAppend | undefined {
+  /** Each shape the transaction may concern, with the positions of its changes for that shape. */
+  #route(tx: Transaction): Map<ActiveShape, number[]> {
+    const routed = new Map<ActiveShape, number[]>()
+    const add = (shape: ActiveShape, position: number) => {
+      const positions = routed.get(shape)
+      if (positions) positions.push(position)
+      else routed.set(shape, [position])
+    }
+    for (let position = 0; position < tx.changes.length; position++) {
+      const change = tx.changes[position]!
+      if (change.kind === 'truncate') {
+        for (const relation of change.relations) {
+          for (const shape of this.#index.shapesOf(relation.schema, relation.name)) add(shape, position)
+        }
+        continue
+      }
+      const record = change.kind === 'delete' ? undefined : change.record
+      const old = change.kind === 'insert' ? undefined : change.old
+      for (const shape of this.#index.candidates(change.relation, record, old)) add(shape, position)
+    }
+    return routed
+  }
+
+  /**
+   * The shape's entries for one transaction, or nothing when the snapshot already has it.
+   * `positions`: the changes routed to this shape; all of the transaction's when absent.
+   */
+  #appendFor(shape: ActiveShape, tx: Transaction, positions?: readonly number[]): ShapeAppend | undefined {
     if (shape.dropped) return undefined
     if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(tx.xid, shape.visibility)) return undefined
       if (isAtOrAfterXmax(tx.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     }
     const { schema, name } = shape.table.table
-    const context = {
-      keyPrefix: relationPrefix(shape.table.table),
-      relationName: [schema, name] as const,
-      primaryKey: shape.table.primaryKey,
-      replica: shape.stored.definition.replica,
-      lsn: String(tx.commitLsn),
-      xid: tx.xid,
-    }
+    const context: EncodeContext = { ...this.#shapeContext(shape), lsn: String(tx.commitLsn), xid: tx.xid }
     const messages: ChangeMessage[] = []
-    for (let position = 0; position < tx.changes.length; position++) {
+    const count = positions ? positions.length : tx.changes.length
+    for (let i = 0; i < count; i++) {
+      const position = positions ? positions[i]! : i
       const change: Change = tx.changes[position]!
       if (change.kind === 'truncate') {
         if (change.relations.some((r) => r.schema === schema && r.name === name)) {
@@ -192,8 +216,4 @@ export class ShapeRouter implements ReplicationSink {
     }))
     return { shapeId: shape.stored.id, entries }
   }
-}
-
-function tableKey(schema: string, name: string): string {
-  return `${schema}\u0000${name}`
 }

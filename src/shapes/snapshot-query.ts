@@ -1,7 +1,9 @@
 /**
  * The SQL of a shape's snapshot: one JSON text per row, rendered by PostgreSQL in the exact
  * wire shape of an insert message, so snapshot rows are copied to storage without parsing.
- * Built only from catalog names (quoted) and constant fragments, never from client text.
+ * Built only from catalog names (quoted), constant fragments and the where SQL that the where
+ * compiler rebuilt from a syntax tree — never from client text. `table` lists only the
+ * shape's selected columns.
  */
 import type { TableInfo } from '../pg/introspect.js'
 import { sqlLiteral } from '../pg/sql.js'
@@ -9,7 +11,7 @@ import { textOutputSql } from '../pg/text-output-sql.js'
 import { qualifiedName } from './shape-definition.js'
 import { relationPrefix, rowKeySql } from './row-key.js'
 
-export function snapshotRowSql(table: TableInfo): string {
+export function snapshotRowSql(table: TableInfo, whereSql?: string): string {
   const values = table.columns.map((column, i) => {
     const name = `${i === 0 ? '' : ','}${JSON.stringify(column.name)}:`
     return `${sqlLiteral(name)} || coalesce(to_json(${textOutputSql(column)})::text, 'null')`
@@ -24,5 +26,6 @@ export function snapshotRowSql(table: TableInfo): string {
     ...values,
     sqlLiteral(`},"headers":${headers}}`),
   ]
-  return `SELECT ${parts.join(' || ')} FROM ${qualifiedName(table.table)}`
+  const filter = whereSql === undefined ? '' : ` WHERE ${whereSql}`
+  return `SELECT ${parts.join(' || ')} FROM ${qualifiedName(table.table)}${filter}`
 }

@@ -28,6 +28,8 @@ const PROGRESS_EVERY_MS = 5_000
 export async function takeSnapshot(
   pool: pg.Pool,
   table: TableInfo,
+  /** The shape's rebuilt where SQL, if any. */
+  whereSql: string | undefined,
   sink: SnapshotSink,
   log: Logger,
   options: { readonly rows: boolean },
@@ -51,7 +53,7 @@ export async function takeSnapshot(
     let lastProgress = started
     let rows = 0
     const reader = new CopyBinaryRowReader()
-    const stream = client.query(copyTo(`COPY (${snapshotRowSql(table)}) TO STDOUT (FORMAT binary)`))
+    const stream = client.query(copyTo(`COPY (${snapshotRowSql(table, whereSql)}) TO STDOUT (FORMAT binary)`))
     let batch: Buffer[] = []
     let batchBytes = 0
     for await (const chunk of stream as AsyncIterable<Buffer>) {

@@ -167,18 +167,31 @@ describe('parseShapeRequest: rejected', () => {
     })
   })
 
-  it('rejects where and columns for now', () => {
-    expect(errorsOf('table=items&offset=-1&where=id%3D1')).toEqual({ where: ['is not supported by this server yet'] })
-    expect(errorsOf('table=items&offset=-1&columns=id')).toEqual({ columns: ['is not supported by this server yet'] })
-    expect(errorsOf('table=items&offset=-1&where=')).toEqual({ where: ['is not supported by this server yet'] })
+  it('reads where with params into canonical form, and columns sorted', () => {
+    const request = parse('table=items&offset=-1&where=ID%20%3D%20%241%20and%20(title%20LIKE%20%242)&params[1]=7&params[2]=a%25&columns=title,%22Has,Comma%22,id')
+    expect(request.definition).toEqual({
+      table: { schema: 'public', name: 'items' },
+      replica: 'default',
+      log: 'full',
+      where: `(("id" = '7') AND ("title" LIKE 'a%'))`,
+      columns: ['Has,Comma', 'id', 'title'],
+    })
+  })
+
+  it('rejects bad where, missing params and bad columns before anything else runs', () => {
+    expect(errorsOf('table=items&offset=-1&where=')).toEqual({ where: ['must not be empty'] })
+    expect(errorsOf('table=items&offset=-1&where=id%3D%241')).toEqual({ 'params[1]': ['is missing: the where clause uses $1'] })
+    expect(errorsOf('table=items&offset=-1&where=1%3D1%3B%20drop%20table%20items')).toEqual({ where: ['must be a single expression: ";" at character 4'] })
+    expect(errorsOf('table=items&offset=-1&columns=id,')).toEqual({ columns: ['expected a column name at position 4 of "id," (quote names with other characters in double quotes)'] })
+    expect(errorsOf('table=items&offset=-1&columns=%22id')).toEqual({ columns: [String.raw`unterminated quoted name in "\"id"`] })
   })
 
   it('reports every problem at once', () => {
-    expect(errorsOf('offset=5_0&handle=bad&live=true&replica=x&where=true')).toEqual({
+    expect(errorsOf('offset=5_0&handle=bad&live=true&replica=x&where=(select%201)')).toEqual({
       table: ['is required'],
       handle: ['is not a shape handle'],
       replica: ['must be one of default, full'],
-      where: ['is not supported by this server yet'],
+      where: ['subqueries are not supported (at character 1)'],
     })
   })
 })

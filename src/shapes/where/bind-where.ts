@@ -7,6 +7,7 @@
 import { InvalidRequestError } from '../../errors.js'
 import type { TableInfo } from '../../pg/introspect.js'
 import { PARAMS } from '../../protocol/constants.js'
+import { canonicalWhere } from './canonical.js'
 import type { Typed } from './typed-ast.js'
 import { buildEvaluator } from './evaluate.js'
 import { canCast, EvaluationError, parseValue, type Value } from './values.js'
@@ -32,24 +33,28 @@ import {
 
 const ORDERING: ReadonlySet<CompareOp> = new Set(['<', '<=', '>', '>='])
 
+/**
+ * `node` must come from parsing its canonical text (as stored in a shape definition), so
+ * error positions are given in that text, which the message quotes.
+ */
 export function bindWhere(node: WhereNode, table: TableInfo): Typed {
-  const binder = new Binder(table)
-  return foldConstants(binder.coerce(binder.bind(node), BOOL, 'the where clause'))
+  const binder = new Binder(table, canonicalWhere(node))
+  return foldConstants(binder.coerce(binder.bind(node), BOOL, 'the where clause'), binder.text)
 }
 
 /**
  * Evaluates every subtree without columns now, as PostgreSQL's planner does: a constant part
  * that fails (`1/0`) would fail every snapshot query, so it is a 400 instead.
  */
-function foldConstants(node: Typed): Typed {
+function foldConstants(node: Typed, text: string): Typed {
   if (node.kind === 'const' || node.kind === 'column') return node
-  const folded = mapChildren(node, foldConstants)
+  const folded = mapChildren(node, (child) => foldConstants(child, text))
   if (!childrenOf(folded).every((c) => c.kind === 'const')) return folded
   try {
     return { kind: 'const', value: buildEvaluator(folded)({}), type: folded.type, at: folded.at }
   } catch (error) {
     if (error instanceof EvaluationError) {
-      throw InvalidRequestError.of(PARAMS.where, `${error.message} (at character ${folded.at + 1})`)
+      throw InvalidRequestError.of(PARAMS.where, `${error.message} (at character ${folded.at + 1} of ${text})`)
     }
     throw error
   }
@@ -111,7 +116,10 @@ function mapChildren(node: Typed, f: (n: Typed) => Typed): Typed {
 }
 
 class Binder {
-  constructor(readonly table: TableInfo) {}
+  constructor(
+    readonly table: TableInfo,
+    readonly text: string,
+  ) {}
 
   bind(node: WhereNode): Typed {
     const at = node.at
@@ -366,7 +374,7 @@ class Binder {
   }
 
   error(message: string, at: number): InvalidRequestError {
-    return InvalidRequestError.of(PARAMS.where, `${message} (at character ${at + 1})`)
+    return InvalidRequestError.of(PARAMS.where, `${message} (at character ${at + 1} of ${this.text})`)
   }
 }
 

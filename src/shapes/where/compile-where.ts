@@ -33,8 +33,9 @@ export function canonicalizeWhere(text: string, params: ParamReader = noParams):
 
 /** Compiles a clause for `table`. Throws InvalidRequestError naming `where` (or `params[n]`). */
 export function compileWhere(text: string, params: ParamReader, table: TableInfo): CompiledWhere {
-  const parsed = parseWhere(text, params)
-  const typed = bindWhere(parsed, table)
+  // Bound from its canonical text, so a type error's position points into the text it quotes.
+  const canonical = canonicalWhere(parseWhere(text, params))
+  const typed = bindWhere(parseWhere(canonical, noParams), table)
   const evaluate = buildEvaluator(typed)
   const equalityIndex = findEqualityIndex(typed)
   return {
@@ -48,7 +49,7 @@ export function compileWhere(text: string, params: ParamReader, table: TableInfo
         throw error
       }
     },
-    canonical: canonicalWhere(parsed),
+    canonical,
     ...(equalityIndex ? { equalityIndex } : {}),
   }
 }

@@ -125,11 +125,14 @@ class Converter {
       }
       case 'BoolExpr': {
         const args = (body['args'] as unknown[]).map(next)
+        // AND and OR are associative (also in three-valued logic): flatten nested ones so
+        // `a AND (b AND c)` and `(a AND b) AND c` are one shape.
+        const flat = (kind: 'and' | 'or') => args.flatMap((a) => (a.kind === kind ? a.args : [a]))
         switch (body['boolop']) {
           case 'AND_EXPR':
-            return { kind: 'and', args, at }
+            return { kind: 'and', args: flat('and'), at }
           case 'OR_EXPR':
-            return { kind: 'or', args, at }
+            return { kind: 'or', args: flat('or'), at }
           default:
             return { kind: 'not', arg: args[0]!, at }
         }

@@ -1,0 +1,109 @@
+/**
+ * Which shapes a row change can concern, found without looking at every shape (DESIGN: the
+ * router's index). Per table, shapes whose where has an equality index (`col = const`,
+ * `col IN (...)`, or an AND with such a side) sit in a hash map column → value key → shapes,
+ * and are found by looking up the changed row's old and new values; the other shapes of the
+ * table are always candidates. A candidate is not yet a match: the caller still evaluates the
+ * where. A shape missed here is one whose where cannot hold for either row, so the index never
+ * loses a change; it only saves evaluations.
+ */
+import { UNCHANGED_TOAST, type Tuple } from '../replication/pgoutput-messages.js'
+import type { Relation } from '../replication/transaction.js'
+import type { EqualityIndex } from './where/compile-where.js'
+
+interface ColumnIndex<S> {
+  readonly keyOf: (text: string) => string | null
+  readonly byKey: Map<string, Set<S>>
+}
+
+interface TableRoutes<S> {
+  readonly all: Set<S>
+  /** Shapes without an equality index: candidates for every change. */
+  readonly scanned: Set<S>
+  readonly columns: Map<string, ColumnIndex<S>>
+}
+
+export class RoutingIndex<S> {
+  readonly #tables = new Map<string, TableRoutes<S>>()
+  readonly #entries = new Map<S, { table: string; index: EqualityIndex | undefined }>()
+  readonly #positions = new WeakMap<Relation, Map<string, number>>()
+
+  add(shape: S, schema: string, name: string, index: EqualityIndex | undefined): void {
+    const table = tableKey(schema, name)
+    let routes = this.#tables.get(table)
+    if (!routes) this.#tables.set(table, (routes = { all: new Set(), scanned: new Set(), columns: new Map() }))
+    routes.all.add(shape)
+    this.#entries.set(shape, { table, index })
+    if (!index) {
+      routes.scanned.add(shape)
+      return
+    }
+    let column = routes.columns.get(index.column)
+    if (!column) routes.columns.set(index.column, (column = { keyOf: index.keyOf, byKey: new Map() }))
+    for (const key of index.values) {
+      let shapes = column.byKey.get(key)
+      if (!shapes) column.byKey.set(key, (shapes = new Set()))
+      shapes.add(shape)
+    }
+  }
+
+  remove(shape: S): void {
+    const entry = this.#entries.get(shape)
+    if (!entry) return
+    this.#entries.delete(shape)
+    const routes = this.#tables.get(entry.table)
+    if (!routes) return
+    routes.all.delete(shape)
+    routes.scanned.delete(shape)
+    if (entry.index) {
+      const column = routes.columns.get(entry.index.column)
+      for (const key of entry.index.values) {
+        const shapes = column?.byKey.get(key)
+        shapes?.delete(shape)
+        if (shapes?.size === 0) column!.byKey.delete(key)
+      }
+    }
+    if (routes.all.size === 0) this.#tables.delete(entry.table)
+  }
+
+  /** Every shape on the table (a TRUNCATE concerns them all). */
+  shapesOf(schema: string, name: string): Iterable<S> {
+    return this.#tables.get(tableKey(schema, name))?.all ?? []
+  }
+
+  /** The shapes a change to `relation` with these rows may concern. */
+  candidates(relation: Relation, record: Tuple | undefined, old: Tuple | undefined): Iterable<S> {
+    const routes = this.#tables.get(tableKey(relation.schema, relation.name))
+    if (!routes) return []
+    if (routes.columns.size === 0) return routes.scanned
+    const found = new Set<S>(routes.scanned)
+    const positions = this.#positionsOf(relation)
+    for (const [name, column] of routes.columns) {
+      const at = positions.get(name)
+      if (at === undefined) continue
+      const oldValue = old?.[at]
+      let newValue = record?.[at]
+      if (newValue === UNCHANGED_TOAST) newValue = oldValue
+      for (const value of [newValue, oldValue]) {
+        if (typeof value !== 'string') continue
+        const key = column.keyOf(value)
+        const shapes = key === null ? undefined : column.byKey.get(key)
+        if (shapes) for (const shape of shapes) found.add(shape)
+      }
+    }
+    return found
+  }
+
+  #positionsOf(relation: Relation): Map<string, number> {
+    let positions = this.#positions.get(relation)
+    if (!positions) {
+      positions = new Map(relation.columns.map((c, i) => [c.name, i]))
+      this.#positions.set(relation, positions)
+    }
+    return positions
+  }
+}
+
+function tableKey(schema: string, name: string): string {
+  return `${schema}\u0000${name}`
+}

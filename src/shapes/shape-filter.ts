@@ -1,0 +1,38 @@
+/**
+ * Binds a shape definition to its table: checks the selected columns (they must exist and
+ * include the primary key) and compiles the `where` clause against the columns' types. The
+ * result is what snapshots and the router use: the table narrowed to the selected columns
+ * (so the snapshot and the `electric-schema` header list only those) and the compiled filter.
+ * Throws InvalidRequestError (400) before any shape state is created.
+ */
+import { InvalidRequestError } from '../errors.js'
+import type { TableInfo } from '../pg/introspect.js'
+import { PARAMS } from '../protocol/constants.js'
+import type { ShapeDefinition } from './shape-definition.js'
+import { compileWhere, type CompiledWhere } from './where/compile-where.js'
+
+export interface BoundShape {
+  /** The table with only the selected columns, in table order. */
+  readonly table: TableInfo
+  readonly where: CompiledWhere | undefined
+}
+
+export function bindShape(definition: ShapeDefinition, table: TableInfo): BoundShape {
+  let projected = table
+  if (definition.columns) {
+    const known = new Set(table.columns.map((c) => c.name))
+    const unknown = definition.columns.filter((name) => !known.has(name))
+    if (unknown.length > 0) {
+      throw InvalidRequestError.of(PARAMS.columns, `no such column${unknown.length > 1 ? 's' : ''} in ${table.table.schema}.${table.table.name}: ${unknown.map((n) => JSON.stringify(n)).join(', ')}`)
+    }
+    const selected = new Set(definition.columns)
+    const missingKey = table.primaryKey.filter((name) => !selected.has(name))
+    if (missingKey.length > 0) {
+      throw InvalidRequestError.of(PARAMS.columns, `must include the primary key column${missingKey.length > 1 ? 's' : ''} ${missingKey.map((n) => JSON.stringify(n)).join(', ')}`)
+    }
+    projected = { ...table, columns: table.columns.filter((c) => selected.has(c.name)) }
+  }
+  // The stored where text is canonical, with parameters already inlined.
+  const where = definition.where === undefined ? undefined : compileWhere(definition.where, () => undefined, table)
+  return { table: projected, where }
+}
