@@ -48,6 +48,20 @@ export function bindWhere(node: WhereNode, table: TableInfo): Typed {
  */
 function foldConstants(node: Typed, text: string): Typed {
   if (node.kind === 'const' || node.kind === 'column') return node
+  // Like PostgreSQL's simplifier, AND/OR stop at a constant that decides them and COALESCE at a
+  // constant that is not null: the arguments after it are never folded (nor can they fail).
+  if (node.kind === 'and' || node.kind === 'or' || (node.kind === 'call' && node.name === 'coalesce')) {
+    const args: Typed[] = []
+    for (const arg of node.args) {
+      const folded = foldConstants(arg, text)
+      if (folded.kind === 'const') {
+        if (node.kind === 'call' && folded.value !== null) return args.length === 0 ? folded : { ...node, args: [...args, folded] }
+        if (node.kind !== 'call' && folded.value === (node.kind === 'or')) return folded
+      }
+      args.push(folded)
+    }
+    node = { ...node, args }
+  }
   const folded = mapChildren(node, (child) => foldConstants(child, text))
   if (!childrenOf(folded).every((c) => c.kind === 'const')) return folded
   try {
