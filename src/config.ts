@@ -28,6 +28,9 @@ export interface Config {
   readonly tables: readonly TableName[] | undefined
   readonly maxLiveConnections: number
   readonly shutdownTimeoutMs: number
+  readonly maxShapes: number
+  readonly maxConcurrentSnapshots: number
+  readonly snapshotQueueLength: number
   readonly sseTimeoutMs: number
   readonly sseKeepAliveMs: number
   readonly sseRetryMs: number
@@ -150,6 +153,12 @@ export const CONFIG_OPTIONS = [
     description: 'A `: keep-alive` comment goes to every idle SSE stream this often.' }),
   option({ key: 'sseRetryMs', env: 'SLUICE_SSE_RETRY_MS', default: '1000', parse: integer(0, 3_600_000),
     description: 'The `retry:` field of SSE streams: how soon a browser `EventSource` reconnects after a drop.' }),
+  option({ key: 'maxShapes', env: 'SLUICE_MAX_SHAPES', default: '10000', parse: integer(1, 10_000_000),
+    description: 'Shapes kept at most; creating one more drops the least recently used (its clients get 409 and refetch).' }),
+  option({ key: 'maxConcurrentSnapshots', env: 'SLUICE_MAX_CONCURRENT_SNAPSHOTS', default: '4', parse: integer(1, 64),
+    description: 'Snapshot queries running at once (each holds one PostgreSQL connection); more wait in a queue.' }),
+  option({ key: 'snapshotQueueLength', env: 'SLUICE_SNAPSHOT_QUEUE', default: '100', parse: integer(0, 100_000),
+    description: 'Snapshots allowed to wait for a slot; past that a request for a new shape gets 503 with `retry-after`.' }),
   option({ key: 'demo', env: 'SLUICE_DEMO', default: 'false', parse: boolean,
     description: 'Serves the demo todo page at `/` and its write endpoint `/demo/items` (table `items`, created if missing). On by itself with the embedded database.' }),
 ] as const

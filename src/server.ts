@@ -33,7 +33,8 @@ export interface SluiceServer {
 }
 
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger): Promise<SluiceServer> {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10, connectionTimeoutMillis: 10_000 })
+  // Snapshots each hold a connection; the rest serve catalog queries and shape creation.
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.maxConcurrentSnapshots + 4, connectionTimeoutMillis: 10_000 })
   pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection failed'))
   try {
     const identity = await runStartupChecks(pool, { slotName: config.replicationSlot })
@@ -50,7 +51,17 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     onCommitted: (entries) => metrics?.changesAppended.inc(entries),
   })
   const notifier = new ShapeNotifier()
-  const manager = new ShapeManager({ store, pool, notifier, publication: config.publication, log: log.child({ component: 'shapes' }) })
+  const manager = new ShapeManager({
+    store,
+    pool,
+    notifier,
+    publication: config.publication,
+    log: log.child({ component: 'shapes' }),
+    maxShapes: config.maxShapes,
+    maxConcurrentSnapshots: config.maxConcurrentSnapshots,
+    snapshotQueueLength: config.snapshotQueueLength,
+    onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
+  })
   let replication: ReplicationStream | undefined
   const router = new ShapeRouter({
     store,
@@ -146,6 +157,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       clearTimeout(timer)
       await stream.stop()
       await router.stop()
+      await manager.stop()
       await store.close()
       await pool.end()
     },

@@ -16,6 +16,7 @@ import { bindShape, type BoundShape } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
+import { Semaphore } from './semaphore.js'
 import { takeSnapshot } from './snapshot.js'
 import { visibilityOf } from './xid-visibility.js'
 
@@ -25,6 +26,13 @@ export interface ShapeManagerOptions {
   readonly notifier: ShapeNotifier
   readonly publication: string
   readonly log: Logger
+  /** Beyond this many shapes the least recently used one is dropped to make room. */
+  readonly maxShapes: number
+  /** Snapshots running at once; the next ones queue. */
+  readonly maxConcurrentSnapshots: number
+  /** Snapshots allowed to queue; past that a new shape is refused with 503. */
+  readonly snapshotQueueLength: number
+  readonly onSnapshotTaken?: (seconds: number) => void
 }
 
 export class ShapeManager {
@@ -32,10 +40,17 @@ export class ShapeManager {
   readonly #byKey = new Map<string, ActiveShape>()
   readonly #byHandle = new Map<string, ActiveShape>()
   readonly #creating = new Map<string, Promise<ActiveShape>>()
+  /** Shapes in order of last use, least recent first (a Map keeps insertion order). */
+  readonly #recent = new Map<ActiveShape, true>()
+  readonly #snapshots: Semaphore
+  /** Snapshots in progress, so stopping can wait for them to let go of storage. */
+  readonly #running = new Set<Promise<void>>()
+  #stopping = false
   #router: ShapeRouter | undefined
 
   constructor(options: ShapeManagerOptions) {
     this.#options = options
+    this.#snapshots = new Semaphore(options.maxConcurrentSnapshots)
   }
 
   /** Loads stored shapes into `router`; drops those whose snapshot never finished. */
@@ -69,21 +84,36 @@ export class ShapeManager {
     return this.#byHandle.size
   }
 
+  /** Looking a shape up counts as using it (for SLUICE_MAX_SHAPES eviction). */
   byHandle(handle: ShapeHandle): ActiveShape | undefined {
-    return this.#byHandle.get(handle)
+    return this.#touch(this.#byHandle.get(handle))
   }
 
   byDefinition(definition: ShapeDefinition): ActiveShape | undefined {
-    return this.#byKey.get(definitionKey(definition))
+    return this.#touch(this.#byKey.get(definitionKey(definition)))
+  }
+
+  #touch(shape: ActiveShape | undefined): ActiveShape | undefined {
+    if (shape && !shape.dropped) {
+      this.#recent.delete(shape)
+      this.#recent.set(shape, true)
+    }
+    return shape
   }
 
   /** The shape for `definition`, created (and its snapshot started) when there is none. */
   async getOrCreate(definition: ShapeDefinition, table: TableInfo): Promise<ActiveShape> {
     const key = definitionKey(definition)
-    const existing = this.#byKey.get(key)
+    const existing = this.#touch(this.#byKey.get(key))
     if (existing) return existing
     let creating = this.#creating.get(key)
     if (!creating) {
+      if (this.#snapshots.free === 0 && this.#snapshots.waiting >= this.#options.snapshotQueueLength) {
+        throw new UnavailableError(
+          `Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`,
+          5,
+        )
+      }
       // Columns and where are checked against the table first: a 400 leaves nothing behind.
       const bound = bindShape(definition, table)
       creating = this.#create(definition, key, bound).finally(() => this.#creating.delete(key))
@@ -96,12 +126,22 @@ export class ShapeManager {
   async drop(shape: ActiveShape, reason: string): Promise<void> {
     if (shape.dropped) return
     shape.dropped = true
-    this.#options.log.info({ handle: shape.stored.handle, reason }, 'dropping shape')
+    this.#options.log.info({ handle: shape.stored.handle, reason, shapes: this.size - 1 }, 'dropping shape')
     this.#router?.remove(shape)
+    this.#recent.delete(shape)
     this.#byHandle.delete(shape.stored.handle)
     if (this.#byKey.get(shape.stored.definitionKey) === shape) this.#byKey.delete(shape.stored.definitionKey)
     this.#options.notifier.notify(shape.stored.id)
     await this.#options.store.deleteShape(shape.stored.id)
+  }
+
+  /**
+   * Ends running snapshots before storage closes. Their shapes stay "snapshotting" in storage
+   * and are dropped at the next start, so their clients refetch.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    await Promise.allSettled([...this.#running])
   }
 
   /** Drops every shape (storage is about to start over): all their clients get 409. */
@@ -128,6 +168,7 @@ export class ShapeManager {
         log.warn({ table: table.table, waitedMs }, 'waiting for older transactions to end before the first snapshot of this table'),
       )
     }
+    await this.#makeRoom()
     const stored = await store.createShape(definition, key)
     const shape: ActiveShape = {
       stored,
@@ -139,22 +180,35 @@ export class ShapeManager {
       dropped: false,
     }
     this.#activate(shape)
-    log.info({ handle: stored.handle, table: table.table }, 'shape created')
-    void this.#runSnapshot(shape, router)
+    log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
+    const running = this.#runSnapshot(shape, router)
+    this.#running.add(running)
+    void running.finally(() => this.#running.delete(running))
     return shape
   }
 
   #activate(shape: ActiveShape): void {
     this.#byKey.set(shape.stored.definitionKey, shape)
     this.#byHandle.set(shape.stored.handle, shape)
+    this.#recent.set(shape, true)
     this.#router?.add(shape)
+  }
+
+  /** Drops least recently used shapes until one more fits under SLUICE_MAX_SHAPES. */
+  async #makeRoom(): Promise<void> {
+    for (const shape of this.#recent.keys()) {
+      if (this.#byHandle.size < this.#options.maxShapes) return
+      await this.drop(shape, `evicted: least recently used of ${this.#options.maxShapes} shapes (SLUICE_MAX_SHAPES)`)
+    }
   }
 
   async #runSnapshot(shape: ActiveShape, router: ShapeRouter): Promise<void> {
     const { pool, store, notifier, log } = this.#options
     const id = shape.stored.id
+    const release = await this.#snapshots.acquire()
     const started = Date.now()
     try {
+      if (shape.dropped || this.#stopping) return
       const { info, rows } = await takeSnapshot(
         pool,
         shape.table,
@@ -166,6 +220,7 @@ export class ShapeManager {
           },
           onRows: async (batch) => {
             if (shape.dropped) throw new Error('shape dropped during its snapshot')
+            if (this.#stopping) throw new Error('server stopping')
             await store.appendSnapshotRows(id, batch)
             notifier.notify(id)
           },
@@ -173,18 +228,22 @@ export class ShapeManager {
         log,
         { rows: shape.stored.definition.log === LOG_MODES.full },
       )
-      if (shape.dropped) return
+      if (shape.dropped || this.#stopping) return
       const end = { headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }
       await store.finishSnapshot(id, Buffer.from(JSON.stringify(end)), info)
       shape.snapshotComplete = true
       notifier.notify(id)
       log.info({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
+      this.#options.onSnapshotTaken?.((Date.now() - started) / 1000)
     } catch (error) {
+      if (this.#stopping) return
       log.error(
         { handle: shape.stored.handle, err: (error as Error).message },
         'snapshot failed; the shape is dropped and will be recreated on the next request',
       )
       await this.drop(shape, 'snapshot failed')
+    } finally {
+      release()
     }
   }
 }
