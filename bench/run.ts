@@ -12,7 +12,7 @@ import { runSnapshotBench } from './snapshot.js'
 import { runThroughputBench } from './throughput.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
 import { adaptRoutingResult, runExternal, type ExternalScenario } from './support/external.js'
-import { machineInfo, mergeWithPrevious, printRow, toResults, writeResults, type BenchRow } from './support/report.js'
+import { codeVersion, machineInfo, mergeWithPrevious, printRow, toResults, writeResults, type BenchRow } from './support/report.js'
 import type { Scenario } from './support/scenario.js'
 import { benchRows } from './support/timing.js'
 
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   const jsonPath = `${root}bench-results.json`
   const all = await mergeWithPrevious(jsonPath, machine, rows)
   const seconds = (performance.now() - started) / 1000
-  await writeResults(jsonPath, `${root}BENCHMARKS.md`, toResults(machine, all, benchRows(), seconds), ORDER)
+  await writeResults(jsonPath, `${root}BENCHMARKS.md`, toResults(machine, all, benchRows(), seconds, codeVersion(root)), ORDER)
   process.stdout.write(`\nWrote BENCHMARKS.md and bench-results.json (${seconds.toFixed(0)} s).\n`)
 }
 

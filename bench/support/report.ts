@@ -3,6 +3,7 @@
  * `bench-results.json` for tools. Every figure stands beside a baseline measured in the same
  * run; the ratio is Sluice's figure divided by the baseline's, and the goal is a bound on it.
  */
+import { execFileSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem, release } from 'node:os'
 
@@ -48,6 +49,8 @@ export interface BenchResults {
   readonly date: string
   readonly benchRows: number
   readonly durationSeconds: number
+  /** The commit measured, with a mark when src/ had uncommitted changes. */
+  readonly code?: string
   readonly rows: readonly (BenchRow & { ratio: number | null; met: boolean | null })[]
 }
 
@@ -99,6 +102,17 @@ function verdict(met: boolean | null, row: BenchRow): string {
   return met ? 'met' : 'MISSED'
 }
 
+/** `git rev-parse --short HEAD`, marked when src/ differs from it; undefined outside a checkout. */
+export function codeVersion(root: string): string | undefined {
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const head = git('rev-parse', '--short', 'HEAD')
+    return git('status', '--porcelain', '--', 'src') === '' ? head : `${head} + uncommitted changes in src/`
+  } catch {
+    return undefined
+  }
+}
+
 /** One line on the console as soon as a row is measured. */
 export function printRow(row: BenchRow): void {
   const ratio = ratioOf(row)
@@ -125,12 +139,13 @@ export async function mergeWithPrevious(path: string, machine: Machine, rows: re
   return [...kept, ...rows]
 }
 
-export function toResults(machine: Machine, rows: readonly BenchRow[], benchRows: number, durationSeconds: number): BenchResults {
+export function toResults(machine: Machine, rows: readonly BenchRow[], benchRows: number, durationSeconds: number, code?: string): BenchResults {
   return {
     machine,
     date: new Date().toISOString(),
     benchRows,
     durationSeconds: Math.round(durationSeconds),
+    ...(code !== undefined ? { code } : {}),
     rows: rows.map((row) => ({ ...row, ratio: ratioOf(row), met: metOf(row) })),
   }
 }
@@ -162,6 +177,7 @@ function renderMarkdown(results: BenchResults): string {
     `| kernel | ${cell(m.kernel)} |`,
     ...(m.loadAverage !== undefined ? [`| load average at start | ${m.loadAverage} (1 min; other work on the machine) |`] : []),
     `| date | ${results.date.slice(0, 16).replace('T', ' ')} UTC |`,
+    ...(results.code !== undefined ? [`| code | ${cell(results.code)} |`] : []),
     `| scale | BENCH_ROWS=${results.benchRows.toLocaleString('en-US')}, run took ${results.durationSeconds} s |`,
     '',
     '| scenario | measure | Sluice | baseline | ratio | goal | result |',
