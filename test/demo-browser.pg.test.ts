@@ -89,8 +89,9 @@ describe('the demo page in Chromium', () => {
 
     const { rows } = await sluice.db.pool.query<{ title: string }>('SELECT title FROM items ORDER BY id')
     const expected = rows.map((row) => row.title)
-    expect(await titles(first)).toEqual(expected)
-    expect(await titles(second)).toEqual(expected)
+    // Each page shows its own writes once its stream delivers them: wait rather than race.
+    await expect.poll(() => titles(first), { timeout: 15_000 }).toEqual(expected)
+    await expect.poll(() => titles(second), { timeout: 15_000 }).toEqual(expected)
 
     await mkdir(OUTPUT, { recursive: true })
     await first.screenshot({ path: new URL('demo-browser.png', OUTPUT).pathname, fullPage: true })
