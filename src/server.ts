@@ -151,9 +151,12 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       // requests a bounded time before cutting connections.
       shutdown.abort()
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // Keep-alive sockets go idle as their last response ends; close each as soon as it does.
       server.closeIdleConnections()
+      const sweeper = setInterval(() => server.closeIdleConnections(), 50)
       const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs)
       await closed
+      clearInterval(sweeper)
       clearTimeout(timer)
       await stream.stop()
       await router.stop()
