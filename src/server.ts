@@ -63,11 +63,15 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
   })
   let replication: ReplicationStream | undefined
+  const tables = new TableCatalog(pool)
   const router = new ShapeRouter({
     store,
     notifier,
     acknowledge: (durable) => replication?.acknowledge(durable),
-    invalidate: (shape, reason) => void manager.drop(shape, reason),
+    invalidate: (shape, reason) => {
+      tables.forget(shape.stored.definition.table)
+      void manager.drop(shape, reason)
+    },
     log: log.child({ component: 'router' }),
   })
   await manager.start(router)
@@ -82,7 +86,6 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     },
   })
   const counted = metrics
-  const tables = new TableCatalog(pool)
   replication = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.replicationSlot,
@@ -108,6 +111,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
         return router.onTransaction(tx)
       },
       onIdle: (walEnd) => router.onIdle(walEnd),
+      onRelation: (relation) => router.onRelation(relation),
     },
     log: log.child({ component: 'replication' }),
   })

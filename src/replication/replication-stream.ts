@@ -19,6 +19,8 @@ export interface ReplicationSink {
   onTransaction(tx: Transaction): Promise<void> | void
   /** PostgreSQL has sent everything before `walEnd` and no transaction is open. */
   onIdle(walEnd: Lsn): void
+  /** A table's description, sent before its first change and again after its schema changes. */
+  onRelation?(relation: RelationMessage): void
 }
 
 /** `waiting`: the stream ran and broke (database restarted, connection cut); reconnecting with backoff. */
@@ -228,6 +230,8 @@ export class ReplicationStream {
         return
       case 'relation':
         this.#relations.set(message.oid, message)
+        // In stream order: shapes whose table changed stop before the first change under the new schema.
+        this.#options.sink.onRelation?.(message)
         return
       case 'insert':
       case 'update':

@@ -8,12 +8,13 @@
 import type { Logger } from '../log.js'
 import { maxLsn, type Lsn } from '../pg/lsn.js'
 import type { ReplicationSink } from '../replication/replication-stream.js'
-import type { Change, Transaction } from '../replication/transaction.js'
+import type { Change, Relation, Transaction } from '../replication/transaction.js'
 import type { ShapeAppend, ShapeLogStore, LogEntry } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
 import { encodeChange, type ChangeMessage, type EncodeContext } from './change-encoder.js'
 import { relationPrefix } from './row-key.js'
 import { RoutingIndex } from './routing-index.js'
+import { schemaChange } from './schema-drift.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import { isAtOrAfterXmax, isVisibleInSnapshot } from './xid-visibility.js'
 
@@ -33,6 +34,8 @@ const IDLE_COMMIT_EVERY_MS = 1_000
 export class ShapeRouter implements ReplicationSink {
   readonly #options: ShapeRouterOptions
   readonly #index = new RoutingIndex<ActiveShape>()
+  /** Every routed shape, for the rare look-up by table OID. */
+  readonly #shapes = new Set<ActiveShape>()
   readonly #contexts = new WeakMap<ActiveShape, Omit<EncodeContext, 'lsn' | 'xid'>>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
@@ -50,10 +53,27 @@ export class ShapeRouter implements ReplicationSink {
   add(shape: ActiveShape): void {
     const { schema, name } = shape.table.table
     this.#index.add(shape, schema, name, shape.where?.equalityIndex)
+    this.#shapes.add(shape)
   }
 
   remove(shape: ActiveShape): void {
     this.#index.remove(shape)
+    this.#shapes.delete(shape)
+  }
+
+  /** Ends every shape whose table this Relation message shows changed (rename, columns, types). */
+  onRelation(relation: Relation): void {
+    const current = {
+      oid: relation.oid,
+      schema: relation.schema,
+      name: relation.name,
+      columns: relation.columns.map((c) => ({ name: c.name, typeOid: c.typeOid })),
+    }
+    for (const shape of [...this.#shapes]) {
+      if (shape.table.oid !== relation.oid) continue
+      const why = schemaChange(shape, current)
+      if (why) this.#options.invalidate(shape, `schema change: ${why}`)
+    }
   }
 
   /** The snapshot's visibility is known: release the transactions held back for it. */
