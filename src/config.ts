@@ -29,6 +29,7 @@ export interface Config {
   readonly maxLiveConnections: number
   readonly shutdownTimeoutMs: number
   readonly maxShapes: number
+  readonly maxHeaderBytes: number
   readonly maxConcurrentSnapshots: number
   readonly snapshotQueueLength: number
   readonly sseTimeoutMs: number
@@ -153,6 +154,8 @@ export const CONFIG_OPTIONS = [
     description: 'A `: keep-alive` comment goes to every idle SSE stream this often.' }),
   option({ key: 'sseRetryMs', env: 'SLUICE_SSE_RETRY_MS', default: '1000', parse: integer(0, 3_600_000),
     description: 'The `retry:` field of SSE streams: how soon a browser `EventSource` reconnects after a drop.' }),
+  option({ key: 'maxHeaderBytes', env: 'SLUICE_MAX_HEADER_BYTES', default: String(256 * 1024), parse: integer(1024, 16 * 1024 * 1024),
+    description: 'Largest request line plus headers accepted (Node answers 431 beyond it). Large enough for a `where` at its own 10 KiB limit, percent-encoded.' }),
   option({ key: 'maxShapes', env: 'SLUICE_MAX_SHAPES', default: '10000', parse: integer(1, 10_000_000),
     description: 'Shapes kept at most; creating one more drops the least recently used (its clients get 409 and refetch).' }),
   option({ key: 'maxConcurrentSnapshots', env: 'SLUICE_MAX_CONCURRENT_SNAPSHOTS', default: '4', parse: integer(1, 64),

@@ -140,7 +140,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     health: () => healthOf(stream.status),
     log: log.child({ component: 'http' }),
   })
-  const server = await listen(app.fetch, config.port, config.host)
+  const server = await listen(app.fetch, config.port, config.host, config.maxHeaderBytes)
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}`
@@ -176,12 +176,9 @@ function healthOf(status: ReplicationStatus): Health {
   return status === REPLICATION_STATUS.waiting ? HEALTH.waiting : HEALTH.starting
 }
 
-/** Request headers above this size are refused by Node with 431. */
-const MAX_HEADER_BYTES = 16 * 1024
-
-function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string): Promise<Server> {
+function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string, maxHeaderBytes: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname, serverOptions: { maxHeaderSize: MAX_HEADER_BYTES } }, () =>
+    const server = serve({ fetch, port, hostname, serverOptions: { maxHeaderSize: maxHeaderBytes } }, () =>
       resolve(server as Server),
     ) as Server
     // Slow or idle clients must not pin sockets: headers within 10 s, a whole request within 30 s.

@@ -65,6 +65,18 @@ describe('live connection limit', () => {
   })
 })
 
+describe('request limits', () => {
+  it('refuses oversized headers, where clauses and parameter numbers', async () => {
+    const headers = await fetch(url(`table=open_items&offset=-1&secret=${SECRET}`), { headers: { 'x-big': 'h'.repeat(300 * 1024) } })
+    expect(headers.status).toBe(431)
+    const where = await fetch(url(`table=open_items&offset=-1&secret=${SECRET}&where=${encodeURIComponent(`title = '${'w'.repeat(11_000)}'`)}`))
+    expect(where.status).toBe(400)
+    expect(((await where.json()) as { errors: Record<string, string[]> }).errors['where']![0]).toMatch(/long|length|characters/i)
+    const param = await fetch(url(`table=open_items&offset=-1&secret=${SECRET}&where=${encodeURIComponent('id = $101')}`))
+    expect(param.status).toBe(400)
+  })
+})
+
 describe('/metrics and /openapi.yaml', () => {
   it('counts traffic, transactions and appended changes', async () => {
     const before = await scrape()
