@@ -33,7 +33,7 @@ const USER = 'postgres'
 const PASSWORD = 'postgres'
 
 /** Settings the cluster needs for Sluice, passed on every start so an old cluster gets them too. */
-const SERVER_SETTINGS = [
+export const SERVER_SETTINGS = [
   'wal_level=logical',
   'max_replication_slots=64',
   'max_wal_senders=64',

@@ -14,6 +14,7 @@ import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { SERVER_SETTINGS } from '../../src/pg/embedded.js'
 import { freePort } from '../../src/pg/free-port.js'
 
 const run = promisify(execFile)
@@ -27,16 +28,6 @@ const PASSWORD = 'postgres'
 const READY = 'database system is ready to accept connections'
 const START_TIMEOUT_MS = 60_000
 
-/** The settings `src/pg/embedded.ts` starts its cluster with, so every major runs alike. */
-const SERVER_SETTINGS = [
-  'wal_level=logical',
-  'max_replication_slots=64',
-  'max_wal_senders=64',
-  'max_connections=200',
-  'listen_addresses=127.0.0.1',
-  'unix_socket_directories=',
-  'fsync=on',
-]
 
 export interface TestCluster {
   readonly url: string

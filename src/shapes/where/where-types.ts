@@ -65,22 +65,8 @@ export function columnType(column: ColumnInfo): WhereType | undefined {
   return scalar ? { scalar, array } : undefined
 }
 
-/** Type names accepted in casts (after PostgreSQL's own alias folding), to our scalars. */
-export const CAST_TYPES: Readonly<Record<string, Scalar>> = {
-  int2: 'int2',
-  int4: 'int4',
-  int8: 'int8',
-  numeric: 'numeric',
-  float4: 'float4',
-  float8: 'float8',
-  bool: 'bool',
-  text: 'text',
-  varchar: 'text',
-  uuid: 'uuid',
-  date: 'date',
-  timestamp: 'timestamp',
-  timestamptz: 'timestamptz',
-}
+/** Type names accepted in casts (after PostgreSQL's own alias folding): the same as columns. */
+export const CAST_TYPES: Readonly<Record<string, Scalar>> = COLUMN_TYPES
 
 export const INTEGERS: ReadonlySet<Scalar> = new Set(['int2', 'int4', 'int8'])
 export const NUMBERS: ReadonlySet<Scalar> = new Set(['int2', 'int4', 'int8', 'numeric', 'float4', 'float8'])
