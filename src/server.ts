@@ -106,9 +106,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       },
     },
     sink: {
-      onTransaction: (tx) => {
+      onBegin: (begin) => router.onBegin(begin),
+      onChanges: (changes) => router.onChanges(changes),
+      onCommit: (commit) => {
         counted.transactions.inc()
-        return router.onTransaction(tx)
+        return router.onCommit(commit)
       },
       onIdle: (walEnd) => router.onIdle(walEnd),
       onRelation: (relation) => router.onRelation(relation),

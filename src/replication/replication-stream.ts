@@ -12,11 +12,19 @@ import { outputSettingsOptions } from '../pg/output-settings.js'
 import type { PgoutputMessage, RelationMessage } from './pgoutput-messages.js'
 import { TextPgoutputPlugin } from './pgoutput-plugin.js'
 import { readSlotState, slotProblem, type SlotProblem } from './slot-check.js'
-import type { Change, Transaction } from './transaction.js'
+import type { Change, TransactionBegin, TransactionCommit } from './transaction.js'
 
+/**
+ * Where transactions go, in commit order, a piece at a time: a transaction of a million rows
+ * arrives as many `onChanges` calls between `onBegin` and `onCommit`, so it never has to be
+ * held whole. The stream waits for each returned promise (backpressure). A new `onBegin`
+ * without `onCommit` means the previous transaction will be sent again (the stream reconnected).
+ */
 export interface ReplicationSink {
-  /** The next committed transaction; the stream waits for the returned promise. */
-  onTransaction(tx: Transaction): Promise<void> | void
+  onBegin(begin: TransactionBegin): void
+  /** The transaction's next changes; positions continue from the previous call. */
+  onChanges(changes: readonly Change[]): Promise<void> | void
+  onCommit(commit: TransactionCommit): Promise<void> | void
   /** PostgreSQL has sent everything before `walEnd` and no transaction is open. */
   onIdle(walEnd: Lsn): void
   /** A table's description, sent before its first change and again after its schema changes. */
@@ -49,6 +57,8 @@ export interface ReplicationHistory {
 }
 
 const MIN_BACKOFF_MS = 250
+/** Changes handed on per `onChanges` call. */
+const CHANGES_PER_BATCH = 2_000
 /** Stop reading from the socket while this many messages wait to be handled. */
 const PAUSE_AT = 10_000
 const RESUME_AT = 1_000
@@ -227,6 +237,7 @@ export class ReplicationStream {
     switch (message.tag) {
       case 'begin':
         this.#open = { xid: message.xid, finalLsn: message.finalLsn, changes: [] }
+        this.#options.sink.onBegin({ xid: message.xid, commitLsn: message.finalLsn })
         return
       case 'relation':
         this.#relations.set(message.oid, message)
@@ -241,6 +252,7 @@ export class ReplicationStream {
         if (message.tag === 'insert') this.#open.changes.push({ kind: 'insert', relation, record: message.tuple })
         else if (message.tag === 'update') this.#open.changes.push({ kind: 'update', relation, old: message.old, record: message.tuple })
         else this.#open.changes.push({ kind: 'delete', relation, old: message.old })
+        if (this.#open.changes.length >= CHANGES_PER_BATCH) await this.#handOn(this.#open)
         return
       }
       case 'truncate': {
@@ -252,17 +264,20 @@ export class ReplicationStream {
         const open = this.#open
         this.#open = undefined
         if (!open) return
-        await this.#options.sink.onTransaction({
-          xid: open.xid,
-          commitLsn: message.commitLsn,
-          endLsn: message.endLsn,
-          changes: open.changes,
-        })
+        await this.#handOn(open)
+        await this.#options.sink.onCommit({ xid: open.xid, commitLsn: message.commitLsn, endLsn: message.endLsn })
         return
       }
       case 'other':
         return
     }
+  }
+
+  async #handOn(open: { changes: Change[] }): Promise<void> {
+    if (open.changes.length === 0) return
+    const changes = open.changes
+    open.changes = []
+    await this.#options.sink.onChanges(changes)
   }
 
   #sendStatus(service = this.#service): void {

@@ -21,3 +21,15 @@ export interface Transaction {
   readonly endLsn: Lsn
   readonly changes: readonly Change[]
 }
+
+export interface TransactionBegin {
+  readonly xid: number
+  /** The LSN of the commit record, known from the start: offsets are final as changes arrive. */
+  readonly commitLsn: Lsn
+}
+
+export interface TransactionCommit {
+  readonly xid: number
+  readonly commitLsn: Lsn
+  readonly endLsn: Lsn
+}

@@ -8,7 +8,7 @@
 import type { Logger } from '../log.js'
 import { maxLsn, type Lsn } from '../pg/lsn.js'
 import type { ReplicationSink } from '../replication/replication-stream.js'
-import type { Change, Relation, Transaction } from '../replication/transaction.js'
+import type { Change, Relation, Transaction, TransactionBegin, TransactionCommit } from '../replication/transaction.js'
 import type { ShapeAppend, ShapeLogStore, LogEntry } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
 import { encodeChange, type ChangeMessage, type EncodeContext } from './change-encoder.js'
@@ -29,6 +29,32 @@ export interface ShapeRouterOptions {
 
 /** Commits in flight before the stream is made to wait. */
 const MAX_IN_FLIGHT = 64
+/** Entries a transaction may buffer before they are staged in storage. */
+const STAGE_ENTRIES = 5_000
+
+/** A transaction being received. */
+interface OpenTransaction {
+  readonly xid: number
+  readonly commitLsn: Lsn
+  /** Already in storage (a replay after reconnecting or restarting). */
+  readonly skip: boolean
+  position: number
+  readonly shapes: Map<ActiveShape, ShapePart>
+  /** Entries made and not yet staged, across shapes. */
+  buffered: number
+}
+
+/** One shape's part of the open transaction. */
+interface ShapePart {
+  readonly context: EncodeContext
+  /** The snapshot already holds this transaction, or the shape ended. */
+  skip: boolean
+  pending: ChangeMessage | undefined
+  entries: LogEntry[]
+  op: number
+  /** Changes kept whole for a shape whose snapshot visibility is not known yet. */
+  held: Change[] | undefined
+}
 const IDLE_COMMIT_EVERY_MS = 1_000
 
 export class ShapeRouter implements ReplicationSink {
@@ -44,6 +70,7 @@ export class ShapeRouter implements ReplicationSink {
   #lastIdleCommitMs = 0
   #idlePending: Lsn | undefined
   #idleTimer: NodeJS.Timeout | undefined
+  #open: OpenTransaction | undefined
 
   constructor(options: ShapeRouterOptions) {
     this.#options = options
@@ -86,24 +113,128 @@ export class ShapeRouter implements ReplicationSink {
     }
   }
 
+  /** A whole transaction at once (benchmarks and tests); the stream uses the three steps below. */
   async onTransaction(tx: Transaction): Promise<void> {
-    if (tx.commitLsn < this.#accepted) return
-    this.#accepted = maxLsn(this.#accepted, tx.endLsn)
+    this.onBegin(tx)
+    await this.onChanges(tx.changes)
+    await this.onCommit(tx)
+  }
+
+  onBegin(begin: TransactionBegin): void {
+    // An open transaction that never committed will be sent again from its start.
+    if (this.#open) this.#options.store.discardStaged()
+    this.#open = {
+      xid: begin.xid,
+      commitLsn: begin.commitLsn,
+      skip: begin.commitLsn < this.#accepted,
+      position: 0,
+      shapes: new Map(),
+      buffered: 0,
+    }
+  }
+
+  async onChanges(changes: readonly Change[]): Promise<void> {
+    const open = this.#open
+    if (!open) return
+    if (open.skip) {
+      open.position += changes.length
+      return
+    }
+    for (const change of changes) {
+      const position = open.position++
+      for (const shape of this.#candidates(change)) this.#take(open, shape, change, position)
+    }
+    // Entries of a large transaction go to storage as they are made, not at its commit.
+    if (open.buffered >= STAGE_ENTRIES) await this.#stage(open)
+  }
+
+  async onCommit(commit: TransactionCommit): Promise<void> {
+    const open = this.#open
+    this.#open = undefined
+    if (!open || open.skip) return
+    this.#accepted = maxLsn(this.#accepted, commit.endLsn)
     const appends: ShapeAppend[] = []
     const touched: number[] = []
-    for (const [shape, positions] of this.#route(tx)) {
-      if (shape.phase === MERGE_PHASE.awaitingSnapshot) {
-        shape.held.push(tx)
+    for (const [shape, part] of open.shapes) {
+      if (part.held) {
+        const tx = { xid: open.xid, commitLsn: open.commitLsn, endLsn: commit.endLsn, changes: part.held }
+        // The snapshot may have started while this transaction was arriving.
+        if (shape.phase === MERGE_PHASE.awaitingSnapshot) shape.held.push(tx)
+        else {
+          const append = this.#appendFor(shape, tx)
+          if (append) this.#commit({ durableLsn: 0n as Lsn, appends: [append] }, [shape.stored.id])
+        }
         continue
       }
-      const append = this.#appendFor(shape, tx, positions)
-      if (append) {
-        appends.push(append)
+      if (part.skip || shape.dropped) continue
+      if (part.pending) {
+        part.pending.headers.last = true
+        this.#toEntry(open, part, part.pending)
+        part.pending = undefined
+      }
+      if (part.entries.length > 0) {
+        appends.push({ shapeId: shape.stored.id, entries: part.entries })
         touched.push(shape.stored.id)
       }
     }
-    this.#commit({ durableLsn: tx.endLsn, appends }, touched)
+    this.#commit({ durableLsn: commit.endLsn, appends }, touched)
     if (this.#inFlight >= MAX_IN_FLIGHT) await this.#lastCommit
+  }
+
+  /** One change for one candidate shape of the open transaction. */
+  #take(open: OpenTransaction, shape: ActiveShape, change: Change, position: number): void {
+    let part = open.shapes.get(shape)
+    if (!part) {
+      part = this.#startPart(open, shape)
+      open.shapes.set(shape, part)
+    }
+    if (part.held) {
+      part.held.push(change)
+      return
+    }
+    if (part.skip || shape.dropped) return
+    const { schema, name } = shape.table.table
+    if (change.kind === 'truncate') {
+      if (change.relations.some((r) => r.schema === schema && r.name === name)) {
+        this.#options.invalidate(shape, 'table truncated')
+        part.skip = true
+      }
+      return
+    }
+    if (change.relation.schema !== schema || change.relation.name !== name) return
+    for (const message of encodeChange(part.context, change, position)) {
+      // The last message of the shape's part is held back until commit: it gets `last: true`.
+      if (part.pending) this.#toEntry(open, part, part.pending)
+      part.pending = message
+    }
+  }
+
+  /** Where a shape stands for this transaction, decided at its first change (DESIGN step 3). */
+  #startPart(open: OpenTransaction, shape: ActiveShape): ShapePart {
+    const context: EncodeContext = { ...this.#shapeContext(shape), lsn: String(open.commitLsn), xid: open.xid }
+    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], op: 0, held: undefined }
+    if (shape.phase === MERGE_PHASE.awaitingSnapshot) part.held = []
+    else if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
+      if (isVisibleInSnapshot(open.xid, shape.visibility)) part.skip = true
+      else if (isAtOrAfterXmax(open.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
+    }
+    return part
+  }
+
+  #toEntry(open: OpenTransaction, part: ShapePart, message: ChangeMessage): void {
+    part.entries.push({ offset: { tx: open.commitLsn, op: part.op++ }, bytes: Buffer.from(JSON.stringify(message)) })
+    open.buffered++
+  }
+
+  async #stage(open: OpenTransaction): Promise<void> {
+    const appends: ShapeAppend[] = []
+    for (const [shape, part] of open.shapes) {
+      if (part.entries.length === 0) continue
+      appends.push({ shapeId: shape.stored.id, entries: part.entries })
+      part.entries = []
+    }
+    open.buffered = 0
+    await this.#options.store.stage(appends)
   }
 
   onIdle(walEnd: Lsn): void {
@@ -178,34 +309,20 @@ export class ShapeRouter implements ReplicationSink {
     return context
   }
 
-  /** Each shape the transaction may concern, with the positions of its changes for that shape. */
-  #route(tx: Transaction): Map<ActiveShape, number[]> {
-    const routed = new Map<ActiveShape, number[]>()
-    const add = (shape: ActiveShape, position: number) => {
-      const positions = routed.get(shape)
-      if (positions) positions.push(position)
-      else routed.set(shape, [position])
+  /** The shapes a change may concern (a candidate is not yet a match: the encoder decides). */
+  #candidates(change: Change): Iterable<ActiveShape> {
+    if (change.kind === 'truncate') {
+      const shapes = new Set<ActiveShape>()
+      for (const relation of change.relations) for (const shape of this.#index.shapesOf(relation.schema, relation.name)) shapes.add(shape)
+      return shapes
     }
-    for (let position = 0; position < tx.changes.length; position++) {
-      const change = tx.changes[position]!
-      if (change.kind === 'truncate') {
-        for (const relation of change.relations) {
-          for (const shape of this.#index.shapesOf(relation.schema, relation.name)) add(shape, position)
-        }
-        continue
-      }
-      const record = change.kind === 'delete' ? undefined : change.record
-      const old = change.kind === 'insert' ? undefined : change.old
-      for (const shape of this.#index.candidates(change.relation, record, old)) add(shape, position)
-    }
-    return routed
+    const record = change.kind === 'delete' ? undefined : change.record
+    const old = change.kind === 'insert' ? undefined : change.old
+    return this.#index.candidates(change.relation, record, old)
   }
 
-  /**
-   * The shape's entries for one transaction, or nothing when the snapshot already has it.
-   * `positions`: the changes routed to this shape; all of the transaction's when absent.
-   */
-  #appendFor(shape: ActiveShape, tx: Transaction, positions?: readonly number[]): ShapeAppend | undefined {
+  /** A held transaction's entries for its shape, or nothing when the snapshot already has it. */
+  #appendFor(shape: ActiveShape, tx: Transaction): ShapeAppend | undefined {
     if (shape.dropped) return undefined
     if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(tx.xid, shape.visibility)) return undefined
@@ -214,9 +331,7 @@ export class ShapeRouter implements ReplicationSink {
     const { schema, name } = shape.table.table
     const context: EncodeContext = { ...this.#shapeContext(shape), lsn: String(tx.commitLsn), xid: tx.xid }
     const messages: ChangeMessage[] = []
-    const count = positions ? positions.length : tx.changes.length
-    for (let i = 0; i < count; i++) {
-      const position = positions ? positions[i]! : i
+    for (let position = 0; position < tx.changes.length; position++) {
       const change: Change = tx.changes[position]!
       if (change.kind === 'truncate') {
         if (change.relations.some((r) => r.schema === schema && r.name === name)) {

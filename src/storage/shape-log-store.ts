@@ -8,7 +8,7 @@ import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Lsn } from '../pg/lsn.js'
-import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
+import { compareOffsets, formatOffset, parseOffset, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 import { logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange } from './log-keys.js'
@@ -62,6 +62,11 @@ export class ShapeLogStore {
   readonly #boundaries: Database<Buffer, Buffer>
   readonly #shapes: Database<StoredShape, number>
   readonly #meta: Database<string, string>
+  /** Each shape's committed head: entries past it belong to a transaction still being written. */
+  readonly #headsDb: Database<string, number>
+  readonly #heads = new Map<number, Offset>()
+  /** Bytes of a transaction's entries staged before its commit, per shape. */
+  readonly #stagedBytes = new Map<number, number>()
   readonly #chunkBytes: number
   readonly #onCommitted: ((entries: number) => void) | undefined
   /** Log bytes since the last chunk boundary, per shape. */
@@ -78,8 +83,27 @@ export class ShapeLogStore {
     this.#boundaries = this.#root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' })
     this.#shapes = this.#root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' })
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string' })
+    this.#headsDb = this.#root.openDB({ name: 'heads', keyEncoding: 'uint32', encoding: 'string' })
     this.#chunkBytes = chunkBytes
     this.#durableLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
+    for (const { key, value } of this.#headsDb.getRange()) this.#heads.set(key, parseHead(value))
+    for (const shape of this.shapes()) {
+      // Storage written before heads were kept: the last entry is the head.
+      if (!this.#heads.has(shape.id)) {
+        for (const key of this.#entries.getKeys({ ...shapeReverseRange(shape.id), reverse: true, limit: 1 })) {
+          this.#heads.set(shape.id, offsetOfKey(key))
+        }
+      }
+    }
+    // Entries past a head were staged by a transaction that never committed before a crash:
+    // it is replayed from the durable LSN, so they go.
+    this.#root.transactionSync(() => {
+      for (const shape of this.shapes()) {
+        const head = this.#heads.get(shape.id)
+        const from = head ? logKey(shape.id, offsetAfter(head)) : logKey(shape.id, offsetAfter(SNAPSHOT_END))
+        for (const key of this.#entries.getKeys({ start: from, end: shapeKeyRange(shape.id).end })) this.#entries.removeSync(key)
+      }
+    })
     for (const shape of this.shapes()) this.#openChunkBytes.set(shape.id, this.#bytesSinceLastBoundary(shape.id))
   }
 
@@ -128,6 +152,8 @@ export class ShapeLogStore {
     this.#durableLsn = startLsn
     this.#openChunkBytes.clear()
     this.#snapshotRows.clear()
+    this.#heads.clear()
+    this.#stagedBytes.clear()
   }
 
   shapes(): StoredShape[] {
@@ -166,6 +192,7 @@ export class ShapeLogStore {
 
   /** Appends snapshot rows as `0_n`, closing a chunk after each row that passes the size limit. */
   async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
+    const moved = new Map<number, Offset>()
     await this.#root.transaction(() => {
       const progress = this.#snapshotRows.get(shapeId)
       if (!progress) return
@@ -181,21 +208,26 @@ export class ShapeLogStore {
         }
         n++
       }
+      if (n > 0) this.#advanceHead(moved, shapeId, { tx: 0n, op: n - 1 })
       this.#snapshotRows.set(shapeId, { rows: n, bytes })
     })
+    this.#applyHeads(moved)
   }
 
   /** Closes the snapshot with its control message at `0_inf` and marks the shape ready. */
   async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo): Promise<void> {
+    const moved = new Map<number, Offset>()
     await this.#root.transaction(() => {
       const key = logKey(shapeId, SNAPSHOT_END)
       this.#entries.putSync(key, endMessage)
       this.#boundaries.putSync(key, MARK)
+      this.#advanceHead(moved, shapeId, SNAPSHOT_END)
       const shape = this.#shapes.get(shapeId)
       if (shape) this.#shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot })
       this.#snapshotRows.delete(shapeId)
-      this.#openChunkBytes.set(shapeId, this.#bytesSinceLastBoundary(shapeId))
+      this.#openChunkBytes.set(shapeId, this.#bytesSinceLastBoundary(shapeId, moved.get(shapeId)))
     })
+    this.#applyHeads(moved)
   }
 
   /**
@@ -203,16 +235,19 @@ export class ShapeLogStore {
    * new durable LSN in one LMDB transaction. Resolves once it is on disk.
    */
   async commit(batch: LogBatch): Promise<void> {
+    const moved = new Map<number, Offset>()
     await this.#root.transaction(() => {
       for (const append of batch.appends) {
         if (append.entries.length === 0 || !this.#shapes.doesExist(append.shapeId)) continue
-        let bytes = this.#openChunkBytes.get(append.shapeId) ?? 0
+        let bytes = (this.#openChunkBytes.get(append.shapeId) ?? 0) + (this.#stagedBytes.get(append.shapeId) ?? 0)
+        this.#stagedBytes.delete(append.shapeId)
         let last: Buffer | undefined
         for (const entry of append.entries) {
           last = logKey(append.shapeId, entry.offset)
           this.#entries.putSync(last, entry.bytes)
           bytes += entry.bytes.length + 1
         }
+        this.#advanceHead(moved, append.shapeId, append.entries[append.entries.length - 1]!.offset)
         // Boundaries fall only at transaction ends, so a chunk never splits a transaction.
         // While the snapshot is still being written, log entries count toward the first
         // log chunk, which starts after `0_inf`.
@@ -225,8 +260,33 @@ export class ShapeLogStore {
       if (batch.durableLsn > this.#durableLsn) this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
     })
     // Only now is the batch on disk and visible to readers.
+    this.#applyHeads(moved)
     if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
     this.#onCommitted?.(batch.appends.reduce((n, append) => n + append.entries.length, 0))
+  }
+
+  /**
+   * Writes the first entries of a transaction that is still being received, so a huge
+   * transaction never sits in memory whole. Readers do not see them: they stop at the head,
+   * which only `commit` moves, with the transaction's last entries.
+   */
+  async stage(appends: readonly ShapeAppend[]): Promise<void> {
+    await this.#root.transaction(() => {
+      for (const append of appends) {
+        if (append.entries.length === 0 || !this.#shapes.doesExist(append.shapeId)) continue
+        let bytes = this.#stagedBytes.get(append.shapeId) ?? 0
+        for (const entry of append.entries) {
+          this.#entries.putSync(logKey(append.shapeId, entry.offset), entry.bytes)
+          bytes += entry.bytes.length + 1
+        }
+        this.#stagedBytes.set(append.shapeId, bytes)
+      }
+    })
+  }
+
+  /** Forgets what was staged for a transaction that will be received again (a reconnect). */
+  discardStaged(): void {
+    this.#stagedBytes.clear()
   }
 
   /** Entries in `(after, upTo]`, as stored. */
@@ -253,12 +313,30 @@ export class ShapeLogStore {
     return undefined
   }
 
-  /** The offset of the shape's last entry (`undefined` for an empty log). */
+  /** The offset of the shape's last committed entry (`undefined` before any). */
   head(shapeId: number): Offset | undefined {
-    for (const key of this.#entries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
-      return offsetOfKey(key)
+    return this.#heads.get(shapeId)
+  }
+
+  /**
+   * Inside a write transaction: persists the new head and queues it in `moved`, which the
+   * caller applies once the transaction has committed — readers must not be told of a head
+   * before LMDB shows them its entries. Heads only move forward.
+   */
+  #advanceHead(moved: Map<number, Offset>, shapeId: number, offset: Offset): void {
+    // The stored head, not the in-memory one: an earlier transaction may not have applied yet.
+    const stored = this.#headsDb.get(shapeId)
+    const head = moved.get(shapeId) ?? (stored === undefined ? undefined : parseHead(stored))
+    if (head && compareOffsets(head, offset) >= 0) return
+    moved.set(shapeId, offset)
+    this.#headsDb.putSync(shapeId, formatOffset(offset))
+  }
+
+  #applyHeads(moved: Map<number, Offset>): void {
+    for (const [shapeId, offset] of moved) {
+      const head = this.#heads.get(shapeId)
+      if (this.#shapes.doesExist(shapeId) && (!head || compareOffsets(offset, head) > 0)) this.#heads.set(shapeId, offset)
     }
-    return undefined
   }
 
   /** Removes a shape and its whole log. */
@@ -266,6 +344,7 @@ export class ShapeLogStore {
     await this.#root.transaction(() => this.#deleteShapeInTransaction(shapeId))
     this.#openChunkBytes.delete(shapeId)
     this.#snapshotRows.delete(shapeId)
+    this.#stagedBytes.delete(shapeId)
   }
 
   async close(): Promise<void> {
@@ -277,16 +356,25 @@ export class ShapeLogStore {
     for (const key of this.#entries.getKeys({ start, end })) this.#entries.removeSync(key)
     for (const key of this.#boundaries.getKeys({ start, end })) this.#boundaries.removeSync(key)
     this.#shapes.removeSync(shapeId)
+    this.#headsDb.removeSync(shapeId)
+    this.#heads.delete(shapeId)
   }
 
-  #bytesSinceLastBoundary(shapeId: number): number {
+  #bytesSinceLastBoundary(shapeId: number, head = this.#heads.get(shapeId)): number {
     const { start, end } = shapeKeyRange(shapeId)
     let from = start
     for (const key of this.#boundaries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
       from = logKey(shapeId, offsetAfter(offsetOfKey(key)))
     }
+    const to = head ? logKey(shapeId, offsetAfter(head)) : end
     let bytes = 0
-    for (const { value } of this.#entries.getRange({ start: from, end })) bytes += value.length + 1
+    for (const { value } of this.#entries.getRange({ start: from, end: to })) bytes += value.length + 1
     return bytes
   }
+}
+
+function parseHead(text: string): Offset {
+  const offset = parseOffset(text)
+  if (!offset) throw new Error(`Corrupt shape head ${JSON.stringify(text)} in storage`)
+  return offset
 }
