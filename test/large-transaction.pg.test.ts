@@ -1,0 +1,52 @@
+/**
+ * One transaction of a million rows passes through whole and at once: readers never see part
+ * of it (every up-to-date they get has none or all of its rows), and afterwards the shape holds
+ * every row. Its peak memory is measured by `npm run bench -- largetx`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Follower } from './support/follower.js'
+import { startTestSluice, waitForReplication, type TestSluice } from './support/sluice.js'
+
+const ROWS = 1_000_000
+let sluice: TestSluice
+
+beforeAll(async () => {
+  sluice = await startTestSluice({ shutdownTimeoutMs: 100 })
+  await sluice.db.pool.query(`CREATE TABLE big_tx (id int PRIMARY KEY, v int NOT NULL)`)
+})
+
+afterAll(async () => {
+  await sluice?.close()
+})
+
+describe('a 1,000,000-row transaction', () => {
+  it('becomes visible whole, at its commit', async () => {
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'big_tx' })
+    await follower.catchUp()
+    const seenAtUpToDate = new Set<number>()
+    const controller = new AbortController()
+    const watching = (async () => {
+      while (!controller.signal.aborted) {
+        try {
+          await follower.step({ live: true, signal: controller.signal })
+          if (follower.upToDate) seenAtUpToDate.add(follower.rows.size)
+        } catch (error) {
+          if (!controller.signal.aborted) throw error
+        }
+      }
+    })()
+
+    await sluice.db.pool.query(`INSERT INTO big_tx SELECT g, g % 1000 FROM generate_series(1, ${ROWS}) g`)
+    await waitForReplication(sluice, 120_000)
+    await follower.catchUp()
+    controller.abort()
+    await watching.catch(() => undefined)
+
+    expect(follower.rows.size).toBe(ROWS)
+    expect(follower.rows.get(`"public"."big_tx"/"${ROWS}"`)).toEqual({ id: String(ROWS), v: String(ROWS % 1000) })
+    expect([...seenAtUpToDate].filter((n) => n !== 0 && n !== ROWS)).toEqual([])
+    // One transaction, one LSN: every change shares it, and offsets are unique.
+    expect(new Set(follower.changeIds.map((id) => id.split('/')[0])).size).toBe(1)
+    expect(new Set(follower.changeIds).size).toBe(ROWS)
+  }, 180_000)
+})
