@@ -11,6 +11,7 @@ import pg from 'pg'
 import type { Config } from './config.js'
 import { seedDemo } from './demo.js'
 import { createApp, HEALTH, type Health } from './http/app.js'
+import { ChunkCache } from './http/chunk-cache.js'
 import { LiveSlots } from './http/live-slots.js'
 import { TableCatalog } from './http/table-catalog.js'
 import { Metrics } from './metrics.js'
@@ -127,6 +128,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     notifier,
     manager,
     tables,
+    chunkCache: new ChunkCache(),
     longPollMs: config.longPollMs,
     cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },
     canCreateShapes: () => stream.status === REPLICATION_STATUS.streaming,

@@ -89,11 +89,14 @@ export function createApp(deps: AppDeps): Hono {
         }
         const release = request.live ? deps.liveSlots.acquire() : undefined
         try {
-          const signal = AbortSignal.any([c.req.raw.signal, deps.shutdown])
+          // Building the Request for its abort signal costs; only waiting requests need it.
+          const signal = request.live ? AbortSignal.any([c.req.raw.signal, deps.shutdown]) : deps.shutdown
           const response = await serveShape(deps, request, c.req.header(HEADERS.ifNoneMatch), signal)
           for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
           if (response.status === 304) return c.body(null, 304)
-          return c.body(new Uint8Array(response.body), 200)
+          // A view of the Buffer, not a copy of it.
+          const { buffer, byteOffset, byteLength } = response.body
+          return c.body(new Uint8Array(buffer as ArrayBuffer, byteOffset, byteLength), 200)
         } finally {
           release?.()
         }

@@ -13,6 +13,7 @@ import type { ShapeManager } from '../shapes/shape-manager.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
+import type { ChunkCache } from './chunk-cache.js'
 import { nextCursor } from './cursor.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import type { ShapeRequest } from './shape-request.js'
@@ -28,6 +29,8 @@ export interface ShapeRouteDeps {
   readonly cache: CachePolicy
   /** False while replication is not streaming: new shapes cannot be made consistent then. */
   readonly canCreateShapes: () => boolean
+  /** Rendered complete chunks, served again without reading the log. */
+  readonly chunkCache?: ChunkCache
   /** Server-Sent Events timings (defaults: `SSE_DEFAULTS`). */
   readonly sse?: SseOptions
   readonly now?: () => number
@@ -62,7 +65,7 @@ async function serveResolved(
 ): Promise<ShapeResponse> {
   const fromStart = request.offset !== OFFSET_NOW && compareOffsets(request.offset, BEFORE_ALL) === 0
 
-  let slice: LogSlice
+  let slice: LogSlice & { body?: Buffer }
   let requested: Offset
   if (request.offset === OFFSET_NOW) {
     await waitForSnapshot(deps, shape, signal)
@@ -71,11 +74,14 @@ async function serveResolved(
     slice = { entries: [], end: head, complete: false, upToDate: true }
   } else {
     requested = request.offset
-    slice = await readLog(deps, shape, request.offset, {
-      live: request.live,
-      timeoutMs: deps.longPollMs,
-      ...(signal ? { signal } : {}),
-    })
+    const cached = cachedChunk(deps, shape, request.offset)
+    slice =
+      cached ??
+      (await readLog(deps, shape, request.offset, {
+        live: request.live,
+        timeoutMs: deps.longPollMs,
+        ...(signal ? { signal } : {}),
+      }))
   }
 
   const handle = shape.stored.handle
@@ -87,14 +93,14 @@ async function serveResolved(
     [HEADERS.handle]: handle,
     [HEADERS.offset]: formatOffset(slice.end),
     [HEADERS.etag]: etag,
-    [HEADERS.hasData]: String(slice.entries.length > 0),
+    [HEADERS.hasData]: String(slice.entries.length > 0 || (slice.body !== undefined && slice.body.length > 2)),
     'content-type': 'application/json',
   }
   if (request.live) {
     headers[HEADERS.cursor] = nextCursor((deps.now ?? Date.now)(), request.cursor)
     headers[HEADERS.cacheControl] = CACHE_CONTROL.live
   } else {
-    headers[HEADERS.schema] = JSON.stringify(electricSchema(shape.table))
+    headers[HEADERS.schema] = schemaHeaderOf(shape)
     headers[HEADERS.cacheControl] = fromStart ? CACHE_CONTROL.initial : nonLiveCacheControl(deps.cache)
   }
   if (request.offset === OFFSET_NOW) headers[HEADERS.cacheControl] = CACHE_CONTROL.live
@@ -103,7 +109,26 @@ async function serveResolved(
   if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === etag)) {
     return { status: 304, headers, body: Buffer.alloc(0) }
   }
-  return { status: 200, headers, body: renderBody(slice.entries, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined) }
+  if (slice.body) return { status: 200, headers, body: slice.body }
+  const body = renderBody(slice.entries, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined)
+  if (slice.complete && request.offset !== OFFSET_NOW) deps.chunkCache?.set(shape.stored.id, request.offset, slice.end, body)
+  return { status: 200, headers, body }
+}
+
+/** The complete chunk after `after`, when its rendered body is cached. */
+function cachedChunk(deps: ShapeRouteDeps, shape: ActiveShape, after: Offset): (LogSlice & { body: Buffer }) | undefined {
+  if (!deps.chunkCache || shape.dropped) return undefined
+  const end = deps.store.chunkEndAfter(shape.stored.id, after)
+  const body = end && deps.chunkCache.get(shape.stored.id, after, end)
+  return end && body ? { entries: [], end, complete: true, upToDate: false, body } : undefined
+}
+
+const schemaHeaders = new WeakMap<ActiveShape, string>()
+
+function schemaHeaderOf(shape: ActiveShape): string {
+  let header = schemaHeaders.get(shape)
+  if (header === undefined) schemaHeaders.set(shape, (header = JSON.stringify(electricSchema(shape.table))))
+  return header
 }
 
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
