@@ -9,6 +9,7 @@ import { loadModule, parseSync, scanSync } from 'libpg-query'
 import { InvalidRequestError } from '../../errors.js'
 import { PARAMS } from '../../protocol/constants.js'
 import type { BinaryOp, CompareOp, FunctionName, WhereNode } from './where-ast.js'
+import { CAST_TYPES } from './where-types.js'
 
 export const WHERE_LIMITS = {
   /** Characters of the clause. */
@@ -31,21 +32,7 @@ const COMPARE_OPS: ReadonlySet<string> = new Set(['=', '<>', '<', '<=', '>', '>=
 const BINARY_OPS: ReadonlySet<string> = new Set([...COMPARE_OPS, '+', '-', '*', '/', '%', '||', '@>', '<@', '&&'])
 const FUNCTIONS: ReadonlySet<string> = new Set(['lower', 'upper', 'length', 'abs'])
 /** PostgreSQL's names for the types a cast may name, after its own alias folding. */
-const TYPE_NAMES: Readonly<Record<string, string>> = {
-  int2: 'int2',
-  int4: 'int4',
-  int8: 'int8',
-  numeric: 'numeric',
-  float4: 'float4',
-  float8: 'float8',
-  bool: 'bool',
-  text: 'text',
-  varchar: 'text',
-  uuid: 'uuid',
-  date: 'date',
-  timestamp: 'timestamp',
-  timestamptz: 'timestamptz',
-}
+const TYPE_NAMES: Readonly<Record<string, string>> = CAST_TYPES
 
 /** Reads `params[n]`; undefined when the request has none. */
 export type ParamReader = (n: number) => string | undefined
