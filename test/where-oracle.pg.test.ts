@@ -110,7 +110,7 @@ const { expr: bool } = fc.letrec<{ int: string; num: string; float: string; text
     fc.constant('n'),
     numLit,
     tie('int'),
-    fc.tuple(tie('num'), fc.constantFrom('+', '-', '*'), tie('num')).map(([a, op, b]) => `(${a} ${op} ${b})`),
+    fc.tuple(tie('num'), fc.constantFrom('+', '-', '*', '/', '%'), tie('num')).map(([a, op, b]) => `(${a} ${op} ${b})`),
     tie('num').map((a) => `abs(${a})`),
     tie('num').map((a) => `(-${a})`),
   ),

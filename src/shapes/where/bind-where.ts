@@ -357,7 +357,6 @@ class Binder {
     if (l.scalar === 'unknown' && r.scalar === 'unknown') throw this.error(`operator ${op} on two untyped literals is ambiguous: cast one`, at)
     const type = commonScalar(l, r)
     if (!type || !NUMBERS.has(type.scalar)) throw fail()
-    if (type.scalar === 'numeric' && (op === '/' || op === '%')) throw this.error(`${op} on numeric values is not supported in where`, at)
     if ((type.scalar === 'float4' || type.scalar === 'float8') && op === '%') throw fail()
     return { kind: 'arith', op, left: this.coerce(left, type), right: this.coerce(right, type), type, at }
   }

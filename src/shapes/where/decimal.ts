@@ -94,6 +94,70 @@ export function multiplyDecimals(a: Decimal, b: Decimal): Decimal {
   return { kind: 'finite', digits: a.digits * b.digits, scale: a.scale + b.scale }
 }
 
+/** PostgreSQL's limits for the scale `select_div_scale` picks. */
+const MIN_SIG_DIGITS = 16
+const MAX_DISPLAY_SCALE = 1000
+
+/**
+ * `numeric_div`: the quotient rounded (half away from zero) to the scale PostgreSQL's
+ * `select_div_scale` picks — at least 16 significant digits, at least either input's scale.
+ */
+export function divideDecimals(a: Decimal, b: Decimal): Decimal {
+  if (a.kind === 'nan' || b.kind === 'nan') return { kind: 'nan' }
+  if (a.kind === 'inf') {
+    if (b.kind === 'inf') return { kind: 'nan' }
+    if (b.digits === 0n) throw new NumericError('division by zero')
+    return { kind: 'inf', negative: a.negative !== b.digits < 0n }
+  }
+  if (b.kind === 'inf') return { kind: 'finite', digits: 0n, scale: 0 }
+  if (b.digits === 0n) throw new NumericError('division by zero')
+  const scale = divisionScale(a, b)
+  // a / b = (da·10^-sa) / (db·10^-sb); scaled by 10^scale: da·10^(sb+scale) / (db·10^sa).
+  const numerator = a.digits * 10n ** BigInt(b.scale + scale)
+  const denominator = b.digits * 10n ** BigInt(a.scale)
+  const negative = numerator < 0n !== denominator < 0n
+  const n = numerator < 0n ? -numerator : numerator
+  const d = denominator < 0n ? -denominator : denominator
+  const rounded = (2n * n + d) / (2n * d)
+  return { kind: 'finite', digits: negative ? -rounded : rounded, scale }
+}
+
+/** `numeric_mod`: a − trunc(a / b)·b, at the larger of the two scales. */
+export function moduloDecimals(a: Decimal, b: Decimal): Decimal {
+  if (a.kind === 'nan' || b.kind === 'nan') return { kind: 'nan' }
+  if (a.kind === 'inf') {
+    if (b.kind === 'finite' && b.digits === 0n) throw new NumericError('division by zero')
+    return { kind: 'nan' }
+  }
+  if (b.kind === 'inf') return a
+  if (b.digits === 0n) throw new NumericError('division by zero')
+  const scale = Math.max(a.scale, b.scale)
+  const x = rescale(a, scale)
+  const y = rescale(b, scale)
+  return { kind: 'finite', digits: x % y, scale }
+}
+
+/** `select_div_scale`, with PostgreSQL's base-10000 digit groups worked out from the decimal form. */
+function divisionScale(a: { digits: bigint; scale: number }, b: { digits: bigint; scale: number }): number {
+  const [weightA, firstA] = leadingGroup(a)
+  const [weightB, firstB] = leadingGroup(b)
+  let quotientWeight = weightA - weightB
+  if (firstA <= firstB) quotientWeight--
+  const scale = Math.max(MIN_SIG_DIGITS - quotientWeight * 4, a.scale, b.scale, 0)
+  return Math.min(scale, MAX_DISPLAY_SCALE)
+}
+
+/** Weight and value of the first non-zero base-10000 digit (0 and 0 for zero). */
+function leadingGroup(value: { digits: bigint; scale: number }): [number, number] {
+  const magnitude = value.digits < 0n ? -value.digits : value.digits
+  if (magnitude === 0n) return [0, 0]
+  const exponent = magnitude.toString().length - 1 - value.scale
+  const weight = Math.floor(exponent / 4)
+  const shift = -value.scale - 4 * weight
+  const first = shift >= 0 ? magnitude * 10n ** BigInt(shift) : magnitude / 10n ** BigInt(-shift)
+  return [weight, Number(first)]
+}
+
 export function negateDecimal(a: Decimal): Decimal {
   if (a.kind === 'nan') return a
   if (a.kind === 'inf') return { kind: 'inf', negative: !a.negative }

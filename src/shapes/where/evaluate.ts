@@ -5,7 +5,7 @@
  * errors (overflow, division by zero, bad cast input) as `EvaluationError`.
  * The tree is turned into closures once, so a row costs only the work of its expression.
  */
-import { addDecimals, absDecimal, multiplyDecimals, negateDecimal, type Decimal } from './decimal.js'
+import { absDecimal, addDecimals, divideDecimals, moduloDecimals, multiplyDecimals, negateDecimal, NumericError, type Decimal } from './decimal.js'
 import { DATE_NEG_INFINITY, DATE_POS_INFINITY } from './datetime.js'
 import { asciiLower, asciiUpper, like } from './like.js'
 import type { Typed } from './typed-ast.js'
@@ -319,7 +319,19 @@ function arithmeticOn(type: WhereType, leftType: WhereType, op: string): (l: Sca
     }
   }
   if (type.scalar === 'numeric') {
-    return (l, r) => (op === '*' ? multiplyDecimals(l as Decimal, r as Decimal) : addDecimals(l as Decimal, r as Decimal, op === '-'))
+    return (l, r) => {
+      const a = l as Decimal
+      const b = r as Decimal
+      try {
+        if (op === '*') return multiplyDecimals(a, b)
+        if (op === '/') return divideDecimals(a, b)
+        if (op === '%') return moduloDecimals(a, b)
+        return addDecimals(a, b, op === '-')
+      } catch (error) {
+        if (error instanceof NumericError) throw new EvaluationError(error.message)
+        throw error
+      }
+    }
   }
   const float4 = type.scalar === 'float4'
   return (l, r) => {
