@@ -11,7 +11,7 @@ import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publicat
 import { CONTROL } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
-import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
+import { definitionKey, LOG_MODES, qualifiedName, type ShapeDefinition, type TableName } from './shape-definition.js'
 import { bindShape, type BoundShape } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
@@ -57,8 +57,16 @@ export class ShapeManager {
   async start(router: ShapeRouter): Promise<void> {
     this.#router = router
     const { store, log } = this.#options
+    // Many shapes share a table: look each table up once.
+    const tables = new Map<string, Promise<TableInfo | undefined>>()
+    const tableOf = (name: TableName) => {
+      const key = qualifiedName(name)
+      let table = tables.get(key)
+      if (!table) tables.set(key, (table = loadTableInfo(this.#options.pool, name)))
+      return table
+    }
     for (const stored of store.shapes()) {
-      const table = stored.status === SHAPE_STATUS.ready ? await loadTableInfo(this.#options.pool, stored.definition.table) : undefined
+      const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
       const bound = table && tryBind(stored.definition, table)
       if (!bound || !stored.snapshot) {
         log.info({ handle: stored.handle, status: stored.status }, 'dropping shape that cannot be resumed')
