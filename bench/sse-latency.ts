@@ -1,0 +1,553 @@
+/**
+ * latency: commit → event at the client over Server-Sent Events, p50 and p99, with 1,000 SSE
+ * clients on one shape while a writer commits 1,000 transactions per second (goal: p99 ≤ 25 ms).
+ * An absolute figure, not a ratio: there is no baseline, so the load is described in the note.
+ *
+ * - Sluice runs in its own process (`node --import tsx src/main.ts`), as in largetx.
+ * - The clients run in child processes of their own (BENCH_SSE_CLIENT_PROCS, default 2), as raw
+ *   `node:http` requests `offset=-1&live=true&live_sse=true` that scan the `data:` text for the
+ *   `seq` column instead of parsing every event, so that the figure is Sluice's, not the
+ *   clients'. Every stream is open and has had its first up-to-date before the writer starts.
+ * - The writer (this process, a few connections) commits one `UPDATE … SET seq = <n>` per
+ *   transaction, paced at the rate, and records when each commit was acknowledged.
+ * - A client records when the chunk carrying `seq = n` arrived; latency = arrival − commit
+ *   acknowledged, both on `performance.timeOrigin + performance.now()`, with each client process's
+ *   clock offset to this one measured over IPC (smallest round trip of several) and removed.
+ *
+ * Scale down with BENCH_SSE_CLIENTS (1,000), BENCH_LATENCY_SECONDS (10) and BENCH_LATENCY_RATE
+ * (1,000 transactions/s). Run alone: `node --import tsx bench/sse-latency.ts`.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { readFile, mkdtemp, rm } from 'node:fs/promises'
+import { request, type IncomingMessage } from 'node:http'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { freePort } from '../src/pg/free-port.js'
+import { followToUpToDate } from './support/chunk-follower.js'
+import { startBenchCluster, type BenchCluster } from './support/cluster.js'
+import type { BenchRow } from './support/report.js'
+import type { ScenarioContext } from './support/scenario.js'
+import { formatCount, progress, sleep, waitUntil } from './support/timing.js'
+
+const SELF = fileURLToPath(import.meta.url)
+const CHILD_FLAG = '--sse-latency-clients'
+const TABLE = 'latency_items'
+const TABLE_ROWS = 10
+const SLOT = 'sluice_bench_latency'
+const WRITER_CONNECTIONS = 8
+/** Histogram buckets of 10 µs up to 2 s; slower arrivals are kept exactly. */
+const BUCKET_MS = 0.01
+const BUCKETS = 200_000
+/** The pattern of the seq column in an event's JSON (values are PostgreSQL text). */
+const SEQ_BYTES = Buffer.from('"seq":"')
+const QUOTE = 0x22
+const NEWLINE = 0x0a
+const UP_TO_DATE_BYTES = Buffer.from('"control":"up-to-date"')
+
+const clock = (): number => performance.timeOrigin + performance.now()
+
+// --- messages between this process and the client processes --------------------------------
+
+type ToClients =
+  | { readonly type: 'open'; readonly url: string; readonly clients: number; readonly capacity: number }
+  | { readonly type: 'ping'; readonly sent: number }
+  | { readonly type: 'cpu' }
+  | { readonly type: 'collect'; readonly commits: Float64Array; readonly committed: number; readonly offsetMs: number; readonly waitMs: number }
+
+type FromClients =
+  | { readonly type: 'opened'; readonly live: number; readonly failed: number; readonly firstError: string | undefined }
+  | { readonly type: 'pong'; readonly sent: number; readonly now: number }
+  | { readonly type: 'cpu'; readonly userMs: number; readonly systemMs: number }
+  | { readonly type: 'result'; readonly result: ClientResult }
+
+interface ClientResult {
+  readonly histogram: Uint32Array
+  /** Latencies past the histogram, exactly. */
+  readonly overflow: number[]
+  readonly samples: number
+  readonly max: number
+  readonly negatives: number
+  /** Clients that received every committed transaction. */
+  readonly complete: number
+  readonly clients: number
+  /** Streams that ended during the run. */
+  readonly ended: number
+  readonly missing: number
+}
+
+export async function runSseLatencyBench(ctx?: ScenarioContext): Promise<BenchRow[]> {
+  const clients = envInt('BENCH_SSE_CLIENTS', 1_000)
+  const seconds = envInt('BENCH_LATENCY_SECONDS', 10)
+  const rate = envInt('BENCH_LATENCY_RATE', 1_000)
+  const procs = Math.min(clients, envInt('BENCH_SSE_CLIENT_PROCS', 2))
+  const total = rate * seconds
+
+  // The harness gives external scenarios no cluster: start one when there is none.
+  let own: BenchCluster | undefined
+  const cluster = ctx?.cluster ?? (own = await startBenchCluster())
+  const db = await cluster.createDatabase('bench_latency')
+  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-latency-'))
+  const children: ChildProcess[] = []
+  let sluice: ChildProcess | undefined
+  const writers: pg.Client[] = []
+  try {
+    await db.pool.query(`CREATE TABLE ${TABLE} (id integer PRIMARY KEY, seq bigint NOT NULL, title text NOT NULL)`)
+    await db.pool.query(`INSERT INTO ${TABLE} SELECT g, 0, 'row ' || g FROM generate_series(1, ${TABLE_ROWS}) g`)
+
+    const port = await freePort()
+    const root = fileURLToPath(new URL('..', import.meta.url))
+    sluice = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: root,
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        SLUICE_DATA_DIR: dataDir,
+        SLUICE_REPLICATION_SLOT: SLOT,
+        SLUICE_PUBLICATION: SLOT,
+        // No stream reaches the ~60 s reconnect during the run.
+        SLUICE_SSE_TIMEOUT_MS: '600000',
+        SLUICE_MAX_LIVE_CONNECTIONS: String(Math.max(10_000, clients * 2)),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let stderr = ''
+    sluice.stderr!.on('data', (part: Buffer) => (stderr = (stderr + part.toString()).slice(-4000)))
+    let exit: string | undefined
+    sluice.on('exit', (code, signal) => (exit = `exited (${signal ?? code})`))
+    const base = `http://127.0.0.1:${port}`
+    await waitUntil('Sluice to serve', async () => {
+      if (exit) throw new Error(`Sluice ${exit}: ${stderr}`)
+      return fetch(`${base}/v1/health`).then((r) => r.ok, () => false)
+    }, 60_000, 100)
+    // The shape exists before the clients come, so they all read one stored snapshot.
+    await followToUpToDate(`${base}/v1/shape`, { table: TABLE })
+
+    // Clients: spread over the client processes, all live before the first write.
+    progress(`${formatCount(clients)} SSE clients in ${procs} client process${procs > 1 ? 'es' : ''}, streaming from offset -1`)
+    for (let i = 0; i < procs; i++) {
+      children.push(fork(SELF, [CHILD_FLAG], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+    }
+    const url = `${base}/v1/shape?table=${TABLE}&offset=-1&live=true&live_sse=true`
+    const capacity = total + 1
+    const opened = await Promise.all(
+      children.map((child, i) => {
+        const share = Math.floor(clients / procs) + (i < clients % procs ? 1 : 0)
+        return ask(child, { type: 'open', url, clients: share, capacity }, 'opened', 120_000)
+      }),
+    )
+    const live = opened.reduce((n, o) => n + o.live, 0)
+    const failed = opened.reduce((n, o) => n + o.failed, 0)
+    if (failed > 0) progress(`${failed} streams failed to open: ${opened.find((o) => o.firstError)?.firstError}`)
+    if (live === 0) throw new Error('no SSE stream came live')
+    progress(`${formatCount(live)} streams live (each had its first up-to-date)`)
+
+    // Each client process's clock against this one: the pong with the smallest round trip.
+    const offsets: { offsetMs: number; rttMs: number }[] = []
+    for (const child of children) offsets.push(await clockOffset(child))
+    progress(`client clock offsets ${offsets.map((o) => `${o.offsetMs.toFixed(3)} ms (±${(o.rttMs / 2).toFixed(3)})`).join(', ')}`)
+
+    // The writer: `rate` transactions per second for `seconds`, each one UPDATE of one row.
+    for (let i = 0; i < WRITER_CONNECTIONS; i++) {
+      const client = new pg.Client({ connectionString: db.url })
+      await client.connect()
+      writers.push(client)
+    }
+    const commits = new Float64Array(capacity).fill(Number.NaN)
+    const sluiceCpuBefore = await cpuOfPid(sluice.pid!)
+    const machineBefore = await machineBusy()
+    const selfBefore = process.cpuUsage()
+    const clientCpuBefore = await Promise.all(children.map((child) => ask(child, { type: 'cpu' }, 'cpu', 10_000)))
+    progress(`writing ${formatCount(total)} transactions at ${formatCount(rate)}/s over ${WRITER_CONNECTIONS} connections`)
+    const written = await write(writers, commits, rate, total, seconds)
+    const sluiceCpuAfter = await cpuOfPid(sluice.pid!)
+    const machineAfter = await machineBusy()
+    const self = process.cpuUsage(selfBefore)
+    const clientCpuAfter = await Promise.all(children.map((child) => ask(child, { type: 'cpu' }, 'cpu', 10_000)))
+    const load = loadavg()[0]!
+    progress(
+      `${formatCount(written.committed)} committed in ${(written.ms / 1000).toFixed(2)} s (${written.perSecond.toFixed(0)} tx/s` +
+        `${written.errors > 0 ? `, ${written.errors} failed` : ''}, ${written.lateStarts} started > 5 ms late)`,
+    )
+    if (exit) throw new Error(`Sluice ${exit} during the run: ${stderr}`)
+
+    const results = await Promise.all(
+      children.map((child, i) =>
+        ask(child, { type: 'collect', commits, committed: written.committed, offsetMs: offsets[i]!.offsetMs, waitMs: 20_000 }, 'result', 60_000),
+      ),
+    )
+    const merged = merge(results.map((r) => r.result))
+    const p50 = percentile(merged, 0.5)
+    const p99 = percentile(merged, 0.99)
+    const sluiceCpu = ((sluiceCpuAfter - sluiceCpuBefore) / written.ms) * 100
+    const clientCpu = clientCpuAfter.map((after, i) => ((after.userMs + after.systemMs - clientCpuBefore[i]!.userMs - clientCpuBefore[i]!.systemMs) / written.ms) * 100)
+    const selfCpu = ((self.user + self.system) / 1000 / written.ms) * 100
+    // Everything else on the machine: PostgreSQL, and whatever else shares it.
+    const machineCpu = ((machineAfter - machineBefore) / written.ms) * 100
+    const othersCpu = Math.max(0, machineCpu - sluiceCpu - selfCpu - clientCpu.reduce((a, b) => a + b, 0))
+    const expected = merged.clients * written.committed
+    progress(
+      `p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${merged.max.toFixed(1)} ms over ${formatCount(merged.samples)} of ${formatCount(expected)} expected events; ` +
+        `${merged.complete}/${merged.clients} clients got every transaction; CPU: Sluice ${sluiceCpu.toFixed(0)}%, client processes ${clientCpu.map((c) => `${c.toFixed(0)}%`).join(' + ')}, writer ${selfCpu.toFixed(0)}%, rest of machine ${othersCpu.toFixed(0)}%`,
+    )
+
+    const load1 = `${formatCount(merged.clients)} SSE clients on one shape, ${written.perSecond.toFixed(0)} tx/s`
+    const described =
+      `${formatCount(written.committed)} one-row UPDATE transactions in ${(written.ms / 1000).toFixed(1)} s ` +
+      `(target ${formatCount(rate)}/s, ${WRITER_CONNECTIONS} writer connections, fsync on); ` +
+      `${merged.complete}/${merged.clients} clients received every transaction` +
+      (merged.ended > 0 ? `, ${merged.ended} streams ended early` : '') +
+      (merged.missing > 0 ? `, ${formatCount(merged.missing)} events missing` : '') +
+      `; max ${merged.max.toFixed(1)} ms` +
+      (merged.negatives > 0 ? `; ${formatCount(merged.negatives)} events arrived before the writer saw its commit acknowledged (counted as 0)` : '') +
+      `; CPU during the run: Sluice ${sluiceCpu.toFixed(0)}%, ${procs} client process${procs > 1 ? 'es' : ''} ${clientCpu.map((c) => `${c.toFixed(0)}%`).join(' + ')}` +
+      `, writer ${selfCpu.toFixed(0)}%, PostgreSQL and the rest of the machine ${othersCpu.toFixed(0)}% (of ${cpus().length * 100}%)` +
+      `; load average ${load.toFixed(1)} at the end; Sluice, PostgreSQL, writer and clients share the machine`
+    return [
+      {
+        scenario: 'latency',
+        measure: `commit → SSE event at the client, p50 (${load1})`,
+        value: round2(p50),
+        unit: 'ms',
+        note: `p99 ${p99.toFixed(2)} ms, max ${merged.max.toFixed(1)} ms`,
+      },
+      {
+        scenario: 'latency',
+        measure: `commit → SSE event at the client, p99 (${load1})`,
+        value: round2(p99),
+        unit: 'ms',
+        goal: { on: 'value', op: '<=', target: 25 },
+        note: described,
+      },
+    ]
+  } finally {
+    for (const w of writers) await w.end().catch(() => undefined)
+    await Promise.all(children.map((child) => stop(child, 5_000)))
+    if (sluice) await stop(sluice, 15_000)
+    await rm(dataDir, { recursive: true, force: true })
+    await db.drop()
+    await own?.stop()
+  }
+}
+
+interface Written {
+  readonly committed: number
+  readonly errors: number
+  readonly ms: number
+  readonly perSecond: number
+  readonly lateStarts: number
+}
+
+/**
+ * Transaction `n` (1-based) is due `n / rate` seconds after the start; it starts on the first
+ * free connection once due. `commits[n]` is when its commit was acknowledged.
+ */
+async function write(writers: pg.Client[], commits: Float64Array, rate: number, total: number, seconds: number): Promise<Written> {
+  const free = [...writers]
+  let next = 1
+  let committed = 0
+  let errors = 0
+  let lateStarts = 0
+  let lastAck = 0
+  let inFlight = 0
+  const start = clock()
+  const deadline = start + seconds * 1000 + 5_000
+  let settled: () => void = () => {}
+  const issue = (n: number, client: pg.Client) => {
+    inFlight++
+    client.query(`UPDATE ${TABLE} SET seq = $1 WHERE id = $2`, [n, (n % TABLE_ROWS) + 1]).then(
+      () => {
+        const now = clock()
+        commits[n] = now
+        lastAck = now
+        committed++
+      },
+      () => errors++,
+    ).finally(() => {
+      inFlight--
+      free.push(client)
+      settled()
+    })
+  }
+  while (next <= total && clock() < deadline) {
+    const now = clock()
+    const due = Math.min(total, Math.floor(((now - start) * rate) / 1000) + 1)
+    while (next <= due && free.length > 0) {
+      if (now - (start + ((next - 1) * 1000) / rate) > 5) lateStarts++
+      issue(next++, free.pop()!)
+    }
+    await new Promise<void>((resolve) => {
+      settled = resolve
+      setTimeout(resolve, 1)
+    })
+  }
+  while (inFlight > 0) await sleep(5)
+  const ms = lastAck - start
+  return { committed, errors, ms, perSecond: ms > 0 ? (committed * 1000) / ms : 0, lateStarts }
+}
+
+function merge(results: readonly ClientResult[]): ClientResult {
+  const histogram = new Uint32Array(BUCKETS)
+  const overflow: number[] = []
+  let samples = 0
+  let max = 0
+  let negatives = 0
+  let complete = 0
+  let clients = 0
+  let ended = 0
+  let missing = 0
+  for (const r of results) {
+    for (let i = 0; i < BUCKETS; i++) histogram[i]! += r.histogram[i]!
+    overflow.push(...r.overflow)
+    samples += r.samples
+    max = Math.max(max, r.max)
+    negatives += r.negatives
+    complete += r.complete
+    clients += r.clients
+    ended += r.ended
+    missing += r.missing
+  }
+  overflow.sort((a, b) => a - b)
+  return { histogram, overflow, samples, max, negatives, complete, clients, ended, missing }
+}
+
+/** The latency below which `q` of the samples fall (bucket upper bound, 10 µs resolution). */
+function percentile(r: ClientResult, q: number): number {
+  const rank = Math.max(1, Math.ceil(q * r.samples))
+  let seen = 0
+  for (let i = 0; i < BUCKETS; i++) {
+    seen += r.histogram[i]!
+    if (seen >= rank) return (i + 1) * BUCKET_MS
+  }
+  return r.overflow[rank - seen - 1] ?? r.max
+}
+
+async function clockOffset(child: ChildProcess): Promise<{ offsetMs: number; rttMs: number }> {
+  let best = { offsetMs: 0, rttMs: Number.POSITIVE_INFINITY }
+  for (let i = 0; i < 30; i++) {
+    const sent = clock()
+    const pong = await ask(child, { type: 'ping', sent }, 'pong', 10_000)
+    const received = clock()
+    const rttMs = received - sent
+    if (rttMs < best.rttMs) best = { offsetMs: pong.now - (sent + received) / 2, rttMs }
+    await sleep(2)
+  }
+  return best
+}
+
+/** Sends `message` and waits for the child's next message of type `type`. */
+function ask<T extends FromClients['type']>(child: ChildProcess, message: ToClients, type: T, timeoutMs: number): Promise<Extract<FromClients, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`client process gave no ${type} within ${timeoutMs} ms`)), timeoutMs)
+    const onMessage = (m: FromClients) => {
+      if (m.type === type) done(undefined, m as Extract<FromClients, { type: T }>)
+    }
+    const onExit = (code: number | null) => done(new Error(`client process exited (${code}) before ${type}`))
+    const done = (error?: Error, value?: Extract<FromClients, { type: T }>) => {
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+      if (error) reject(error)
+      else resolve(value!)
+    }
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+    child.send(message)
+  })
+}
+
+/** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat. */
+async function cpuOfPid(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
+}
+
+/** Busy CPU time of the whole machine so far (all CPUs, idle and iowait excluded), in ms, from /proc/stat. */
+async function machineBusy(): Promise<number> {
+  const stat = await readFile('/proc/stat', 'utf8').catch(() => '')
+  const fields = (stat.split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
+  return (total - (fields[3] ?? 0) - (fields[4] ?? 0)) * 10
+}
+
+async function stop(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  if ((await Promise.race([exited, sleep(graceMs).then(() => 'timeout')])) === 'timeout') {
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+function envInt(name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1) throw new Error(`${name}: expected a whole number ≥ 1, got ${JSON.stringify(raw)}`)
+  return Number(raw)
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100
+
+// --- a client process ------------------------------------------------------------------------
+
+interface Stream {
+  /** Arrival time of each seq, NaN until it arrives. */
+  readonly arrivals: Float64Array
+  received: number
+  live: boolean
+  ended: boolean
+  res?: IncomingMessage
+}
+
+function runClients(): void {
+  const streams: Stream[] = []
+  const reply = (m: FromClients) => process.send!(m)
+
+  process.on('message', (m: ToClients) => {
+    switch (m.type) {
+      case 'open':
+        void openAll(m.url, m.clients, m.capacity).then((r) => reply({ type: 'opened', ...r }))
+        return
+      case 'ping':
+        reply({ type: 'pong', sent: m.sent, now: clock() })
+        return
+      case 'cpu': {
+        const { user, system } = process.cpuUsage()
+        reply({ type: 'cpu', userMs: user / 1000, systemMs: system / 1000 })
+        return
+      }
+      case 'collect':
+        void collect(m.commits, m.committed, m.offsetMs, m.waitMs).then((result) => reply({ type: 'result', result }))
+        return
+    }
+  })
+  process.on('SIGTERM', () => {
+    for (const s of streams) s.res?.destroy()
+    process.exit(0)
+  })
+
+  async function openAll(url: string, n: number, capacity: number): Promise<{ live: number; failed: number; firstError: string | undefined }> {
+    let failed = 0
+    let firstError: string | undefined
+    for (let i = 0; i < n; i += 50) {
+      const batch = Array.from({ length: Math.min(50, n - i) }, () => openOne(url, capacity))
+      for (const outcome of await Promise.allSettled(batch)) {
+        if (outcome.status === 'fulfilled') streams.push(outcome.value)
+        else {
+          failed++
+          firstError ??= String(outcome.reason)
+        }
+      }
+    }
+    return { live: streams.length, failed, firstError }
+  }
+
+  function openOne(url: string, capacity: number): Promise<Stream> {
+    return new Promise((resolve, reject) => {
+      const stream: Stream = { arrivals: new Float64Array(capacity).fill(Number.NaN), received: 0, live: false, ended: false }
+      const timer = setTimeout(() => reject(new Error('no up-to-date within 60 s')), 60_000)
+      const req = request(url, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) {
+          clearTimeout(timer)
+          res.resume()
+          return reject(new Error(`status ${res.statusCode}`))
+        }
+        stream.res = res
+        let carry: Buffer | undefined
+        res.on('data', (chunk: Buffer) => {
+          const now = clock()
+          // Scanned as bytes: no string per chunk. `carry` holds an event cut by the chunk edge.
+          const bytes = carry ? Buffer.concat([carry, chunk]) : chunk
+          let from = 0
+          let keepFrom = -1
+          for (;;) {
+            const at = bytes.indexOf(SEQ_BYTES, from)
+            if (at < 0) break
+            const start = at + SEQ_BYTES.length
+            const end = bytes.indexOf(QUOTE, start)
+            if (end < 0) {
+              keepFrom = at
+              break
+            }
+            let seq = 0
+            for (let i = start; i < end; i++) seq = seq * 10 + (bytes[i]! - 48)
+            if (seq > 0 && seq < stream.arrivals.length && Number.isNaN(stream.arrivals[seq]!)) {
+              stream.arrivals[seq] = now
+              stream.received++
+            }
+            from = end + 1
+          }
+          if (!stream.live && bytes.includes(UP_TO_DATE_BYTES)) {
+            stream.live = true
+            clearTimeout(timer)
+            resolve(stream)
+          }
+          // Events end in a blank line and no pattern spans lines: carry only the unfinished line.
+          const tail = keepFrom >= 0 ? keepFrom : Math.max(from, bytes.lastIndexOf(NEWLINE) + 1)
+          carry = tail < bytes.length ? Buffer.from(bytes.subarray(tail)) : undefined
+        })
+        res.on('close', () => {
+          stream.ended = true
+          clearTimeout(timer)
+          reject(new Error('stream ended before up-to-date'))
+        })
+      })
+      req.on('error', (error) => {
+        clearTimeout(timer)
+        reject(error)
+      })
+      req.end()
+    })
+  }
+
+  async function collect(commits: Float64Array, committed: number, offsetMs: number, waitMs: number): Promise<ClientResult> {
+    const deadline = Date.now() + waitMs
+    while (Date.now() < deadline && streams.some((s) => !s.ended && s.received < committed)) await sleep(20)
+    const histogram = new Uint32Array(BUCKETS)
+    const overflow: number[] = []
+    let samples = 0
+    let max = 0
+    let negatives = 0
+    let complete = 0
+    let missing = 0
+    for (const s of streams) {
+      let got = 0
+      for (let seq = 1; seq < commits.length; seq++) {
+        const committedAt = commits[seq]!
+        if (Number.isNaN(committedAt)) continue
+        const arrived = s.arrivals[seq]!
+        if (Number.isNaN(arrived)) {
+          missing++
+          continue
+        }
+        got++
+        let ms = arrived - offsetMs - committedAt
+        if (ms < 0) {
+          negatives++
+          ms = 0
+        }
+        samples++
+        max = Math.max(max, ms)
+        const bucket = Math.floor(ms / BUCKET_MS)
+        if (bucket < BUCKETS) histogram[bucket]!++
+        else overflow.push(ms)
+      }
+      if (got === committed) complete++
+    }
+    return { histogram, overflow, samples, max, negatives, complete, clients: streams.length, ended: streams.filter((s) => s.ended).length, missing }
+  }
+}
+
+if (process.argv[2] === CHILD_FLAG) {
+  runClients()
+} else if (process.argv[1] === SELF) {
+  const rows = await runSseLatencyBench()
+  for (const row of rows) process.stdout.write(`${JSON.stringify(row, null, 2)}\n`)
+}
