@@ -56,6 +56,12 @@ afterAll(async () => {
 })
 
 // --- rows ---------------------------------------------------------------------------------
+/**
+ * A fixed seed keeps CI repeatable; explore with WHERE_ORACLE_SEED=<n> (and WHERE_ORACLE_RUNS):
+ * random seeds found the NULL-folding and numeric cases this test now pins.
+ */
+const DEFAULT_SEED = 20261126
+
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: null, freq: 5 })
 const int4 = fc.oneof(fc.integer({ min: -5, max: 5 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }))
 const int8 = fc.oneof(fc.bigInt({ min: -5n, max: 5n }), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }))
@@ -240,7 +246,7 @@ describe('where evaluator agrees with PostgreSQL', () => {
             if (original[i] !== 'error') compared++
           })
         }),
-        { numRuns: Number(process.env['WHERE_ORACLE_RUNS'] ?? 300), seed: process.env['WHERE_ORACLE_SEED'] ? Number(process.env['WHERE_ORACLE_SEED']) : undefined as never },
+        { numRuns: Number(process.env['WHERE_ORACLE_RUNS'] ?? 300), seed: Number(process.env['WHERE_ORACLE_SEED'] ?? DEFAULT_SEED) },
       )
     } finally {
       await client.query('ROLLBACK')

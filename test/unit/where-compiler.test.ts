@@ -154,3 +154,17 @@ describe('compileWhere rejects', () => {
     expect(rejection('owner = $101')).toEqual({ where: ['parameter $101 is out of range (1..100) (at character 9)'] })
   })
 })
+
+describe('constant folding as PostgreSQL plans it', () => {
+  // Found by the oracle: PostgreSQL folds a strict operator with a NULL constant argument to
+  // NULL at plan time, so the overflowing cast on the other side is never evaluated.
+  it('folds a strict comparison with a NULL constant to NULL without evaluating its other side', () => {
+    const compiled = compileWhere('(abs(abs(price))::int8 IN (NULL)) IS NOT FALSE', params({}), TABLE)
+    expect(compiled.evaluate({ price: '-9223372036854775808' })).toBe(true)
+  })
+
+  it('still evaluates x IN (a, b) at run time, as PostgreSQL does for = ANY', () => {
+    const compiled = compileWhere('(abs(price)::int8 IN (NULL, NULL)) IS NOT FALSE', params({}), TABLE)
+    expect(compiled.matches({ price: '-9223372036854775808' })).toBe(false)
+  })
+})

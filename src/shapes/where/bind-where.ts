@@ -46,8 +46,15 @@ export function bindWhere(node: WhereNode, table: TableInfo): Typed {
  * Evaluates every subtree without columns now, as PostgreSQL's planner does: a constant part
  * that fails (`1/0`) would fail every snapshot query, so it is a 400 instead.
  */
-function foldConstants(node: Typed, text: string): Typed {
+function foldConstants(node: Typed, text: string, strictNull = true): Typed {
   if (node.kind === 'const' || node.kind === 'column') return node
+  // PostgreSQL turns `x IN (a, b)` into `x = ANY(...)`, which it does not simplify; a single
+  // item becomes a plain `x = a`, which it does.
+  if (node.kind === 'in' && node.list.length > 1) {
+    const comparisons = node.comparisons.map((c) => foldConstants(c, text, false))
+    node = { ...node, comparisons }
+    if (!comparisons.every((c) => c.kind === 'const')) return node
+  }
   // Like PostgreSQL's simplifier, AND/OR stop at a constant that decides them and COALESCE at a
   // constant that is not null: the arguments after it are never folded (nor can they fail).
   if (node.kind === 'and' || node.kind === 'or' || (node.kind === 'call' && node.name === 'coalesce')) {
@@ -62,7 +69,12 @@ function foldConstants(node: Typed, text: string): Typed {
     }
     node = { ...node, args }
   }
-  const folded = mapChildren(node, (child) => foldConstants(child, text))
+  const folded = node.kind === 'in' && node.list.length > 1 ? node : mapChildren(node, (child) => foldConstants(child, text))
+  // A strict operator or function with a NULL constant argument is NULL, without evaluating
+  // its other arguments (which might fail): PostgreSQL's planner does the same.
+  if (strictNull && isStrict(folded) && childrenOf(folded).some((c) => c.kind === 'const' && c.value === null)) {
+    return { kind: 'const', value: null, type: folded.type, at: folded.at }
+  }
   if (!childrenOf(folded).every((c) => c.kind === 'const')) return folded
   try {
     return { kind: 'const', value: buildEvaluator(folded)({}), type: folded.type, at: folded.at }
@@ -72,6 +84,12 @@ function foldConstants(node: Typed, text: string): Typed {
     }
     throw error
   }
+}
+
+const STRICT_KINDS: ReadonlySet<Typed['kind']> = new Set(['compare', 'arith', 'negate', 'concat', 'like', 'arrayOp', 'cast', 'convert'])
+
+function isStrict(node: Typed): boolean {
+  return STRICT_KINDS.has(node.kind) || (node.kind === 'call' && node.name !== 'coalesce')
 }
 
 function childrenOf(node: Typed): readonly Typed[] {
