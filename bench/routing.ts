@@ -60,7 +60,7 @@ const CHANGES_PER_TX = 100
 function makeRouter(shapes: number, operator: '=' | 'LIKE'): ShapeRouter {
   const store = { durableLsn: 0n as Lsn, commit: async () => {} } as unknown as ShapeLogStore
   const notifier = { notify: () => {} } as unknown as ShapeNotifier
-  const router = new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, log: createLogger('silent') })
+  const router = new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, log: createLogger('silent') })
   for (let i = 0; i < shapes; i++) {
     const where = compileWhere(`owner ${operator} $1`, () => `user${i}`, TABLE)
     const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full', where: where.canonical }

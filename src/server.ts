@@ -69,6 +69,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     store,
     notifier,
     acknowledge: (durable) => replication?.acknowledge(durable),
+    onStorageFailure: (error) => {
+      // Nothing past storage was acknowledged; a restart replays from there.
+      log.fatal({ err: error }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; fix storage and start it again')
+      process.exit(1)
+    },
     invalidate: (shape, reason) => {
       tables.forget(shape.stored.definition.table)
       void manager.drop(shape, reason)

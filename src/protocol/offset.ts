@@ -28,7 +28,8 @@ export function parseOffset(text: string): Offset | undefined {
   if (!match) return undefined
   const tx = BigInt(match[1]!)
   const op = match[2] === 'inf' ? INF_OP : Number(match[2])
-  if (tx > MAX_TX || op > INF_OP) return undefined
+  // The last possible tx with op `inf` has no successor key; nothing real is ever there.
+  if (tx > MAX_TX || op > INF_OP || (tx === MAX_TX && op === INF_OP)) return undefined
   return { tx, op }
 }
 

@@ -190,7 +190,9 @@ export class ReplicationStream {
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     )
     this.#service = service
-    this.#queue = Promise.resolve()
+    // Chained, not replaced: a task of the old connection that is still running (say, handing
+    // on a complete transaction) must finish before the new connection's first message.
+    this.#queue = this.#queue.catch(() => undefined)
     this.#queued = 0
     service.on('start', () => {
       this.#backoffMs = MIN_BACKOFF_MS
@@ -226,6 +228,7 @@ export class ReplicationStream {
       })
       .then(
         () => {
+          if (service !== this.#service) return
           this.#queued--
           if (this.#queued === RESUME_AT) socketOf(service)?.resume()
         },

@@ -26,9 +26,16 @@ export interface ActiveShape {
   readonly where: CompiledWhere | undefined
   phase: MergePhase
   visibility: Visibility | undefined
-  readonly held: Transaction[]
+  readonly held: HeldTransaction[]
   /** Set once the snapshot is complete in storage (at once for shapes loaded at start). */
   snapshotComplete: boolean
   /** Why the shape can no longer be served, once it is being dropped. */
   dropped: boolean
 }
+
+/**
+ * A transaction kept for a shape until its snapshot's visibility is known. `incomplete`: the
+ * shape was added while the transaction was being received, so only its later changes are
+ * here — usable only if the snapshot turns out to hold the whole transaction.
+ */
+export type HeldTransaction = Transaction & { readonly incomplete?: boolean }

@@ -10,7 +10,7 @@ import { maxLsn, type Lsn } from '../pg/lsn.js'
 import type { ReplicationSink } from '../replication/replication-stream.js'
 import type { Change, Relation, Transaction, TransactionBegin, TransactionCommit } from '../replication/transaction.js'
 import type { ShapeAppend, ShapeLogStore, LogEntry } from '../storage/shape-log-store.js'
-import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
+import { MERGE_PHASE, type ActiveShape, type HeldTransaction } from './active-shape.js'
 import { encodeChange, type ChangeMessage, type EncodeContext } from './change-encoder.js'
 import { relationPrefix } from './row-key.js'
 import { RoutingIndex } from './routing-index.js'
@@ -24,6 +24,11 @@ export interface ShapeRouterOptions {
   readonly acknowledge: (durable: Lsn) => void
   /** A shape that can no longer be kept correct (e.g. its table was truncated). */
   readonly invalidate: (shape: ActiveShape, reason: string) => void
+  /**
+   * A storage write failed (disk full, I/O error). Later batches may already be queued, so
+   * carrying on could make storage skip a transaction: the owner must stop the process.
+   */
+  readonly onStorageFailure: (error: unknown) => void
   readonly log: Logger
 }
 
@@ -54,6 +59,8 @@ interface ShapePart {
   op: number
   /** Changes kept whole for a shape whose snapshot visibility is not known yet. */
   held: Change[] | undefined
+  /** The shape joined after the transaction's first changes were routed. */
+  readonly incomplete: boolean
 }
 const IDLE_COMMIT_EVERY_MS = 1_000
 
@@ -62,6 +69,8 @@ export class ShapeRouter implements ReplicationSink {
   readonly #index = new RoutingIndex<ActiveShape>()
   /** Every routed shape, for the rare look-up by table OID. */
   readonly #shapes = new Set<ActiveShape>()
+  /** Shapes added while the open transaction was already partly routed. */
+  readonly #lateJoiners = new Set<ActiveShape>()
   readonly #contexts = new WeakMap<ActiveShape, Omit<EncodeContext, 'lsn' | 'xid'>>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
@@ -81,6 +90,7 @@ export class ShapeRouter implements ReplicationSink {
     const { schema, name } = shape.table.table
     this.#index.add(shape, schema, name, shape.where?.equalityIndex)
     this.#shapes.add(shape)
+    if (this.#open && this.#open.position > 0) this.#lateJoiners.add(shape)
   }
 
   remove(shape: ActiveShape): void {
@@ -123,6 +133,7 @@ export class ShapeRouter implements ReplicationSink {
   onBegin(begin: TransactionBegin): void {
     // An open transaction that never committed will be sent again from its start.
     if (this.#open) this.#options.store.discardStaged()
+    this.#lateJoiners.clear()
     this.#open = {
       xid: begin.xid,
       commitLsn: begin.commitLsn,
@@ -157,7 +168,7 @@ export class ShapeRouter implements ReplicationSink {
     const touched: number[] = []
     for (const [shape, part] of open.shapes) {
       if (part.held) {
-        const tx = { xid: open.xid, commitLsn: open.commitLsn, endLsn: commit.endLsn, changes: part.held }
+        const tx: HeldTransaction = { xid: open.xid, commitLsn: open.commitLsn, endLsn: commit.endLsn, changes: part.held, incomplete: part.incomplete }
         // The snapshot may have started while this transaction was arriving.
         if (shape.phase === MERGE_PHASE.awaitingSnapshot) shape.held.push(tx)
         else {
@@ -212,13 +223,21 @@ export class ShapeRouter implements ReplicationSink {
   /** Where a shape stands for this transaction, decided at its first change (DESIGN step 3). */
   #startPart(open: OpenTransaction, shape: ActiveShape): ShapePart {
     const context: EncodeContext = { ...this.#shapeContext(shape), lsn: String(open.commitLsn), xid: open.xid }
-    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], op: 0, held: undefined }
+    const incomplete = this.#lateJoiners.has(shape)
+    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], op: 0, held: undefined, incomplete }
     if (shape.phase === MERGE_PHASE.awaitingSnapshot) part.held = []
     else if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(open.xid, shape.visibility)) part.skip = true
+      else if (incomplete) this.#dropIncomplete(shape, part)
       else if (isAtOrAfterXmax(open.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
-    }
+    } else if (incomplete) this.#dropIncomplete(shape, part)
     return part
+  }
+
+  /** Part of a transaction the snapshot does not hold: the shape cannot be made whole. */
+  #dropIncomplete(shape: ActiveShape, part: ShapePart): void {
+    part.skip = true
+    this.#options.invalidate(shape, 'created while a transaction its snapshot does not hold was being received')
   }
 
   #toEntry(open: OpenTransaction, part: ShapePart, message: ChangeMessage): void {
@@ -284,11 +303,14 @@ export class ShapeRouter implements ReplicationSink {
   #commit(batch: { durableLsn: Lsn; appends: ShapeAppend[] }, touched: number[]): void {
     this.#inFlight++
     const { store, notifier, acknowledge } = this.#options
-    this.#lastCommit = store.commit(batch).then(() => {
-      this.#inFlight--
-      for (const id of touched) notifier.notify(id)
-      if (batch.durableLsn > 0n) acknowledge(store.durableLsn)
-    })
+    this.#lastCommit = store.commit(batch).then(
+      () => {
+        this.#inFlight--
+        for (const id of touched) notifier.notify(id)
+        if (batch.durableLsn > 0n) acknowledge(store.durableLsn)
+      },
+      (error: unknown) => this.#options.onStorageFailure(error),
+    )
   }
 
   /** The parts of a shape's encoding context that never change, computed once per shape. */
@@ -322,10 +344,14 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   /** A held transaction's entries for its shape, or nothing when the snapshot already has it. */
-  #appendFor(shape: ActiveShape, tx: Transaction): ShapeAppend | undefined {
+  #appendFor(shape: ActiveShape, tx: HeldTransaction): ShapeAppend | undefined {
     if (shape.dropped) return undefined
     if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(tx.xid, shape.visibility)) return undefined
+      if (tx.incomplete) {
+        this.#options.invalidate(shape, 'created while a transaction its snapshot does not hold was being received')
+        return undefined
+      }
       if (isAtOrAfterXmax(tx.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     }
     const { schema, name } = shape.table.table
