@@ -41,21 +41,9 @@ export const scalarType = (scalar: Scalar): WhereType => ({ scalar, array: false
 export const elementOf = (type: WhereType): WhereType => ({ ...type, array: false })
 export const arrayOf = (type: WhereType): WhereType => ({ ...type, array: true })
 
-const COLUMN_TYPES: Readonly<Record<string, Scalar>> = {
-  int2: 'int2',
-  int4: 'int4',
-  int8: 'int8',
-  numeric: 'numeric',
-  float4: 'float4',
-  float8: 'float8',
-  bool: 'bool',
-  text: 'text',
-  varchar: 'text',
-  uuid: 'uuid',
-  date: 'date',
-  timestamp: 'timestamp',
-  timestamptz: 'timestamptz',
-}
+/** Catalog type names of the scalars a column can have (`varchar` compares as `text`). */
+const { enum: _enum, unknown: _unknown, ...NAMED_SCALARS } = SCALARS
+const COLUMN_TYPES: Readonly<Record<string, Scalar>> = { ...NAMED_SCALARS, varchar: SCALARS.text }
 
 /** The column's type, or undefined when `where` cannot use columns of that type. */
 export function columnType(column: ColumnInfo): WhereType | undefined {
