@@ -187,7 +187,7 @@ function healthOf(status: ReplicationStatus): Health {
 
 function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string, maxHeaderBytes: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname, serverOptions: { maxHeaderSize: maxHeaderBytes } }, () =>
+    const server = serve({ fetch, port, hostname, serverOptions: { maxHeaderSize: maxHeaderBytes, connectionsCheckingInterval: 1_000 } }, () =>
       resolve(server as Server),
     ) as Server
     // Slow or idle clients must not pin sockets: headers within 10 s, a whole request within 30 s.

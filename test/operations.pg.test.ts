@@ -3,6 +3,7 @@
  * after traffic, /openapi.yaml, and a SIGTERM that answers waiting long-polls and exits 0.
  */
 import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -75,6 +76,36 @@ describe('request limits', () => {
     const param = await fetch(url(`table=open_items&offset=-1&secret=${SECRET}&where=${encodeURIComponent('id = $101')}`))
     expect(param.status).toBe(400)
   })
+})
+
+describe('slow and idle clients', () => {
+  /** Opens a raw socket, writes `text`, and resolves with what came back once the server closed it. */
+  function untilClosed(text: string): Promise<{ data: string; ms: number }> {
+    const { port } = new URL(sluice.server.url)
+    const started = Date.now()
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(text))
+      let data = ''
+      socket.on('data', (chunk) => (data += chunk.toString()))
+      socket.on('error', reject)
+      socket.on('close', () => resolve({ data, ms: Date.now() - started }))
+      setTimeout(() => {
+        socket.destroy()
+        reject(new Error('the server kept the socket open'))
+      }, 20_000)
+    })
+  }
+
+  it('cuts a client that never finishes its headers, and closes idle keep-alive sockets', async () => {
+    const [slow, idle] = await Promise.all([
+      untilClosed('GET /v1/health HTTP/1.1\r\nHost: x\r\n'),
+      untilClosed('GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n'),
+    ])
+    expect(slow.data).toMatch(/^HTTP\/1\.1 408/)
+    expect(slow.ms).toBeLessThan(15_000)
+    expect(idle.data).toMatch(/^HTTP\/1\.1 200/)
+    expect(idle.ms).toBeLessThan(9_000)
+  }, 30_000)
 })
 
 describe('/metrics and /openapi.yaml', () => {
