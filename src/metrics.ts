@@ -19,6 +19,7 @@ export class Metrics {
   readonly transactions: Counter
   readonly changesAppended: Counter
   readonly responses: Counter<'status'>
+  readonly cachedChunkResponses: Counter
   readonly liveConnections: Gauge
   readonly snapshotSeconds: Histogram
 
@@ -38,6 +39,11 @@ export class Metrics {
       name: 'sluice_http_responses_total',
       help: 'HTTP responses by status code.',
       labelNames: ['status'],
+      registers,
+    })
+    this.cachedChunkResponses = new Counter({
+      name: 'sluice_http_cached_chunk_responses_total',
+      help: 'Responses for complete chunks answered from memory by URL (included in sluice_http_responses_total).',
       registers,
     })
     this.liveConnections = new Gauge({

@@ -4,14 +4,14 @@
  */
 import { serve } from '@hono/node-server'
 import { readFile } from 'node:fs/promises'
-import type { Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import pg from 'pg'
 import type { Config } from './config.js'
 import { seedDemo } from './demo.js'
 import { createApp, HEALTH, type Health } from './http/app.js'
-import { ChunkCache } from './http/chunk-cache.js'
+import { ChunkResponses } from './http/chunk-responses.js'
 import { LiveSlots } from './http/live-slots.js'
 import { TableCatalog } from './http/table-catalog.js'
 import { Metrics } from './metrics.js'
@@ -128,12 +128,14 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
 
   const shutdown = new AbortController()
   if (config.demo) await seedDemo(config.databaseUrl)
+  const chunkResponses = new ChunkResponses()
+  const httpLog = log.child({ component: 'http' })
   const app = createApp({
     store,
     notifier,
     manager,
     tables,
-    chunkCache: new ChunkCache(),
+    chunkResponses,
     longPollMs: config.longPollMs,
     cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },
     canCreateShapes: () => stream.status === REPLICATION_STATUS.streaming,
@@ -147,9 +149,10 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     sse: { timeoutMs: config.sseTimeoutMs, keepAliveMs: config.sseKeepAliveMs, retryMs: config.sseRetryMs },
     demo: config.demo ? pool : undefined,
     health: () => healthOf(stream.status),
-    log: log.child({ component: 'http' }),
+    log: httpLog,
   })
-  const server = await listen(app.fetch, config.port, config.host, config.maxHeaderBytes)
+  const answerCached = chunkResponses.answerer({ manager, secret: config.secret, metrics: counted, log: httpLog })
+  const server = await listen(app.fetch, answerCached, config)
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}`
@@ -185,10 +188,27 @@ function healthOf(status: ReplicationStatus): Health {
   return status === REPLICATION_STATUS.waiting ? HEALTH.waiting : HEALTH.starting
 }
 
-function listen(fetch: Parameters<typeof serve>[0]['fetch'], port: number, hostname: string, maxHeaderBytes: number): Promise<Server> {
+type Listener = (req: IncomingMessage, res: ServerResponse) => void
+
+/** `answerFirst` may answer a request itself (returning true) before Hono sees it. */
+function listen(
+  fetch: Parameters<typeof serve>[0]['fetch'],
+  answerFirst: (req: IncomingMessage, res: ServerResponse) => boolean,
+  config: Pick<Config, 'port' | 'host' | 'maxHeaderBytes'>,
+): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname, serverOptions: { maxHeaderSize: maxHeaderBytes, connectionsCheckingInterval: 1_000 } }, () =>
-      resolve(server as Server),
+    const server = serve(
+      {
+        fetch,
+        port: config.port,
+        hostname: config.host,
+        serverOptions: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1_000 },
+        createServer: ((options: ServerOptions, hono: Listener) =>
+          createServer(options, (req, res) => {
+            if (!answerFirst(req, res)) hono(req, res)
+          })) as typeof createServer,
+      },
+      () => resolve(server as Server),
     ) as Server
     // Slow or idle clients must not pin sockets: headers within 10 s, a whole request within 30 s.
     server.headersTimeout = 10_000

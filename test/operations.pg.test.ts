@@ -39,6 +39,22 @@ describe('secret', () => {
     expect((await fetch(url('table=open_items&offset=-1'))).status).toBe(401)
     expect((await fetch(url('table=open_items&offset=-1'), { headers: { authorization: 'Bearer s3cret-valuX' } })).status).toBe(401)
   })
+
+  it('asks for the secret again on a complete chunk URL it answers from memory', async () => {
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'open_items', secret: SECRET })
+    await follower.catchUp()
+    const bearer = { authorization: `Bearer ${SECRET}` }
+    // The snapshot's last chunk ends at 0_inf: complete from its first row on.
+    const chunk = url(`table=open_items&offset=0_0&handle=${follower.handle}`)
+    const first = await fetch(chunk, { headers: bearer })
+    expect(first.status).toBe(200)
+    expect(first.headers.get('electric-up-to-date')).toBeNull()
+    expect((await fetch(chunk, { headers: bearer })).status).toBe(200)
+    expect((await scrape())['sluice_http_cached_chunk_responses_total']).toBeGreaterThanOrEqual(1)
+    expect((await fetch(chunk)).status).toBe(401)
+    expect((await fetch(chunk, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401)
+    expect((await fetch(`${chunk}&secret=wrong`)).status).toBe(401)
+  })
 })
 
 describe('SLUICE_TABLES', () => {

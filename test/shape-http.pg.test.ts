@@ -20,6 +20,8 @@ beforeAll(async () => {
   await pool.query(`CREATE TABLE live_items (id int PRIMARY KEY, title text)`)
   await pool.query(`CREATE TABLE deletable (id int PRIMARY KEY, title text)`)
   await pool.query(`INSERT INTO deletable VALUES (1, 'a')`)
+  await pool.query(`CREATE TABLE cached_then_deleted (id int PRIMARY KEY, payload text)`)
+  await pool.query(`INSERT INTO cached_then_deleted SELECT g, repeat('y', 20) FROM generate_series(1, 2000) g`)
 })
 
 afterAll(async () => {
@@ -63,6 +65,59 @@ describe('chunks', () => {
     expect(revalidated.headers.get('etag')).toBe(etag)
   })
 })
+
+describe('complete chunks answered from memory', () => {
+  it('answers a repeated chunk URL with the same bytes, its own request id and CORS origin, and 304', async () => {
+    const first = await fetch(url('table=big&offset=-1'))
+    const handle = first.headers.get('electric-handle')!
+    const chunkUrl = url(`table=big&offset=0_300&handle=${handle}`)
+    const a = await fetch(chunkUrl, { headers: { origin: 'https://a.example', 'x-request-id': 'first' } })
+    const before = await cachedResponses()
+    const b = await fetch(chunkUrl, { headers: { origin: 'https://b.example', 'x-request-id': 'second' } })
+    expect(await cachedResponses()).toBe(before + 1)
+
+    expect(Buffer.from(await b.arrayBuffer()).equals(Buffer.from(await a.arrayBuffer()))).toBe(true)
+    for (const name of ['etag', 'cache-control', 'content-type', 'electric-handle', 'electric-offset', 'electric-schema', 'electric-has-data']) {
+      expect(b.headers.get(name), name).toBe(a.headers.get(name))
+    }
+    expect(b.headers.get('electric-up-to-date')).toBeNull()
+    expect(b.headers.get('x-request-id')).toBe('second')
+    expect(b.headers.get('access-control-allow-origin')).toBe('https://b.example')
+    expect(b.headers.get('vary')).toBe('origin')
+    expect(b.headers.get('access-control-expose-headers')).toBe(a.headers.get('access-control-expose-headers'))
+    const plain = await fetch(chunkUrl)
+    expect(plain.headers.get('access-control-allow-origin')).toBe('*')
+    expect(plain.headers.get('vary')).toBeNull()
+    expect(plain.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+
+    const revalidated = await fetch(chunkUrl, { headers: { 'if-none-match': a.headers.get('etag')! } })
+    expect(revalidated.status).toBe(304)
+    expect(revalidated.headers.get('etag')).toBe(a.headers.get('etag'))
+    expect(await cachedResponses()).toBe(before + 3)
+  })
+
+  it('stops answering a chunk URL from memory once its shape is deleted', async () => {
+    const first = await fetch(url('table=cached_then_deleted&offset=-1'))
+    const handle = first.headers.get('electric-handle')!
+    const chunkUrl = url(`table=cached_then_deleted&offset=0_100&handle=${handle}`)
+    expect((await fetch(chunkUrl)).status).toBe(200)
+    const before = await cachedResponses()
+    expect((await fetch(chunkUrl)).status).toBe(200)
+    expect(await cachedResponses()).toBe(before + 1)
+
+    expect((await fetch(url('table=cached_then_deleted'), { method: 'DELETE' })).status).toBe(202)
+    const gone = await fetch(chunkUrl)
+    expect(gone.status).toBe(409)
+    expect(gone.headers.get('electric-handle')).not.toBe(handle)
+    expect(await cachedResponses()).toBe(before + 1)
+  })
+})
+
+/** Responses answered by the in-memory chunk path so far, from /metrics. */
+async function cachedResponses(): Promise<number> {
+  const text = await (await fetch(`${sluice.server.url}/metrics`)).text()
+  return Number(/^sluice_http_cached_chunk_responses_total (\d+)$/m.exec(text)![1])
+}
 
 describe('long-poll', () => {
   it('answers a live request at the head when a change commits', async () => {

@@ -2,13 +2,12 @@
  * The HTTP API (PROTOCOL: Endpoints) as a Hono app: routing, CORS, auth and error mapping.
  * The shape logic lives in `shape-route.ts`; this file only wires requests to it.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
 import type pg from 'pg'
 import { demoRoutes } from '../demo-routes.js'
 import { ERROR_CODES, InvalidRequestError, SluiceError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { EXPOSED_HEADERS, HEADERS, PARAMS } from '../protocol/constants.js'
+import { HEADERS, PARAMS } from '../protocol/constants.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { parseShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
@@ -16,11 +15,14 @@ import type { TableName } from '../shapes/shape-definition.js'
 import type { Metrics } from '../metrics.js'
 import { requireAllowedTable } from './allow-list.js'
 import type { LiveSlots } from './live-slots.js'
+import type { ChunkResponses } from './chunk-responses.js'
+import { commonHeaders } from './common-headers.js'
 import { errorResponse } from './error-response.js'
 import { serveShape, type ShapeRouteDeps } from './shape-route.js'
-import { nodeResponse, responseAlreadySent } from './node-response.js'
+import { nodeRequestUrl, nodeResponse, responseAlreadySent } from './node-response.js'
 import { SseHub } from './sse-hub.js'
 import { streamShape } from './sse-route.js'
+import { hasSecret } from './secret.js'
 import { parseShapeRequest } from './shape-request.js'
 
 /** `waiting`: replication broke (database restarted or unreachable) and is reconnecting. */
@@ -33,6 +35,8 @@ export interface AppDeps extends ShapeRouteDeps {
   readonly allowShapeDeletion: boolean
   readonly allowedTables: readonly TableName[] | undefined
   readonly liveSlots: LiveSlots
+  /** Complete chunks answered by URL ahead of these routes (`chunk-responses.ts`). */
+  readonly chunkResponses?: ChunkResponses
   readonly metrics: Metrics
   /** The OpenAPI document served at /openapi.yaml. */
   readonly openapi: string
@@ -53,18 +57,16 @@ export function createApp(deps: AppDeps): Hono {
 
   app.use('*', async (c, next) => {
     const started = performance.now()
-    const requestId = c.req.header('x-request-id') ?? randomUUID()
+    const common = commonHeaders(c.req.header('x-request-id'), c.req.header('origin'))
+    // Set before the handler answers: a header added to a finished response makes the adapter
+    // rebuild that response as a web stream, which costs more than the rest of a cached read.
+    for (const name in common) c.header(name, common[name])
     await next()
-    c.header('x-request-id', requestId)
     deps.metrics.responses.inc({ status: String(c.res.status) })
     deps.log.debug(
-      { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      { requestId: common['x-request-id'], method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
       'request',
     )
-    const origin = c.req.header('origin')
-    c.header('access-control-allow-origin', origin ?? '*')
-    if (origin) c.header('vary', 'origin', { append: true })
-    c.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '))
   })
 
   for (const path of SHAPE_PATHS) {
@@ -94,6 +96,8 @@ export function createApp(deps: AppDeps): Hono {
           const response = await serveShape(deps, request, c.req.header(HEADERS.ifNoneMatch), signal)
           for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
           if (response.status === 304) return c.body(null, 304)
+          const url = nodeRequestUrl(c)
+          if (response.immutableOf && url !== undefined) deps.chunkResponses?.remember(url, response.immutableOf, response.headers, response.body)
           // A view of the Buffer, not a copy of it.
           const { buffer, byteOffset, byteLength } = response.body
           return c.body(new Uint8Array(buffer as ArrayBuffer, byteOffset, byteLength), 200)
@@ -181,17 +185,8 @@ function findShapeToDelete(c: Context, deps: AppDeps) {
   return deps.manager.byDefinition(request.definition)
 }
 
-/** Constant-time comparison of the configured secret with `secret=` or a Bearer token. */
 function authorize(c: Context, secret: string | undefined): void {
-  if (secret === undefined) return
-  const bearer = /^Bearer\s+(.+)$/i.exec(c.req.header('authorization') ?? '')?.[1]
-  const given = c.req.query(PARAMS.secret) ?? bearer
-  if (given === undefined || !sameSecret(given, secret)) {
+  if (!hasSecret(secret, c.req.query(PARAMS.secret), c.req.header('authorization'))) {
     throw new SluiceError(ERROR_CODES.unauthorized, 'Missing or wrong secret: pass it as ?secret= or Authorization: Bearer.')
   }
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest()
-  return timingSafeEqual(digest(a), digest(b))
 }

@@ -3,6 +3,7 @@
  * handlers that stream to it directly (SSE), and the marker that tells the adapter not to answer.
  */
 import type { HttpBindings } from '@hono/node-server'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { Context } from 'hono'
 import type { ServerResponse } from 'node:http'
 
@@ -12,13 +13,19 @@ export function nodeResponse(c: Context): ServerResponse | undefined {
   return env?.outgoing instanceof Object && 'writeHead' in env.outgoing ? (env.outgoing as ServerResponse) : undefined
 }
 
-/**
- * A fresh "already sent" response per request. The adapter's shared `RESPONSE_ALREADY_SENT`
- * must not be used: middleware appends headers to whatever response a handler returns.
- */
-export function responseAlreadySent(): Response {
-  return new Response(null, { headers: { [ALREADY_SENT]: 'true' } })
+/** The raw request target (`/v1/shape?…`) as the client sent it, when there is a socket. */
+export function nodeRequestUrl(c: Context): string | undefined {
+  const env = c.env as Partial<HttpBindings> | undefined
+  const url = env?.incoming instanceof Object ? env.incoming.url : undefined
+  return typeof url === 'string' ? url : undefined
 }
 
-/** The header `@hono/node-server` checks (its `X_ALREADY_SENT`, not exported by name). */
-const ALREADY_SENT = 'x-hono-already-sent'
+/**
+ * The adapter's marker for "the handler answered on the Node response itself". It must be the
+ * adapter's own instance, made before the adapter replaced the global `Response`: a response
+ * made later takes the adapter's fast path, which ignores the marker and writes headers again.
+ * Nothing may add headers to it (the shared middleware sets its headers before the handler).
+ */
+export function responseAlreadySent(): Response {
+  return RESPONSE_ALREADY_SENT
+}

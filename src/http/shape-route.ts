@@ -13,7 +13,7 @@ import type { ShapeManager } from '../shapes/shape-manager.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
-import type { ChunkCache } from './chunk-cache.js'
+import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import type { ShapeRequest } from './shape-request.js'
@@ -29,8 +29,6 @@ export interface ShapeRouteDeps {
   readonly cache: CachePolicy
   /** False while replication is not streaming: new shapes cannot be made consistent then. */
   readonly canCreateShapes: () => boolean
-  /** Rendered complete chunks, served again without reading the log. */
-  readonly chunkCache?: ChunkCache
   /** Server-Sent Events timings (defaults: `SSE_DEFAULTS`). */
   readonly sse?: SseOptions
   readonly now?: () => number
@@ -40,6 +38,8 @@ export interface ShapeResponse {
   readonly status: 200 | 304
   readonly headers: Record<string, string>
   readonly body: Buffer
+  /** Set when this is a complete chunk addressed by handle: the same URL answers the same bytes. */
+  readonly immutableOf?: ActiveShape
 }
 
 export async function serveShape(deps: ShapeRouteDeps, request: ShapeRequest, ifNoneMatch: string | undefined, signal?: AbortSignal): Promise<ShapeResponse> {
@@ -65,7 +65,7 @@ async function serveResolved(
 ): Promise<ShapeResponse> {
   const fromStart = request.offset !== OFFSET_NOW && compareOffsets(request.offset, BEFORE_ALL) === 0
 
-  let slice: LogSlice & { body?: Buffer }
+  let slice: LogSlice
   let requested: Offset
   if (request.offset === OFFSET_NOW) {
     await waitForSnapshot(deps, shape, signal)
@@ -74,14 +74,11 @@ async function serveResolved(
     slice = { entries: [], end: head, complete: false, upToDate: true }
   } else {
     requested = request.offset
-    const cached = cachedChunk(deps, shape, request.offset)
-    slice =
-      cached ??
-      (await readLog(deps, shape, request.offset, {
-        live: request.live,
-        timeoutMs: deps.longPollMs,
-        ...(signal ? { signal } : {}),
-      }))
+    slice = await readLog(deps, shape, request.offset, {
+      live: request.live,
+      timeoutMs: deps.longPollMs,
+      ...(signal ? { signal } : {}),
+    })
   }
 
   const handle = shape.stored.handle
@@ -93,7 +90,7 @@ async function serveResolved(
     [HEADERS.handle]: handle,
     [HEADERS.offset]: formatOffset(slice.end),
     [HEADERS.etag]: etag,
-    [HEADERS.hasData]: String(slice.entries.length > 0 || (slice.body !== undefined && slice.body.length > 2)),
+    [HEADERS.hasData]: String(slice.entries.length > 0),
     'content-type': 'application/json',
   }
   if (request.live) {
@@ -106,21 +103,11 @@ async function serveResolved(
   if (request.offset === OFFSET_NOW) headers[HEADERS.cacheControl] = CACHE_CONTROL.live
   if (slice.upToDate && !fromStart) headers[HEADERS.upToDate] = ''
 
-  if (ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === etag)) {
-    return { status: 304, headers, body: Buffer.alloc(0) }
-  }
-  if (slice.body) return { status: 200, headers, body: slice.body }
+  if (matchesEtag(ifNoneMatch, etag)) return { status: 304, headers, body: Buffer.alloc(0) }
   const body = renderBody(slice.entries, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined)
-  if (slice.complete && request.offset !== OFFSET_NOW) deps.chunkCache?.set(shape.stored.id, request.offset, slice.end, body)
-  return { status: 200, headers, body }
-}
-
-/** The complete chunk after `after`, when its rendered body is cached. */
-function cachedChunk(deps: ShapeRouteDeps, shape: ActiveShape, after: Offset): (LogSlice & { body: Buffer }) | undefined {
-  if (!deps.chunkCache || shape.dropped) return undefined
-  const end = deps.store.chunkEndAfter(shape.stored.id, after)
-  const body = end && deps.chunkCache.get(shape.stored.id, after, end)
-  return end && body ? { entries: [], end, complete: true, upToDate: false, body } : undefined
+  // Only handle-addressed URLs: `offset=-1` must keep resolving to the definition's current shape.
+  const immutable = slice.complete && !request.live && !fromStart && request.handle !== undefined
+  return { status: 200, headers, body, ...(immutable ? { immutableOf: shape } : {}) }
 }
 
 const schemaHeaders = new WeakMap<ActiveShape, string>()
