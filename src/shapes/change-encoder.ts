@@ -48,58 +48,71 @@ type RowChange =
   | { readonly kind: 'delete'; readonly relation: Relation; readonly old: Tuple }
 
 export function encodeChange(ctx: EncodeContext, change: RowChange, position: number): ChangeMessage[] {
-  const names = change.relation.columns.map((c) => c.name)
-  const message = (operation: Operation, key: string, value: Row, oldValue?: Row): ChangeMessage => ({
-    key,
-    value,
-    ...(oldValue ? { old_value: oldValue } : {}),
-    headers: {
-      operation,
-      relation: ctx.relationName,
-      lsn: ctx.lsn,
-      op_position: position,
-      txids: [ctx.xid],
-    },
-  })
-
-  const inShape = (row: Row) => ctx.matches === undefined || ctx.matches(row)
-  const selected = ctx.columns ? names.filter((n) => ctx.columns!.has(n)) : undefined
-  const project = (row: Row) => (selected ? pick(row, selected) : row)
-  const insert = (row: Row) => message(OPERATIONS.insert, keyOf(ctx, row), project(row))
-  const remove = (old: Row) => message(OPERATIONS.delete, keyOf(ctx, old), ctx.replica === REPLICA_MODES.full ? project(old) : pick(old, ctx.primaryKey))
-
+  // Module-level helpers rather than closures: this runs once per change and shape.
+  const names = columnNames(change.relation)
   switch (change.kind) {
     case 'insert': {
       const row = toRow(names, change.record, undefined)
-      return inShape(row) ? [insert(row)] : []
+      return inShape(ctx, row) ? [insertOf(ctx, names, row, position)] : []
     }
     case 'delete': {
       const old = toRow(names, change.old, undefined)
-      return inShape(old) ? [remove(old)] : []
+      return inShape(ctx, old) ? [deleteOf(ctx, names, old, position)] : []
     }
     case 'update': {
       const row = toRow(names, change.record, change.old)
       const old = change.old ? toRow(names, change.old, undefined) : undefined
-      const isIn = inShape(row)
+      const isIn = inShape(ctx, row)
       // Without the old row (no REPLICA IDENTITY FULL) assume it was where the new one is.
-      const wasIn = old ? inShape(old) : isIn
-      if (!wasIn) return isIn ? [insert(row)] : []
-      if (!isIn) return [remove(old ?? row)]
+      const wasIn = old ? inShape(ctx, old) : isIn
+      if (!wasIn) return isIn ? [insertOf(ctx, names, row, position)] : []
+      if (!isIn) return [deleteOf(ctx, names, old ?? row, position)]
       const newKey = keyOf(ctx, row)
       if (old && keyOf(ctx, old) !== newKey) {
         // A primary-key change is a different row to the client: delete, then insert.
-        return [remove(old), insert(row)]
+        return [deleteOf(ctx, names, old, position), insertOf(ctx, names, row, position)]
       }
       const changed = (old ? names.filter((n) => n in row && row[n] !== old[n]) : Object.keys(row)).filter(
         (n) => !ctx.columns || ctx.columns.has(n),
       )
       if (changed.length === 0) return []
       if (ctx.replica === REPLICA_MODES.full) {
-        return [message(OPERATIONS.update, newKey, project(row), old ? pick(old, changed) : undefined)]
+        return [messageOf(ctx, OPERATIONS.update, newKey, project(ctx, names, row), old ? pick(old, changed) : undefined, position)]
       }
-      return [message(OPERATIONS.update, newKey, { ...pick(row, ctx.primaryKey), ...pick(row, changed) })]
+      return [messageOf(ctx, OPERATIONS.update, newKey, { ...pick(row, ctx.primaryKey), ...pick(row, changed) }, undefined, position)]
     }
   }
+}
+
+function messageOf(ctx: EncodeContext, operation: Operation, key: string, value: Row, oldValue: Row | undefined, position: number): ChangeMessage {
+  const headers = { operation, relation: ctx.relationName, lsn: ctx.lsn, op_position: position, txids: [ctx.xid] as const }
+  return oldValue ? { key, value, old_value: oldValue, headers } : { key, value, headers }
+}
+
+function insertOf(ctx: EncodeContext, names: readonly string[], row: Row, position: number): ChangeMessage {
+  return messageOf(ctx, OPERATIONS.insert, keyOf(ctx, row), project(ctx, names, row), undefined, position)
+}
+
+function deleteOf(ctx: EncodeContext, names: readonly string[], old: Row, position: number): ChangeMessage {
+  const value = ctx.replica === REPLICA_MODES.full ? project(ctx, names, old) : pick(old, ctx.primaryKey)
+  return messageOf(ctx, OPERATIONS.delete, keyOf(ctx, old), value, undefined, position)
+}
+
+function inShape(ctx: EncodeContext, row: Row): boolean {
+  return ctx.matches === undefined || ctx.matches(row)
+}
+
+function project(ctx: EncodeContext, names: readonly string[], row: Row): Row {
+  return ctx.columns ? pick(row, names.filter((n) => ctx.columns!.has(n))) : row
+}
+
+const namesOf = new WeakMap<Relation, readonly string[]>()
+
+/** A relation's column names, kept per Relation message (one per table until its schema changes). */
+function columnNames(relation: Relation): readonly string[] {
+  let names = namesOf.get(relation)
+  if (!names) namesOf.set(relation, (names = relation.columns.map((c) => c.name)))
+  return names
 }
 
 /** Unchanged TOASTed values are taken from the old row; without one they are left out. */

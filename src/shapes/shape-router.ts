@@ -41,6 +41,8 @@ const STAGE_ENTRIES = 5_000
 interface OpenTransaction {
   readonly xid: number
   readonly commitLsn: Lsn
+  /** `commitLsn` as the text every message's `lsn` header carries, made once. */
+  readonly lsnText: string
   /** Already in storage (a replay after reconnecting or restarting). */
   readonly skip: boolean
   position: number
@@ -137,6 +139,7 @@ export class ShapeRouter implements ReplicationSink {
     this.#open = {
       xid: begin.xid,
       commitLsn: begin.commitLsn,
+      lsnText: String(begin.commitLsn),
       skip: begin.commitLsn < this.#accepted,
       position: 0,
       shapes: new Map(),
@@ -222,7 +225,7 @@ export class ShapeRouter implements ReplicationSink {
 
   /** Where a shape stands for this transaction, decided at its first change (DESIGN step 3). */
   #startPart(open: OpenTransaction, shape: ActiveShape): ShapePart {
-    const context: EncodeContext = { ...this.#shapeContext(shape), lsn: String(open.commitLsn), xid: open.xid }
+    const context: EncodeContext = { ...this.#shapeContext(shape), lsn: open.lsnText, xid: open.xid }
     const incomplete = this.#lateJoiners.has(shape)
     const part: ShapePart = { context, skip: false, pending: undefined, entries: [], op: 0, held: undefined, incomplete }
     if (shape.phase === MERGE_PHASE.awaitingSnapshot) part.held = []
