@@ -96,9 +96,13 @@ export class SseConnection {
   }
 
   #write(bytes: Buffer): boolean {
-    if (this.#res.write(bytes)) return true
+    // The response is close-delimited (`sse-route.ts`): its body bytes go to the socket as they
+    // are, skipping the response's per-write cork and next-tick flush — a wake-up writes one
+    // batch to every connection of a shape, and that loop is the cost of live fan-out.
+    const out = this.#res.socket ?? this.#res
+    if (out.write(bytes)) return true
     this.#state = SSE_STATE.draining
-    this.#res.once('drain', () => {
+    out.once('drain', () => {
       if (this.#state !== SSE_STATE.draining) return
       this.#state = SSE_STATE.idle
       this.pump()

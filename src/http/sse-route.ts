@@ -54,6 +54,11 @@ export async function streamShape(deps: ShapeRouteDeps, hub: SseHub, request: Sh
       'access-control-expose-headers': EXPOSED_HEADERS.join(', '),
     }
     if (compareOffsets(start, BEFORE_ALL) === 0) headers[HEADERS.schema] = JSON.stringify(electricSchema(shape.table))
+    // The body runs until the connection closes, without chunked framing: every batch is then
+    // the same bytes for every connection, written straight to the socket (`SseConnection`).
+    // The stream is long-lived and EventSource reconnects anyway, so keep-alive buys nothing.
+    headers['connection'] = 'close'
+    res.removeHeader('transfer-encoding')
     res.writeHead(200, headers)
     res.write(refetch ? Buffer.concat([retryField(hub.options.retryMs), MUST_REFETCH_EVENT]) : retryField(hub.options.retryMs))
     opened = true
