@@ -51,6 +51,9 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     chunkBytes: config.chunkBytes,
     onCommitted: (entries) => metrics?.changesAppended.inc(entries),
   })
+  if (store.droppedOldFormatShapes > 0) {
+    log.warn({ shapes: store.droppedOldFormatShapes }, 'shape storage was written in an older layout: its shapes were dropped and are rebuilt on request (clients refetch)')
+  }
   const notifier = new ShapeNotifier()
   const manager = new ShapeManager({
     store,

@@ -11,8 +11,8 @@ import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 
 export interface LogSlice {
-  /** Stored entries, in order. */
-  readonly entries: readonly Buffer[]
+  /** Stored entries in order, as parts that join with commas (`ShapeLogStore.readJoinable`). */
+  readonly parts: readonly Buffer[]
   /** The offset the client asks for next. */
   readonly end: Offset
   /** True when `end` is a closed chunk boundary (the response never changes). */
@@ -42,7 +42,7 @@ export async function readLog(
     const head = store.head(id)
     const chunkEnd = store.chunkEndAfter(id, after)
     if (chunkEnd) {
-      return { entries: store.read(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate: false }
+      return { parts: store.readJoinable(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate: false }
     }
     if (!shape.snapshotComplete) {
       // Inside a snapshot that is still being written: wait for its next chunk.
@@ -51,11 +51,11 @@ export async function readLog(
       continue
     }
     if (head && compareOffsets(head, after) > 0 && compareOffsets(after, BEFORE_ALL) !== 0) {
-      return { entries: store.read(id, after, head), end: head, complete: false, upToDate: true }
+      return { parts: store.readJoinable(id, after, head), end: head, complete: false, upToDate: true }
     }
     const remaining = deadline - Date.now()
     if (!wait.live || remaining <= 0 || wait.signal?.aborted) {
-      return { entries: [], end: after, complete: false, upToDate: true }
+      return { parts: [], end: after, complete: false, upToDate: true }
     }
     await notifier.wait(id, remaining, wait.signal)
   }

@@ -71,7 +71,7 @@ async function serveResolved(
     await waitForSnapshot(deps, shape, signal)
     const head = headOf(deps.store, shape)
     requested = head
-    slice = { entries: [], end: head, complete: false, upToDate: true }
+    slice = { parts: [], end: head, complete: false, upToDate: true }
   } else {
     requested = request.offset
     slice = await readLog(deps, shape, request.offset, {
@@ -83,14 +83,14 @@ async function serveResolved(
 
   const handle = shape.stored.handle
   const requestedText = request.offset === OFFSET_NOW ? OFFSET_NOW : formatOffset(requested)
-  const emptyLive = request.live && slice.entries.length === 0
+  const emptyLive = request.live && slice.parts.length === 0
   // An empty live answer must never revalidate into an older one: give it a unique tag.
   const etag = `"${handle}:${requestedText}:${formatOffset(slice.end)}${emptyLive ? `:${(deps.now ?? Date.now)()}` : ''}"`
   const headers: Record<string, string> = {
     [HEADERS.handle]: handle,
     [HEADERS.offset]: formatOffset(slice.end),
     [HEADERS.etag]: etag,
-    [HEADERS.hasData]: String(slice.entries.length > 0),
+    [HEADERS.hasData]: String(slice.parts.length > 0),
     'content-type': 'application/json',
   }
   if (request.live) {
@@ -104,7 +104,7 @@ async function serveResolved(
   if (slice.upToDate && !fromStart) headers[HEADERS.upToDate] = ''
 
   if (matchesEtag(ifNoneMatch, etag)) return { status: 304, headers, body: Buffer.alloc(0) }
-  const body = renderBody(slice.entries, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined)
+  const body = renderBody(slice.parts, slice.upToDate && !fromStart ? upToDateMessage(slice.end) : undefined)
   // Only handle-addressed URLs: `offset=-1` must keep resolving to the definition's current shape.
   const immutable = slice.complete && !request.live && !fromStart && request.handle !== undefined
   return { status: 200, headers, body, ...(immutable ? { immutableOf: shape } : {}) }
@@ -177,16 +177,16 @@ const OPEN = Buffer.from('[')
 const COMMA = Buffer.from(',')
 const CLOSE = Buffer.from(']')
 
-function renderBody(entries: readonly Buffer[], tail: Buffer | undefined): Buffer {
-  const parts: Buffer[] = [OPEN]
-  for (let i = 0; i < entries.length; i++) {
-    if (i > 0) parts.push(COMMA)
-    parts.push(entries[i]!)
+function renderBody(parts: readonly Buffer[], tail: Buffer | undefined): Buffer {
+  const pieces: Buffer[] = [OPEN]
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) pieces.push(COMMA)
+    pieces.push(parts[i]!)
   }
   if (tail) {
-    if (entries.length > 0) parts.push(COMMA)
-    parts.push(tail)
+    if (parts.length > 0) pieces.push(COMMA)
+    pieces.push(tail)
   }
-  parts.push(CLOSE)
-  return Buffer.concat(parts)
+  pieces.push(CLOSE)
+  return Buffer.concat(pieces)
 }

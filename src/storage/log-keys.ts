@@ -18,6 +18,13 @@ export function offsetOfKey(key: Buffer): Offset {
   return { tx: key.readBigUInt64BE(4), op: key.readUInt32BE(12) }
 }
 
+/** For a key of a snapshot row (`0_<n>`, not `0_inf`), `n`; otherwise undefined. Avoids a BigInt per key. */
+export function snapshotRowOfKey(key: Buffer): number | undefined {
+  if (key.readUInt32BE(4) !== 0 || key.readUInt32BE(8) !== 0) return undefined
+  const op = key.readUInt32BE(12)
+  return op === INF_OP ? undefined : op
+}
+
 /** The smallest offset strictly after `offset` (`-1` → `0_0`). */
 export function offsetAfter(offset: Offset): Offset {
   if (offset.tx < 0n) return { tx: 0n, op: 0 }

@@ -8,10 +8,11 @@ import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Lsn } from '../pg/lsn.js'
-import { compareOffsets, formatOffset, parseOffset, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
+import { compareOffsets, formatOffset, INF_OP, parseOffset, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import { logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange } from './log-keys.js'
+import { logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange, snapshotRowOfKey } from './log-keys.js'
+import { BLOCK_BYTES, encodeBlock, SnapshotBlock } from './snapshot-block.js'
 
 export const SHAPE_STATUS = { snapshotting: 'snapshotting', ready: 'ready' } as const
 export type ShapeStatus = (typeof SHAPE_STATUS)[keyof typeof SHAPE_STATUS]
@@ -54,6 +55,9 @@ const META_DURABLE_LSN = 'durableLsn'
 const META_HANDLE_CLOCK = 'handleClock'
 const META_NEXT_SHAPE_ID = 'nextShapeId'
 const META_SYSTEM_IDENTIFIER = 'systemIdentifier'
+/** Layout of the entries database; 2: snapshot rows in blocks (`snapshot-block.ts`). */
+const META_FORMAT = 'format'
+const FORMAT = '2'
 const MARK = Buffer.of(1)
 
 export class ShapeLogStore {
@@ -81,6 +85,8 @@ export class ShapeLogStore {
   /** Progress of snapshots being written: rows so far and bytes since the last boundary. */
   readonly #snapshotRows = new Map<number, { rows: number; bytes: number }>()
   #durableLsn: Lsn
+  /** Shapes removed at open because storage held them in an older layout (to log). */
+  readonly droppedOldFormatShapes: number
 
   private constructor(dir: string, chunkBytes: number, onCommitted: ((entries: number) => void) | undefined) {
     this.#onCommitted = onCommitted
@@ -93,15 +99,14 @@ export class ShapeLogStore {
     this.#headsDb = this.#root.openDB({ name: 'heads', keyEncoding: 'uint32', encoding: 'string' })
     this.#chunkBytes = chunkBytes
     this.#durableLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
+    // Shapes of an older layout cannot be read: they are dropped and built again on request.
+    const shapesOfOldFormat = this.#meta.get(META_FORMAT) === FORMAT ? [] : this.shapes()
+    this.droppedOldFormatShapes = shapesOfOldFormat.length
+    this.#root.transactionSync(() => {
+      for (const shape of shapesOfOldFormat) this.#deleteShapeInTransaction(shape.id)
+      this.#meta.putSync(META_FORMAT, FORMAT)
+    })
     for (const { key, value } of this.#headsDb.getRange()) this.#heads.set(key, parseHead(value))
-    for (const shape of this.shapes()) {
-      // Storage written before heads were kept: the last entry is the head.
-      if (!this.#heads.has(shape.id)) {
-        for (const key of this.#entries.getKeys({ ...shapeReverseRange(shape.id), reverse: true, limit: 1 })) {
-          this.#heads.set(shape.id, offsetOfKey(key))
-        }
-      }
-    }
     // Entries past a head were staged by a transaction that never committed before a crash:
     // it is replayed from the durable LSN, so they go.
     this.#root.transactionSync(() => {
@@ -203,7 +208,11 @@ export class ShapeLogStore {
     })
   }
 
-  /** Appends snapshot rows as `0_n`, closing a chunk after each row that passes the size limit. */
+  /**
+   * Appends snapshot rows as `0_n`, closing a chunk after each row that passes the size limit.
+   * Rows are stored in blocks (`snapshot-block.ts`) that end at chunk boundaries and at the end
+   * of each call, so a block is never extended and never spans a boundary.
+   */
   async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
     const moved = new Map<number, Offset>()
     await this.#root.transaction(() => {
@@ -211,16 +220,30 @@ export class ShapeLogStore {
       if (!progress) return
       let n = progress.rows
       let bytes = progress.bytes
+      let block: Buffer[] = []
+      let blockBytes = 0
+      let blockFirst = n
+      const closeBlock = () => {
+        if (block.length === 0) return
+        this.#entries.putSync(logKey(shapeId, { tx: 0n, op: blockFirst }), encodeBlock(block))
+        block = []
+        blockBytes = 0
+      }
       for (const row of rows) {
-        const key = logKey(shapeId, { tx: 0n, op: n })
-        this.#entries.putSync(key, row)
+        if (block.length === 0) blockFirst = n
+        block.push(row)
+        blockBytes += row.length + 1
         bytes += row.length + 1
         if (bytes >= this.#chunkBytes) {
-          this.#boundaries.putSync(key, MARK)
+          closeBlock()
+          this.#boundaries.putSync(logKey(shapeId, { tx: 0n, op: n }), MARK)
           bytes = 0
+        } else if (blockBytes >= BLOCK_BYTES) {
+          closeBlock()
         }
         n++
       }
+      closeBlock()
       if (n > 0) this.#advanceHead(moved, shapeId, { tx: 0n, op: n - 1 })
       this.#snapshotRows.set(shapeId, { rows: n, bytes })
     })
@@ -302,16 +325,57 @@ export class ShapeLogStore {
     this.#stagedBytes.clear()
   }
 
-  /** Entries in `(after, upTo]`, as stored. */
+  /** Entries in `(after, upTo]`, one Buffer each, as stored. */
   read(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
     const values: Buffer[] = []
-    for (const { value } of this.#entries.getRange({
-      start: logKey(shapeId, offsetAfter(after)),
-      end: logKey(shapeId, offsetAfter(upTo)),
-    })) {
-      values.push(value)
-    }
+    this.#scan(shapeId, offsetAfter(after), upTo, (block, from, to) => {
+      for (let i = from; i <= to; i++) values.push(block.row(i))
+    }, (value) => values.push(value))
     return values
+  }
+
+  /**
+   * Entries in `(after, upTo]` as parts that, joined with commas, are the entries joined with
+   * commas: a run of snapshot rows comes as one slice of its block, with no copy per row.
+   */
+  readJoinable(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
+    const parts: Buffer[] = []
+    this.#scan(shapeId, offsetAfter(after), upTo, (block, from, to) => parts.push(block.joined(from, to)), (value) => parts.push(value))
+    return parts
+  }
+
+  /**
+   * Visits what is stored from `start` up to `upTo` (inclusive; `undefined`: the shape's end):
+   * rows `from..to` of snapshot blocks, and single entries.
+   */
+  #scan(
+    shapeId: number,
+    start: Offset,
+    upTo: Offset | undefined,
+    onRows: (block: SnapshotBlock, from: number, to: number) => void,
+    onEntry: (value: Buffer) => void,
+  ): void {
+    let startKey = logKey(shapeId, start)
+    const startRow = start.tx === 0n && start.op !== INF_OP ? start.op : undefined
+    if (startRow !== undefined) {
+      // `start` may fall inside a block: begin at the block that holds it.
+      for (const key of this.#entries.getKeys({ start: startKey, end: shapeReverseRange(shapeId).end, reverse: true, limit: 1 })) {
+        if (key.readUInt32BE(0) === shapeId && snapshotRowOfKey(key) !== undefined) startKey = key
+      }
+    }
+    const lastRow = upTo === undefined || upTo.tx > 0n || upTo.op === INF_OP ? Infinity : upTo.op
+    const end = upTo === undefined ? shapeKeyRange(shapeId).end : logKey(shapeId, offsetAfter(upTo))
+    for (const { key, value } of this.#entries.getRange({ start: startKey, end })) {
+      const first = snapshotRowOfKey(key)
+      if (first === undefined) {
+        onEntry(value)
+        continue
+      }
+      const block = new SnapshotBlock(value)
+      const from = startRow === undefined ? 0 : Math.max(0, startRow - first)
+      const to = Math.min(block.count - 1, lastRow - first)
+      if (from <= to) onRows(block, from, to)
+    }
   }
 
   /** The first chunk boundary strictly after `after`, if that chunk is complete. */
@@ -376,14 +440,12 @@ export class ShapeLogStore {
   }
 
   #bytesSinceLastBoundary(shapeId: number, head = this.#heads.get(shapeId)): number {
-    const { start, end } = shapeKeyRange(shapeId)
-    let from = start
+    let start: Offset = { tx: 0n, op: 0 }
     for (const key of this.#boundaries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
-      from = logKey(shapeId, offsetAfter(offsetOfKey(key)))
+      start = offsetAfter(offsetOfKey(key))
     }
-    const to = head ? logKey(shapeId, offsetAfter(head)) : end
     let bytes = 0
-    for (const { value } of this.#entries.getRange({ start: from, end: to })) bytes += value.length + 1
+    this.#scan(shapeId, start, head, (block, from, to) => (bytes += block.joined(from, to).length + 1), (value) => (bytes += value.length + 1))
     return bytes
   }
 }

@@ -419,6 +419,71 @@ describe('neighbouring shapes', () => {
   })
 })
 
+describe('snapshot blocks', () => {
+  /** 300 rows of 1,000 bytes in three batches: several 64 KiB blocks, chunks of 100 KB. */
+  async function bigSnapshot(): Promise<{ s: ShapeLogStore; id: number }> {
+    await store?.close()
+    store = ShapeLogStore.open(dir, { chunkBytes: 100_000 })
+    const s = store
+    const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
+    await s.appendSnapshotRows(id, rows(0, 70, 1_000))
+    await s.appendSnapshotRows(id, rows(70, 150, 1_000))
+    await s.appendSnapshotRows(id, rows(220, 80, 1_000))
+    await s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
+    return { s, id }
+  }
+  const all = [...Array.from({ length: 300 }, (_, i) => `r${i}`), 'end']
+  const offsetOf = (i: number) => (i < 0 ? '-1' : i >= 300 ? '0_inf' : `0_${i}`)
+
+  it('reads exactly the rows of any range, starting and ending inside blocks', async () => {
+    const { s, id } = await bigSnapshot()
+    const cuts = [-1, 0, 1, 30, 63, 64, 65, 69, 70, 71, 98, 99, 100, 150, 219, 220, 221, 298, 299, 300]
+    for (const after of cuts) {
+      for (const upTo of cuts) {
+        if (upTo < after) continue
+        const expected = all.slice(after + 1, upTo + 1)
+        const range = `(${offsetOf(after)}, ${offsetOf(upTo)}]`
+        expect(names(s.read(id, off(offsetOf(after)), off(offsetOf(upTo)))), range).toEqual(expected)
+        const joined = Buffer.concat(s.readJoinable(id, off(offsetOf(after)), off(offsetOf(upTo))).flatMap((p, i) => (i > 0 ? [Buffer.from(','), p] : [p])))
+        expect(joined.toString(), range).toBe(s.read(id, off(offsetOf(after)), off(offsetOf(upTo))).map(String).join(','))
+      }
+    }
+  })
+
+  it('hands whole blocks to readers as single parts, and keeps chunk boundaries per row', async () => {
+    const { s, id } = await bigSnapshot()
+    // 1,001 bytes per row: chunks close at rows 99, 199, 299.
+    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_99'))
+    expect(s.chunkEndAfter(id, off('0_99'))).toEqual(off('0_199'))
+    const parts = s.readJoinable(id, off('-1'), off('0_99'))
+    expect(parts.length).toBeLessThan(10)
+    expect(s.read(id, off('-1'), off('0_99'))).toHaveLength(100)
+  })
+
+  it('continues the open chunk after reopen across blocks', async () => {
+    const { id } = await bigSnapshot()
+    const s = await reopen()
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, entries: txEntries(1000n, 1, 20) }] })
+    expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
+    expect(names(s.read(id, off('0_298'), off('1000_0')))).toEqual(['r299', 'end', '1000_0'])
+  })
+
+  it('drops shapes stored in the older one-value-per-row layout', async () => {
+    const s = open()
+    await readyShape(s)
+    await s.close()
+    store = undefined
+    const { open: openLmdb } = await import('lmdb')
+    const raw = openLmdb({ path: join(dir, 'shapes.lmdb'), maxDbs: 8 })
+    await raw.openDB({ name: 'meta', encoding: 'string' }).remove('format')
+    await raw.close()
+    const upgraded = open()
+    expect(upgraded.droppedOldFormatShapes).toBe(1)
+    expect(upgraded.shapes()).toEqual([])
+    expect((await reopen()).droppedOldFormatShapes).toBe(0)
+  })
+})
+
 describe('files', () => {
   it('keeps everything under the given directory', async () => {
     const s = open()
