@@ -3,6 +3,7 @@
  * storage, shapes, replication, then HTTP. `main.ts` and the tests both start it from here.
  */
 import { serve } from '@hono/node-server'
+import { setMaxListeners } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -99,7 +100,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     connectionString: config.databaseUrl,
     slot: config.replicationSlot,
     publication: config.publication,
-    resumeFrom: () => store.durableLsn,
+    resumeFrom: () => store.committedLsn,
     history: {
       systemIdentifier: () => store.systemIdentifier,
       adopt: (systemIdentifier) => store.adoptSystemIdentifier(systemIdentifier),
@@ -130,6 +131,9 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
   await stream.start()
 
   const shutdown = new AbortController()
+  // Every waiting request listens to it (and stops listening when it is answered): thousands at
+  // once are normal here, not a leak worth a warning.
+  setMaxListeners(0, shutdown.signal)
   if (config.demo) await seedDemo(config.databaseUrl)
   const chunkResponses = new ChunkResponses()
   const httpLog = log.child({ component: 'http' })

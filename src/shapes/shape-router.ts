@@ -85,7 +85,7 @@ export class ShapeRouter implements ReplicationSink {
 
   constructor(options: ShapeRouterOptions) {
     this.#options = options
-    this.#accepted = options.store.durableLsn
+    this.#accepted = options.store.committedLsn
   }
 
   add(shape: ActiveShape): void {
@@ -260,7 +260,7 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   onIdle(walEnd: Lsn): void {
-    if (walEnd <= this.#accepted && walEnd <= this.#options.store.durableLsn) return
+    if (walEnd <= this.#accepted && walEnd <= this.#options.store.committedLsn) return
     const waitMs = IDLE_COMMIT_EVERY_MS - (Date.now() - this.#lastIdleCommitMs)
     if (waitMs > 0) {
       // Too soon for another idle commit, but do not drop this position: PostgreSQL sends the
@@ -289,7 +289,7 @@ export class ShapeRouter implements ReplicationSink {
   /** No more commits after this (the stream has stopped); resolves when the last one is durable. */
   stop(): Promise<void> {
     this.#cancelIdleCommit()
-    return this.#lastCommit
+    return this.flushed()
   }
 
   #cancelIdleCommit(): void {
@@ -299,21 +299,21 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   /** Resolves when everything handed to storage so far is durable. */
-  flushed(): Promise<void> {
-    return this.#lastCommit
+  async flushed(): Promise<void> {
+    await this.#lastCommit
+    await this.#options.store.flushed()
   }
 
   #commit(batch: { durableLsn: Lsn; appends: ShapeAppend[] }, touched: number[]): void {
     this.#inFlight++
     const { store, notifier, acknowledge } = this.#options
-    this.#lastCommit = store.commit(batch).then(
-      () => {
-        this.#inFlight--
-        for (const id of touched) notifier.notify(id)
-        if (batch.durableLsn > 0n) acknowledge(store.durableLsn)
-      },
-      (error: unknown) => this.#options.onStorageFailure(error),
-    )
+    const failed = (error: unknown) => this.#options.onStorageFailure(error)
+    this.#lastCommit = store.commit(batch).then(({ durable }) => {
+      this.#inFlight--
+      // Readers are told as soon as they can read it; PostgreSQL only once it is on disk.
+      for (const id of touched) notifier.notify(id)
+      if (batch.durableLsn > 0n) durable.then(() => acknowledge(store.durableLsn), failed)
+    }, failed)
   }
 
   /** The parts of a shape's encoding context that never change, computed once per shape. */

@@ -1,8 +1,14 @@
 /**
  * Durable shape logs in one LMDB environment. One write transaction per replication batch
- * holds every shape's appends, their chunk boundaries and the new durable LSN, so a crash keeps
- * all of a batch or none of it (DESIGN invariant: ack ≤ durable). Reads are ordered range scans
- * over memory-mapped pages and never re-encode: entries are stored as their wire JSON.
+ * holds every shape's appends, their chunk boundaries and the new LSN, so a crash keeps all of
+ * a batch or none of it. Reads are ordered range scans over memory-mapped pages and never
+ * re-encode: entries are stored as their wire JSON.
+ *
+ * Commits become visible before they are flushed to disk (LMDB's overlapping sync): readers are
+ * served at once, and the fsync runs beside the next transaction. A process crash loses nothing
+ * committed (the pages are in the OS cache); an OS crash rolls back to the last flushed commit,
+ * and the slot — acknowledged only up to `durableLsn` (DESIGN invariant: ack ≤ durable) — replays
+ * what was lost into the same offsets, chunks and bytes, since they derive from the WAL alone.
  */
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
@@ -84,6 +90,9 @@ export class ShapeLogStore {
   readonly #openChunkBytes = new Map<number, number>()
   /** Progress of snapshots being written: rows so far and bytes since the last boundary. */
   readonly #snapshotRows = new Map<number, { rows: number; bytes: number }>()
+  /** Every transaction whose commit ends at or before this LSN is committed (visible) in storage. */
+  #committedLsn: Lsn
+  /** … and flushed to disk. */
   #durableLsn: Lsn
   /** Shapes removed at open because storage held them in an older layout (to log). */
   readonly droppedOldFormatShapes: number
@@ -91,14 +100,17 @@ export class ShapeLogStore {
   private constructor(dir: string, chunkBytes: number, onCommitted: ((entries: number) => void) | undefined) {
     this.#onCommitted = onCommitted
     mkdirSync(dir, { recursive: true })
-    this.#root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: false, compression: false })
+    this.#root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: true, compression: false })
     this.#entries = this.#root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' })
     this.#boundaries = this.#root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' })
     this.#shapes = this.#root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' })
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string' })
     this.#headsDb = this.#root.openDB({ name: 'heads', keyEncoding: 'uint32', encoding: 'string' })
     this.#chunkBytes = chunkBytes
-    this.#durableLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
+    this.#committedLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
+    // A previous process's last commits may not have been flushed; nothing acknowledges this
+    // LSN before a `durable` promise, which waits for the flush of the transactions made below.
+    this.#durableLsn = this.#committedLsn
     // Shapes of an older layout cannot be read: they are dropped and built again on request.
     const shapesOfOldFormat = this.#meta.get(META_FORMAT) === FORMAT ? [] : this.shapes()
     this.droppedOldFormatShapes = shapesOfOldFormat.length
@@ -139,9 +151,19 @@ export class ShapeLogStore {
     return bytes
   }
 
-  /** Every transaction whose commit ends at or before this LSN is in storage. */
+  /** Every transaction whose commit ends at or before this LSN is in storage and flushed to disk. */
   get durableLsn(): Lsn {
     return this.#durableLsn
+  }
+
+  /** Every transaction whose commit ends at or before this LSN is in storage (visible, maybe not yet flushed). */
+  get committedLsn(): Lsn {
+    return this.#committedLsn
+  }
+
+  /** Resolves when every commit so far is flushed to disk. */
+  async flushed(): Promise<void> {
+    await this.#root.flushed
   }
 
   /** `system_identifier` of the PostgreSQL cluster these logs came from; undefined for a new store. */
@@ -166,6 +188,8 @@ export class ShapeLogStore {
       this.#meta.putSync(META_SYSTEM_IDENTIFIER, systemIdentifier)
       this.#meta.putSync(META_DURABLE_LSN, String(startLsn))
     })
+    await this.flushed()
+    this.#committedLsn = startLsn
     this.#durableLsn = startLsn
     this.#openChunkBytes.clear()
     this.#snapshotRows.clear()
@@ -267,10 +291,11 @@ export class ShapeLogStore {
   }
 
   /**
-   * Makes a replication batch durable: every append, the chunk boundaries they close and the
-   * new durable LSN in one LMDB transaction. Resolves once it is on disk.
+   * Commits a replication batch: every append, the chunk boundaries they close and the new LSN
+   * in one LMDB transaction. Resolves once readers see it, with `durable`, which resolves once
+   * it is flushed to disk (and `durableLsn` has moved).
    */
-  async commit(batch: LogBatch): Promise<void> {
+  async commit(batch: LogBatch): Promise<{ readonly durable: Promise<void> }> {
     const moved = new Map<number, Offset>()
     await this.#root.transaction(() => {
       for (const append of batch.appends) {
@@ -293,12 +318,16 @@ export class ShapeLogStore {
         }
         this.#openChunkBytes.set(append.shapeId, bytes)
       }
-      if (batch.durableLsn > this.#durableLsn) this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
+      if (batch.durableLsn > this.#committedLsn) this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
     })
-    // Only now is the batch on disk and visible to readers.
+    // Only now is the batch visible to readers.
     this.#applyHeads(moved)
-    if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
+    if (batch.durableLsn > this.#committedLsn) this.#committedLsn = batch.durableLsn
     this.#onCommitted?.(batch.appends.reduce((n, append) => n + append.entries.length, 0))
+    const durable = this.flushed().then(() => {
+      if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
+    })
+    return { durable }
   }
 
   /**

@@ -207,13 +207,19 @@ describe('commit', () => {
     let s = open()
     expect(s.durableLsn).toBe(0n)
     const id = await readyShape(s)
-    await s.commit({ durableLsn: lsn(5000n), appends: [{ shapeId: id, entries: txEntries(4000n, 1, 5) }] })
+    const committed = await s.commit({ durableLsn: lsn(5000n), appends: [{ shapeId: id, entries: txEntries(4000n, 1, 5) }] })
+    // Visible at once; durable (and acknowledgeable) only once flushed.
+    expect(s.committedLsn).toBe(5000n)
+    expect(names(s.read(id, off('0_inf'), off('4000_0')))).toEqual(['4000_0'])
+    await committed.durable
     expect(s.durableLsn).toBe(5000n)
-    await s.commit({ durableLsn: lsn(4500n), appends: [] })
+    await (await s.commit({ durableLsn: lsn(4500n), appends: [] })).durable
     expect(s.durableLsn).toBe(5000n)
+    expect(s.committedLsn).toBe(5000n)
     await s.commit({ durableLsn: lsn(0x1_0000_0000_0000n), appends: [] })
     s = await reopen()
     expect(s.durableLsn).toBe(0x1_0000_0000_0000n)
+    expect(s.committedLsn).toBe(0x1_0000_0000_0000n)
     expect(names(s.read(id, off('0_inf'), off('4000_0')))).toEqual(['4000_0'])
   })
 
@@ -252,7 +258,7 @@ describe('commit', () => {
         { shapeId: id, entries: [] },
       ],
     })
-    expect(s.durableLsn).toBe(7n)
+    expect(s.committedLsn).toBe(7n)
     expect(s.head(999)).toBeUndefined()
     expect(s.read(999, off('-1'), off('7_1'))).toEqual([])
     expect(s.head(id)).toEqual(off('0_inf'))
