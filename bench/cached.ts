@@ -14,7 +14,7 @@ import { benchRows, FULL_ROWS, progress } from './support/timing.js'
 
 const CHUNK_BYTES = 64 * 1024
 const CONNECTIONS = 100
-const ROUNDS = 2
+const ROUNDS = 3
 
 export async function runCachedBench(ctx: ScenarioContext): Promise<BenchRow[]> {
   const seconds = benchRows() >= FULL_ROWS ? 8 : 3
