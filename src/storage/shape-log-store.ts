@@ -14,7 +14,7 @@ import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Lsn } from '../pg/lsn.js'
-import { compareOffsets, formatOffset, INF_OP, parseOffset, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
+import { compareOffsets, INF_OP, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 import { logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange, snapshotRowOfKey } from './log-keys.js'
@@ -73,7 +73,6 @@ export class ShapeLogStore {
   readonly #shapes: Database<StoredShape, number>
   readonly #meta: Database<string, string>
   /** Each shape's committed head: entries past it belong to a transaction still being written. */
-  readonly #headsDb: Database<string, number>
   readonly #heads = new Map<number, Offset>()
   /**
    * What the write transactions queued so far hold: the shapes that exist and each one's head.
@@ -105,7 +104,6 @@ export class ShapeLogStore {
     this.#boundaries = this.#root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' })
     this.#shapes = this.#root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' })
     this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string' })
-    this.#headsDb = this.#root.openDB({ name: 'heads', keyEncoding: 'uint32', encoding: 'string' })
     this.#chunkBytes = chunkBytes
     this.#committedLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
     // A previous process's last commits may not have been flushed; nothing acknowledges this
@@ -118,21 +116,24 @@ export class ShapeLogStore {
       for (const shape of shapesOfOldFormat) this.#deleteShapeInTransaction(shape.id)
       this.#meta.putSync(META_FORMAT, FORMAT)
     })
-    for (const { key, value } of this.#headsDb.getRange()) this.#heads.set(key, parseHead(value))
-    // Entries past a head were staged by a transaction that never committed before a crash:
-    // it is replayed from the durable LSN, so they go.
+    // Entries of a transaction whose commit never made it (a large one is written as it
+    // arrives) go: it is replayed from the slot. Every committed entry's LSN is below the LSN
+    // stored with it, which is the commit's end; a later transaction starts at or after it.
+    const uncommittedFrom = this.#committedLsn > 0n ? this.#committedLsn : 1n
     this.#root.transactionSync(() => {
       for (const shape of this.shapes()) {
-        const head = this.#heads.get(shape.id)
-        const from = head ? logKey(shape.id, offsetAfter(head)) : logKey(shape.id, offsetAfter(SNAPSHOT_END))
+        const from = logKey(shape.id, { tx: uncommittedFrom, op: 0 })
         for (const key of this.#entries.getKeys({ start: from, end: shapeKeyRange(shape.id).end })) this.#entries.removeSync(key)
       }
     })
     for (const shape of this.shapes()) {
+      const head = this.#lastStoredOffset(shape.id)
+      if (head) {
+        this.#heads.set(shape.id, head)
+        this.#written.heads.set(shape.id, head)
+      }
       this.#openChunkBytes.set(shape.id, this.#bytesSinceLastBoundary(shape.id))
       this.#written.shapes.add(shape.id)
-      const head = this.#heads.get(shape.id)
-      if (head) this.#written.heads.set(shape.id, head)
     }
   }
 
@@ -425,9 +426,10 @@ export class ShapeLogStore {
   }
 
   /**
-   * Inside a write transaction: persists the new head and queues it in `moved`, which the
-   * caller applies once the transaction has committed — readers must not be told of a head
-   * before LMDB shows them its entries. Heads only move forward.
+   * Inside a write transaction: queues the new head in `moved`, which the caller applies once
+   * the transaction has committed — readers must not be told of a head before LMDB shows them
+   * its entries. Heads only move forward. They are not stored: at open, the last entry is the
+   * head once uncommitted entries are gone.
    */
   #advanceHead(moved: Map<number, Offset>, shapeId: number, offset: Offset): void {
     // The written head, not the readers' one: an earlier transaction may not have applied yet.
@@ -435,7 +437,15 @@ export class ShapeLogStore {
     if (head && compareOffsets(head, offset) >= 0) return
     moved.set(shapeId, offset)
     this.#written.heads.set(shapeId, offset)
-    this.#headsDb.putSync(shapeId, formatOffset(offset))
+  }
+
+  /** The offset of the shape's last stored entry (the last row of a snapshot block). */
+  #lastStoredOffset(shapeId: number): Offset | undefined {
+    for (const { key, value } of this.#entries.getRange({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
+      const first = snapshotRowOfKey(key)
+      return first === undefined ? offsetOfKey(key) : { tx: 0n, op: first + new SnapshotBlock(value).count - 1 }
+    }
+    return undefined
   }
 
   #applyHeads(moved: Map<number, Offset>): void {
@@ -462,7 +472,6 @@ export class ShapeLogStore {
     for (const key of this.#entries.getKeys({ start, end })) this.#entries.removeSync(key)
     for (const key of this.#boundaries.getKeys({ start, end })) this.#boundaries.removeSync(key)
     this.#shapes.removeSync(shapeId)
-    this.#headsDb.removeSync(shapeId)
     this.#heads.delete(shapeId)
     this.#written.shapes.delete(shapeId)
     this.#written.heads.delete(shapeId)
@@ -479,8 +488,3 @@ export class ShapeLogStore {
   }
 }
 
-function parseHead(text: string): Offset {
-  const offset = parseOffset(text)
-  if (!offset) throw new Error(`Corrupt shape head ${JSON.stringify(text)} in storage`)
-  return offset
-}

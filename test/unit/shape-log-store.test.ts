@@ -226,9 +226,10 @@ describe('commit', () => {
   it('continues the open chunk after reopen', async () => {
     let s = open()
     const id = await readyShape(s)
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, entries: txEntries(1000n, 3, 20) }] })
+    // As in replication: a batch's LSN is its commit's end, past its entries' commit LSN.
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, entries: txEntries(1000n, 3, 20) }] })
     s = await reopen()
-    await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, entries: txEntries(2000n, 2, 20) }] })
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, entries: txEntries(2000n, 2, 20) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_1'))
   })
 
@@ -333,7 +334,7 @@ describe('deleteShape', () => {
     await s.appendSnapshotRows(gone, rows(0, 6, 30))
     await s.finishSnapshot(gone, Buffer.from('end'), SNAPSHOT)
     await s.commit({
-      durableLsn: lsn(1000n),
+      durableLsn: lsn(1001n),
       appends: [
         { shapeId: keep, entries: txEntries(1000n, 1, 5) },
         { shapeId: gone, entries: txEntries(1000n, 5, 20) },
@@ -422,6 +423,29 @@ describe('neighbouring shapes', () => {
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
     await s.appendSnapshotRows(id, rows(0, 2, 10))
     expect(s.head(id)).toEqual(off('0_1'))
+  })
+})
+
+describe('reopen after a crash', () => {
+  it('drops entries staged by a transaction that never committed and takes the head from what is left', async () => {
+    let s = open()
+    const id = await readyShape(s)
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, entries: txEntries(1000n, 2, 5) }] })
+    // A large transaction written as it arrives; the process dies before its commit.
+    await s.stage([{ shapeId: id, entries: txEntries(2000n, 3, 5) }])
+    s = await reopen()
+    expect(s.head(id)).toEqual(off('1000_1'))
+    expect(names(s.read(id, off('0_inf'), off('18446744073709551615_0')))).toEqual(['1000_0', '1000_1'])
+    // The replay writes the transaction again, whole.
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, entries: txEntries(2000n, 3, 5) }] })
+    expect(names(s.read(id, off('1000_1'), off('2000_2')))).toEqual(['2000_0', '2000_1', '2000_2'])
+  })
+
+  it('takes the head of a snapshot still being written from its last block', async () => {
+    const s = open()
+    const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
+    await s.appendSnapshotRows(id, rows(0, 7, 10))
+    expect((await reopen()).head(id)).toEqual(off('0_6'))
   })
 })
 
