@@ -58,7 +58,8 @@ const RELATION: Relation = {
 const CHANGES_PER_TX = 100
 
 function makeRouter(shapes: number, operator: '=' | 'LIKE'): ShapeRouter {
-  const store = { durableLsn: 0n as Lsn, commit: async () => {} } as unknown as ShapeLogStore
+  const committed = { durable: Promise.resolve() }
+  const store = { durableLsn: 0n as Lsn, committedLsn: 0n as Lsn, commit: async () => committed, flushed: async () => {} } as unknown as ShapeLogStore
   const notifier = { notify: () => {} } as unknown as ShapeNotifier
   const router = new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, log: createLogger('silent') })
   for (let i = 0; i < shapes; i++) {
