@@ -4,6 +4,8 @@
  * by URL in a size-bounded LRU and written straight to the Node response, before Hono sees the
  * request (DESIGN: http/ may bypass Hono's adapter where it costs throughput). Anything this path
  * is unsure of — a wrong secret, a dropped shape, HEAD — falls through to the Hono routes.
+ * Like a CDN, it does not ask the catalog again: after a DDL with no write behind it, a client
+ * gets its 409 at the first URL not kept here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { LRUCache } from 'lru-cache'
@@ -16,8 +18,12 @@ import { commonHeaders, matchesEtag } from './common-headers.js'
 import { hasSecret } from './secret.js'
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+/** Unknown query parameters are ignored, so URLs are many; this keeps the index itself small. */
+const MAX_ENTRIES = 10_000
 
 interface ChunkResponse {
+  /** The key, kept to count it: a URL may be padded with ignored parameters up to the header limit. */
+  readonly url: string
   readonly shape: ActiveShape
   readonly etag: string
   /** Name, value, name, value…: the form `writeHead` takes with the least work per response. */
@@ -36,14 +42,14 @@ export class ChunkResponses {
   readonly #byUrl: LRUCache<string, ChunkResponse>
 
   constructor(maxBytes = DEFAULT_MAX_BYTES) {
-    this.#byUrl = new LRUCache<string, ChunkResponse>({ maxSize: maxBytes, sizeCalculation: (entry) => Math.max(1, entry.body.length) })
+    this.#byUrl = new LRUCache<string, ChunkResponse>({ max: MAX_ENTRIES, maxSize: maxBytes, sizeCalculation: sizeOf })
   }
 
   /** Keeps the 200 response of a complete chunk, as the route rendered it, for its exact URL. */
   remember(url: string, shape: ActiveShape, headers: Readonly<Record<string, string>>, body: Buffer): void {
     const flat: string[] = []
     for (const [name, value] of Object.entries(headers)) flat.push(name, value)
-    this.#byUrl.set(url, { shape, etag: headers[HEADERS.etag]!, headers: flat, body })
+    this.#byUrl.set(url, { url, shape, etag: headers[HEADERS.etag]!, headers: flat, body })
   }
 
   /** A request listener that answers from the cache and returns true, or returns false and leaves the request alone. */
@@ -84,6 +90,13 @@ export class ChunkResponses {
     }
     return true
   }
+}
+
+/** Bytes an entry holds: its URL, headers and body, not only the body. */
+function sizeOf(entry: ChunkResponse): number {
+  let bytes = entry.url.length + entry.body.length
+  for (const text of entry.headers) bytes += text.length
+  return bytes
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -206,9 +206,12 @@ export class ShapeLogStore {
     return this.#shapes.get(id)
   }
 
-  /** Registers a new shape with a never-before-issued handle. */
+  /**
+   * Registers a new shape with a never-before-issued handle. Resolves only once that is flushed:
+   * a handle given out from a commit that an OS crash rolls back could be issued again.
+   */
   async createShape(definition: ShapeDefinition, definitionKey: string): Promise<StoredShape> {
-    return this.#root.transaction(() => {
+    const shape = await this.#root.transaction(() => {
       const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
       // Microseconds, but strictly increasing even when the clock steps back or two shapes
       // are created in the same microsecond: handles are never reused.
@@ -231,6 +234,8 @@ export class ShapeLogStore {
       this.#snapshotRows.set(id, { rows: 0, bytes: 0 })
       return shape
     })
+    await this.flushed()
+    return shape
   }
 
   /**
@@ -286,7 +291,10 @@ export class ShapeLogStore {
       const shape = this.#shapes.get(shapeId)
       if (shape) this.#shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot })
       this.#snapshotRows.delete(shapeId)
-      this.#openChunkBytes.set(shapeId, this.#bytesSinceLastBoundary(shapeId, moved.get(shapeId)))
+      // Up to the head as written so far, not as readers see it: a log commit queued just before
+      // may have run in this same LMDB transaction without telling readers yet. A restart counts
+      // exactly this, so chunk boundaries come out the same either way.
+      this.#openChunkBytes.set(shapeId, this.#bytesSinceLastBoundary(shapeId, this.#written.heads.get(shapeId)))
     })
     this.#applyHeads(moved)
   }

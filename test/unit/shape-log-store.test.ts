@@ -449,6 +449,39 @@ describe('reopen after a crash', () => {
   })
 })
 
+describe('chunk boundaries after a snapshot ends', () => {
+  /** Every chunk end from the start. */
+  const chunkEnds = (s: ShapeLogStore, id: number): string[] => {
+    const ends: string[] = []
+    for (let after: Offset | undefined = off('-1'); (after = s.chunkEndAfter(id, after)); ) ends.push(formatOffset(after))
+    return ends
+  }
+  const bigTx = (id: number, tx: bigint) => ({ durableLsn: lsn(tx + 5n), appends: [{ shapeId: id, entries: txEntries(tx, 1, 40) }] })
+
+  async function run(reopenAfterFinish: boolean): Promise<string[]> {
+    await store?.close()
+    await rm(dir, { recursive: true, force: true })
+    dir = await mkdtemp(join(tmpdir(), 'sluice-unit-store-'))
+    let s = open()
+    const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
+    await s.appendSnapshotRows(id, rows(0, 1, 10))
+    // A log commit queued just before the snapshot's end runs in the same LMDB transaction.
+    const commit = s.commit(bigTx(id, 100n))
+    const finish = s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
+    await commit
+    await finish
+    if (reopenAfterFinish) s = await reopen()
+    for (let tx = 200n; tx <= 600n; tx += 100n) await s.commit(bigTx(id, tx))
+    return chunkEnds(s, id)
+  }
+
+  it('are the same whether or not the process restarted (a restart replays into the same chunks)', async () => {
+    const continuous = await run(false)
+    expect(continuous.length).toBeGreaterThan(2)
+    expect(await run(true)).toEqual(continuous)
+  })
+})
+
 describe('snapshot blocks', () => {
   /** 300 rows of 1,000 bytes in three batches: several 64 KiB blocks, chunks of 100 KB. */
   async function bigSnapshot(): Promise<{ s: ShapeLogStore; id: number }> {
