@@ -5,7 +5,7 @@
  * load served by a raw broadcaster, so that a slow machine shows as a slow floor too.
  *
  * - Sluice runs in its own process (`node --import tsx src/main.ts`), as in largetx.
- * - The clients run in child processes of their own (BENCH_SSE_CLIENT_PROCS, default 2), as raw
+ * - The clients run in child processes of their own (`support/sse-clients.ts`; BENCH_SSE_CLIENT_PROCS, default 2), as raw
  *   `node:http` requests `offset=-1&live=true&live_sse=true` that scan the `data:` text for the
  *   `seq` column instead of parsing every event, so that the figure is Sluice's, not the
  *   clients'. Every stream is open and has had its first up-to-date before the writer starts.
@@ -25,7 +25,6 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { readFile, mkdtemp, rm } from 'node:fs/promises'
-import { request, type IncomingMessage } from 'node:http'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -36,11 +35,12 @@ import { followToUpToDate } from './support/chunk-follower.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
 import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
+import { BUCKET_MS, BUCKETS, clock, type ClientResult, type FromClients, type ToClients } from './support/sse-client-protocol.js'
 import { formatCount, progress, sleep, waitUntil } from './support/timing.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CHILD_FLAG = '--sse-latency-clients'
+const CLIENTS_SCRIPT = fileURLToPath(new URL('./support/sse-clients.ts', import.meta.url))
 const TABLE = 'latency_items'
 const TABLE_ROWS = 10
 const SLOT = 'sluice_bench_latency'
@@ -49,45 +49,6 @@ const FLOOR_SLOT = 'sluice_bench_latency_floor'
 const FLOOR_SCRIPT = 'bench/support/raw-sse-broadcaster.ts'
 const FLOOR_LABEL = 'floor (raw pgoutput → node:http SSE broadcaster, same load)'
 const WRITER_CONNECTIONS = 8
-/** Histogram buckets of 10 µs up to 2 s; slower arrivals are kept exactly. */
-const BUCKET_MS = 0.01
-const BUCKETS = 200_000
-/** The pattern of the seq column in an event's JSON (values are PostgreSQL text). */
-const SEQ_BYTES = Buffer.from('"seq":"')
-const QUOTE = 0x22
-const NEWLINE = 0x0a
-const UP_TO_DATE_BYTES = Buffer.from('"control":"up-to-date"')
-
-const clock = (): number => performance.timeOrigin + performance.now()
-
-// --- messages between this process and the client processes --------------------------------
-
-type ToClients =
-  | { readonly type: 'open'; readonly url: string; readonly clients: number; readonly capacity: number }
-  | { readonly type: 'ping'; readonly sent: number }
-  | { readonly type: 'cpu' }
-  | { readonly type: 'collect'; readonly commits: Float64Array; readonly committed: number; readonly offsetMs: number; readonly waitMs: number }
-
-type FromClients =
-  | { readonly type: 'opened'; readonly live: number; readonly failed: number; readonly firstError: string | undefined }
-  | { readonly type: 'pong'; readonly sent: number; readonly now: number }
-  | { readonly type: 'cpu'; readonly userMs: number; readonly systemMs: number }
-  | { readonly type: 'result'; readonly result: ClientResult }
-
-interface ClientResult {
-  readonly histogram: Uint32Array
-  /** Latencies past the histogram, exactly. */
-  readonly overflow: number[]
-  readonly samples: number
-  readonly max: number
-  readonly negatives: number
-  /** Clients that received every committed transaction. */
-  readonly complete: number
-  readonly clients: number
-  /** Streams that ended during the run. */
-  readonly ended: number
-  readonly missing: number
-}
 
 /** The load, the same for Sluice and for the floor. */
 interface Load {
@@ -244,7 +205,7 @@ async function measure(server: Served, load: Load, writers: pg.Client[]): Promis
     // Clients: spread over the client processes, all live before the first write.
     progress(`${formatCount(clients)} SSE clients in ${procs} client process${procs > 1 ? 'es' : ''}, streaming from offset -1`)
     for (let i = 0; i < procs; i++) {
-      children.push(fork(SELF, [CHILD_FLAG], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+      children.push(fork(CLIENTS_SCRIPT, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
     }
     const capacity = total + 1
     const opened = await Promise.all(
@@ -552,159 +513,7 @@ function envInt(name: string, fallback: number): number {
 
 const round2 = (n: number) => Math.round(n * 100) / 100
 
-// --- a client process ------------------------------------------------------------------------
-
-interface Stream {
-  /** Arrival time of each seq, NaN until it arrives. */
-  readonly arrivals: Float64Array
-  received: number
-  live: boolean
-  ended: boolean
-  res?: IncomingMessage
-}
-
-function runClients(): void {
-  const streams: Stream[] = []
-  const reply = (m: FromClients) => process.send!(m)
-
-  process.on('message', (m: ToClients) => {
-    switch (m.type) {
-      case 'open':
-        void openAll(m.url, m.clients, m.capacity).then((r) => reply({ type: 'opened', ...r }))
-        return
-      case 'ping':
-        reply({ type: 'pong', sent: m.sent, now: clock() })
-        return
-      case 'cpu': {
-        const { user, system } = process.cpuUsage()
-        reply({ type: 'cpu', userMs: user / 1000, systemMs: system / 1000 })
-        return
-      }
-      case 'collect':
-        void collect(m.commits, m.committed, m.offsetMs, m.waitMs).then((result) => reply({ type: 'result', result }))
-        return
-    }
-  })
-  process.on('SIGTERM', () => {
-    for (const s of streams) s.res?.destroy()
-    process.exit(0)
-  })
-
-  async function openAll(url: string, n: number, capacity: number): Promise<{ live: number; failed: number; firstError: string | undefined }> {
-    let failed = 0
-    let firstError: string | undefined
-    for (let i = 0; i < n; i += 50) {
-      const batch = Array.from({ length: Math.min(50, n - i) }, () => openOne(url, capacity))
-      for (const outcome of await Promise.allSettled(batch)) {
-        if (outcome.status === 'fulfilled') streams.push(outcome.value)
-        else {
-          failed++
-          firstError ??= String(outcome.reason)
-        }
-      }
-    }
-    return { live: streams.length, failed, firstError }
-  }
-
-  function openOne(url: string, capacity: number): Promise<Stream> {
-    return new Promise((resolve, reject) => {
-      const stream: Stream = { arrivals: new Float64Array(capacity).fill(Number.NaN), received: 0, live: false, ended: false }
-      const timer = setTimeout(() => reject(new Error('no up-to-date within 60 s')), 60_000)
-      const req = request(url, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
-        if (res.statusCode !== 200) {
-          clearTimeout(timer)
-          res.resume()
-          return reject(new Error(`status ${res.statusCode}`))
-        }
-        stream.res = res
-        let carry: Buffer | undefined
-        res.on('data', (chunk: Buffer) => {
-          const now = clock()
-          // Scanned as bytes: no string per chunk. `carry` holds an event cut by the chunk edge.
-          const bytes = carry ? Buffer.concat([carry, chunk]) : chunk
-          let from = 0
-          let keepFrom = -1
-          for (;;) {
-            const at = bytes.indexOf(SEQ_BYTES, from)
-            if (at < 0) break
-            const start = at + SEQ_BYTES.length
-            const end = bytes.indexOf(QUOTE, start)
-            if (end < 0) {
-              keepFrom = at
-              break
-            }
-            let seq = 0
-            for (let i = start; i < end; i++) seq = seq * 10 + (bytes[i]! - 48)
-            if (seq > 0 && seq < stream.arrivals.length && Number.isNaN(stream.arrivals[seq]!)) {
-              stream.arrivals[seq] = now
-              stream.received++
-            }
-            from = end + 1
-          }
-          if (!stream.live && bytes.includes(UP_TO_DATE_BYTES)) {
-            stream.live = true
-            clearTimeout(timer)
-            resolve(stream)
-          }
-          // Events end in a blank line and no pattern spans lines: carry only the unfinished line.
-          const tail = keepFrom >= 0 ? keepFrom : Math.max(from, bytes.lastIndexOf(NEWLINE) + 1)
-          carry = tail < bytes.length ? Buffer.from(bytes.subarray(tail)) : undefined
-        })
-        res.on('close', () => {
-          stream.ended = true
-          clearTimeout(timer)
-          reject(new Error('stream ended before up-to-date'))
-        })
-      })
-      req.on('error', (error) => {
-        clearTimeout(timer)
-        reject(error)
-      })
-      req.end()
-    })
-  }
-
-  async function collect(commits: Float64Array, committed: number, offsetMs: number, waitMs: number): Promise<ClientResult> {
-    const deadline = Date.now() + waitMs
-    while (Date.now() < deadline && streams.some((s) => !s.ended && s.received < committed)) await sleep(20)
-    const histogram = new Uint32Array(BUCKETS)
-    const overflow: number[] = []
-    let samples = 0
-    let max = 0
-    let negatives = 0
-    let complete = 0
-    let missing = 0
-    for (const s of streams) {
-      let got = 0
-      for (let seq = 1; seq < commits.length; seq++) {
-        const committedAt = commits[seq]!
-        if (Number.isNaN(committedAt)) continue
-        const arrived = s.arrivals[seq]!
-        if (Number.isNaN(arrived)) {
-          missing++
-          continue
-        }
-        got++
-        let ms = arrived - offsetMs - committedAt
-        if (ms < 0) {
-          negatives++
-          ms = 0
-        }
-        samples++
-        max = Math.max(max, ms)
-        const bucket = Math.floor(ms / BUCKET_MS)
-        if (bucket < BUCKETS) histogram[bucket]!++
-        else overflow.push(ms)
-      }
-      if (got === committed) complete++
-    }
-    return { histogram, overflow, samples, max, negatives, complete, clients: streams.length, ended: streams.filter((s) => s.ended).length, missing }
-  }
-}
-
-if (process.argv[2] === CHILD_FLAG) {
-  runClients()
-} else if (process.argv[1] === SELF) {
+if (process.argv[1] === SELF) {
   const rows = await runSseLatencyBench()
   for (const row of rows) process.stdout.write(`${JSON.stringify(row, null, 2)}\n`)
 }
