@@ -85,7 +85,7 @@ describe('SSE for a plain EventSource', () => {
 
   it('sends the SSE headers, retry:, one data event per message, ids per batch and keep-alive comments', async () => {
     const response = await fetch(`${sluice.shapeUrl()}?table=todos&offset=-1&live=true&live_sse=true`, {
-      headers: { origin: 'http://example.test' },
+      headers: { origin: 'http://example.test', 'x-request-id': 'sse-1' },
     })
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toBe('text/event-stream')
@@ -97,6 +97,8 @@ describe('SSE for a plain EventSource', () => {
     expect(response.headers.get('electric-schema')).toContain('"id"')
     expect(response.headers.get('access-control-allow-origin')).toBe('http://example.test')
     expect(response.headers.get('access-control-expose-headers')).toContain('electric-handle')
+    expect(response.headers.get('vary')).toBe('origin, last-event-id')
+    expect(response.headers.get('x-request-id')).toBe('sse-1')
 
     const text = await readFor(response, 2_000, (t) => t.includes(': keep-alive\n\n'))
     expect(text.startsWith('retry: 50\n\n')).toBe(true)

@@ -51,8 +51,11 @@ export interface AppDeps extends ShapeRouteDeps {
 const SHAPE_PATHS = ['/v1/shape', '/shape'] as const
 const HEALTH_RETRY_AFTER_SECONDS = 2
 
-export function createApp(deps: AppDeps): Hono {
-  const app = new Hono()
+/** `common`: the headers every response carries, for handlers that write to the socket themselves. */
+type AppEnv = { Variables: { common: Record<string, string> } }
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
   const sse = new SseHub(deps)
 
   app.use('*', async (c, next) => {
@@ -61,6 +64,7 @@ export function createApp(deps: AppDeps): Hono {
     // Set before the handler answers: a header added to a finished response makes the adapter
     // rebuild that response as a web stream, which costs more than the rest of a cached read.
     for (const name in common) c.header(name, common[name])
+    c.set('common', common)
     await next()
     deps.metrics.responses.inc({ status: String(c.res.status) })
     deps.log.debug(
@@ -86,7 +90,7 @@ export function createApp(deps: AppDeps): Hono {
         if (outgoing) {
           const onClose = deps.liveSlots.acquire()
           const lastEventId = c.req.header(HEADERS.lastEventId)
-          await streamShape(deps, sse, request, { res: outgoing, lastEventId, origin: c.req.header('origin'), onClose })
+          await streamShape(deps, sse, request, { res: outgoing, lastEventId, common: c.get('common'), onClose })
           return responseAlreadySent()
         }
         const release = request.live ? deps.liveSlots.acquire() : undefined

@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http'
 import { MustRefetchError } from '../errors.js'
 import { electricSchema } from '../pg/introspect.js'
-import { CONTROL, EXPOSED_HEADERS, HEADERS, OFFSET_NOW, SSE } from '../protocol/constants.js'
+import { CONTROL, HEADERS, OFFSET_NOW, SSE } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
 import { nextCursor } from './cursor.js'
@@ -28,7 +28,8 @@ export interface SseRequest {
   readonly res: ServerResponse
   /** The `Last-Event-ID` request header, when the browser resumes. */
   readonly lastEventId: string | undefined
-  readonly origin: string | undefined
+  /** The headers every response carries (`common-headers.ts`): request id and CORS. */
+  readonly common: Readonly<Record<string, string>>
   /** Runs once when the stream is over (or was never opened). */
   readonly onClose?: () => void
 }
@@ -49,9 +50,8 @@ export async function streamShape(deps: ShapeRouteDeps, hub: SseHub, request: Sh
       [HEADERS.offset]: formatOffset(start),
       [HEADERS.cursor]: nextCursor((deps.now ?? Date.now)(), request.cursor),
       // The same URL streams differently after a Last-Event-ID.
-      vary: http.origin ? `origin, ${HEADERS.lastEventId}` : HEADERS.lastEventId,
-      'access-control-allow-origin': http.origin ?? '*',
-      'access-control-expose-headers': EXPOSED_HEADERS.join(', '),
+      ...http.common,
+      vary: http.common['vary'] ? `${http.common['vary']}, ${HEADERS.lastEventId}` : HEADERS.lastEventId,
     }
     if (compareOffsets(start, BEFORE_ALL) === 0) headers[HEADERS.schema] = JSON.stringify(electricSchema(shape.table))
     // The body runs until the connection closes, without chunked framing: every batch is then
