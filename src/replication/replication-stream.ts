@@ -62,6 +62,8 @@ const CHANGES_PER_BATCH = 2_000
 /** Stop reading from the socket while this many messages wait to be handled. */
 const PAUSE_AT = 10_000
 const RESUME_AT = 1_000
+/** Handled tasks are cut from the front of the queue once this many have piled up. */
+const COMPACT_TASKS_AT = 4_096
 const MAX_BACKOFF_MS = 10_000
 
 export class ReplicationStream {
@@ -75,8 +77,12 @@ export class ReplicationStream {
   #open: { xid: number; finalLsn: Lsn; changes: Change[] } | undefined
   #acknowledged: Lsn = 0n as Lsn
   #lastError: string | undefined
-  #queue: Promise<void> = Promise.resolve()
-  #queued = 0
+  /** Messages and keepalives to handle, in order, from `#nextTask` on (see `#enqueue`). */
+  readonly #tasks: { readonly service: LogicalReplicationService; readonly task: () => Promise<void> | void }[] = []
+  #nextTask = 0
+  #running = false
+  /** The connection whose socket was paused because too many of its messages wait. */
+  #paused: LogicalReplicationService | undefined
   readonly #statusListeners = new Set<(status: ReplicationStatus) => void>()
 
   constructor(options: ReplicationStreamOptions) {
@@ -190,10 +196,10 @@ export class ReplicationStream {
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     )
     this.#service = service
-    // Chained, not replaced: a task of the old connection that is still running (say, handing
-    // on a complete transaction) must finish before the new connection's first message.
-    this.#queue = this.#queue.catch(() => undefined)
-    this.#queued = 0
+    // Tasks of the old connection still queued are skipped (they are no longer `#service`'s);
+    // one still running (say, handing on a complete transaction) finishes first, as the
+    // new connection's messages queue behind it.
+    this.#paused = undefined
     service.on('start', () => {
       this.#backoffMs = MIN_BACKOFF_MS
       this.#lastError = undefined
@@ -219,24 +225,51 @@ export class ReplicationStream {
       )
   }
 
+  /**
+   * Runs tasks in arrival order; one that returns a promise holds back the rest until it
+   * settles. Most messages (a row change joining its transaction) finish at once, so they are
+   * handled right away rather than each through a promise: messages left waiting in a queue
+   * live long enough to be promoted by the garbage collector, which cost more than handling them.
+   */
   #enqueue(service: LogicalReplicationService, task: () => Promise<void> | void): void {
-    this.#queued++
-    if (this.#queued === PAUSE_AT) socketOf(service)?.pause()
-    this.#queue = this.#queue
-      .then(async () => {
-        if (service === this.#service) await task()
-      })
-      .then(
-        () => {
-          if (service !== this.#service) return
-          this.#queued--
-          if (this.#queued === RESUME_AT) socketOf(service)?.resume()
-        },
-        (error: unknown) => this.#onFailure(service, error),
-      )
+    this.#tasks.push({ service, task })
+    if (this.#paused === undefined && this.#tasks.length - this.#nextTask >= PAUSE_AT) {
+      socketOf(service)?.pause()
+      this.#paused = service
+    }
+    if (!this.#running) void this.#runTasks()
   }
 
-  async #onMessage(message: PgoutputMessage): Promise<void> {
+  async #runTasks(): Promise<void> {
+    this.#running = true
+    while (this.#nextTask < this.#tasks.length) {
+      const { service, task } = this.#tasks[this.#nextTask]!
+      this.#tasks[this.#nextTask++] = undefined!
+      // A task of a connection that was replaced is dropped: the new one sends it again.
+      if (service === this.#service) {
+        try {
+          const pending = task()
+          if (pending) await pending
+        } catch (error) {
+          this.#onFailure(service, error)
+        }
+      }
+      if (this.#paused !== undefined && this.#tasks.length - this.#nextTask <= RESUME_AT) {
+        if (this.#paused === this.#service) socketOf(this.#paused)?.resume()
+        this.#paused = undefined
+      }
+      if (this.#nextTask >= COMPACT_TASKS_AT) {
+        this.#tasks.splice(0, this.#nextTask)
+        this.#nextTask = 0
+      }
+    }
+    this.#tasks.length = 0
+    this.#nextTask = 0
+    this.#running = false
+  }
+
+  /** Returns a promise only when the message is handed on (most are not: see `#enqueue`). */
+  #onMessage(message: PgoutputMessage): Promise<void> | void {
     switch (message.tag) {
       case 'begin':
         this.#open = { xid: message.xid, finalLsn: message.finalLsn, changes: [] }
@@ -255,7 +288,7 @@ export class ReplicationStream {
         if (message.tag === 'insert') this.#open.changes.push({ kind: 'insert', relation, record: message.tuple })
         else if (message.tag === 'update') this.#open.changes.push({ kind: 'update', relation, old: message.old, record: message.tuple })
         else this.#open.changes.push({ kind: 'delete', relation, old: message.old })
-        if (this.#open.changes.length >= CHANGES_PER_BATCH) await this.#handOn(this.#open)
+        if (this.#open.changes.length >= CHANGES_PER_BATCH) return this.#handOn(this.#open)
         return
       }
       case 'truncate': {
@@ -267,13 +300,16 @@ export class ReplicationStream {
         const open = this.#open
         this.#open = undefined
         if (!open) return
-        await this.#handOn(open)
-        await this.#options.sink.onCommit({ xid: open.xid, commitLsn: message.commitLsn, endLsn: message.endLsn })
-        return
+        return this.#commit(open, { xid: open.xid, commitLsn: message.commitLsn, endLsn: message.endLsn })
       }
       case 'other':
         return
     }
+  }
+
+  async #commit(open: { changes: Change[] }, commit: TransactionCommit): Promise<void> {
+    await this.#handOn(open)
+    await this.#options.sink.onCommit(commit)
   }
 
   async #handOn(open: { changes: Change[] }): Promise<void> {

@@ -37,9 +37,29 @@ export interface EncodeContext {
   readonly lsn: string
   readonly xid: number
   /** Whether a row is in the shape; absent: every row is. */
-  readonly matches?: (row: Row) => boolean
+  readonly matches?: ((row: Row) => boolean) | undefined
   /** Selected column names; absent: all columns. */
-  readonly columns?: ReadonlySet<string>
+  readonly columns?: ReadonlySet<string> | undefined
+}
+
+/** What an `EncodeContext` holds for every transaction of one shape. */
+export type ShapeEncoding = Omit<EncodeContext, 'lsn' | 'xid'>
+
+/**
+ * One transaction's context for one shape. Every field is always set, so all contexts share
+ * one object layout and the encoder's property reads stay fast (this runs per shape per transaction).
+ */
+export function encodeContext(shape: ShapeEncoding, lsn: string, xid: number): EncodeContext {
+  return {
+    keyPrefix: shape.keyPrefix,
+    relationName: shape.relationName,
+    primaryKey: shape.primaryKey,
+    replica: shape.replica,
+    lsn,
+    xid,
+    matches: shape.matches,
+    columns: shape.columns,
+  }
 }
 
 type RowChange =

@@ -76,7 +76,10 @@ export class RoutingIndex<S> {
     const routes = this.#tables.get(tableKey(relation.schema, relation.name))
     if (!routes) return []
     if (routes.columns.size === 0) return routes.scanned
-    const found = new Set<S>(routes.scanned)
+    // Runs once per change: with one set of shapes found (the common case) it is returned as
+    // it is; a new set is made only to merge several.
+    let only: Set<S> | undefined = routes.scanned.size > 0 ? routes.scanned : undefined
+    let found: Set<S> | undefined
     const positions = this.#positionsOf(relation)
     for (const [name, column] of routes.columns) {
       const at = positions.get(name)
@@ -84,14 +87,24 @@ export class RoutingIndex<S> {
       const oldValue = old?.[at]
       let newValue = record?.[at]
       if (newValue === UNCHANGED_TOAST) newValue = oldValue
-      for (const value of [newValue, oldValue]) {
-        if (typeof value !== 'string') continue
-        const key = column.keyOf(value)
-        const shapes = key === null ? undefined : column.byKey.get(key)
-        if (shapes) for (const shape of shapes) found.add(shape)
+      const newShapes = this.#lookUp(column, newValue)
+      const oldShapes = oldValue === newValue ? undefined : this.#lookUp(column, oldValue)
+      for (const shapes of [newShapes, oldShapes]) {
+        if (shapes === undefined || shapes === only) continue
+        if (only === undefined) only = shapes
+        else {
+          found ??= new Set(only)
+          for (const shape of shapes) found.add(shape)
+        }
       }
     }
-    return found
+    return found ?? only ?? []
+  }
+
+  #lookUp(column: ColumnIndex<S>, value: Tuple[number] | undefined): Set<S> | undefined {
+    if (typeof value !== 'string') return undefined
+    const key = column.keyOf(value)
+    return key === null ? undefined : column.byKey.get(key)
   }
 
   #positionsOf(relation: Relation): Map<string, number> {

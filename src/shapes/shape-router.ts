@@ -9,9 +9,9 @@ import type { Logger } from '../log.js'
 import { maxLsn, type Lsn } from '../pg/lsn.js'
 import type { ReplicationSink } from '../replication/replication-stream.js'
 import type { Change, Relation, Transaction, TransactionBegin, TransactionCommit } from '../replication/transaction.js'
-import type { ShapeAppend, ShapeLogStore, LogEntry } from '../storage/shape-log-store.js'
+import type { ShapeAppend, ShapeLogStore } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape, type HeldTransaction } from './active-shape.js'
-import { encodeChange, type ChangeMessage, type EncodeContext } from './change-encoder.js'
+import { encodeChange, encodeContext, type ChangeMessage, type EncodeContext, type ShapeEncoding } from './change-encoder.js'
 import { relationPrefix } from './row-key.js'
 import { RoutingIndex } from './routing-index.js'
 import { schemaChange } from './schema-drift.js'
@@ -57,7 +57,10 @@ interface ShapePart {
   /** The snapshot already holds this transaction, or the shape ended. */
   skip: boolean
   pending: ChangeMessage | undefined
-  entries: LogEntry[]
+  /** Wire JSON of the entries made and not yet staged; the first is at op `firstOp`. */
+  entries: string[]
+  firstOp: number
+  /** The op of the next entry. */
   op: number
   /** Changes kept whole for a shape whose snapshot visibility is not known yet. */
   held: Change[] | undefined
@@ -73,7 +76,7 @@ export class ShapeRouter implements ReplicationSink {
   readonly #shapes = new Set<ActiveShape>()
   /** Shapes added while the open transaction was already partly routed. */
   readonly #lateJoiners = new Set<ActiveShape>()
-  readonly #contexts = new WeakMap<ActiveShape, Omit<EncodeContext, 'lsn' | 'xid'>>()
+  readonly #encodings = new WeakMap<ActiveShape, ShapeEncoding>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
   #inFlight = 0
@@ -187,7 +190,7 @@ export class ShapeRouter implements ReplicationSink {
         part.pending = undefined
       }
       if (part.entries.length > 0) {
-        appends.push({ shapeId: shape.stored.id, entries: part.entries })
+        appends.push({ shapeId: shape.stored.id, tx: open.commitLsn, firstOp: part.firstOp, entries: part.entries })
         touched.push(shape.stored.id)
       }
     }
@@ -225,9 +228,9 @@ export class ShapeRouter implements ReplicationSink {
 
   /** Where a shape stands for this transaction, decided at its first change (DESIGN step 3). */
   #startPart(open: OpenTransaction, shape: ActiveShape): ShapePart {
-    const context: EncodeContext = { ...this.#shapeContext(shape), lsn: open.lsnText, xid: open.xid }
+    const context = encodeContext(this.#shapeEncoding(shape), open.lsnText, open.xid)
     const incomplete = this.#lateJoiners.has(shape)
-    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], op: 0, held: undefined, incomplete }
+    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], firstOp: 0, op: 0, held: undefined, incomplete }
     if (shape.phase === MERGE_PHASE.awaitingSnapshot) part.held = []
     else if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(open.xid, shape.visibility)) part.skip = true
@@ -244,7 +247,8 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   #toEntry(open: OpenTransaction, part: ShapePart, message: ChangeMessage): void {
-    part.entries.push({ offset: { tx: open.commitLsn, op: part.op++ }, bytes: Buffer.from(JSON.stringify(message)) })
+    part.entries.push(JSON.stringify(message))
+    part.op++
     open.buffered++
   }
 
@@ -252,8 +256,9 @@ export class ShapeRouter implements ReplicationSink {
     const appends: ShapeAppend[] = []
     for (const [shape, part] of open.shapes) {
       if (part.entries.length === 0) continue
-      appends.push({ shapeId: shape.stored.id, entries: part.entries })
+      appends.push({ shapeId: shape.stored.id, tx: open.commitLsn, firstOp: part.firstOp, entries: part.entries })
       part.entries = []
+      part.firstOp = part.op
     }
     open.buffered = 0
     await this.#options.store.stage(appends)
@@ -317,21 +322,21 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   /** The parts of a shape's encoding context that never change, computed once per shape. */
-  #shapeContext(shape: ActiveShape): Omit<EncodeContext, 'lsn' | 'xid'> {
-    let context = this.#contexts.get(shape)
-    if (!context) {
+  #shapeEncoding(shape: ActiveShape): ShapeEncoding {
+    let encoding = this.#encodings.get(shape)
+    if (!encoding) {
       const { schema, name } = shape.table.table
-      context = {
+      encoding = {
         keyPrefix: relationPrefix(shape.table.table),
         relationName: [schema, name] as const,
         primaryKey: shape.table.primaryKey,
         replica: shape.stored.definition.replica,
-        ...(shape.where ? { matches: shape.where.matches } : {}),
-        ...(shape.stored.definition.columns ? { columns: new Set(shape.table.columns.map((c) => c.name)) } : {}),
+        matches: shape.where?.matches,
+        columns: shape.stored.definition.columns ? new Set(shape.table.columns.map((c) => c.name)) : undefined,
       }
-      this.#contexts.set(shape, context)
+      this.#encodings.set(shape, encoding)
     }
-    return context
+    return encoding
   }
 
   /** The shapes a change may concern (a candidate is not yet a match: the encoder decides). */
@@ -358,7 +363,7 @@ export class ShapeRouter implements ReplicationSink {
       if (isAtOrAfterXmax(tx.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     }
     const { schema, name } = shape.table.table
-    const context: EncodeContext = { ...this.#shapeContext(shape), lsn: String(tx.commitLsn), xid: tx.xid }
+    const context = encodeContext(this.#shapeEncoding(shape), String(tx.commitLsn), tx.xid)
     const messages: ChangeMessage[] = []
     for (let position = 0; position < tx.changes.length; position++) {
       const change: Change = tx.changes[position]!
@@ -374,10 +379,7 @@ export class ShapeRouter implements ReplicationSink {
     }
     if (messages.length === 0) return undefined
     messages[messages.length - 1]!.headers.last = true
-    const entries: LogEntry[] = messages.map((message, op) => ({
-      offset: { tx: tx.commitLsn, op },
-      bytes: Buffer.from(JSON.stringify(message)),
-    }))
-    return { shapeId: shape.stored.id, entries }
+    const entries = messages.map((message) => JSON.stringify(message))
+    return { shapeId: shape.stored.id, tx: tx.commitLsn, firstOp: 0, entries }
   }
 }

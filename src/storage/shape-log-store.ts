@@ -17,7 +17,7 @@ import type { Lsn } from '../pg/lsn.js'
 import { compareOffsets, INF_OP, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import { logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange, snapshotRowOfKey } from './log-keys.js'
+import { KEY_BYTES, logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange, snapshotRowOfKey } from './log-keys.js'
 import { BLOCK_BYTES, encodeBlock, SnapshotBlock } from './snapshot-block.js'
 
 export const SHAPE_STATUS = { snapshotting: 'snapshotting', ready: 'ready' } as const
@@ -40,21 +40,27 @@ export interface StoredShape {
   readonly createdAtMs: number
 }
 
-export interface LogEntry {
-  readonly offset: Offset
-  readonly bytes: Buffer
-}
-
-/** One transaction's entries for one shape, in offset order. */
+/**
+ * One transaction's entries for one shape: wire JSON at offsets `<tx>_<firstOp>`,
+ * `<tx>_<firstOp + 1>`, … (a shape's ops in a transaction are consecutive).
+ */
 export interface ShapeAppend {
   readonly shapeId: number
-  readonly entries: readonly LogEntry[]
+  readonly tx: Lsn
+  readonly firstOp: number
+  readonly entries: readonly string[]
 }
 
 export interface LogBatch {
   /** Everything up to this LSN is processed once the batch is durable. */
   readonly durableLsn: Lsn
   readonly appends: readonly ShapeAppend[]
+}
+
+/** Commit batches written in one LMDB transaction. */
+interface CommitGroup {
+  readonly batches: LogBatch[]
+  committed: Promise<void>
 }
 
 const META_DURABLE_LSN = 'durableLsn'
@@ -93,6 +99,12 @@ export class ShapeLogStore {
   #committedLsn: Lsn
   /** … and flushed to disk. */
   #durableLsn: Lsn
+  /** The LSN stored by the last batch written (inside transaction callbacks; see `#written`). */
+  #writtenLsn: Lsn
+  /** Commit batches waiting for an LMDB transaction that has not started: later ones join it. */
+  #openGroup: CommitGroup | undefined
+  /** Reused by `#putEntries` (its own memory, not a slice of Node's shared pool). */
+  #scratch = { key: Buffer.allocUnsafeSlow(KEY_BYTES), value: Buffer.allocUnsafeSlow(64 * 1024) }
   /** Shapes removed at open because storage held them in an older layout (to log). */
   readonly droppedOldFormatShapes: number
 
@@ -109,6 +121,7 @@ export class ShapeLogStore {
     // A previous process's last commits may not have been flushed; nothing acknowledges this
     // LSN before a `durable` promise, which waits for the flush of the transactions made below.
     this.#durableLsn = this.#committedLsn
+    this.#writtenLsn = this.#committedLsn
     // Shapes of an older layout cannot be read: they are dropped and built again on request.
     const shapesOfOldFormat = this.#meta.get(META_FORMAT) === FORMAT ? [] : this.shapes()
     this.droppedOldFormatShapes = shapesOfOldFormat.length
@@ -174,7 +187,7 @@ export class ShapeLogStore {
 
   /** Records the cluster a new store follows (nothing else changes). */
   async adoptSystemIdentifier(systemIdentifier: string): Promise<void> {
-    await this.#meta.put(META_SYSTEM_IDENTIFIER, systemIdentifier)
+    await this.#transaction(() => this.#meta.putSync(META_SYSTEM_IDENTIFIER, systemIdentifier))
   }
 
   /**
@@ -184,10 +197,11 @@ export class ShapeLogStore {
    */
   async reset(systemIdentifier: string, startLsn: Lsn): Promise<void> {
     const ids = this.shapes().map((shape) => shape.id)
-    await this.#root.transaction(() => {
+    await this.#transaction(() => {
       for (const id of ids) this.#deleteShapeInTransaction(id)
       this.#meta.putSync(META_SYSTEM_IDENTIFIER, systemIdentifier)
       this.#meta.putSync(META_DURABLE_LSN, String(startLsn))
+      this.#writtenLsn = startLsn
     })
     await this.flushed()
     this.#committedLsn = startLsn
@@ -211,7 +225,7 @@ export class ShapeLogStore {
    * a handle given out from a commit that an OS crash rolls back could be issued again.
    */
   async createShape(definition: ShapeDefinition, definitionKey: string): Promise<StoredShape> {
-    const shape = await this.#root.transaction(() => {
+    const shape = await this.#transaction(() => {
       const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
       // Microseconds, but strictly increasing even when the clock steps back or two shapes
       // are created in the same microsecond: handles are never reused.
@@ -245,7 +259,7 @@ export class ShapeLogStore {
    */
   async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
     const moved = new Map<number, Offset>()
-    await this.#root.transaction(() => {
+    await this.#transaction(() => {
       const progress = this.#snapshotRows.get(shapeId)
       if (!progress) return
       let n = progress.rows
@@ -283,7 +297,7 @@ export class ShapeLogStore {
   /** Closes the snapshot with its control message at `0_inf` and marks the shape ready. */
   async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo): Promise<void> {
     const moved = new Map<number, Offset>()
-    await this.#root.transaction(() => {
+    await this.#transaction(() => {
       const key = logKey(shapeId, SNAPSHOT_END)
       this.#entries.putSync(key, endMessage)
       this.#boundaries.putSync(key, MARK)
@@ -300,43 +314,100 @@ export class ShapeLogStore {
   }
 
   /**
-   * Commits a replication batch: every append, the chunk boundaries they close and the new LSN
-   * in one LMDB transaction. Resolves once readers see it, with `durable`, which resolves once
-   * it is flushed to disk (and `durableLsn` has moved).
+   * Commits a replication batch: every append, the chunk boundaries they close and the new LSN.
+   * Resolves once readers see it, with `durable`, which resolves once it is flushed to disk (and
+   * `durableLsn` has moved).
+   *
+   * Batches that arrive while the previous LMDB transaction is still queued join the next one
+   * (group commit). Each LMDB transaction copies every B-tree page it touches, and with many
+   * shapes a replication transaction touches a page per shape: 2,000 batches of 100 puts to
+   * random shapes took 2.3 s as one LMDB transaction each and 0.7 s ten to a transaction.
+   * A batch is still all in one LMDB transaction or none.
    */
   async commit(batch: LogBatch): Promise<{ readonly durable: Promise<void> }> {
-    const moved = new Map<number, Offset>()
-    await this.#root.transaction(() => {
-      for (const append of batch.appends) {
-        if (append.entries.length === 0 || !this.#written.shapes.has(append.shapeId)) continue
-        let bytes = (this.#openChunkBytes.get(append.shapeId) ?? 0) + (this.#stagedBytes.get(append.shapeId) ?? 0)
-        this.#stagedBytes.delete(append.shapeId)
-        let last: Buffer | undefined
-        for (const entry of append.entries) {
-          last = logKey(append.shapeId, entry.offset)
-          this.#entries.putSync(last, entry.bytes)
-          bytes += entry.bytes.length + 1
+    let group = this.#openGroup
+    if (group) group.batches.push(batch)
+    else {
+      const batches = [batch]
+      const moved = new Map<number, Offset>()
+      group = { batches, committed: Promise.resolve() }
+      this.#openGroup = group
+      const opened = group
+      group.committed = this.#transaction(() => {
+        // From here on, a new batch needs a new transaction.
+        if (this.#openGroup === opened) this.#openGroup = undefined
+        for (const queued of batches) this.#writeBatch(queued, moved)
+      }, opened).then(() => {
+        // Only now is the group visible to readers.
+        this.#applyHeads(moved)
+        let entries = 0
+        for (const queued of batches) {
+          if (queued.durableLsn > this.#committedLsn) this.#committedLsn = queued.durableLsn
+          for (const append of queued.appends) entries += append.entries.length
         }
-        this.#advanceHead(moved, append.shapeId, append.entries[append.entries.length - 1]!.offset)
-        // Boundaries fall only at transaction ends, so a chunk never splits a transaction.
-        // While the snapshot is still being written, log entries count toward the first
-        // log chunk, which starts after `0_inf`.
-        if (bytes >= this.#chunkBytes && last && !this.#snapshotRows.has(append.shapeId)) {
-          this.#boundaries.putSync(last, MARK)
-          bytes = 0
-        }
-        this.#openChunkBytes.set(append.shapeId, bytes)
-      }
-      if (batch.durableLsn > this.#committedLsn) this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
-    })
-    // Only now is the batch visible to readers.
-    this.#applyHeads(moved)
-    if (batch.durableLsn > this.#committedLsn) this.#committedLsn = batch.durableLsn
-    this.#onCommitted?.(batch.appends.reduce((n, append) => n + append.entries.length, 0))
+        this.#onCommitted?.(entries)
+      })
+    }
+    await group.committed
     const durable = this.flushed().then(() => {
       if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
     })
     return { durable }
+  }
+
+  /** Inside a write transaction: one batch's entries, boundaries and LSN. */
+  #writeBatch(batch: LogBatch, moved: Map<number, Offset>): void {
+    for (const append of batch.appends) {
+      if (append.entries.length === 0 || !this.#written.shapes.has(append.shapeId)) continue
+      let bytes = (this.#openChunkBytes.get(append.shapeId) ?? 0) + (this.#stagedBytes.get(append.shapeId) ?? 0)
+      this.#stagedBytes.delete(append.shapeId)
+      bytes += this.#putEntries(append)
+      const last: Offset = { tx: append.tx, op: append.firstOp + append.entries.length - 1 }
+      this.#advanceHead(moved, append.shapeId, last)
+      // Boundaries fall only at transaction ends, so a chunk never splits a transaction.
+      // While the snapshot is still being written, log entries count toward the first
+      // log chunk, which starts after `0_inf`.
+      if (bytes >= this.#chunkBytes && !this.#snapshotRows.has(append.shapeId)) {
+        this.#boundaries.putSync(logKey(append.shapeId, last), MARK)
+        bytes = 0
+      }
+      this.#openChunkBytes.set(append.shapeId, bytes)
+    }
+    if (batch.durableLsn > this.#writtenLsn) {
+      this.#writtenLsn = batch.durableLsn
+      this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
+    }
+  }
+
+  /**
+   * Inside a write transaction: puts an append's entries; returns their bytes, each counted with
+   * the comma that joins it to the next. LMDB copies key and value during the put, so one key
+   * and one value buffer serve every entry: nothing is allocated per entry.
+   */
+  #putEntries(append: ShapeAppend): number {
+    const key = this.#scratch.key
+    key.writeUInt32BE(append.shapeId, 0)
+    key.writeBigUInt64BE(append.tx, 4)
+    let bytes = 0
+    for (let i = 0; i < append.entries.length; i++) {
+      const json = append.entries[i]!
+      // UTF-8 takes at most three bytes per UTF-16 code unit.
+      if (this.#scratch.value.length < json.length * 3) this.#scratch.value = Buffer.allocUnsafeSlow(json.length * 3)
+      const length = this.#scratch.value.write(json, 0, 'utf8')
+      key.writeUInt32BE(append.firstOp + i, 12)
+      this.#entries.putSync(key, this.#scratch.value.subarray(0, length))
+      bytes += length + 1
+    }
+    return bytes
+  }
+
+  /**
+   * Queues an LMDB write transaction. Any other write closes the open commit group, so a later
+   * batch can never be written before it (a commit before the staging of its own entries).
+   */
+  #transaction<T>(write: () => T, group?: CommitGroup): Promise<T> {
+    if (this.#openGroup !== group) this.#openGroup = undefined
+    return this.#root.transaction(write)
   }
 
   /**
@@ -345,15 +416,10 @@ export class ShapeLogStore {
    * which only `commit` moves, with the transaction's last entries.
    */
   async stage(appends: readonly ShapeAppend[]): Promise<void> {
-    await this.#root.transaction(() => {
+    await this.#transaction(() => {
       for (const append of appends) {
         if (append.entries.length === 0 || !this.#written.shapes.has(append.shapeId)) continue
-        let bytes = this.#stagedBytes.get(append.shapeId) ?? 0
-        for (const entry of append.entries) {
-          this.#entries.putSync(logKey(append.shapeId, entry.offset), entry.bytes)
-          bytes += entry.bytes.length + 1
-        }
-        this.#stagedBytes.set(append.shapeId, bytes)
+        this.#stagedBytes.set(append.shapeId, (this.#stagedBytes.get(append.shapeId) ?? 0) + this.#putEntries(append))
       }
     })
   }
@@ -465,7 +531,7 @@ export class ShapeLogStore {
 
   /** Removes a shape and its whole log. */
   async deleteShape(shapeId: number): Promise<void> {
-    await this.#root.transaction(() => this.#deleteShapeInTransaction(shapeId))
+    await this.#transaction(() => this.#deleteShapeInTransaction(shapeId))
     this.#openChunkBytes.delete(shapeId)
     this.#snapshotRows.delete(shapeId)
     this.#stagedBytes.delete(shapeId)

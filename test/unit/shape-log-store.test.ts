@@ -6,7 +6,7 @@ import { lsn } from '../../src/pg/lsn.js'
 import { formatOffset, parseOffset, type Offset } from '../../src/protocol/offset.js'
 import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-definition.js'
 import { parseShapeHandle } from '../../src/shapes/shape-handle.js'
-import { ShapeLogStore, type LogEntry, type SnapshotInfo } from '../../src/storage/shape-log-store.js'
+import { ShapeLogStore, type ShapeAppend, type SnapshotInfo } from '../../src/storage/shape-log-store.js'
 
 const CHUNK_BYTES = 100
 
@@ -28,8 +28,11 @@ const rows = (from: number, n: number, size: number): Buffer[] =>
   Array.from({ length: n }, (_, i) => value(`r${from + i}`, size))
 
 /** One transaction's entries at `<tx>_0 … <tx>_<n-1>`, each `size` bytes. */
-const txEntries = (tx: bigint, n: number, size: number): LogEntry[] =>
-  Array.from({ length: n }, (_, op) => ({ offset: { tx, op }, bytes: value(`${tx}_${op}`, size) }))
+const txEntries = (tx: bigint, n: number, size: number): Omit<ShapeAppend, 'shapeId'> => ({
+  tx: lsn(tx),
+  firstOp: 0,
+  entries: Array.from({ length: n }, (_, op) => `${tx}_${op}`.padEnd(size, '.')),
+})
 
 const names = (values: readonly Buffer[]): string[] => values.map((b) => b.toString().replace(/\.+$/, ''))
 
@@ -174,9 +177,9 @@ describe('commit', () => {
     const s = open()
     const id = await readyShape(s)
     // 20 + 1 bytes per entry. tx 1000: 63 bytes, open. tx 2000: passes 100 at op 1, closes at op 3.
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, entries: txEntries(1000n, 3, 20) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, ...txEntries(1000n, 3, 20) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
-    await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, entries: txEntries(2000n, 4, 20) }] })
+    await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, ...txEntries(2000n, 4, 20) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_3'))
     expect(s.chunkEndAfter(id, off('1000_2'))).toEqual(off('2000_3'))
     expect(s.chunkEndAfter(id, off('2000_2'))).toEqual(off('2000_3'))
@@ -190,7 +193,7 @@ describe('commit', () => {
       '2000_3',
     ])
     // The next chunk starts empty.
-    await s.commit({ durableLsn: lsn(3000n), appends: [{ shapeId: id, entries: txEntries(3000n, 1, 20) }] })
+    await s.commit({ durableLsn: lsn(3000n), appends: [{ shapeId: id, ...txEntries(3000n, 1, 20) }] })
     expect(s.chunkEndAfter(id, off('2000_3'))).toBeUndefined()
     expect(s.head(id)).toEqual(off('3000_0'))
   })
@@ -198,7 +201,7 @@ describe('commit', () => {
   it('makes one large transaction one chunk', async () => {
     const s = open()
     const id = await readyShape(s)
-    await s.commit({ durableLsn: lsn(10n), appends: [{ shapeId: id, entries: txEntries(10n, 20, 20) }] })
+    await s.commit({ durableLsn: lsn(10n), appends: [{ shapeId: id, ...txEntries(10n, 20, 20) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('10_19'))
     expect(s.chunkEndAfter(id, off('10_0'))).toEqual(off('10_19'))
   })
@@ -207,7 +210,7 @@ describe('commit', () => {
     let s = open()
     expect(s.durableLsn).toBe(0n)
     const id = await readyShape(s)
-    const committed = await s.commit({ durableLsn: lsn(5000n), appends: [{ shapeId: id, entries: txEntries(4000n, 1, 5) }] })
+    const committed = await s.commit({ durableLsn: lsn(5000n), appends: [{ shapeId: id, ...txEntries(4000n, 1, 5) }] })
     // Visible at once; durable (and acknowledgeable) only once flushed.
     expect(s.committedLsn).toBe(5000n)
     expect(names(s.read(id, off('0_inf'), off('4000_0')))).toEqual(['4000_0'])
@@ -227,9 +230,9 @@ describe('commit', () => {
     let s = open()
     const id = await readyShape(s)
     // As in replication: a batch's LSN is its commit's end, past its entries' commit LSN.
-    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, entries: txEntries(1000n, 3, 20) }] })
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 3, 20) }] })
     s = await reopen()
-    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, entries: txEntries(2000n, 2, 20) }] })
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, ...txEntries(2000n, 2, 20) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_1'))
   })
 
@@ -240,8 +243,8 @@ describe('commit', () => {
     await s.commit({
       durableLsn: lsn(1000n),
       appends: [
-        { shapeId: a, entries: txEntries(1000n, 5, 20) },
-        { shapeId: b, entries: txEntries(1000n, 1, 20) },
+        { shapeId: a, ...txEntries(1000n, 5, 20) },
+        { shapeId: b, ...txEntries(1000n, 1, 20) },
       ],
     })
     expect(s.chunkEndAfter(a, off('0_inf'))).toEqual(off('1000_4'))
@@ -255,8 +258,8 @@ describe('commit', () => {
     await s.commit({
       durableLsn: lsn(7n),
       appends: [
-        { shapeId: 999, entries: txEntries(7n, 2, 20) },
-        { shapeId: id, entries: [] },
+        { shapeId: 999, ...txEntries(7n, 2, 20) },
+        { shapeId: id, tx: lsn(7n), firstOp: 0, entries: [] },
       ],
     })
     expect(s.committedLsn).toBe(7n)
@@ -265,12 +268,25 @@ describe('commit', () => {
     expect(s.head(id)).toEqual(off('0_inf'))
   })
 
+
+  it('stores entries as UTF-8, whatever their size, and counts their bytes for chunks', async () => {
+    const s = open()
+    const id = await readyShape(s)
+    // Two bytes per character, and past the 64 KiB the store first sets aside for one entry.
+    const large = 'é'.repeat(40_000)
+    const entries = ['ü', large, 'x']
+    await s.commit({ durableLsn: lsn(11n), appends: [{ shapeId: id, tx: lsn(10n), firstOp: 3, entries }] })
+    expect(s.read(id, off('0_inf'), off('10_5')).map((b) => b.toString('utf8'))).toEqual(entries)
+    expect(s.head(id)).toEqual(off('10_5'))
+    // Over the 100-byte limit: the transaction's last entry closes the chunk.
+    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('10_5'))
+  })
   it('keeps log entries written during the snapshot out of snapshot chunks', async () => {
     const s = open()
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
     await s.appendSnapshotRows(id, rows(0, 1, 10))
     // Passes the limit while the snapshot is still being written: no boundary yet.
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, entries: txEntries(1000n, 5, 20) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, ...txEntries(1000n, 5, 20) }] })
     expect(s.chunkEndAfter(id, off('-1'))).toBeUndefined()
     await s.appendSnapshotRows(id, rows(1, 1, 10))
     await s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
@@ -278,7 +294,7 @@ describe('commit', () => {
     expect(names(s.read(id, off('-1'), off('0_inf')))).toEqual(['r0', 'r1', 'end'])
     // Those 105 bytes count toward the first log chunk: the next transaction closes it.
     expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
-    await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, entries: txEntries(2000n, 1, 5) }] })
+    await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, ...txEntries(2000n, 1, 5) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_0'))
   })
 })
@@ -294,9 +310,9 @@ describe('read', () => {
     await s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
     await s.commit({
       durableLsn: lsn(2000n),
-      appends: [{ shapeId: id, entries: [...txEntries(1000n, 3, 5)] }],
+      appends: [{ shapeId: id, ...txEntries(1000n, 3, 5) }],
     })
-    await s.commit({ durableLsn: lsn(3000n), appends: [{ shapeId: id, entries: txEntries(2000n, 2, 5) }] })
+    await s.commit({ durableLsn: lsn(3000n), appends: [{ shapeId: id, ...txEntries(2000n, 2, 5) }] })
   })
 
   it.each([
@@ -336,8 +352,8 @@ describe('deleteShape', () => {
     await s.commit({
       durableLsn: lsn(1001n),
       appends: [
-        { shapeId: keep, entries: txEntries(1000n, 1, 5) },
-        { shapeId: gone, entries: txEntries(1000n, 5, 20) },
+        { shapeId: keep, ...txEntries(1000n, 1, 5) },
+        { shapeId: gone, ...txEntries(1000n, 5, 20) },
       ],
     })
     expect(s.chunkEndAfter(gone, off('-1'))).toEqual(off('0_3'))
@@ -362,7 +378,7 @@ describe('deleteShape', () => {
     const s = open()
     const id = await readyShape(s)
     await s.deleteShape(id)
-    await s.commit({ durableLsn: lsn(5n), appends: [{ shapeId: id, entries: txEntries(5n, 1, 5) }] })
+    await s.commit({ durableLsn: lsn(5n), appends: [{ shapeId: id, ...txEntries(5n, 1, 5) }] })
     expect(s.read(id, off('-1'), off('5_0'))).toEqual([])
   })
 })
@@ -375,7 +391,7 @@ describe('neighbouring shapes', () => {
     const one = await readyShape(s, ITEMS)
     const two = await readyShape(s, OTHER)
     expect([one, two]).toEqual([1, 2])
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: one, entries: txEntries(1000n, 2, 5) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: one, ...txEntries(1000n, 2, 5) }] })
     expect(s.head(one)).toEqual(off('1000_1')) // actual: { tx: 0n, op: 0 } — shape 2's 0_0
   })
 
@@ -383,7 +399,7 @@ describe('neighbouring shapes', () => {
     const s = open()
     await readyShape(s, ITEMS)
     const two = await readyShape(s, OTHER)
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: two, entries: txEntries(1000n, 2, 5) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: two, ...txEntries(1000n, 2, 5) }] })
     expect(s.head(two)).toEqual(off('1000_1'))
   })
 
@@ -394,7 +410,7 @@ describe('neighbouring shapes', () => {
     await s.appendSnapshotRows(two, [value('wide row', 150)]) // boundary at (2, 0_0)
     await s.appendSnapshotRows(one, rows(0, 3, 30)) // 93 bytes, no boundary
     await s.finishSnapshot(one, value('end', 30), SNAPSHOT) // boundary at (1, 0_inf): next chunk starts empty
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: one, entries: txEntries(1000n, 1, 20) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: one, ...txEntries(1000n, 1, 20) }] })
     // 21 bytes after 0_inf: the chunk is still open. Actual: closed at 1000_0, because the count
     // started at (1, 0_1) after finding shape 2's boundary (2, 0_0) and included 0_1, 0_2 and
     // 0_inf (31 + 31 + 31 + 21 = 114 bytes).
@@ -406,7 +422,7 @@ describe('neighbouring shapes', () => {
     const { id: one } = await s.createShape(ITEMS, definitionKey(ITEMS))
     await s.appendSnapshotRows(one, rows(0, 3, 30))
     await s.finishSnapshot(one, value('end', 30), SNAPSHOT)
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: one, entries: txEntries(1000n, 1, 20) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: one, ...txEntries(1000n, 1, 20) }] })
     expect(s.chunkEndAfter(one, off('0_inf'))).toBeUndefined()
   })
 
@@ -430,14 +446,14 @@ describe('reopen after a crash', () => {
   it('drops entries staged by a transaction that never committed and takes the head from what is left', async () => {
     let s = open()
     const id = await readyShape(s)
-    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, entries: txEntries(1000n, 2, 5) }] })
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 2, 5) }] })
     // A large transaction written as it arrives; the process dies before its commit.
-    await s.stage([{ shapeId: id, entries: txEntries(2000n, 3, 5) }])
+    await s.stage([{ shapeId: id, ...txEntries(2000n, 3, 5) }])
     s = await reopen()
     expect(s.head(id)).toEqual(off('1000_1'))
     expect(names(s.read(id, off('0_inf'), off('18446744073709551615_0')))).toEqual(['1000_0', '1000_1'])
     // The replay writes the transaction again, whole.
-    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, entries: txEntries(2000n, 3, 5) }] })
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, ...txEntries(2000n, 3, 5) }] })
     expect(names(s.read(id, off('1000_1'), off('2000_2')))).toEqual(['2000_0', '2000_1', '2000_2'])
   })
 
@@ -456,7 +472,7 @@ describe('chunk boundaries after a snapshot ends', () => {
     for (let after: Offset | undefined = off('-1'); (after = s.chunkEndAfter(id, after)); ) ends.push(formatOffset(after))
     return ends
   }
-  const bigTx = (id: number, tx: bigint) => ({ durableLsn: lsn(tx + 5n), appends: [{ shapeId: id, entries: txEntries(tx, 1, 40) }] })
+  const bigTx = (id: number, tx: bigint) => ({ durableLsn: lsn(tx + 5n), appends: [{ shapeId: id, ...txEntries(tx, 1, 40) }] })
 
   async function run(reopenAfterFinish: boolean): Promise<string[]> {
     await store?.close()
@@ -526,7 +542,7 @@ describe('snapshot blocks', () => {
   it('continues the open chunk after reopen across blocks', async () => {
     const { id } = await bigSnapshot()
     const s = await reopen()
-    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, entries: txEntries(1000n, 1, 20) }] })
+    await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, ...txEntries(1000n, 1, 20) }] })
     expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
     expect(names(s.read(id, off('0_298'), off('1000_0')))).toEqual(['r299', 'end', '1000_0'])
   })

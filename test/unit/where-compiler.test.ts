@@ -113,6 +113,40 @@ describe('compileWhere', () => {
     expect(big.evaluate({ id: '9007199254740993' })).toBe(true)
   })
 
+  it('matches an equality-only clause by key exactly as the evaluator does', () => {
+    const clauses = [
+      `id = 5`,
+      `id = 5.0`,
+      `id = 5.5`,
+      `id IN (1, 5, NULL)`,
+      `id = 9007199254740993`,
+      `price = 1.50`,
+      `price IN (0, 'NaN')`,
+      `owner = 'Ab/c'`,
+      `owner IN ('a', 'b')`,
+      `uid = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'`,
+      `mood = 'ok'`,
+      `'ok' = mood`,
+    ]
+    const values: Record<string, (string | null)[]> = {
+      id: ['5', '1', '-5', '6', '9007199254740992', '9007199254740993', null],
+      price: ['1.5', '1.50', '1.500', '-1.5', '0', '-0.00', 'NaN', '2', null],
+      owner: ['Ab/c', 'ab/c', 'a', 'b', '', null],
+      uid: ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', null],
+      mood: ['ok', 'sad', 'happy', null],
+    }
+    let indexOnly = 0
+    for (const clause of clauses) {
+      const compiled = compileWhere(clause, params({}), TABLE)
+      if (compiled.equalityIndex) indexOnly++
+      const column = Object.keys(values).find((name) => clause.includes(name))!
+      for (const value of values[column]!) {
+        expect([clause, value, compiled.matches({ [column]: value })]).toEqual([clause, value, compiled.evaluate({ [column]: value }) === true])
+      }
+    }
+    expect(indexOnly).toBe(clauses.length)
+  })
+
   it('treats run-time errors as not matching', () => {
     const compiled = compileWhere(`id * 2 > 0`, params({}), TABLE)
     expect(compiled.matches({ id: '9223372036854775807' })).toBe(false)

@@ -38,19 +38,35 @@ export function compileWhere(text: string, params: ParamReader, table: TableInfo
   const typed = bindWhere(parseWhere(canonical, noParams), table)
   const evaluate = buildEvaluator(typed)
   const equalityIndex = findEqualityIndex(typed)
+  // A clause that is nothing but its equality index (`col = c`, `col IN (…)`) holds exactly
+  // when the row's key is one of the index's: a set lookup, without parsing the value (this
+  // runs for every change routed to the shape).
+  const isIndexOnly = equalityIndex !== undefined && (typed.kind === 'compare' || typed.kind === 'in')
   return {
     sql: renderSql(typed),
     evaluate,
-    matches: (row) => {
-      try {
-        return evaluate(row) === true
-      } catch (error) {
-        if (error instanceof EvaluationError) return false
-        throw error
-      }
-    },
+    matches: isIndexOnly
+      ? keyMatcher(equalityIndex)
+      : (row) => {
+          try {
+            return evaluate(row) === true
+          } catch (error) {
+            if (error instanceof EvaluationError) return false
+            throw error
+          }
+        },
     canonical,
     ...(equalityIndex ? { equalityIndex } : {}),
+  }
+}
+
+function keyMatcher({ column, values, keyOf }: EqualityIndex): (row: Row) => boolean {
+  const keys = new Set(values)
+  return (row) => {
+    const text = row[column]
+    if (text === null || text === undefined) return false
+    const key = keyOf(text)
+    return key !== null && keys.has(key)
   }
 }
 
