@@ -32,8 +32,11 @@ export interface ShapeRouterOptions {
   readonly log: Logger
 }
 
-/** Commits in flight before the stream is made to wait. */
-const MAX_IN_FLIGHT = 64
+/**
+ * Log entries handed to storage and not yet committed before the stream is made to wait. Room
+ * for several storage transactions, so routing goes on while one is written to disk.
+ */
+const MAX_ENTRIES_IN_FLIGHT = 50_000
 /** Entries a transaction may buffer before they are staged in storage. */
 const STAGE_ENTRIES = 5_000
 
@@ -79,7 +82,9 @@ export class ShapeRouter implements ReplicationSink {
   readonly #encodings = new WeakMap<ActiveShape, ShapeEncoding>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
-  #inFlight = 0
+  /** Commits not yet known to be done, oldest first, with their entry counts. */
+  readonly #inFlight: { readonly committed: Promise<void>; readonly entries: number }[] = []
+  #entriesInFlight = 0
   #lastCommit: Promise<void> = Promise.resolve()
   #lastIdleCommitMs = 0
   #idlePending: Lsn | undefined
@@ -195,7 +200,8 @@ export class ShapeRouter implements ReplicationSink {
       }
     }
     this.#commit({ durableLsn: commit.endLsn, appends }, touched)
-    if (this.#inFlight >= MAX_IN_FLIGHT) await this.#lastCommit
+    // Commits finish in order: waiting for the oldest frees room without draining the pipeline.
+    while (this.#entriesInFlight > MAX_ENTRIES_IN_FLIGHT) await this.#inFlight[0]!.committed
   }
 
   /** One change for one candidate shape of the open transaction. */
@@ -310,16 +316,30 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   #commit(batch: { durableLsn: Lsn; appends: ShapeAppend[] }, touched: number[]): void {
-    this.#inFlight++
     const { store, notifier, acknowledge } = this.#options
     const failed = (error: unknown) => this.#options.onStorageFailure(error)
-    this.#lastCommit = store.commit(batch).then(({ durable }) => {
-      this.#inFlight--
+    let entries = 0
+    for (const append of batch.appends) entries += append.entries.length
+    const record = { committed: Promise.resolve(), entries }
+    const settled = () => {
+      const at = this.#inFlight.indexOf(record)
+      if (at >= 0) this.#inFlight.splice(at, 1)
+      this.#entriesInFlight -= entries
+    }
+    record.committed = store.commit(batch).then(({ durable }) => {
+      settled()
       // Readers are told as soon as they can read it; PostgreSQL only once it is on disk.
       for (const id of touched) notifier.notify(id)
       if (batch.durableLsn > 0n) durable.then(() => acknowledge(store.durableLsn), failed)
-    }, failed)
+    }, (error: unknown) => {
+      settled()
+      failed(error)
+    })
+    this.#inFlight.push(record)
+    this.#entriesInFlight += entries
+    this.#lastCommit = record.committed
   }
+
 
   /** The parts of a shape's encoding context that never change, computed once per shape. */
   #shapeEncoding(shape: ActiveShape): ShapeEncoding {
