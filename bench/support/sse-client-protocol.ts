@@ -9,8 +9,20 @@ export const BUCKETS = 200_000
 
 export const clock = (): number => performance.timeOrigin + performance.now()
 
+/**
+ * Streams that each follow one row: stream `i` asks for the shape `id = first + i` and expects
+ * the transactions `n` whose row is `(n % count) + 1`, as the writer picks it.
+ */
+export interface RowShapes {
+  readonly first: number
+  readonly count: number
+}
+
+/** The row transaction `n` updates, when the writer spreads its updates over `count` rows. */
+export const rowOfTransaction = (n: number, count: number): number => (n % count) + 1
+
 export type ToClients =
-  | { readonly type: 'open'; readonly url: string; readonly clients: number; readonly capacity: number }
+  | { readonly type: 'open'; readonly url: string; readonly clients: number; readonly capacity: number; readonly rows: RowShapes | undefined }
   | { readonly type: 'ping'; readonly sent: number }
   | { readonly type: 'cpu' }
   | { readonly type: 'collect'; readonly commits: Float64Array; readonly committed: number; readonly offsetMs: number; readonly waitMs: number }
@@ -28,7 +40,7 @@ export interface ClientResult {
   readonly samples: number
   readonly max: number
   readonly negatives: number
-  /** Clients that received every committed transaction. */
+  /** Clients that received every committed transaction meant for them. */
   readonly complete: number
   readonly clients: number
   /** Streams that ended during the run. */

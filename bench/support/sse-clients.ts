@@ -6,7 +6,7 @@
  * the parent sends, with the clock offset the parent measured.
  */
 import { request, type IncomingMessage } from 'node:http'
-import { BUCKET_MS, BUCKETS, clock, type ClientResult, type FromClients, type ToClients } from './sse-client-protocol.js'
+import { BUCKET_MS, BUCKETS, clock, rowOfTransaction, type ClientResult, type FromClients, type RowShapes, type ToClients } from './sse-client-protocol.js'
 import { sleep } from './timing.js'
 
 /** The pattern of the seq column in an event's JSON (values are PostgreSQL text). */
@@ -19,6 +19,8 @@ interface Stream {
   /** Arrival time of each seq, NaN until it arrives. */
   readonly arrivals: Float64Array
   received: number
+  /** The row this stream's shape holds (`id = row` of `rowCount`); undefined: the whole table. */
+  readonly row: { readonly id: number; readonly count: number } | undefined
   live: boolean
   ended: boolean
   res?: IncomingMessage
@@ -31,7 +33,7 @@ function runClients(): void {
   process.on('message', (m: ToClients) => {
     switch (m.type) {
       case 'open':
-        void openAll(m.url, m.clients, m.capacity).then((r) => reply({ type: 'opened', ...r }))
+        void openAll(m.url, m.clients, m.capacity, m.rows).then((r) => reply({ type: 'opened', ...r }))
         return
       case 'ping':
         reply({ type: 'pong', sent: m.sent, now: clock() })
@@ -51,11 +53,15 @@ function runClients(): void {
     process.exit(0)
   })
 
-  async function openAll(url: string, n: number, capacity: number): Promise<{ live: number; failed: number; firstError: string | undefined }> {
+  async function openAll(url: string, n: number, capacity: number, rows: RowShapes | undefined): Promise<{ live: number; failed: number; firstError: string | undefined }> {
     let failed = 0
     let firstError: string | undefined
     for (let i = 0; i < n; i += 50) {
-      const batch = Array.from({ length: Math.min(50, n - i) }, () => openOne(url, capacity))
+      const batch = Array.from({ length: Math.min(50, n - i) }, (_, k) => {
+        if (!rows) return openOne(url, capacity, undefined)
+        const row = { id: rows.first + i + k, count: rows.count }
+        return openOne(`${url}&where=${encodeURIComponent(`id = ${row.id}`)}`, capacity, row)
+      })
       for (const outcome of await Promise.allSettled(batch)) {
         if (outcome.status === 'fulfilled') streams.push(outcome.value)
         else {
@@ -67,9 +73,9 @@ function runClients(): void {
     return { live: streams.length, failed, firstError }
   }
 
-  function openOne(url: string, capacity: number): Promise<Stream> {
+  function openOne(url: string, capacity: number, row: Stream['row']): Promise<Stream> {
     return new Promise((resolve, reject) => {
-      const stream: Stream = { arrivals: new Float64Array(capacity).fill(Number.NaN), received: 0, live: false, ended: false }
+      const stream: Stream = { arrivals: new Float64Array(capacity).fill(Number.NaN), received: 0, row, live: false, ended: false }
       const timer = setTimeout(() => reject(new Error('no up-to-date within 60 s')), 60_000)
       const req = request(url, { agent: false, headers: { accept: 'text/event-stream' } }, (res) => {
         if (res.statusCode !== 200) {
@@ -126,8 +132,15 @@ function runClients(): void {
   }
 
   async function collect(commits: Float64Array, committed: number, offsetMs: number, waitMs: number): Promise<ClientResult> {
+    const expects = (s: Stream, seq: number) => !Number.isNaN(commits[seq]!) && (!s.row || rowOfTransaction(seq, s.row.count) === s.row.id)
+    const expected = streams.map((s) => {
+      if (!s.row) return committed
+      let n = 0
+      for (let seq = 1; seq < commits.length; seq++) if (expects(s, seq)) n++
+      return n
+    })
     const deadline = Date.now() + waitMs
-    while (Date.now() < deadline && streams.some((s) => !s.ended && s.received < committed)) await sleep(20)
+    while (Date.now() < deadline && streams.some((s, i) => !s.ended && s.received < expected[i]!)) await sleep(20)
     const histogram = new Uint32Array(BUCKETS)
     const overflow: number[] = []
     let samples = 0
@@ -135,11 +148,11 @@ function runClients(): void {
     let negatives = 0
     let complete = 0
     let missing = 0
-    for (const s of streams) {
+    for (const [i, s] of streams.entries()) {
       let got = 0
       for (let seq = 1; seq < commits.length; seq++) {
+        if (!expects(s, seq)) continue
         const committedAt = commits[seq]!
-        if (Number.isNaN(committedAt)) continue
         const arrived = s.arrivals[seq]!
         if (Number.isNaN(arrived)) {
           missing++
@@ -157,7 +170,7 @@ function runClients(): void {
         if (bucket < BUCKETS) histogram[bucket]!++
         else overflow.push(ms)
       }
-      if (got === committed) complete++
+      if (got === expected[i]) complete++
     }
     return { histogram, overflow, samples, max, negatives, complete, clients: streams.length, ended: streams.filter((s) => s.ended).length, missing }
   }
