@@ -6,8 +6,11 @@
  * - Changes come from `pg-logical-replication` with pgoutput, on a slot and publication of its
  *   own that the parent made beforehand (`createBaselineSlot` in baseline-decoder.ts).
  * - Any GET on 127.0.0.1 is a plain `node:http` event stream: headers and one up-to-date event
- *   at once (the bench's clients count a stream live on it), then every transaction committed
- *   after, as `data: {"seq":"<n>"}` with the `seq` column's text from the new tuple.
+ *   at once (the bench's clients count a stream live on it), then every row change committed
+ *   after, as the same bytes Sluice sends for it: one event per change in the wire format
+ *   (key, the primary key and changed `seq` as values, headers with operation, relation, LSN,
+ *   position, txid and `last`), and per flush an up-to-date event with an `id:` line. The bench
+ *   updates `seq` only, so that is what changed; `id` is the primary key.
  * - Like Sluice, it coalesces: transactions decoded in one event-loop turn go out in one buffer,
  *   flushed on `setImmediate`, the same bytes written to every socket — never one write per
  *   transaction per client, and nothing encoded per connection. The body is close-delimited
@@ -31,13 +34,20 @@ const slot = required('FLOOR_SLOT')
 const UP_TO_DATE = Buffer.from('data: {"headers":{"control":"up-to-date"}}\n\n')
 
 const sockets = new Set<Socket>()
-/** `seq` values of the transaction being decoded; sent only once it commits. */
+/** Events of the transaction being decoded; sent only once it commits. */
 let open: string[] = []
+/** The open transaction's LSN (as Sluice's `lsn` header: decimal) and xid. */
+let openLsn = '0'
+let openXid = 0
 /** Events of the transactions committed since the last flush, as one string. */
 let pending = ''
 let flushScheduled = false
 /** End LSN of the last commit queued, and of the last one acknowledged. */
 let lastCommitEnd: string | undefined
+/** The up-to-date event that ends a flush, for the last commit queued. */
+let upToDate = ''
+/** As long as a Sluice handle, for an `id:` line of the same length. */
+const HANDLE = '0123456789-1795711563132000'
 let acknowledged: string | undefined
 
 const server = createServer((req, res) => {
@@ -65,16 +75,27 @@ const service = new LogicalReplicationService(
 
 service.on('data', (_lsn: string, message: Pgoutput.Message) => {
   switch (message.tag) {
+    case 'begin':
+      openLsn = String(lsnValue(message.commitLsn ?? '0/0'))
+      openXid = message.xid
+      return
     case 'insert':
     case 'update': {
-      const seq: unknown = message.new['seq']
-      if (seq !== null && seq !== undefined) open.push(String(seq))
+      const { schema, name } = message.relation
+      const id = String(message.new['id'])
+      const value = JSON.stringify({ id, seq: String(message.new['seq']) })
+      const key = JSON.stringify(`"${schema}"."${name}"/"${id}"`)
+      const headers = `{"operation":"${message.tag}","relation":${JSON.stringify([schema, name])},"lsn":"${openLsn}","op_position":${open.length},"txids":[${openXid}],"last":true}`
+      open.push(`data: {"key":${key},"value":${value},"headers":${headers}}\n\n`)
       return
     }
     case 'commit':
-      for (const seq of open) pending += `data: {"seq":"${seq}"}\n\n`
+      pending += open.join('')
       open = []
-      if (message.commitEndLsn) lastCommitEnd = message.commitEndLsn
+      if (message.commitEndLsn) {
+        lastCommitEnd = message.commitEndLsn
+        upToDate = `id: ${HANDLE}:${openLsn}_0\ndata: {"headers":{"control":"up-to-date","global_last_seen_lsn":"${openLsn}"}}\n\n`
+      }
       scheduleFlush()
       return
     default:
@@ -102,7 +123,7 @@ function scheduleFlush(): void {
 function flush(): void {
   flushScheduled = false
   if (pending !== '') {
-    const bytes = Buffer.from(pending, 'latin1')
+    const bytes = Buffer.from(pending + upToDate, 'latin1')
     pending = ''
     for (const socket of sockets) socket.write(bytes)
   }
@@ -115,6 +136,12 @@ function flush(): void {
 function fail(error: unknown): never {
   process.stderr.write(`raw SSE broadcaster: ${(error as Error)?.stack ?? String(error)}\n`)
   process.exit(1)
+}
+
+/** `X/Y` → the 64-bit LSN. */
+function lsnValue(text: string): bigint {
+  const [high, low] = text.split('/')
+  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`)
 }
 
 function required(name: string): string {
