@@ -37,6 +37,8 @@ export interface ShapeRouterOptions {
  * for several storage transactions, so routing goes on while one is written to disk.
  */
 const MAX_ENTRIES_IN_FLIGHT = 50_000
+/** … and commits, so that transactions with no entries for any shape cannot pile up either. */
+const MAX_COMMITS_IN_FLIGHT = 1_000
 /** Entries a transaction may buffer before they are staged in storage. */
 const STAGE_ENTRIES = 5_000
 
@@ -201,7 +203,7 @@ export class ShapeRouter implements ReplicationSink {
     }
     this.#commit({ durableLsn: commit.endLsn, appends }, touched)
     // Commits finish in order: waiting for the oldest frees room without draining the pipeline.
-    while (this.#entriesInFlight > MAX_ENTRIES_IN_FLIGHT) await this.#inFlight[0]!.committed
+    while (this.#entriesInFlight > MAX_ENTRIES_IN_FLIGHT || this.#inFlight.length > MAX_COMMITS_IN_FLIGHT) await this.#inFlight[0]!.committed
   }
 
   /** One change for one candidate shape of the open transaction. */

@@ -104,7 +104,7 @@ export class ShapeLogStore {
   /** Commit batches waiting for an LMDB transaction that has not started: later ones join it. */
   #openGroup: CommitGroup | undefined
   /** Reused by `#putEntries` (its own memory, not a slice of Node's shared pool). */
-  #scratch = { key: Buffer.allocUnsafeSlow(KEY_BYTES), value: Buffer.allocUnsafeSlow(64 * 1024) }
+  readonly #scratch = { key: Buffer.allocUnsafeSlow(KEY_BYTES), value: Buffer.allocUnsafeSlow(64 * 1024) }
   /** Shapes removed at open because storage held them in an older layout (to log). */
   readonly droppedOldFormatShapes: number
 
@@ -330,14 +330,15 @@ export class ShapeLogStore {
     else {
       const batches = [batch]
       const moved = new Map<number, Offset>()
-      group = { batches, committed: Promise.resolve() }
-      this.#openGroup = group
-      const opened = group
-      group.committed = this.#transaction(() => {
+      const opened: CommitGroup = { batches, committed: Promise.resolve() }
+      let started = false
+      const written = this.#transaction(() => {
         // From here on, a new batch needs a new transaction.
+        started = true
         if (this.#openGroup === opened) this.#openGroup = undefined
         for (const queued of batches) this.#writeBatch(queued, moved)
-      }, opened).then(() => {
+      })
+      opened.committed = written.then(() => {
         // Only now is the group visible to readers.
         this.#applyHeads(moved)
         let entries = 0
@@ -347,6 +348,10 @@ export class ShapeLogStore {
         }
         this.#onCommitted?.(entries)
       })
+      // Open to later batches only once queued: a transaction that could not be queued (the
+      // store is closed) must fail every batch, not leave a group that never writes.
+      if (!started) this.#openGroup = opened
+      group = opened
     }
     await group.committed
     const durable = this.flushed().then(() => {
@@ -391,22 +396,22 @@ export class ShapeLogStore {
     let bytes = 0
     for (let i = 0; i < append.entries.length; i++) {
       const json = append.entries[i]!
-      // UTF-8 takes at most three bytes per UTF-16 code unit.
-      if (this.#scratch.value.length < json.length * 3) this.#scratch.value = Buffer.allocUnsafeSlow(json.length * 3)
-      const length = this.#scratch.value.write(json, 0, 'utf8')
+      // UTF-8 takes at most three bytes per UTF-16 code unit; a larger entry gets its own buffer
+      // rather than growing the scratch one for good.
+      const value = json.length * 3 <= this.#scratch.value.length ? this.#scratch.value.subarray(0, this.#scratch.value.write(json, 0, 'utf8')) : Buffer.from(json)
       key.writeUInt32BE(append.firstOp + i, 12)
-      this.#entries.putSync(key, this.#scratch.value.subarray(0, length))
-      bytes += length + 1
+      this.#entries.putSync(key, value)
+      bytes += value.length + 1
     }
     return bytes
   }
 
   /**
-   * Queues an LMDB write transaction. Any other write closes the open commit group, so a later
-   * batch can never be written before it (a commit before the staging of its own entries).
+   * Queues an LMDB write transaction. It closes the open commit group, so no later batch can be
+   * written before it (say, a commit before the staging of its own first entries).
    */
-  #transaction<T>(write: () => T, group?: CommitGroup): Promise<T> {
-    if (this.#openGroup !== group) this.#openGroup = undefined
+  #transaction<T>(write: () => T): Promise<T> {
+    this.#openGroup = undefined
     return this.#root.transaction(write)
   }
 

@@ -269,10 +269,20 @@ describe('commit', () => {
   })
 
 
+  it('fails every commit once the store is closed, and never counts one as durable', async () => {
+    const s = open()
+    await s.close()
+    await expect(s.commit({ durableLsn: lsn(100n), appends: [] })).rejects.toThrow()
+    // A later batch must not join a group whose transaction was never queued.
+    await expect(s.commit({ durableLsn: lsn(200n), appends: [] })).rejects.toThrow()
+    expect(s.durableLsn).toBe(0n)
+    store = undefined
+  })
+
   it('stores entries as UTF-8, whatever their size, and counts their bytes for chunks', async () => {
     const s = open()
     const id = await readyShape(s)
-    // Two bytes per character, and past the 64 KiB the store first sets aside for one entry.
+    // Two bytes per character: too large for the 64 KiB buffer the store reuses for entries.
     const large = 'é'.repeat(40_000)
     const entries = ['ü', large, 'x']
     await s.commit({ durableLsn: lsn(11n), appends: [{ shapeId: id, tx: lsn(10n), firstOp: 3, entries }] })

@@ -73,4 +73,19 @@ describe('router backpressure', () => {
     for (const { finish } of waiting) finish()
     await router.flushed()
   })
+
+  it('also stops after 1,000 commits in flight, even of transactions with no entries', async () => {
+    const { store, waiting } = heldStore()
+    const router = routerWithOneShape(store)
+    for (let tx = 0; tx < 1_000; tx++) await router.onTransaction(inserts(0, tx))
+    let taken = false
+    const next = router.onTransaction(inserts(0, 1_000)).then(() => (taken = true))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(waiting).toHaveLength(1_001)
+    expect(taken).toBe(false)
+    waiting[0]!.finish()
+    await next
+    for (const { finish } of waiting) finish()
+    await router.flushed()
+  })
 })
