@@ -61,7 +61,7 @@ function makeRouter(shapes: number, operator: '=' | 'LIKE'): ShapeRouter {
   const committed = { durable: Promise.resolve() }
   const store = { durableLsn: 0n as Lsn, committedLsn: 0n as Lsn, commit: async () => committed, flushed: async () => {} } as unknown as ShapeLogStore
   const notifier = { notify: () => {} } as unknown as ShapeNotifier
-  const router = new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, log: createLogger('silent') })
+  const router = new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, maxHeldChanges: 1_000_000, log: createLogger('silent') })
   for (let i = 0; i < shapes; i++) {
     const where = compileWhere(`owner ${operator} $1`, () => `user${i}`, TABLE)
     const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full', where: where.canonical }

@@ -32,6 +32,7 @@ export interface Config {
   readonly maxHeaderBytes: number
   readonly maxConcurrentSnapshots: number
   readonly snapshotQueueLength: number
+  readonly maxHeldChanges: number
   readonly sseTimeoutMs: number
   readonly sseKeepAliveMs: number
   readonly sseRetryMs: number
@@ -162,6 +163,8 @@ export const CONFIG_OPTIONS = [
     description: 'Snapshot queries running at once (each holds one PostgreSQL connection); more wait in a queue.' }),
   option({ key: 'snapshotQueueLength', env: 'SLUICE_SNAPSHOT_QUEUE', default: '100', parse: integer(0, 100_000),
     description: 'Snapshots allowed to wait for a slot; past that a request for a new shape gets 503 with `retry-after`.' }),
+  option({ key: 'maxHeldChanges', env: 'SLUICE_MAX_HELD_CHANGES', default: '1000000', parse: integer(1_000, 1_000_000_000),
+    description: 'Row changes kept in memory for new shapes whose snapshot waits in the queue; past that the shape holding the most is dropped (its clients refetch) and a warning says to raise `SLUICE_MAX_CONCURRENT_SNAPSHOTS`.' }),
   option({ key: 'demo', env: 'SLUICE_DEMO', default: 'false', parse: boolean,
     description: 'Serves the demo todo page at `/` and its write endpoint `/demo/items` (table `items`, created if missing). On by itself with the embedded database.' }),
 ] as const

@@ -82,6 +82,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       tables.forget(shape.stored.definition.table)
       void manager.drop(shape, reason)
     },
+    maxHeldChanges: config.maxHeldChanges,
     log: log.child({ component: 'router' }),
   })
   await manager.start(router)

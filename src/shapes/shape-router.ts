@@ -29,6 +29,11 @@ export interface ShapeRouterOptions {
    * carrying on could make storage skip a transaction: the owner must stop the process.
    */
   readonly onStorageFailure: (error: unknown) => void
+  /**
+   * Row changes kept in memory, over all shapes, for shapes whose snapshot waits for a slot;
+   * past it the shape holding the most is dropped (SLUICE_MAX_HELD_CHANGES).
+   */
+  readonly maxHeldChanges: number
   readonly log: Logger
 }
 
@@ -82,6 +87,9 @@ export class ShapeRouter implements ReplicationSink {
   /** Shapes added while the open transaction was already partly routed. */
   readonly #lateJoiners = new Set<ActiveShape>()
   readonly #encodings = new WeakMap<ActiveShape, ShapeEncoding>()
+  /** Changes held per shape awaiting its snapshot: its committed `held` and its open part. */
+  readonly #heldChanges = new Map<ActiveShape, number>()
+  #heldTotal = 0
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
   /** Commits not yet known to be done, oldest first, with their entry counts. */
@@ -108,6 +116,7 @@ export class ShapeRouter implements ReplicationSink {
   remove(shape: ActiveShape): void {
     this.#index.remove(shape)
     this.#shapes.delete(shape)
+    this.#release(shape)
   }
 
   /** Ends every shape whose table this Relation message shows changed (rename, columns, types). */
@@ -128,6 +137,7 @@ export class ShapeRouter implements ReplicationSink {
   /** The snapshot's visibility is known: release the transactions held back for it. */
   snapshotStarted(shape: ActiveShape): void {
     shape.phase = MERGE_PHASE.filtering
+    this.#release(shape)
     const held = shape.held.splice(0)
     for (const tx of held) {
       const append = this.#appendFor(shape, tx)
@@ -144,7 +154,10 @@ export class ShapeRouter implements ReplicationSink {
 
   onBegin(begin: TransactionBegin): void {
     // An open transaction that never committed will be sent again from its start.
-    if (this.#open) this.#options.store.discardStaged()
+    if (this.#open) {
+      this.#options.store.discardStaged()
+      for (const [shape, part] of this.#open.shapes) if (part.held) this.#unhold(shape, part.held.length)
+    }
     this.#lateJoiners.clear()
     this.#open = {
       xid: begin.xid,
@@ -181,10 +194,12 @@ export class ShapeRouter implements ReplicationSink {
     const touched: number[] = []
     for (const [shape, part] of open.shapes) {
       if (part.held) {
+        if (shape.dropped) continue
         const tx: HeldTransaction = { xid: open.xid, commitLsn: open.commitLsn, endLsn: commit.endLsn, changes: part.held, incomplete: part.incomplete }
         // The snapshot may have started while this transaction was arriving.
         if (shape.phase === MERGE_PHASE.awaitingSnapshot) shape.held.push(tx)
         else {
+          this.#release(shape)
           const append = this.#appendFor(shape, tx)
           if (append) this.#commit({ durableLsn: 0n as Lsn, appends: [append] }, [shape.stored.id])
         }
@@ -213,11 +228,13 @@ export class ShapeRouter implements ReplicationSink {
       part = this.#startPart(open, shape)
       open.shapes.set(shape, part)
     }
+    if (shape.dropped) return
     if (part.held) {
       part.held.push(change)
+      this.#hold(shape, 1)
       return
     }
-    if (part.skip || shape.dropped) return
+    if (part.skip) return
     const { schema, name } = shape.table.table
     if (change.kind === 'truncate') {
       if (change.relations.some((r) => r.schema === schema && r.name === name)) {
@@ -246,6 +263,46 @@ export class ShapeRouter implements ReplicationSink {
       else if (isAtOrAfterXmax(open.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     } else if (incomplete) this.#dropIncomplete(shape, part)
     return part
+  }
+
+  /**
+   * Counts changes held for a shape awaiting its snapshot. Past the limit, the shape holding the
+   * most is dropped: its clients refetch, and memory stays bounded however long the snapshot
+   * queue and however heavy the writes.
+   */
+  #hold(shape: ActiveShape, changes: number): void {
+    this.#heldChanges.set(shape, (this.#heldChanges.get(shape) ?? 0) + changes)
+    this.#heldTotal += changes
+    if (this.#heldTotal <= this.#options.maxHeldChanges) return
+    let largest: ActiveShape | undefined
+    let most = 0
+    for (const [candidate, count] of this.#heldChanges) {
+      if (count > most) [largest, most] = [candidate, count]
+    }
+    if (!largest) return
+    this.#release(largest)
+    this.#options.log.warn(
+      { handle: largest.stored.handle, heldChanges: most, limit: this.#options.maxHeldChanges },
+      'dropping a shape whose snapshot waited for a slot while more changes arrived than SLUICE_MAX_HELD_CHANGES allows; ' +
+        'its clients refetch. Raise SLUICE_MAX_CONCURRENT_SNAPSHOTS, or SLUICE_MAX_HELD_CHANGES if memory allows.',
+    )
+    this.#options.invalidate(largest, 'too many changes arrived while its snapshot waited for a slot')
+  }
+
+  /** Changes of a transaction that will be sent again, no longer held. */
+  #unhold(shape: ActiveShape, changes: number): void {
+    const count = this.#heldChanges.get(shape)
+    if (count === undefined) return
+    const left = Math.max(0, count - changes)
+    this.#heldChanges.set(shape, left)
+    this.#heldTotal -= count - left
+  }
+
+  #release(shape: ActiveShape): void {
+    const count = this.#heldChanges.get(shape)
+    if (count === undefined) return
+    this.#heldChanges.delete(shape)
+    this.#heldTotal -= count
   }
 
   /** Part of a transaction the snapshot does not hold: the shape cannot be made whole. */

@@ -38,13 +38,32 @@ function heldStore() {
   return { store, waiting }
 }
 
-function routerWithOneShape(store: ShapeLogStore): ShapeRouter {
+function makeRouter(store: ShapeLogStore, options: { maxHeldChanges?: number; invalidate?: (shape: ActiveShape, reason: string) => void } = {}): ShapeRouter {
   const notifier = { notify: () => {} } as unknown as ShapeNotifier
-  const router = new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, log: createLogger('silent') })
+  return new ShapeRouter({
+    store,
+    notifier,
+    acknowledge: () => {},
+    invalidate: options.invalidate ?? (() => {}),
+    onStorageFailure: (error) => {
+      throw error
+    },
+    maxHeldChanges: options.maxHeldChanges ?? 1_000_000,
+    log: createLogger('silent'),
+  })
+}
+
+/** A shape on the whole table; `waiting`: its snapshot has not started (its transactions are held). */
+function shapeOf(id: number, waiting = false): ActiveShape {
   const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full' }
-  const stored = { id: 1, handle: 'h1', definition, definitionKey: definitionKey(definition), status: 'ready', createdAtMs: 0 } as unknown as StoredShape
-  const shape: ActiveShape = { stored, table: TABLE, where: undefined, phase: MERGE_PHASE.appendAll, visibility: undefined, held: [], snapshotComplete: true, dropped: false }
-  router.add(shape)
+  const stored = { id, handle: `h${id}`, definition, definitionKey: definitionKey(definition), status: 'ready', createdAtMs: 0 } as unknown as StoredShape
+  const phase = waiting ? MERGE_PHASE.awaitingSnapshot : MERGE_PHASE.appendAll
+  return { stored, table: TABLE, where: undefined, phase, visibility: undefined, held: [], snapshotComplete: !waiting, dropped: false }
+}
+
+function routerWithOneShape(store: ShapeLogStore): ShapeRouter {
+  const router = makeRouter(store)
+  router.add(shapeOf(1))
   return router
 }
 
@@ -55,7 +74,7 @@ const inserts = (n: number, tx: number): Transaction => ({
   changes: Array.from({ length: n }, (_, i) => ({ kind: 'insert' as const, relation: RELATION, record: [String(tx * n + i)] })),
 })
 
-describe('router backpressure', () => {
+describe('router memory bounds', () => {
   it('stops taking transactions while 50,000 entries wait for storage, and goes on as soon as the oldest commit is done', async () => {
     const { store, waiting } = heldStore()
     const router = routerWithOneShape(store)
@@ -87,5 +106,41 @@ describe('router backpressure', () => {
     await next
     for (const { finish } of waiting) finish()
     await router.flushed()
+  })
+
+  it('drops the waiting shape that holds the most changes once more than SLUICE_MAX_HELD_CHANGES are held', async () => {
+    const { store, waiting } = heldStore()
+    const dropped: string[] = []
+    const router = makeRouter(store, {
+      maxHeldChanges: 1_000,
+      invalidate: (shape, reason) => {
+        dropped.push(`${shape.stored.handle}: ${reason}`)
+        shape.dropped = true
+        router.remove(shape)
+      },
+    })
+    const early = shapeOf(1, true)
+    const late = shapeOf(2, true)
+    router.add(early)
+    for (let tx = 0; tx < 3; tx++) await router.onTransaction(inserts(300, tx))
+    router.add(late)
+    expect(dropped).toEqual([])
+    // 900 held by the first shape; 300 more for each reach 1,500 > 1,000: the first goes.
+    await router.onTransaction(inserts(300, 3))
+    expect(dropped).toEqual(['h1: too many changes arrived while its snapshot waited for a slot'])
+    expect(early.held).toHaveLength(3)
+    // The second holds 300 (its part of the last transaction); once its snapshot starts, held
+    // changes no longer count and it keeps every transaction whatever the limit.
+    expect(late.held).toHaveLength(1)
+    late.visibility = { xmin32: 0, xmax32: 0, inProgress: new Set() } as unknown as ActiveShape['visibility']
+    router.snapshotStarted(late)
+    // A third waiting shape may hold up to the limit itself: 900, with nothing else counted.
+    router.add(shapeOf(3, true))
+    for (let tx = 4; tx < 7; tx++) await router.onTransaction(inserts(300, tx))
+    expect(dropped).toHaveLength(1)
+    for (const { finish } of waiting) finish()
+    await router.flushed()
+    const lateEntries = waiting.flatMap(({ batch }) => batch.appends).filter((append) => append.shapeId === 2)
+    expect(lateEntries.reduce((n, append) => n + append.entries.length, 0)).toBe(4 * 300)
   })
 })
