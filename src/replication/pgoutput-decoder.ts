@@ -12,8 +12,6 @@ import {
   type TupleValue,
 } from './pgoutput-messages.js'
 
-const decoder = new TextDecoder('utf-8', { fatal: false })
-
 class Reader {
   #pos = 0
   constructor(readonly buf: Buffer) {}
@@ -42,14 +40,15 @@ class Reader {
   }
   cstring(): string {
     const end = this.buf.indexOf(0, this.#pos)
-    const s = decoder.decode(this.buf.subarray(this.#pos, end))
+    const s = this.buf.toString('utf8', this.#pos, end)
     this.#pos = end + 1
     return s
   }
-  bytes(n: number): Buffer {
-    const b = this.buf.subarray(this.#pos, this.#pos + n)
+  /** `n` bytes of UTF-8 as text (invalid sequences become U+FFFD), without a Buffer view per value. */
+  text(n: number): string {
+    const s = this.buf.toString('utf8', this.#pos, this.#pos + n)
     this.#pos += n
-    return b
+    return s
   }
 }
 
@@ -121,7 +120,7 @@ function readTuple(r: Reader): Tuple {
   const values: TupleValue[] = new Array<TupleValue>(count)
   for (let i = 0; i < count; i++) {
     const kind = r.u8()
-    if (kind === 0x74 /* t */) values[i] = decoder.decode(r.bytes(r.u32()))
+    if (kind === 0x74 /* t */) values[i] = r.text(r.u32())
     else if (kind === 0x6e /* n */) values[i] = null
     else if (kind === 0x75 /* u */) values[i] = UNCHANGED_TOAST
     else throw new Error(`pgoutput: unexpected tuple value kind ${String.fromCharCode(kind)}`)
