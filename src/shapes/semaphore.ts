@@ -17,10 +17,29 @@ export class Semaphore {
     return this.#queue.length
   }
 
-  /** Resolves with the function that gives the permit back; call it exactly once. */
-  async acquire(): Promise<() => void> {
+  /**
+   * Resolves with the function that gives the permit back (call it exactly once), or with
+   * `undefined` when `signal` aborts first: the waiter then leaves the queue.
+   */
+  async acquire(signal?: AbortSignal): Promise<(() => void) | undefined> {
+    if (signal?.aborted) return undefined
     if (this.#free > 0) this.#free--
-    else await new Promise<void>((resolve) => this.#queue.push(resolve))
+    else {
+      const granted = await new Promise<boolean>((resolve) => {
+        const grant = () => {
+          signal?.removeEventListener('abort', leave)
+          resolve(true)
+        }
+        const leave = () => {
+          const at = this.#queue.indexOf(grant)
+          if (at >= 0) this.#queue.splice(at, 1)
+          resolve(false)
+        }
+        this.#queue.push(grant)
+        signal?.addEventListener('abort', leave, { once: true })
+      })
+      if (!granted) return undefined
+    }
     let released = false
     return () => {
       if (released) return

@@ -43,6 +43,8 @@ export class ShapeManager {
   /** Shapes in order of last use, least recent first (a Map keeps insertion order). */
   readonly #recent = new Map<ActiveShape, true>()
   readonly #snapshots: Semaphore
+  /** Shapes whose snapshot waits for a slot, to take out of the queue when dropped. */
+  readonly #queued = new Map<ActiveShape, AbortController>()
   /** Snapshots in progress, so stopping can wait for them to let go of storage. */
   readonly #running = new Set<Promise<void>>()
   #stopping = false
@@ -134,6 +136,7 @@ export class ShapeManager {
   async drop(shape: ActiveShape, reason: string): Promise<void> {
     if (shape.dropped) return
     shape.dropped = true
+    this.#queued.get(shape)?.abort()
     this.#options.log.info({ handle: shape.stored.handle, reason, shapes: this.size - 1 }, 'dropping shape')
     this.#router?.remove(shape)
     this.#recent.delete(shape)
@@ -149,6 +152,7 @@ export class ShapeManager {
    */
   async stop(): Promise<void> {
     this.#stopping = true
+    for (const leave of this.#queued.values()) leave.abort()
     await Promise.allSettled([...this.#running])
   }
 
@@ -213,7 +217,11 @@ export class ShapeManager {
   async #runSnapshot(shape: ActiveShape, router: ShapeRouter): Promise<void> {
     const { pool, store, notifier, log } = this.#options
     const id = shape.stored.id
-    const release = await this.#snapshots.acquire()
+    // A shape dropped while it waits leaves the queue at once (its clients' refetch queues anew).
+    const leave = new AbortController()
+    this.#queued.set(shape, leave)
+    const release = await this.#snapshots.acquire(leave.signal).finally(() => this.#queued.delete(shape))
+    if (!release) return
     const started = Date.now()
     try {
       if (shape.dropped || this.#stopping) return

@@ -117,6 +117,8 @@ export class ShapeRouter implements ReplicationSink {
     this.#index.remove(shape)
     this.#shapes.delete(shape)
     this.#release(shape)
+    // A dropped shape may wait a long time for its snapshot slot: its held changes go now.
+    shape.held.length = 0
   }
 
   /** Ends every shape whose table this Relation message shows changed (rename, columns, types). */
@@ -137,8 +139,9 @@ export class ShapeRouter implements ReplicationSink {
   /** The snapshot's visibility is known: release the transactions held back for it. */
   snapshotStarted(shape: ActiveShape): void {
     shape.phase = MERGE_PHASE.filtering
-    this.#release(shape)
     const held = shape.held.splice(0)
+    // The open transaction's part, if any, stays counted until its commit hands it on.
+    this.#unhold(shape, held.reduce((n, tx) => n + tx.changes.length, 0))
     for (const tx of held) {
       const append = this.#appendFor(shape, tx)
       if (append) this.#commit({ durableLsn: 0n as Lsn, appends: [append] }, [shape.stored.id])
@@ -277,7 +280,8 @@ export class ShapeRouter implements ReplicationSink {
     let largest: ActiveShape | undefined
     let most = 0
     for (const [candidate, count] of this.#heldChanges) {
-      if (count > most) [largest, most] = [candidate, count]
+      // Only a shape still waiting can be dropped to make room; a started snapshot's open part ends at its commit.
+      if (count > most && candidate.phase === MERGE_PHASE.awaitingSnapshot) [largest, most] = [candidate, count]
     }
     if (!largest) return
     this.#release(largest)
@@ -289,7 +293,7 @@ export class ShapeRouter implements ReplicationSink {
     this.#options.invalidate(largest, 'too many changes arrived while its snapshot waited for a slot')
   }
 
-  /** Changes of a transaction that will be sent again, no longer held. */
+  /** Changes no longer held: handed on, or of a transaction that will be sent again. */
   #unhold(shape: ActiveShape, changes: number): void {
     const count = this.#heldChanges.get(shape)
     if (count === undefined) return

@@ -54,12 +54,15 @@ function makeRouter(store: ShapeLogStore, options: { maxHeldChanges?: number; in
 }
 
 /** A shape on the whole table; `waiting`: its snapshot has not started (its transactions are held). */
-function shapeOf(id: number, waiting = false): ActiveShape {
-  const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full' }
+function shapeOf(id: number, waiting = false, table = TABLE): ActiveShape {
+  const definition: ShapeDefinition = { table: table.table, replica: 'default', log: 'full' }
   const stored = { id, handle: `h${id}`, definition, definitionKey: definitionKey(definition), status: 'ready', createdAtMs: 0 } as unknown as StoredShape
   const phase = waiting ? MERGE_PHASE.awaitingSnapshot : MERGE_PHASE.appendAll
-  return { stored, table: TABLE, where: undefined, phase, visibility: undefined, held: [], snapshotComplete: !waiting, dropped: false }
+  return { stored, table, where: undefined, phase, visibility: undefined, held: [], snapshotComplete: !waiting, dropped: false }
 }
+
+/** What `snapshotStarted` needs: a snapshot that sees none of the test's transactions. */
+const SEES_NOTHING = { xmin32: 0, xmax32: 0, inProgress: new Set() } as unknown as ActiveShape['visibility']
 
 function routerWithOneShape(store: ShapeLogStore): ShapeRouter {
   const router = makeRouter(store)
@@ -67,11 +70,14 @@ function routerWithOneShape(store: ShapeLogStore): ShapeRouter {
   return router
 }
 
-const inserts = (n: number, tx: number): Transaction => ({
+const OTHER: TableInfo = { ...TABLE, oid: 2, table: { schema: 'public', name: 'other' } }
+const OTHER_RELATION: Relation = { ...RELATION, oid: 2, name: 'other' }
+
+const inserts = (n: number, tx: number, relation = RELATION): Transaction => ({
   xid: 100 + tx,
   commitLsn: lsn(BigInt(1_000 * (tx + 1))),
   endLsn: lsn(BigInt(1_000 * (tx + 1) + 1)),
-  changes: Array.from({ length: n }, (_, i) => ({ kind: 'insert' as const, relation: RELATION, record: [String(tx * n + i)] })),
+  changes: Array.from({ length: n }, (_, i) => ({ kind: 'insert' as const, relation, record: [String(tx * n + i)] })),
 })
 
 describe('router memory bounds', () => {
@@ -128,11 +134,12 @@ describe('router memory bounds', () => {
     // 900 held by the first shape; 300 more for each reach 1,500 > 1,000: the first goes.
     await router.onTransaction(inserts(300, 3))
     expect(dropped).toEqual(['h1: too many changes arrived while its snapshot waited for a slot'])
-    expect(early.held).toHaveLength(3)
+    // Its held changes go at once, though its snapshot task may wait for a slot a while yet.
+    expect(early.held).toHaveLength(0)
     // The second holds 300 (its part of the last transaction); once its snapshot starts, held
     // changes no longer count and it keeps every transaction whatever the limit.
     expect(late.held).toHaveLength(1)
-    late.visibility = { xmin32: 0, xmax32: 0, inProgress: new Set() } as unknown as ActiveShape['visibility']
+    late.visibility = SEES_NOTHING
     router.snapshotStarted(late)
     // A third waiting shape may hold up to the limit itself: 900, with nothing else counted.
     router.add(shapeOf(3, true))
@@ -142,5 +149,34 @@ describe('router memory bounds', () => {
     await router.flushed()
     const lateEntries = waiting.flatMap(({ batch }) => batch.appends).filter((append) => append.shapeId === 2)
     expect(lateEntries.reduce((n, append) => n + append.entries.length, 0)).toBe(4 * 300)
+  })
+
+  it('never drops a shape whose snapshot has started; its open transaction stays counted until its commit', async () => {
+    const { store, waiting } = heldStore()
+    const dropped: string[] = []
+    const router = makeRouter(store, {
+      maxHeldChanges: 1_000,
+      invalidate: (shape) => {
+        dropped.push(`${shape.stored.handle} ${shape.phase}`)
+        shape.dropped = true
+        router.remove(shape)
+      },
+    })
+    const started = shapeOf(1, true)
+    const other = shapeOf(2, true, OTHER)
+    router.add(other)
+    await router.onTransaction(inserts(450, 0, OTHER_RELATION))
+    router.add(started)
+    const tx = inserts(1_100, 1)
+    router.onBegin(tx)
+    await router.onChanges(tx.changes.slice(0, 500))
+    started.visibility = SEES_NOTHING
+    router.snapshotStarted(started)
+    // 450 + 500 + 51 passes the limit: the shape still waiting goes, not the one whose snapshot runs.
+    await router.onChanges(tx.changes.slice(500))
+    expect(dropped).toEqual([`h2 ${MERGE_PHASE.awaitingSnapshot}`])
+    await router.onCommit(tx)
+    for (const { finish } of waiting) finish()
+    await router.flushed()
   })
 })

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest'
+import { Semaphore } from '../../src/shapes/semaphore.js'
+
+describe('Semaphore', () => {
+  it('lets a waiter leave the queue when its signal aborts, and gives the permit to the next', async () => {
+    const semaphore = new Semaphore(1)
+    const first = await semaphore.acquire()
+    const leaving = new AbortController()
+    const left = semaphore.acquire(leaving.signal)
+    const next = semaphore.acquire()
+    expect(semaphore.waiting).toBe(2)
+    leaving.abort()
+    expect(await left).toBeUndefined()
+    expect(semaphore.waiting).toBe(1)
+    first!()
+    const second = await next
+    expect(second).toBeTypeOf('function')
+    // An abort after the permit was granted changes nothing.
+    expect(semaphore.free).toBe(0)
+    second!()
+    expect(semaphore.free).toBe(1)
+    expect(await semaphore.acquire(AbortSignal.abort())).toBeUndefined()
+    expect(semaphore.free).toBe(1)
+  })
+})
