@@ -106,11 +106,17 @@ export class Follower {
     if (operation === 'insert') this.rows.set(key, { ...message.value })
     else if (operation === 'update') {
       const existing = this.rows.get(key)
-      if (!existing && !this.options.partial) throw new Error(`update of a row the client does not have: ${key}`)
+      if (!existing && !this.options.partial) throw new Error(`update of a row the client does not have: ${key} (${this.#where(message)})`)
       this.rows.set(key, { ...existing, ...message.value })
     } else if (operation === 'delete') {
-      if (!this.rows.delete(key) && !this.options.partial) throw new Error(`delete of a row the client does not have: ${key}`)
+      if (!this.rows.delete(key) && !this.options.partial) throw new Error(`delete of a row the client does not have: ${key} (${this.#where(message)})`)
     }
+  }
+
+  /** Where a change that cannot apply stands, for the failure message. */
+  #where(message: WireMessage): string {
+    const { lsn, txids } = message.headers
+    return `lsn ${String(lsn)}, txid ${JSON.stringify(txids)}, handle ${this.handle}, offset ${this.offset}, snapshot ${JSON.stringify(this.snapshotEnd)}, ${this.changeIds.length} changes applied`
   }
 
   /** Rows sorted by key, for comparison with a query result. */
