@@ -7,7 +7,8 @@ describe('Semaphore', () => {
     const first = await semaphore.acquire()
     const leaving = new AbortController()
     const left = semaphore.acquire(leaving.signal)
-    const next = semaphore.acquire()
+    const stillWaiting = new AbortController()
+    const next = semaphore.acquire(stillWaiting.signal)
     expect(semaphore.waiting).toBe(2)
     leaving.abort()
     expect(await left).toBeUndefined()
@@ -15,8 +16,10 @@ describe('Semaphore', () => {
     first!()
     const second = await next
     expect(second).toBeTypeOf('function')
-    // An abort after the permit was granted changes nothing.
+    // An abort after the permit was granted changes nothing: the permit stays held.
+    stillWaiting.abort()
     expect(semaphore.free).toBe(0)
+    expect(semaphore.waiting).toBe(0)
     second!()
     expect(semaphore.free).toBe(1)
     expect(await semaphore.acquire(AbortSignal.abort())).toBeUndefined()
