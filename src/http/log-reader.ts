@@ -9,6 +9,7 @@ import { BEFORE_ALL, compareOffsets, SNAPSHOT_END, type Offset } from '../protoc
 import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
+import { processedLsn } from './last-seen-lsn.js'
 
 export interface LogSlice {
   /** Stored entries in order, as parts that join with commas (`ShapeLogStore.readJoinable`). */
@@ -18,6 +19,8 @@ export interface LogSlice {
   /** True when `end` is a closed chunk boundary (the response never changes). */
   readonly complete: boolean
   readonly upToDate: boolean
+  /** The server-wide LSN processed, read in the same step as the head (`last-seen-lsn.ts`). */
+  readonly processed: bigint
 }
 
 export interface LogReaderDeps {
@@ -39,10 +42,11 @@ export async function readLog(
   const deadline = Date.now() + wait.timeoutMs
   for (;;) {
     if (shape.dropped) throw new MustRefetchError(undefined, 'shape was dropped')
+    const processed = processedLsn(store.committedLsn)
     const head = store.head(id)
     const chunkEnd = store.chunkEndAfter(id, after)
     if (chunkEnd) {
-      return { parts: store.readJoinable(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate: false }
+      return { parts: store.readJoinable(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate: false, processed }
     }
     if (!shape.snapshotComplete) {
       // Inside a snapshot that is still being written: wait for its next chunk.
@@ -51,11 +55,11 @@ export async function readLog(
       continue
     }
     if (head && compareOffsets(head, after) > 0 && compareOffsets(after, BEFORE_ALL) !== 0) {
-      return { parts: store.readJoinable(id, after, head), end: head, complete: false, upToDate: true }
+      return { parts: store.readJoinable(id, after, head), end: head, complete: false, upToDate: true, processed }
     }
     const remaining = deadline - Date.now()
     if (!wait.live || remaining <= 0 || wait.signal?.aborted) {
-      return { parts: [], end: after, complete: false, upToDate: true }
+      return { parts: [], end: after, complete: false, upToDate: true, processed }
     }
     await notifier.wait(id, remaining, wait.signal)
   }
@@ -67,19 +71,7 @@ export function headOf(store: ShapeLogStore, shape: ActiveShape): Offset {
   return head && compareOffsets(head, SNAPSHOT_END) > 0 ? head : SNAPSHOT_END
 }
 
-/**
- * The up-to-date control. The SSE client resumes from `<global_last_seen_lsn>_0`, which must be
- * at or after `end` (nothing is sent twice) and before every entry past `end` (nothing is
- * skipped). The smallest such LSN: `end.tx` when `end` is `<tx>_0`, else `end.tx + 1` — commit
- * LSNs of later transactions are far more than one byte apart. Taking `end.tx` for `<tx>_0`
- * keeps an idle SSE client that reconnects every minute from creeping forward one LSN each time.
- */
-export function upToDateMessage(end: Offset): Buffer {
-  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.upToDate, global_last_seen_lsn: String(resumeLsn(end)) } }))
-}
-
-/** The LSN of `upToDateMessage` (exported for tests). */
-export function resumeLsn(end: Offset): bigint {
-  if (end.tx <= 0n) return 1n
-  return end.op === 0 ? end.tx : end.tx + 1n
+/** The up-to-date control carrying `global_last_seen_lsn` (`last-seen-lsn.ts` says which). */
+export function upToDateMessage(lastSeen: bigint): Buffer {
+  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.upToDate, global_last_seen_lsn: String(lastSeen) } }))
 }

@@ -13,6 +13,7 @@ import type { ServerResponse } from 'node:http'
 import { compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
+import { resumeLsn } from './last-seen-lsn.js'
 import { upToDateMessage } from './log-reader.js'
 import { encodeEvents, formatEventId, KEEP_ALIVE } from './sse-events.js'
 
@@ -132,12 +133,12 @@ export class SseConnection {
     const head = store.head(id)
     if (head && compareOffsets(head, after) > 0) {
       const entries = store.read(id, after, head)
-      entries.push(upToDateMessage(head))
+      entries.push(upToDateMessage(resumeLsn(head)))
       return { bytes: encodeEvents(entries, formatEventId(handle, head)), end: head, upToDate: true }
     }
     // At the head already: one up-to-date, so the client knows it is live.
     if (!this.#sentUpToDate) {
-      return { bytes: encodeEvents([upToDateMessage(after)], formatEventId(handle, after)), end: after, upToDate: true }
+      return { bytes: encodeEvents([upToDateMessage(resumeLsn(after))], formatEventId(handle, after)), end: after, upToDate: true }
     }
     return undefined
   }

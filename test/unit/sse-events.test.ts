@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { resumeLsn } from '../../src/http/log-reader.js'
 import { encodeEvents, formatEventId, parseEventId, retryField, sseCacheControl } from '../../src/http/sse-events.js'
 import type { ShapeHandle } from '../../src/shapes/shape-handle.js'
 
@@ -32,20 +31,5 @@ describe('SSE event text', () => {
   it('gives SSE responses max-age = timeout − 1 s, never negative', () => {
     expect(sseCacheControl(60_000)).toBe('public, max-age=59')
     expect(sseCacheControl(500)).toBe('public, max-age=0')
-  })
-})
-
-describe('global_last_seen_lsn of an up-to-date', () => {
-  it('is the smallest LSN whose <lsn>_0 is not before the end', () => {
-    expect(resumeLsn({ tx: 0n, op: 0xffff_ffff })).toBe(1n)
-    expect(resumeLsn({ tx: 26848344n, op: 3 })).toBe(26848345n)
-    expect(resumeLsn({ tx: 26848344n, op: 0 })).toBe(26848344n)
-  })
-
-  it('does not creep forward when a client resumes from it again and again', () => {
-    let end = { tx: 26848344n, op: 2 }
-    const first = resumeLsn(end)
-    for (let i = 0; i < 100; i++) end = { tx: resumeLsn(end), op: 0 }
-    expect(end.tx).toBe(first)
   })
 })
