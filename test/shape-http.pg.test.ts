@@ -250,6 +250,17 @@ describe('errors', () => {
     expect(response.headers.get('cache-control')).toBe('public, max-age=60, must-revalidate')
   })
 
+  it('answers a malformed handle like an unknown one, as Electric: 409 must-refetch with the current handle', async () => {
+    const current = (await fetch(url('table=live_items&offset=-1'))).headers.get('electric-handle')
+    for (const query of ['offset=0_inf&handle=not-a-handle', 'offset=0_inf&handle=not-a-handle&live=true', 'offset=5_0&handle=%22%3E&live=true&live_sse=true']) {
+      const response = await fetch(url(`table=live_items&${query}`))
+      expect(response.status, query).toBe(409)
+      expect(response.headers.get('electric-handle')).toBe(current)
+      expect(response.headers.get('cache-control')).toBe('public, max-age=60, must-revalidate')
+      expect(await response.json()).toEqual([{ headers: { control: 'must-refetch' } }])
+    }
+  })
+
   it('allows CORS reads of every electric header', async () => {
     const response = await fetch(url('table=live_items&offset=-1'), { headers: { origin: 'https://app.example' } })
     expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example')

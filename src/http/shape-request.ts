@@ -11,11 +11,17 @@ import { parseColumnList } from '../shapes/column-list.js'
 import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 import { canonicalizeWhere } from '../shapes/where/compile-where.js'
 
+/**
+ * A `handle` this server cannot have issued (malformed). Electric takes any text as a handle and
+ * answers one it does not know with 409 must-refetch and the current handle; so does Sluice.
+ */
+export const FOREIGN_HANDLE = Symbol('foreign handle')
+
 export interface ShapeRequest {
   readonly definition: ShapeDefinition
   /** `now` asks for no history: an up-to-date at the head. */
   readonly offset: Offset | typeof OFFSET_NOW
-  readonly handle: ShapeHandle | undefined
+  readonly handle: ShapeHandle | typeof FOREIGN_HANDLE | undefined
   readonly live: boolean
   /** Live over Server-Sent Events (`live_sse` or `experimental_live_sse`); implies `live`. */
   readonly liveSse: boolean
@@ -51,13 +57,12 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   const fromStart = offset === OFFSET_NOW || (offset !== undefined && compareOffsets(offset, BEFORE_ALL) === 0)
 
   const handleText = query(PARAMS.handle)
-  let handle: ShapeHandle | undefined
+  let handle: ShapeHandle | typeof FOREIGN_HANDLE | undefined
   if (!fromStart) {
     if (handleText === undefined || handleText === '') {
       if (offset !== undefined) fail(PARAMS.handle, 'is required unless offset is -1 or now')
     } else {
-      handle = parseShapeHandle(handleText)
-      if (!handle) fail(PARAMS.handle, 'is not a shape handle')
+      handle = parseShapeHandle(handleText) ?? FOREIGN_HANDLE
     }
   }
 

@@ -17,7 +17,7 @@ import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
 import { lastSeenLsn, processedLsn, resumeLsn } from './last-seen-lsn.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
-import type { ShapeRequest } from './shape-request.js'
+import { FOREIGN_HANDLE, type ShapeRequest } from './shape-request.js'
 import type { SseOptions } from './sse-hub.js'
 import type { TableCatalog } from './table-catalog.js'
 
@@ -125,7 +125,7 @@ function schemaHeaderOf(shape: ActiveShape): string {
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
   const { manager } = deps
   if (request.handle !== undefined) {
-    const shape = await stillCurrent(deps, manager.byHandle(request.handle))
+    const shape = request.handle === FOREIGN_HANDLE ? undefined : await stillCurrent(deps, manager.byHandle(request.handle))
     if (shape && definitionKey(shape.stored.definition) === definitionKey(request.definition)) return shape
     const table = await deps.tables.get(request.definition.table)
     requireReplication(deps)
