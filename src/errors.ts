@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   methodNotAllowed: 'method_not_allowed',
   mustRefetch: 'must_refetch',
   unavailable: 'unavailable',
+  overloaded: 'overloaded',
   startupCheckFailed: 'startup_check_failed',
   invalidConfig: 'invalid_config',
 } as const
@@ -51,6 +52,16 @@ export class UnavailableError extends SluiceError {
   constructor(message: string, retryAfterSeconds = 5) {
     super(ERROR_CODES.unavailable, message)
     this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/**
+ * 503: too much load right now (SLUICE_MAX_LIVE_CONNECTIONS, the snapshot queue). Its
+ * `retry-after` is jittered, as Electric's, so refused clients do not all come back at once.
+ */
+export class OverloadedError extends SluiceError {
+  constructor(message: string) {
+    super(ERROR_CODES.overloaded, message)
   }
 }
 

@@ -150,6 +150,7 @@ async function restartWithChecks(follower: Follower): Promise<void> {
     const fresh = await fetch(`${shapeUrl()}?table=items&offset=-1&replica=full`)
     expect(fresh.status, await fresh.clone().text()).toBe(503)
     expect(Number(fresh.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(fresh.headers.get('surrogate-control')).toBe('no-store')
     // A client of an existing shape keeps reading what storage holds.
     expect(await follower.step()).toBe(200)
   } finally {

@@ -234,12 +234,15 @@ describe('errors', () => {
       const response = await fetch(url(query))
       expect(response.status, query).toBe(status)
       expect(response.headers.get('cache-control')).toBe('no-store')
+      expect(response.headers.get('surrogate-control')).toBe('no-store')
       const body = (await response.json()) as { message: string; errors: Record<string, string[]> }
       expect(body.message).toBe('Invalid request')
       expect(Object.keys(body.errors), query).toContain(param)
     }
     const missing = await fetch(`${sluice.server.url}/nope`)
     expect(missing.status).toBe(404)
+    expect(missing.headers.get('cache-control')).toBe('no-store')
+    expect(missing.headers.get('surrogate-control')).toBe('no-store')
     expect(await missing.json()).toEqual({ message: expect.any(String) })
   })
 

@@ -17,6 +17,7 @@ import { requireAllowedTable } from './allow-list.js'
 import type { LiveSlots } from './live-slots.js'
 import type { ChunkResponses } from './chunk-responses.js'
 import { commonHeaders } from './common-headers.js'
+import { UNCACHEABLE } from './cache-headers.js'
 import { errorResponse } from './error-response.js'
 import { serveShape, type ShapeRouteDeps } from './shape-route.js'
 import { nodeRequestUrl, nodeResponse, responseAlreadySent } from './node-response.js'
@@ -121,7 +122,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         if (shape) requireAllowedTable(deps.allowedTables, shape.stored.definition.table)
         if (!shape) throw new SluiceError(ERROR_CODES.notFound, 'No such shape.')
         await deps.manager.drop(shape, 'deleted through the API')
-        c.header(HEADERS.cacheControl, 'no-store')
+        uncacheable(c)
         return c.body(null, 202)
       }),
     )
@@ -129,7 +130,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.get('/metrics', async (c) => {
     c.header('content-type', deps.metrics.registry.contentType)
-    c.header(HEADERS.cacheControl, 'no-store')
+    uncacheable(c)
     return c.body(await deps.metrics.registry.metrics())
   })
 
@@ -140,7 +141,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.get('/v1/health', (c) => {
     const status = deps.health()
-    c.header(HEADERS.cacheControl, 'no-store')
+    uncacheable(c)
     if (status === HEALTH.waiting) {
       c.header(HEADERS.retryAfter, String(HEALTH_RETRY_AFTER_SECONDS))
       return c.json({ status }, 503)
@@ -151,7 +152,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   if (deps.demo) app.route('/', demoRoutes(deps.demo, (c) => authorize(c, deps.secret)))
 
   app.notFound((c) => {
-    c.header(HEADERS.cacheControl, 'no-store')
+    uncacheable(c)
     return c.json({ message: `Not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404)
   })
 
@@ -171,6 +172,10 @@ function send(c: Context, error: unknown, log: Logger): Response {
   const response = errorResponse(error, log)
   for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
   return c.body(response.body, response.status as 400)
+}
+
+function uncacheable(c: Context): void {
+  for (const [name, value] of Object.entries(UNCACHEABLE)) c.header(name, value)
 }
 
 function findShapeToDelete(c: Context, deps: AppDeps) {

@@ -1,4 +1,6 @@
 /** Cache-Control values of PROTOCOL.md's caching table, as pure functions. */
+import { HEADERS } from '../protocol/constants.js'
+
 export interface CachePolicy {
   readonly maxAgeSeconds: number
   readonly staleAgeSeconds: number
@@ -13,4 +15,10 @@ export const CACHE_CONTROL = {
 
 export function nonLiveCacheControl(policy: CachePolicy): string {
   return `public, max-age=${policy.maxAgeSeconds}, stale-while-revalidate=${policy.staleAgeSeconds}`
+}
+
+/** Errors, overload and other answers no cache may keep: neither browsers nor CDNs (as Electric). */
+export const UNCACHEABLE: Readonly<Record<string, string>> = {
+  [HEADERS.cacheControl]: CACHE_CONTROL.noStore,
+  [HEADERS.surrogateControl]: CACHE_CONTROL.noStore,
 }

@@ -4,11 +4,12 @@
  * `SluiceError` is our fault: logged with its stack, answered 503 with
  * a generic message, never a stack trace.
  */
-import { ERROR_CODES, InvalidRequestError, MustRefetchError, SluiceError, UnavailableError, type ErrorCode } from '../errors.js'
+import { randomInt } from 'node:crypto'
+import { ERROR_CODES, InvalidRequestError, MustRefetchError, OverloadedError, SluiceError, UnavailableError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { isConnectionError } from '../pg/connection-errors.js'
 import { CONTROL, HEADERS } from '../protocol/constants.js'
-import { CACHE_CONTROL } from './cache-headers.js'
+import { CACHE_CONTROL, UNCACHEABLE } from './cache-headers.js'
 
 export interface ErrorResponse {
   readonly status: number
@@ -23,23 +24,32 @@ const STATUS: Record<ErrorCode, number> = {
   [ERROR_CODES.methodNotAllowed]: 405,
   [ERROR_CODES.mustRefetch]: 409,
   [ERROR_CODES.unavailable]: 503,
+  [ERROR_CODES.overloaded]: 503,
   [ERROR_CODES.startupCheckFailed]: 503,
   [ERROR_CODES.invalidConfig]: 503,
 }
 
 const RETRY_AFTER_SECONDS = 5
 
+/** Electric's overload answer: 5 s plus 1–5 s of jitter. */
+function overloadRetryAfterSeconds(): number {
+  return RETRY_AFTER_SECONDS + randomInt(1, 6)
+}
+
 export function errorResponse(error: unknown, log: Logger): ErrorResponse {
   if (error instanceof MustRefetchError) {
-    const headers: Record<string, string> = { [HEADERS.cacheControl]: CACHE_CONTROL.noStore, 'content-type': 'application/json' }
-    if (error.handle) {
-      headers[HEADERS.handle] = error.handle
-      headers[HEADERS.cacheControl] = CACHE_CONTROL.mustRefetch
-    }
+    // With a handle it is a redirect that a CDN may share for a minute (as Electric); without, an error.
+    const headers: Record<string, string> = error.handle
+      ? { [HEADERS.cacheControl]: CACHE_CONTROL.mustRefetch, [HEADERS.handle]: error.handle }
+      : { ...UNCACHEABLE }
+    headers['content-type'] = 'application/json'
     return { status: 409, headers, body: JSON.stringify([{ headers: { control: CONTROL.mustRefetch } }]) }
   }
   if (error instanceof InvalidRequestError) {
     return json(400, { message: 'Invalid request', errors: error.errors })
+  }
+  if (error instanceof OverloadedError) {
+    return json(503, { message: error.message }, { [HEADERS.retryAfter]: String(overloadRetryAfterSeconds()) })
   }
   if (error instanceof UnavailableError) {
     return json(503, { message: error.message }, { [HEADERS.retryAfter]: String(error.retryAfterSeconds) })
@@ -68,7 +78,7 @@ export function errorResponse(error: unknown, log: Logger): ErrorResponse {
 function json(status: number, body: unknown, headers: Record<string, string> = {}): ErrorResponse {
   return {
     status,
-    headers: { [HEADERS.cacheControl]: CACHE_CONTROL.noStore, 'content-type': 'application/json', ...headers },
+    headers: { ...UNCACHEABLE, 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
   }
 }

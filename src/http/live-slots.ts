@@ -2,7 +2,7 @@
  * Bounds the number of open live requests (long-poll and SSE): each holds a socket and a
  * waiter, so past the bound new ones get 503 with `retry-after` instead of exhausting the process.
  */
-import { UnavailableError } from '../errors.js'
+import { OverloadedError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 
 export class LiveSlots {
@@ -22,7 +22,7 @@ export class LiveSlots {
   /** Takes a slot; call the returned function exactly once when the request ends. */
   acquire(): () => void {
     if (this.#open >= this.#max) {
-      throw new UnavailableError(`Too many live connections (SLUICE_MAX_LIVE_CONNECTIONS=${this.#max}); retry shortly.`, 2)
+      throw new OverloadedError(`Too many live connections (SLUICE_MAX_LIVE_CONNECTIONS=${this.#max}); retry shortly.`)
     }
     this.#open++
     this.#metrics?.liveConnections.inc()

@@ -12,6 +12,8 @@ export const HEADERS = {
   etag: 'etag',
   ifNoneMatch: 'if-none-match',
   cacheControl: 'cache-control',
+  /** What CDNs (Fastly, Akamai) obey instead of `cache-control`; Electric sends `no-store` on errors. */
+  surrogateControl: 'surrogate-control',
   retryAfter: 'retry-after',
   location: 'location',
   lastEventId: 'last-event-id',

@@ -4,7 +4,7 @@
  * that order, DESIGN step 1), reloads them at start, and drops them.
  */
 import type pg from 'pg'
-import { MustRefetchError, UnavailableError } from '../errors.js'
+import { MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
 import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
@@ -119,10 +119,7 @@ export class ShapeManager {
     let creating = this.#creating.get(key)
     if (!creating) {
       if (this.#snapshots.free === 0 && this.#snapshots.waiting >= this.#options.snapshotQueueLength) {
-        throw new UnavailableError(
-          `Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`,
-          5,
-        )
+        throw new OverloadedError(`Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`)
       }
       // Columns and where are checked against the table first: a 400 leaves nothing behind.
       const bound = bindShape(definition, table)

@@ -5,6 +5,7 @@ import {
   ERROR_CODES,
   InvalidRequestError,
   MustRefetchError,
+  OverloadedError,
   SluiceError,
   StartupCheckError,
   UnavailableError,
@@ -21,7 +22,7 @@ describe('errorResponse', () => {
     )
     expect(response).toEqual({
       status: 400,
-      headers: { 'cache-control': 'no-store', 'content-type': 'application/json' },
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json' },
       body: '{"message":"Invalid request","errors":{"offset":["is required"],"table":["is required","second reason"]}}',
     })
   })
@@ -38,6 +39,7 @@ describe('errorResponse', () => {
     expect(response.status).toBe(409)
     expect(response.headers['electric-handle']).toBe('3f2a9c1b-1732623456789000')
     expect(response.headers['cache-control']).toBe('public, max-age=60, must-revalidate')
+    expect(response.headers).not.toHaveProperty('surrogate-control')
     expect(response.body).toBe('[{"headers":{"control":"must-refetch"}}]')
   })
 
@@ -46,16 +48,30 @@ describe('errorResponse', () => {
     expect(response.status).toBe(409)
     expect(response.headers).not.toHaveProperty('electric-handle')
     expect(response.headers['cache-control']).toBe('no-store')
+    expect(response.headers['surrogate-control']).toBe('no-store')
     expect(response.body).toBe('[{"headers":{"control":"must-refetch"}}]')
   })
 
   it('answers 503 with retry-after for an unavailable database', () => {
     expect(errorResponse(new UnavailableError('database unreachable', 12), log)).toEqual({
       status: 503,
-      headers: { 'cache-control': 'no-store', 'content-type': 'application/json', 'retry-after': '12' },
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json', 'retry-after': '12' },
       body: '{"message":"database unreachable"}',
     })
     expect(errorResponse(new UnavailableError('starting'), log).headers['retry-after']).toBe('5')
+  })
+
+  it('answers overload with 503, no-store for browsers and CDNs, and Electric\'s jittered retry-after of 6–10 s', () => {
+    const seen = new Set<string>()
+    for (let i = 0; i < 200; i++) {
+      const response = errorResponse(new OverloadedError('Too many live connections'), log)
+      expect(response.status).toBe(503)
+      expect(response.headers['cache-control']).toBe('no-store')
+      expect(response.headers['surrogate-control']).toBe('no-store')
+      expect(JSON.parse(response.body)).toEqual({ message: 'Too many live connections' })
+      seen.add(response.headers['retry-after']!)
+    }
+    expect([...seen].map(Number).sort((a, b) => a - b)).toEqual([6, 7, 8, 9, 10])
   })
 
   it.each([
@@ -66,7 +82,7 @@ describe('errorResponse', () => {
     const response = errorResponse(new SluiceError(code, 'what to do about it'), log)
     expect(response).toEqual({
       status,
-      headers: { 'cache-control': 'no-store', 'content-type': 'application/json' },
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json' },
       body: '{"message":"what to do about it"}',
     })
   })
@@ -90,7 +106,7 @@ describe('errorResponse', () => {
     const response = errorResponse(thrown, log)
     expect(response).toEqual({
       status: 503,
-      headers: { 'cache-control': 'no-store', 'content-type': 'application/json', 'retry-after': '5' },
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json', 'retry-after': '5' },
       body: '{"message":"Sluice could not serve this request right now; retry shortly."}',
     })
     expect(response.body).not.toContain('at ')
