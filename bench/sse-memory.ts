@@ -4,10 +4,11 @@
  *
  * Each server runs in its own child process (`--expose-gc`), so the 10,000 client sockets of
  * this process never count. A child reports its RSS after `gc()` with no connection, then again
- * with every connection open and idle (each has had its first event); the difference divided by
+ * with every connection open and idle (each has had its response headers); the difference divided by
  * the number of connections is the cost of one. Sluice's connections are what
- * `@electric-sql/client` opens at the head (`handle`, `offset`, `live=true&live_sse=true`); the
- * raw server answers the same headers-and-one-event and then holds the socket, with one shared
+ * `@electric-sql/client` opens at the head (`handle`, `offset`, `live=true&live_sse=true`), which
+ * Sluice, as Electric, answers with headers and no event until a change; the raw server answers
+ * headers and one event and then holds the socket, with one shared
  * keep-alive timer — the least a Node SSE server can do.
  *
  * Run alone: `node --import tsx bench/sse-memory.ts` (BENCH_SSE_CONNECTIONS to change 10,000).
@@ -139,7 +140,7 @@ function openOne(port: number, path: string): Promise<net.Socket> {
     const onData = (chunk: Buffer) => {
       seen += chunk.toString('latin1')
       if (!seen.startsWith('HTTP/1.1 200')) return reject(new Error(`unexpected answer: ${seen.slice(0, 200)}`))
-      if (seen.includes('\ndata: ')) {
+      if (seen.includes('\r\n\r\n')) {
         socket.off('data', onData)
         socket.on('data', () => {}) // keep reading keep-alives
         resolve(socket)

@@ -190,3 +190,40 @@ describe('SSE for a plain EventSource', () => {
     expect(response.status).toBe(400)
   })
 })
+
+describe('SSE for @electric-sql/client', () => {
+  /** The head of `table` as a non-live client reaches it. */
+  async function head(table: string): Promise<{ handle: string; offset: string }> {
+    let response = await fetch(`${sluice.shapeUrl()}?table=${table}&offset=-1`)
+    const handle = response.headers.get('electric-handle')!
+    while (response.headers.get('electric-up-to-date') === null) {
+      response = await fetch(`${sluice.shapeUrl()}?table=${table}&handle=${handle}&offset=${response.headers.get('electric-offset')}`)
+    }
+    return { handle, offset: response.headers.get('electric-offset')! }
+  }
+
+  it('at the head sends nothing until a change, then Electric framing: data events only, no id: or retry:', async () => {
+    await sluice.db.pool.query(`CREATE TABLE quiet (id int PRIMARY KEY, title text)`)
+    await sluice.db.pool.query(`INSERT INTO quiet VALUES (1, 'a')`)
+    const { handle, offset } = await head('quiet')
+    // The query as the client (1.5) sends it: cursor and log always, both SSE flags.
+    const response = await fetch(
+      `${sluice.shapeUrl()}?cursor=&experimental_live_sse=true&handle=${handle}&live=true&live_sse=true&log=full&offset=${offset}&table=quiet`,
+    )
+    expect(response.status).toBe(200)
+    await sluice.db.pool.query(`INSERT INTO quiet VALUES (2, 'b')`)
+    const text = await readFor(response, 5_000, (t) => t.includes('"up-to-date"'))
+    expect(text).not.toMatch(/^(id|retry):/m)
+    const events = dataEvents(text)
+    expect(events.map((event) => event.data['headers']['operation'] ?? event.data['headers']['control'])).toEqual(['insert', 'up-to-date'])
+    expect(events[0]!.data['value']).toEqual({ id: '2', title: 'b' })
+  })
+
+  it('keeps id: and retry: for an EventSource given a handle and offset but no cursor', async () => {
+    const { handle, offset } = await head('quiet')
+    const response = await fetch(`${sluice.shapeUrl()}?table=quiet&handle=${handle}&offset=${offset}&live=true&live_sse=true`)
+    const text = await readFor(response, 2_000, (t) => t.includes('"up-to-date"'))
+    expect(text.startsWith('retry: 50\n\n')).toBe(true)
+    expect(dataEvents(text)).toEqual([{ id: `${handle}:${offset}`, data: { headers: { control: 'up-to-date', global_last_seen_lsn: expect.any(String) } } }])
+  })
+})

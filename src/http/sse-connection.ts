@@ -7,7 +7,7 @@
  *
  * A batch is either a complete chunk (PROTOCOL: Offsets) or the open tail up to the head plus an
  * up-to-date; both end at a transaction boundary (DESIGN: transactions are atomic in the log),
- * and the batch's last event carries `id: <handle>:<offset reached>`.
+ * and, for a page's EventSource, the batch's last event carries `id: <handle>:<offset reached>`.
  */
 import type { ServerResponse } from 'node:http'
 import { compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
@@ -15,7 +15,7 @@ import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { resumeLsn } from './last-seen-lsn.js'
 import { upToDateMessage } from './log-reader.js'
-import { encodeEvents, formatEventId, KEEP_ALIVE } from './sse-events.js'
+import { encodeEvents, formatEventId, KEEP_ALIVE, SSE_FRAMING, type SseFraming } from './sse-events.js'
 
 export const SSE_STATE = {
   /** At the head: waits for the hub to wake it. */
@@ -44,12 +44,18 @@ export class SseConnection {
   readonly #res: ServerResponse
   readonly #store: ShapeLogStore
   #after: Offset
+  readonly #framing: SseFraming
   #state: SseState = SSE_STATE.idle
-  #sentUpToDate = false
+  /** The client knows it is live: no up-to-date is owed at the head. */
+  #knowsLive: boolean
 
-  constructor(shape: ActiveShape, after: Offset, res: ServerResponse, store: ShapeLogStore, nowMs: number) {
+  constructor(shape: ActiveShape, after: Offset, framing: SseFraming, res: ServerResponse, store: ShapeLogStore, nowMs: number) {
     this.shape = shape
     this.#after = after
+    this.#framing = framing
+    // The client goes live over SSE from an up-to-date it already has; Electric then sends
+    // nothing until a change. A page's EventSource learns it is live from a first up-to-date.
+    this.#knowsLive = framing === SSE_FRAMING.electric
     this.#res = res
     this.#store = store
     this.openedAtMs = nowMs
@@ -75,7 +81,7 @@ export class SseConnection {
       const batch = this.#cached(cache)
       if (!batch) return
       this.#after = batch.end
-      if (batch.upToDate) this.#sentUpToDate = true
+      if (batch.upToDate) this.#knowsLive = true
       if (!this.#write(batch.bytes)) return
     }
   }
@@ -113,7 +119,7 @@ export class SseConnection {
 
   #cached(cache: BatchCache | undefined): Batch | undefined {
     if (!cache) return this.#nextBatch()
-    const key = `${formatOffset(this.#after)}${this.#sentUpToDate ? '' : '!'}`
+    const key = `${formatOffset(this.#after)}${this.#knowsLive ? '' : '!'}${this.#framing}`
     let batch = cache.get(key)
     if (batch === undefined) cache.set(key, (batch = this.#nextBatch() ?? null))
     return batch ?? undefined
@@ -122,24 +128,28 @@ export class SseConnection {
   #nextBatch(): Batch | undefined {
     const store = this.#store
     const id = this.shape.stored.id
-    const handle = this.shape.stored.handle
     const after = this.#after
     const chunkEnd = store.chunkEndAfter(id, after)
     if (chunkEnd) {
-      return { bytes: encodeEvents(store.read(id, after, chunkEnd), formatEventId(handle, chunkEnd)), end: chunkEnd, upToDate: false }
+      return { bytes: encodeEvents(store.read(id, after, chunkEnd), this.#eventId(chunkEnd)), end: chunkEnd, upToDate: false }
     }
     // Inside a snapshot still being written: the next chunk is not complete yet.
     if (!this.shape.snapshotComplete) return undefined
     const head = store.head(id)
     if (head && compareOffsets(head, after) > 0) {
       const entries = store.read(id, after, head)
+      // Electric's rule for SSE: the batch's own LSN (`last-seen-lsn.ts`).
       entries.push(upToDateMessage(resumeLsn(head)))
-      return { bytes: encodeEvents(entries, formatEventId(handle, head)), end: head, upToDate: true }
+      return { bytes: encodeEvents(entries, this.#eventId(head)), end: head, upToDate: true }
     }
-    // At the head already: one up-to-date, so the client knows it is live.
-    if (!this.#sentUpToDate) {
-      return { bytes: encodeEvents([upToDateMessage(resumeLsn(after))], formatEventId(handle, after)), end: after, upToDate: true }
+    if (!this.#knowsLive) {
+      return { bytes: encodeEvents([upToDateMessage(resumeLsn(after))], this.#eventId(after)), end: after, upToDate: true }
     }
     return undefined
+  }
+
+  /** The `id:` of a batch that ends at `end`: only a page's EventSource resumes from one. */
+  #eventId(end: Offset): string | undefined {
+    return this.#framing === SSE_FRAMING.eventSource ? formatEventId(this.shape.stored.handle, end) : undefined
   }
 }

@@ -5,8 +5,8 @@
  * Stored entries are single-line JSON (serialized once, DESIGN: shapes/), so they are written
  * as they are, without re-encoding.
  */
-import { SSE } from '../protocol/constants.js'
-import { formatOffset, parseOffset, type Offset } from '../protocol/offset.js'
+import { OFFSET_NOW, SSE } from '../protocol/constants.js'
+import { BEFORE_ALL, compareOffsets, formatOffset, parseOffset, type Offset } from '../protocol/offset.js'
 import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 
 const DATA = Buffer.from('data: ')
@@ -15,6 +15,25 @@ const NEWLINE = Buffer.from('\n')
 const END = Buffer.from('\n\n')
 
 export const KEEP_ALIVE = Buffer.from(`${SSE.keepAliveComment}\n\n`)
+
+/**
+ * How a stream is written. `electric`: as Electric writes it for `@electric-sql/client`, `data:`
+ * events only and nothing at the head until a change. `eventSource` [sluice]: a plain browser
+ * `EventSource` also gets `retry:`, an `id:` per batch to resume from (`Last-Event-ID`), and an
+ * up-to-date at once, so that a page knows it is live.
+ */
+export const SSE_FRAMING = { electric: 'electric', eventSource: 'eventSource' } as const
+export type SseFraming = (typeof SSE_FRAMING)[keyof typeof SSE_FRAMING]
+
+/**
+ * The client sends `cursor` on every live request (even empty, before its first live answer) and
+ * goes live over SSE only from a `handle` and offset it reached; a page's EventSource opens at
+ * `-1` or `now`, resumes with `Last-Event-ID`, and has no cursor to send.
+ */
+export function sseFramingOf(offset: Offset | typeof OFFSET_NOW, cursor: string | undefined, lastEventId: string | undefined): SseFraming {
+  const fromStart = offset === OFFSET_NOW || compareOffsets(offset, BEFORE_ALL) === 0
+  return cursor !== undefined && lastEventId === undefined && !fromStart ? SSE_FRAMING.electric : SSE_FRAMING.eventSource
+}
 
 /** The `retry:` field: how long a browser waits before reconnecting (no event is dispatched). */
 export function retryField(retryMs: number): Buffer {

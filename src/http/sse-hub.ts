@@ -14,6 +14,7 @@ import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { SSE_STATE, SseConnection, type BatchCache } from './sse-connection.js'
+import type { SseFraming } from './sse-events.js'
 
 export interface SseOptions {
   /** The server ends a stream after this long; the client reconnects (PROTOCOL: ~60 s). */
@@ -67,8 +68,8 @@ export class SseHub {
    * Starts following `shape` from `after` on a response whose headers are written. `onClose`
    * runs once when the connection is gone, whoever ended it.
    */
-  open(shape: ActiveShape, after: Offset, res: ServerResponse, onClose?: () => void): SseConnection {
-    const connection = new SseConnection(shape, after, res, this.#store, this.#now())
+  open(shape: ActiveShape, after: Offset, framing: SseFraming, res: ServerResponse, onClose?: () => void): SseConnection {
+    const connection = new SseConnection(shape, after, framing, res, this.#store, this.#now())
     if (this.#closed) {
       connection.end()
       onClose?.()

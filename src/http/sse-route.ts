@@ -2,6 +2,7 @@
  * GET /v1/shape with `live=true&live_sse=true` (PROTOCOL: Server-Sent Events): resolves the
  * shape like any request (so a bad request or a stale `handle` still gets its 400/409), then
  * writes the event stream to the Node response directly and hands it to the `SseHub`.
+ * `@electric-sql/client` gets Electric's framing (`sse-events.ts`: `SSE_FRAMING`).
  *
  * [sluice] For a plain browser `EventSource`:
  * - `offset=-1` (or `now`) is allowed in SSE mode: snapshot (or nothing), then live, one connection;
@@ -21,7 +22,7 @@ import { nextCursor } from './cursor.js'
 import { headOf } from './log-reader.js'
 import type { ShapeRequest } from './shape-request.js'
 import { resolveShape, waitForSnapshot, type ShapeRouteDeps } from './shape-route.js'
-import { encodeEvents, parseEventId, retryField, sseCacheControl } from './sse-events.js'
+import { encodeEvents, parseEventId, retryField, SSE_FRAMING, sseCacheControl, sseFramingOf } from './sse-events.js'
 import type { SseHub } from './sse-hub.js'
 
 export interface SseRequest {
@@ -60,9 +61,11 @@ export async function streamShape(deps: ShapeRouteDeps, hub: SseHub, request: Sh
     headers['connection'] = 'close'
     res.removeHeader('transfer-encoding')
     res.writeHead(200, headers)
-    res.write(refetch ? Buffer.concat([retryField(hub.options.retryMs), MUST_REFETCH_EVENT]) : retryField(hub.options.retryMs))
+    const framing = sseFramingOf(request.offset, request.cursor, http.lastEventId)
+    if (framing === SSE_FRAMING.electric) res.flushHeaders()
+    else res.write(refetch ? Buffer.concat([retryField(hub.options.retryMs), MUST_REFETCH_EVENT]) : retryField(hub.options.retryMs))
     opened = true
-    hub.open(shape, start, res, http.onClose)
+    hub.open(shape, start, framing, res, http.onClose)
   } finally {
     if (!opened) http.onClose?.()
   }
