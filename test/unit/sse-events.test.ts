@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { encodeEvents, formatEventId, parseEventId, retryField, sseCacheControl } from '../../src/http/sse-events.js'
+import { encodeEvents, formatEventId, parseEventId, retryField, sseCacheControl, sseFramingOf } from '../../src/http/sse-events.js'
 import type { ShapeHandle } from '../../src/shapes/shape-handle.js'
 
 const HANDLE = '3f2a9c1b-1732623456789000' as ShapeHandle
@@ -31,5 +31,19 @@ describe('SSE event text', () => {
   it('gives SSE responses max-age = timeout − 1 s, never negative', () => {
     expect(sseCacheControl(60_000)).toBe('public, max-age=59')
     expect(sseCacheControl(500)).toBe('public, max-age=0')
+  })
+})
+
+describe('sseFramingOf', () => {
+  it('gives Electric framing to what @electric-sql/client sends: cursor, from a handle and offset', () => {
+    expect(sseFramingOf({ tx: 26848344n, op: 0 }, '3363271', undefined)).toBe('electric')
+    expect(sseFramingOf({ tx: 0n, op: 0xffff_ffff }, '', undefined)).toBe('electric')
+  })
+
+  it('keeps the EventSource extensions for -1, now, Last-Event-ID and a request without cursor', () => {
+    expect(sseFramingOf({ tx: -1n, op: 0 }, '1', undefined)).toBe('eventSource')
+    expect(sseFramingOf('now', '1', undefined)).toBe('eventSource')
+    expect(sseFramingOf({ tx: 26848344n, op: 0 }, '1', `${HANDLE}:26848344_0`)).toBe('eventSource')
+    expect(sseFramingOf({ tx: 26848344n, op: 0 }, undefined, undefined)).toBe('eventSource')
   })
 })
