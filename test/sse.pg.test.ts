@@ -192,6 +192,11 @@ describe('SSE for a plain EventSource', () => {
 })
 
 describe('SSE for @electric-sql/client', () => {
+  beforeAll(async () => {
+    await sluice.db.pool.query(`CREATE TABLE quiet (id int PRIMARY KEY, title text)`)
+    await sluice.db.pool.query(`INSERT INTO quiet VALUES (1, 'a')`)
+  })
+
   /** The head of `table` as a non-live client reaches it. */
   async function head(table: string): Promise<{ handle: string; offset: string }> {
     let response = await fetch(`${sluice.shapeUrl()}?table=${table}&offset=-1`)
@@ -203,8 +208,6 @@ describe('SSE for @electric-sql/client', () => {
   }
 
   it('at the head sends nothing until a change, then Electric framing: data events only, no id: or retry:', async () => {
-    await sluice.db.pool.query(`CREATE TABLE quiet (id int PRIMARY KEY, title text)`)
-    await sluice.db.pool.query(`INSERT INTO quiet VALUES (1, 'a')`)
     const { handle, offset } = await head('quiet')
     // The query as the client (1.5) sends it: cursor and log always, both SSE flags.
     const response = await fetch(
