@@ -46,7 +46,11 @@ export async function readLog(
     const head = store.head(id)
     const chunkEnd = store.chunkEndAfter(id, after)
     if (chunkEnd) {
-      return { parts: store.readJoinable(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate: false, processed }
+      // A live answer that reaches the head says so, or the client's next long-poll would wait
+      // from there for a change that has already come. A non-live one keeps the chunk's bytes
+      // the same forever; its client asks once more and gets the up-to-date then.
+      const upToDate = wait.live && head !== undefined && compareOffsets(chunkEnd, head) === 0
+      return { parts: store.readJoinable(id, after, chunkEnd), end: chunkEnd, complete: true, upToDate, processed }
     }
     if (!shape.snapshotComplete) {
       // Inside a snapshot that is still being written: wait for its next chunk.

@@ -129,13 +129,17 @@ export class SseConnection {
     const store = this.#store
     const id = this.shape.stored.id
     const after = this.#after
+    const head = store.head(id)
     const chunkEnd = store.chunkEndAfter(id, after)
     if (chunkEnd) {
-      return { bytes: encodeEvents(store.read(id, after, chunkEnd), this.#eventId(chunkEnd)), end: chunkEnd, upToDate: false }
+      const entries = store.read(id, after, chunkEnd)
+      // A chunk that ends at the head ends the batch there too: the client applies it now.
+      const atHead = this.shape.snapshotComplete && head !== undefined && compareOffsets(chunkEnd, head) === 0
+      if (atHead) entries.push(upToDateMessage(resumeLsn(chunkEnd)))
+      return { bytes: encodeEvents(entries, this.#eventId(chunkEnd)), end: chunkEnd, upToDate: atHead }
     }
     // Inside a snapshot still being written: the next chunk is not complete yet.
     if (!this.shape.snapshotComplete) return undefined
-    const head = store.head(id)
     if (head && compareOffsets(head, after) > 0) {
       const entries = store.read(id, after, head)
       // Electric's rule for SSE: the batch's own LSN (`last-seen-lsn.ts`).
