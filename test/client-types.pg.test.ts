@@ -88,6 +88,21 @@ describe('types through @electric-sql/client', () => {
     shape.unsubscribeAll()
   })
 
+  it('gives domain values as text, as Electric names a domain by its own name', async () => {
+    await sluice.db.pool.query(`
+      CREATE DOMAIN small_count AS int4 CHECK (VALUE >= 0);
+      CREATE DOMAIN price AS numeric(10, 2);
+      CREATE DOMAIN label AS text;
+      CREATE TABLE domains (id int PRIMARY KEY, n small_count, p price, l label, ps price[]);
+      INSERT INTO domains VALUES (1, 42, 12.5, 'x', '{1.25,NULL}');`)
+    const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'domains', where: 'n > 40' } })
+    const shape = shapeOf(stream)
+    expect(await shape.rows).toEqual([{ id: 1, n: '42', p: '12.50', l: 'x', ps: ['1.25', null] }])
+    await sluice.db.pool.query(`INSERT INTO domains VALUES (2, 43, 0.5, 'y', '{}')`)
+    await waitFor(() => expect(shape.currentRows.find((r) => r['id'] === 2)).toEqual({ id: 2, n: '43', p: '0.50', l: 'y', ps: [] }))
+    shape.unsubscribeAll()
+  })
+
   it('serves a quoted, schema-qualified table whose name has spaces and quotes', async () => {
     const table = `"App Data"."my ""special"" table"`
     const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table } })

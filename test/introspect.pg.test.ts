@@ -10,6 +10,7 @@ beforeAll(async () => {
     CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
     CREATE DOMAIN price AS numeric(10, 2);
     CREATE DOMAIN short_text AS varchar(5);
+    CREATE DOMAIN int_list AS int4[];
     CREATE SCHEMA app;
     CREATE TABLE app.every_type (
       id int8 PRIMARY KEY,
@@ -40,7 +41,9 @@ beforeAll(async () => {
       labels varchar(7)[],
       cost price,
       short short_text,
-      moods mood[]
+      moods mood[],
+      costs price[],
+      ints_domain int_list
     );
     CREATE TABLE composite (b text, a int4, c int8, PRIMARY KEY (c, b));
     CREATE TABLE no_pk (x int4, y text);
@@ -94,10 +97,21 @@ describe('loadTableInfo', () => {
       ints: { type: 'int4', dims: 1 },
       matrix: { type: 'text', dims: 2 },
       labels: { type: 'varchar', dims: 1, max_length: 7 },
-      cost: { type: 'numeric', precision: 10, scale: 2 },
-      short: { type: 'varchar', max_length: 5 },
+      // Domains by their own names, without modifiers, as Electric gives them.
+      cost: { type: 'price' },
+      short: { type: 'short_text' },
       moods: { type: 'mood', dims: 1 },
+      costs: { type: 'price', dims: 1 },
+      ints_domain: { type: 'int_list' },
     })
+    // `where` still sees their base types.
+    const types = Object.fromEntries(info!.columns.map((c) => [c.name, [c.typeName, c.dims]]))
+    expect([types['cost'], types['short'], types['costs'], types['ints_domain']]).toEqual([
+      ['numeric', 0],
+      ['varchar', 0],
+      ['numeric', 1],
+      ['int4', 1],
+    ])
     // The header lists columns in table order, as `SELECT *` returns them.
     expect(Object.keys(schema)).toEqual(info?.columns.map((c) => c.name))
     expect(Object.keys(schema).slice(0, 3)).toEqual(['id', 'small', 'regular'])

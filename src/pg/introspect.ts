@@ -3,8 +3,9 @@
  * parser keys on), its primary key and its replica identity. Read from the catalogs
  * (`pg_class`, `pg_attribute`, `pg_type`, `pg_index`) rather than `information_schema`,
  * which hides tables the role cannot write and reports types by SQL-standard names.
- * Domains are resolved to their base type so `CREATE DOMAIN price AS numeric(10,2)` still
- * parses as a number on the client.
+ * Domains are resolved to their base type for `where`, but `electric-schema` names them as
+ * Electric does — by the domain's own name, without modifiers — so the client parses their
+ * values as text, exactly as it does against Electric.
  */
 import type { QueryResult, QueryResultRow } from 'pg'
 import type { TableName } from '../shapes/shape-definition.js'
@@ -22,10 +23,15 @@ export interface ColumnInfo {
   readonly typeName: string
   /** Array dimensions; 0 for scalars. */
   readonly dims: number
+  /**
+   * For a domain (or an array of one), the type as `electric-schema` names it: the domain's own
+   * name, and a domain over an array as a scalar. Unset: `typeName` and `dims`.
+   */
+  readonly declared?: { readonly typeName: string; readonly dims: number }
   readonly notNull: boolean
   /** Position in the primary key, from 0; undefined when not part of it. */
   readonly pkIndex: number | undefined
-  /** varchar(n) */
+  /** varchar(n); the modifiers below are unset for domains, which `electric-schema` gives none. */
   readonly maxLength?: number
   /** char(n) */
   readonly length?: number
@@ -119,8 +125,9 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
 export function electricSchema(info: TableInfo): Record<string, SchemaColumn> {
   const schema: Record<string, SchemaColumn> = {}
   for (const column of info.columns) {
-    const entry: SchemaColumn = { type: column.typeName }
-    if (column.dims > 0) entry.dims = column.dims
+    const { typeName, dims } = column.declared ?? column
+    const entry: SchemaColumn = { type: typeName }
+    if (dims > 0) entry.dims = dims
     if (column.pkIndex !== undefined) entry.pk_index = column.pkIndex
     if (column.notNull) entry.not_null = true
     if (column.maxLength !== undefined) entry.max_length = column.maxLength
@@ -201,29 +208,41 @@ async function loadEnumLabels(db: Queryable, types: ReadonlyMap<number, TypeRow>
   return labels
 }
 
-type TypeDescription = Pick<ColumnInfo, 'typeName' | 'dims' | 'maxLength' | 'length' | 'precision' | 'scale' | 'enumLabels'>
+type TypeDescription = Pick<ColumnInfo, 'typeName' | 'dims' | 'declared' | 'maxLength' | 'length' | 'precision' | 'scale' | 'enumLabels'>
 
 function describeType(types: ReadonlyMap<number, TypeRow>, attribute: AttributeRow, enumLabels: ReadonlyMap<number, string[]>): TypeDescription {
-  let { type, typmod } = resolveDomain(types, attribute.atttypid, attribute.atttypmod)
+  const outer = lookup(types, attribute.atttypid)
+  let { type, typmod, viaDomain } = resolveDomain(types, attribute.atttypid, attribute.atttypmod)
   let dims = 0
+  let declared = outer.typname
   if (type.is_array) {
     // attndims is only a declaration (0 for e.g. CREATE TABLE AS or a domain over an array);
     // PostgreSQL does not enforce it, but an array column has at least one dimension.
     dims = Math.max(attribute.attndims, 1)
+    if (outer.is_array) declared = lookup(types, outer.typelem).typname
     // An array column's typmod is its element's.
-    ;({ type, typmod } = resolveDomain(types, type.typelem, typmod))
+    const element = resolveDomain(types, type.typelem, typmod)
+    ;({ type, typmod } = element)
+    viaDomain ||= element.viaDomain
   }
   const labels = enumLabels.get(type.oid)
-  return { typeName: type.typname, dims, ...typeModifiers(type.typname, typmod), ...(labels ? { enumLabels: labels } : {}) }
+  return {
+    typeName: type.typname,
+    dims,
+    ...(viaDomain ? { declared: { typeName: declared, dims: outer.typtype === 'd' ? 0 : dims } } : typeModifiers(type.typname, typmod)),
+    ...(labels ? { enumLabels: labels } : {}),
+  }
 }
 
-function resolveDomain(types: ReadonlyMap<number, TypeRow>, oid: number, typmod: number): { type: TypeRow; typmod: number } {
+function resolveDomain(types: ReadonlyMap<number, TypeRow>, oid: number, typmod: number): { type: TypeRow; typmod: number; viaDomain: boolean } {
   let type = lookup(types, oid)
+  let viaDomain = false
   while (type.typtype === 'd') {
     if (typmod === -1) typmod = type.typtypmod
     type = lookup(types, type.typbasetype)
+    viaDomain = true
   }
-  return { type, typmod }
+  return { type, typmod, viaDomain }
 }
 
 function lookup(types: ReadonlyMap<number, TypeRow>, oid: number): TypeRow {
