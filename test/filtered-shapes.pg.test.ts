@@ -124,8 +124,10 @@ describe('filtered shapes on the wire', () => {
     }
     expect(await errors('columns=title')).toEqual({ columns: ['must include the primary key column "id"'] })
     expect(await errors('columns=id,nope')).toEqual({ columns: ['no such column in public.items: "nope"'] })
-    expect(await errors('where=owner%20%3D%201')).toEqual({ where: ['cannot compare text with int4 (at character 10 of ("owner" = 1))'] })
-    expect(await errors(`where=mood%20%3D%20'angry'`)).toEqual({ where: ['invalid mood value "angry" (at character 11 of ("mood" = \'angry\'))'] })
+    // Electric's form and counting: the byte offset in the clause as the client wrote it.
+    expect(await errors('where=owner%20%3D%201')).toEqual({ where: ['At location 6: cannot compare text with int4'] })
+    expect(await errors('where=%20(owner%20%20%3D%201)')).toEqual({ where: ['At location 9: cannot compare text with int4'] })
+    expect(await errors(`where=mood%20%3D%20'angry'`)).toEqual({ where: ['At location 7: invalid mood value "angry"'] })
     expect(await errors('where=id%20%3D%20%242')).toEqual({ 'params[2]': ['is missing: the where clause uses $2'] })
   })
 

@@ -9,7 +9,7 @@ import { BEFORE_ALL, compareOffsets, parseOffset, type Offset } from '../protoco
 import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDefinition, type TableName } from '../shapes/shape-definition.js'
 import { parseColumnList } from '../shapes/column-list.js'
 import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import { canonicalizeWhere } from '../shapes/where/compile-where.js'
+import { canonicalizeWhere, type ParamReader } from '../shapes/where/compile-where.js'
 
 /**
  * A `handle` this server cannot have issued (malformed). Electric takes any text as a handle and
@@ -26,6 +26,8 @@ export interface ShapeRequest {
   /** Live over Server-Sent Events (`live_sse` or `experimental_live_sse`); implies `live`. */
   readonly liveSse: boolean
   readonly cursor: string | undefined
+  /** `where` as the client wrote it, with its params: errors found against the table point into it. */
+  readonly whereSource?: { readonly text: string; readonly params: ParamReader }
 }
 
 type Query = (name: string) => string | undefined
@@ -77,10 +79,9 @@ export function parseShapeRequest(query: Query): ShapeRequest {
 
   // Both are checked here, before anything touches the database; binding them to the
   // table's columns (types, existence, the primary key) happens when the shape is created.
-  const where = collect(errors, () => {
-    const text = query(PARAMS.where)
-    return text === undefined ? undefined : canonicalizeWhere(text, (n) => query(`${PARAMS.params}[${n}]`))
-  })
+  const whereText = query(PARAMS.where)
+  const params: ParamReader = (n) => query(`${PARAMS.params}[${n}]`)
+  const where = collect(errors, () => (whereText === undefined ? undefined : canonicalizeWhere(whereText, params)))
   const columnsText = query(PARAMS.columns)
   const columns = columnsText === undefined ? undefined : collect(errors, () => parseColumnList(columnsText))
 
@@ -92,6 +93,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
     live,
     liveSse,
     cursor: query(PARAMS.cursor),
+    ...(whereText !== undefined ? { whereSource: { text: whereText, params } } : {}),
   }
 }
 

@@ -3,7 +3,7 @@
  * client's handle is gone), reads the log slice and sets the protocol's headers.
  */
 import { MustRefetchError, UnavailableError } from '../errors.js'
-import { electricSchema } from '../pg/introspect.js'
+import { electricSchema, type TableInfo } from '../pg/introspect.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
@@ -11,6 +11,7 @@ import { definitionKey } from '../shapes/shape-definition.js'
 import { schemaChange } from '../shapes/schema-drift.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
+import { compileWhere } from '../shapes/where/compile-where.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
@@ -49,7 +50,7 @@ export async function serveShape(deps: ShapeRouteDeps, request: ShapeRequest, if
   } catch (error) {
     // A shape dropped under a waiting request: point the client at its replacement.
     if (error instanceof MustRefetchError && error.handle === undefined) {
-      const table = await deps.tables.get(request.definition.table)
+      const table = await tableFor(deps, request)
       requireReplication(deps)
       return deps.manager.mustRefetch(request.definition, table, error.message)
     }
@@ -127,7 +128,7 @@ export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest):
   if (request.handle !== undefined) {
     const shape = request.handle === FOREIGN_HANDLE ? undefined : await stillCurrent(deps, manager.byHandle(request.handle))
     if (shape && definitionKey(shape.stored.definition) === definitionKey(request.definition)) return shape
-    const table = await deps.tables.get(request.definition.table)
+    const table = await tableFor(deps, request)
     requireReplication(deps)
     return manager.mustRefetch(
       request.definition,
@@ -137,7 +138,7 @@ export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest):
   }
   const existing = await stillCurrent(deps, manager.byDefinition(request.definition))
   if (existing) return existing
-  const table = await deps.tables.get(request.definition.table)
+  const table = await tableFor(deps, request)
   requireReplication(deps)
   return manager.getOrCreate(request.definition, table)
 }
@@ -161,6 +162,17 @@ async function stillCurrent(deps: ShapeRouteDeps, shape: ActiveShape | undefined
   deps.tables.forget(shape.stored.definition.table)
   await deps.manager.drop(shape, `schema change: ${why}`)
   return undefined
+}
+
+/**
+ * The request's table, with its `where` checked against it as the client wrote it: a clause
+ * the table cannot take is a 400 that points into the client's text, not into the canonical
+ * form the shape is stored and bound by.
+ */
+async function tableFor(deps: ShapeRouteDeps, request: ShapeRequest): Promise<TableInfo> {
+  const table = await deps.tables.get(request.definition.table)
+  if (request.whereSource) compileWhere(request.whereSource.text, request.whereSource.params, table)
+  return table
 }
 
 function requireReplication(deps: ShapeRouteDeps): void {

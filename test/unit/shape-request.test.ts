@@ -181,7 +181,7 @@ describe('parseShapeRequest: rejected', () => {
   it('rejects bad where, missing params and bad columns before anything else runs', () => {
     expect(errorsOf('table=items&offset=-1&where=')).toEqual({ where: ['must not be empty'] })
     expect(errorsOf('table=items&offset=-1&where=id%3D%241')).toEqual({ 'params[1]': ['is missing: the where clause uses $1'] })
-    expect(errorsOf('table=items&offset=-1&where=1%3D1%3B%20drop%20table%20items')).toEqual({ where: ['must be a single expression: ";" at character 4'] })
+    expect(errorsOf('table=items&offset=-1&where=1%3D1%3B%20drop%20table%20items')).toEqual({ where: ['At location 3: must be a single expression, without ";"'] })
     expect(errorsOf('table=items&offset=-1&columns=id,')).toEqual({ columns: ['expected a column name at position 4 of "id," (quote names with other characters in double quotes)'] })
     expect(errorsOf('table=items&offset=-1&columns=%22id')).toEqual({ columns: [String.raw`unterminated quoted name in "\"id"`] })
   })
@@ -190,7 +190,7 @@ describe('parseShapeRequest: rejected', () => {
     expect(errorsOf('offset=5_0&handle=bad&live=true&replica=x&where=(select%201)')).toEqual({
       table: ['is required'],
       replica: ['must be one of default, full'],
-      where: ['subqueries are not supported (at character 1)'],
+      where: ['At location 0: subqueries are not supported'],
     })
   })
 })

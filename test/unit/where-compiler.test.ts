@@ -154,25 +154,32 @@ describe('compileWhere', () => {
   })
 })
 
+// Positions as Electric counts them: a syntax error at PostgreSQL's cursor in
+// `SELECT 1 WHERE <clause>` (1-based characters), anything else at the node's byte offset in
+// the clause (0-based), in the client's own text rather than its canonical form.
 describe('compileWhere rejects', () => {
   it.each([
-    ['1 = 1; DROP TABLE items', 'must be a single expression: ";" at character 6'],
-    ['id = 1 -- x', 'comments are not allowed (at character 8)'],
-    ['id = 1 /* x */', 'comments are not allowed (at character 8)'],
-    ['pg_sleep(10) IS NULL', 'function pg_sleep() is not supported (supported: lower, upper, length, abs, coalesce) (at character 1)'],
-    ['id IN (SELECT id FROM secrets)', 'subqueries are not supported (at character 4)'],
-    [`current_setting('x') = 'y'`, 'function current_setting() is not supported (supported: lower, upper, length, abs, coalesce) (at character 1)'],
+    ['1 = 1; DROP TABLE items', 'At location 5: must be a single expression, without ";"'],
+    ['id = 1 -- x', 'At location 7: comments are not allowed'],
+    ['id = 1 /* x */', 'At location 7: comments are not allowed'],
+    ['pg_sleep(10) IS NULL', 'At location 0: function pg_sleep() is not supported (supported: lower, upper, length, abs, coalesce)'],
+    ['id IN (SELECT id FROM secrets)', 'At location 3: subqueries are not supported'],
+    [`current_setting('x') = 'y'`, 'At location 0: function current_setting() is not supported (supported: lower, upper, length, abs, coalesce)'],
     ['id = 1 UNION SELECT 1', 'must be a single boolean expression, without FROM, GROUP BY, ORDER BY, LIMIT, UNION or similar clauses (found larg)'],
     ['true ORDER BY 1', 'must be a single boolean expression, without FROM, GROUP BY, ORDER BY, LIMIT, UNION or similar clauses (found sortClause)'],
-    ['count(*) > 1', 'function count() is not supported (supported: lower, upper, length, abs, coalesce) (at character 1)'],
-    ['items.id = 1', "columns must be plain column names of the shape's table (no table prefix, no *) (at character 1)"],
-    ['id = CURRENT_DATE', 'functions of the current time or session (CURRENT_DATE, CURRENT_USER, ...) are not allowed: a shape must be deterministic (at character 6)'],
-    ['id = 1 +', 'syntax error at end of input (at character 8)'],
-    ['blob IS NULL', 'column "blob" has type bytea, which where does not support (at character 2 of ("blob" IS NULL))'],
-    ['nope = 1', 'column "nope" does not exist in public.items (at character 2 of ("nope" = 1))'],
-    ['id = 1 / 0', 'division by zero (at character 12 of ("id" = (1 / 0)))'],
-    [`at > 'yesterday'`, `invalid timestamptz value "yesterday" (use ISO 8601: YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][Z|±HH[:MM]]) (at character 9 of ("at" > 'yesterday'))`],
-    ['owner', 'expected bool in the where clause, got text (at character 1 of "owner")'],
+    ['count(*) > 1', 'At location 0: function count() is not supported (supported: lower, upper, length, abs, coalesce)'],
+    ['items.id = 1', "At location 0: columns must be plain column names of the shape's table (no table prefix, no *)"],
+    ['id = CURRENT_DATE', 'At location 5: functions of the current time or session (CURRENT_DATE, CURRENT_USER, ...) are not allowed: a shape must be deterministic'],
+    ['a x', 'At location 18: syntax error at or near "x"'],
+    ['id = 1 +', 'At location 24: syntax error at end of input'],
+    [`owner = 'é' x`, 'At location 28: syntax error at or near "x"'],
+    ['blob IS NULL', 'At location 0: column "blob" has type bytea, which where does not support'],
+    ['nope = 1', 'At location 0: column "nope" does not exist in public.items'],
+    ['  (nope   =   1)', 'At location 3: column "nope" does not exist in public.items'],
+    [`owner = 'é' AND nope = 1`, 'At location 17: column "nope" does not exist in public.items'],
+    ['id = 1 / 0', 'At location 7: division by zero'],
+    [`at > 'yesterday'`, `At location 5: invalid timestamptz value "yesterday" (use ISO 8601: YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][Z|±HH[:MM]])`],
+    ['owner', 'At location 0: expected bool in the where clause, got text'],
   ])('%s', (where, reason) => {
     expect(rejection(where)).toEqual({ where: [reason] })
   })
@@ -185,7 +192,7 @@ describe('compileWhere rejects', () => {
     expect(rejection(`owner = '${'x'.repeat(20_000)}'`)).toEqual({ where: ['is longer than 10240 characters'] })
     expect(rejection(`${'('.repeat(65)}true${')'.repeat(65)}`)).toEqual({ where: ['nests parentheses deeper than 64'] })
     expect(rejection(`${'NOT '.repeat(70)}true`)).toEqual({ where: ['is nested deeper than 64 levels'] })
-    expect(rejection('owner = $101')).toEqual({ where: ['parameter $101 is out of range (1..100) (at character 9)'] })
+    expect(rejection('owner = $101')).toEqual({ where: ['At location 8: parameter $101 is out of range (1..100)'] })
   })
 })
 

@@ -6,12 +6,11 @@
  */
 import { InvalidRequestError } from '../../errors.js'
 import type { TableInfo } from '../../pg/introspect.js'
-import { PARAMS } from '../../protocol/constants.js'
-import { canonicalWhere } from './canonical.js'
 import type { Typed } from './typed-ast.js'
 import { buildEvaluator } from './evaluate.js'
 import { canCast, EvaluationError, parseValue, type Value } from './values.js'
 import type { CompareOp, WhereNode } from './where-ast.js'
+import { whereErrorAt } from './where-error.js'
 import {
   arrayOf,
   BOOL,
@@ -33,25 +32,22 @@ import {
 
 const ORDERING: ReadonlySet<CompareOp> = new Set(['<', '<=', '>', '>='])
 
-/**
- * `node` must come from parsing its canonical text (as stored in a shape definition), so
- * error positions are given in that text, which the message quotes.
- */
+/** Errors point at the nodes' locations in the text `node` was parsed from. */
 export function bindWhere(node: WhereNode, table: TableInfo): Typed {
-  const binder = new Binder(table, canonicalWhere(node))
-  return foldConstants(binder.coerce(binder.bind(node), BOOL, 'the where clause'), binder.text)
+  const binder = new Binder(table)
+  return foldConstants(binder.coerce(binder.bind(node), BOOL, 'the where clause'))
 }
 
 /**
  * Evaluates every subtree without columns now, as PostgreSQL's planner does: a constant part
  * that fails (`1/0`) would fail every snapshot query, so it is a 400 instead.
  */
-function foldConstants(node: Typed, text: string, strictNull = true): Typed {
+function foldConstants(node: Typed, strictNull = true): Typed {
   if (node.kind === 'const' || node.kind === 'column') return node
   // PostgreSQL turns `x IN (a, b)` into `x = ANY(...)`, which it does not simplify; a single
   // item becomes a plain `x = a`, which it does.
   if (node.kind === 'in' && node.list.length > 1) {
-    const comparisons = node.comparisons.map((c) => foldConstants(c, text, false))
+    const comparisons = node.comparisons.map((c) => foldConstants(c, false))
     node = { ...node, comparisons }
     if (!comparisons.every((c) => c.kind === 'const')) return node
   }
@@ -60,7 +56,7 @@ function foldConstants(node: Typed, text: string, strictNull = true): Typed {
   if (node.kind === 'and' || node.kind === 'or' || (node.kind === 'call' && node.name === 'coalesce')) {
     const args: Typed[] = []
     for (const arg of node.args) {
-      const folded = foldConstants(arg, text)
+      const folded = foldConstants(arg)
       if (folded.kind === 'const') {
         if (node.kind === 'call' && folded.value !== null) return args.length === 0 ? folded : { ...node, args: [...args, folded] }
         if (node.kind !== 'call' && folded.value === (node.kind === 'or')) return folded
@@ -69,7 +65,7 @@ function foldConstants(node: Typed, text: string, strictNull = true): Typed {
     }
     node = { ...node, args }
   }
-  const folded = node.kind === 'in' && node.list.length > 1 ? node : mapChildren(node, (child) => foldConstants(child, text))
+  const folded = node.kind === 'in' && node.list.length > 1 ? node : mapChildren(node, (child) => foldConstants(child))
   // A strict operator or function with a NULL constant argument is NULL, without evaluating
   // its other arguments (which might fail): PostgreSQL's planner does the same.
   if (strictNull && isStrict(folded) && childrenOf(folded).some((c) => c.kind === 'const' && c.value === null)) {
@@ -80,7 +76,7 @@ function foldConstants(node: Typed, text: string, strictNull = true): Typed {
     return { kind: 'const', value: buildEvaluator(folded)({}), type: folded.type, at: folded.at }
   } catch (error) {
     if (error instanceof EvaluationError) {
-      throw InvalidRequestError.of(PARAMS.where, `${error.message} (at character ${folded.at + 1} of ${text})`)
+      throw whereErrorAt(folded.at, error.message)
     }
     throw error
   }
@@ -148,10 +144,7 @@ function mapChildren(node: Typed, f: (n: Typed) => Typed): Typed {
 }
 
 class Binder {
-  constructor(
-    readonly table: TableInfo,
-    readonly text: string,
-  ) {}
+  constructor(readonly table: TableInfo) {}
 
   bind(node: WhereNode): Typed {
     const at = node.at
@@ -405,7 +398,7 @@ class Binder {
   }
 
   error(message: string, at: number): InvalidRequestError {
-    return InvalidRequestError.of(PARAMS.where, `${message} (at character ${at + 1} of ${this.text})`)
+    return whereErrorAt(at, message)
   }
 }
 

@@ -33,9 +33,12 @@ export function canonicalizeWhere(text: string, params: ParamReader = noParams):
 
 /** Compiles a clause for `table`. Throws InvalidRequestError naming `where` (or `params[n]`). */
 export function compileWhere(text: string, params: ParamReader, table: TableInfo): CompiledWhere {
-  // Bound from its canonical text, so a type error's position points into the text it quotes.
-  const canonical = canonicalWhere(parseWhere(text, params))
-  const typed = bindWhere(parseWhere(canonical, noParams), table)
+  const parsed = parseWhere(text, params)
+  const canonical = canonicalWhere(parsed)
+  // Errors point into `text`, but the result is bound from the canonical text, as a stored
+  // shape's is, so the same definition always compiles to the same SQL and evaluator.
+  const fromText = bindWhere(parsed, table)
+  const typed = text === canonical ? fromText : bindWhere(parseWhere(canonical, noParams), table)
   const evaluate = buildEvaluator(typed)
   const equalityIndex = findEqualityIndex(typed)
   // A clause that is nothing but its equality index (`col = c`, `col IN (…)`) holds exactly

@@ -9,6 +9,7 @@ import { loadModule, parseSync, scanSync } from 'libpg-query'
 import { InvalidRequestError } from '../../errors.js'
 import { PARAMS } from '../../protocol/constants.js'
 import type { BinaryOp, CompareOp, FunctionName, WhereNode } from './where-ast.js'
+import { whereErrorAt } from './where-error.js'
 import { CAST_TYPES } from './where-types.js'
 
 export const WHERE_LIMITS = {
@@ -50,17 +51,17 @@ export function parseWhere(text: string, param: ParamReader): WhereNode {
   try {
     tokens = scanSync(sql).tokens
   } catch (error) {
-    throw syntaxError(sql, error)
+    throw syntaxError(error)
   }
   for (const token of tokens) {
-    if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') throw invalid(`comments are not allowed (at character ${position(sql, token.start)})`)
-    if (token.text === ';') throw invalid(`must be a single expression: ";" at character ${position(sql, token.start)}`)
+    if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') throw whereErrorAt(clauseOffset(token.start), 'comments are not allowed')
+    if (token.text === ';') throw whereErrorAt(clauseOffset(token.start), 'must be a single expression, without ";"')
   }
   let result
   try {
     result = parseSync(sql)
   } catch (error) {
-    throw syntaxError(sql, error)
+    throw syntaxError(error)
   }
   const statements = result.stmts ?? []
   const select = (statements[0]?.stmt as Record<string, unknown> | undefined)?.['SelectStmt'] as Record<string, unknown> | undefined
@@ -240,11 +241,11 @@ class Converter {
   }
 
   at(location: unknown): number {
-    return typeof location === 'number' && location >= 0 ? Math.max(0, charOffset(this.sql, location) - PREFIX.length) : 0
+    return typeof location === 'number' ? clauseOffset(location) : 0
   }
 
   error(message: string, at: number): InvalidRequestError {
-    return invalid(`${message} (at character ${at + 1})`)
+    return whereErrorAt(at, message)
   }
 }
 
@@ -261,20 +262,16 @@ function describe(tag: string): string {
   return names[tag] ?? tag
 }
 
-/** libpg-query reports byte offsets into the UTF-8 text; errors speak in characters. */
-function charOffset(sql: string, byteOffset: number): number {
-  return Buffer.from(sql, 'utf8').subarray(0, byteOffset).toString('utf8').length
+/** A node's location (a byte offset into the parsed statement) as an offset into the clause. */
+function clauseOffset(statementByteOffset: number): number {
+  return Math.max(0, statementByteOffset - PREFIX.length)
 }
 
-function position(sql: string, byteOffset: number): number {
-  return charOffset(sql, byteOffset) - PREFIX.length + 1
-}
-
-function syntaxError(sql: string, error: unknown): InvalidRequestError {
+function syntaxError(error: unknown): InvalidRequestError {
   const details = (error as { sqlDetails?: { message: string; cursorPosition: number } }).sqlDetails
-  const message = details?.message ?? (error as Error).message
-  const at = details && details.cursorPosition > 0 ? ` (at character ${Math.max(1, charOffset(sql, details.cursorPosition - 1) - PREFIX.length + 1)})` : ''
-  return invalid(`${message}${at}`)
+  if (!details) return invalid((error as Error).message)
+  // libpg-query's JS binding makes PostgreSQL's 1-based cursor position 0-based (0 when unknown).
+  return whereErrorAt(details.cursorPosition > 0 ? details.cursorPosition + 1 : 0, details.message)
 }
 
 /** Parenthesis depth outside quoted strings and identifiers: a cheap bound before parsing. */
