@@ -1,17 +1,19 @@
 /**
  * One transaction of a million rows passes through whole and at once: readers never see part
  * of it (every up-to-date they get has none or all of its rows), and afterwards the shape holds
- * every row. Its peak memory is measured by `npm run bench -- largetx`.
+ * every row. It comes in many bounded chunks, as Electric's do, not as one huge response. Its
+ * peak memory is measured by `npm run bench -- largetx`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Follower } from './support/follower.js'
 import { startTestSluice, waitForReplication, type TestSluice } from './support/sluice.js'
 
 const ROWS = 1_000_000
+const CHUNK_BYTES = 10 * 1024 * 1024
 let sluice: TestSluice
 
 beforeAll(async () => {
-  sluice = await startTestSluice({ shutdownTimeoutMs: 100 })
+  sluice = await startTestSluice({ shutdownTimeoutMs: 100, chunkBytes: CHUNK_BYTES })
   await sluice.db.pool.query(`CREATE TABLE big_tx (id int PRIMARY KEY, v int NOT NULL)`)
 })
 
@@ -22,6 +24,13 @@ afterAll(async () => {
 describe('a 1,000,000-row transaction', () => {
   it('becomes visible whole, at its commit', async () => {
     const follower = new Follower(() => sluice.shapeUrl(), { table: 'big_tx' })
+    const bodyBytes: number[] = []
+    follower.fetchWith = async (input, init) => {
+      const response = await fetch(input, init)
+      const body = await response.arrayBuffer()
+      bodyBytes.push(body.byteLength)
+      return new Response(body, { status: response.status, headers: response.headers })
+    }
     await follower.catchUp()
     const seenAtUpToDate = new Set<number>()
     const controller = new AbortController()
@@ -51,5 +60,9 @@ describe('a 1,000,000-row transaction', () => {
     // One transaction, one LSN: every change shares it, and offsets are unique.
     expect(new Set(follower.changeIds.map((id) => id.split('/')[0])).size).toBe(1)
     expect(new Set(follower.changeIds).size).toBe(ROWS)
+    // Bounded chunks: none larger than the limit plus the one entry that closed it (and the
+    // array's brackets and an up-to-date), and the transaction spread over many of them.
+    expect(Math.max(...bodyBytes)).toBeLessThan(CHUNK_BYTES + 1_024)
+    expect(bodyBytes.filter((bytes) => bytes > CHUNK_BYTES / 2).length).toBeGreaterThan(10)
   }, 180_000)
 })

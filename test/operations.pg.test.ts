@@ -17,7 +17,8 @@ let sluice: TestSluice
 const SECRET = 's3cret-value'
 
 beforeAll(async () => {
-  sluice = await startTestSluice({ secret: SECRET, tables: [{ schema: 'public', name: 'open_items' }], maxLiveConnections: 2, longPollMs: 3_000 })
+  // 100-byte chunks: the one row fills the snapshot's chunk 0, and its end message is chunk 1.
+  sluice = await startTestSluice({ secret: SECRET, tables: [{ schema: 'public', name: 'open_items' }], maxLiveConnections: 2, longPollMs: 3_000, chunkBytes: 100 })
   await sluice.db.pool.query(`CREATE TABLE open_items (id int PRIMARY KEY, title text)`)
   await sluice.db.pool.query(`CREATE TABLE hidden (id int PRIMARY KEY)`)
   await sluice.db.pool.query(`INSERT INTO open_items VALUES (1, 'a')`)
@@ -44,7 +45,7 @@ describe('secret', () => {
     const follower = new Follower(() => sluice.shapeUrl(), { table: 'open_items', secret: SECRET })
     await follower.catchUp()
     const bearer = { authorization: `Bearer ${SECRET}` }
-    // The snapshot's last chunk ends at 0_inf: complete from its first row on.
+    // The snapshot's last chunk, 0_1: complete, and a handle-addressed URL.
     const chunk = url(`table=open_items&offset=0_0&handle=${follower.handle}`)
     const first = await fetch(chunk, { headers: bearer })
     expect(first.status).toBe(200)

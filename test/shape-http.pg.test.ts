@@ -20,6 +20,8 @@ beforeAll(async () => {
   await pool.query(`CREATE TABLE live_items (id int PRIMARY KEY, title text)`)
   await pool.query(`CREATE TABLE deletable (id int PRIMARY KEY, title text)`)
   await pool.query(`INSERT INTO deletable VALUES (1, 'a')`)
+  await pool.query(`CREATE TABLE numbered (id int PRIMARY KEY, payload text)`)
+  await pool.query(`INSERT INTO numbered SELECT g, repeat('n', 40) FROM generate_series(1, 400) g`)
   await pool.query(`CREATE TABLE cached_then_deleted (id int PRIMARY KEY, payload text)`)
   await pool.query(`INSERT INTO cached_then_deleted SELECT g, repeat('y', 20) FROM generate_series(1, 2000) g`)
 })
@@ -39,6 +41,8 @@ describe('chunks', () => {
     const handle = first.headers.get('electric-handle')!
     expect(first.headers.get('cache-control')).toBe('public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746')
     expect(first.headers.get('electric-up-to-date')).toBeNull()
+    // Snapshot chunks are numbered as Electric's: the first ends at 0_0, the next at 0_1, ….
+    expect(first.headers.get('electric-offset')).toBe('0_0')
     const firstBody = (await first.json()) as unknown[]
     expect(firstBody.length).toBeGreaterThan(10)
     expect(firstBody.length).toBeLessThan(10_000)
@@ -49,7 +53,7 @@ describe('chunks', () => {
     expect(follower.offsetsSeen.size).toBeGreaterThan(5)
 
     // A chunk URL answers the same bytes every time, and its ETag revalidates to 304.
-    const chunkUrl = url(`table=big&offset=0_100&handle=${handle}`)
+    const chunkUrl = url(`table=big&offset=0_5&handle=${handle}`)
     const a = await fetch(chunkUrl)
     const b = await fetch(chunkUrl)
     const bytesA = Buffer.from(await a.arrayBuffer())
@@ -58,7 +62,8 @@ describe('chunks', () => {
     expect(bytesB.equals(bytesA)).toBe(true)
     const etag = a.headers.get('etag')!
     expect(etag).toBe(b.headers.get('etag'))
-    expect(etag).toMatch(new RegExp(`^"${handle}:0_100:0_\\d+"$`))
+    expect(etag).toBe(`"${handle}:0_5:0_6"`)
+    expect(a.headers.get('electric-offset')).toBe('0_6')
     expect(a.headers.get('cache-control')).toBe('public, max-age=60, stale-while-revalidate=300')
     const revalidated = await fetch(chunkUrl, { headers: { 'if-none-match': etag } })
     expect(revalidated.status).toBe(304)
@@ -66,11 +71,54 @@ describe('chunks', () => {
   })
 })
 
+describe('snapshot offsets', () => {
+  type Message = { headers: { control?: string } }
+  async function get(query: string): Promise<{ offset: string; upToDate: boolean; handle: string; body: Message[] }> {
+    const response = await fetch(url(query))
+    expect(response.status).toBe(200)
+    return {
+      offset: response.headers.get('electric-offset')!,
+      upToDate: response.headers.get('electric-up-to-date') !== null,
+      handle: response.headers.get('electric-handle')!,
+      body: (await response.json()) as Message[],
+    }
+  }
+
+  it('numbers snapshot chunks 0_0, 0_1, … as Electric does, and reads the log from the last one on', async () => {
+    const first = await get('table=numbered&offset=-1')
+    const offsets = [first.offset]
+    let last = first
+    while (!last.body.some((m) => m.headers.control === 'snapshot-end')) {
+      last = await get(`table=numbered&offset=${last.offset}&handle=${first.handle}`)
+      expect(last.upToDate).toBe(false)
+      offsets.push(last.offset)
+    }
+    expect(offsets.length).toBeGreaterThan(2)
+    expect(offsets).toEqual(offsets.map((_, i) => `0_${i}`))
+    expect(last.body.at(-1)!.headers.control).toBe('snapshot-end')
+    const end = offsets.at(-1)!
+    // At the last chunk, past it, or at 0_inf: the log, empty so far.
+    for (const at of [end, `0_${offsets.length + 5}`, '0_inf']) {
+      const log = await get(`table=numbered&offset=${at}&handle=${first.handle}`)
+      expect([log.offset, log.upToDate, log.body.map((m) => m.headers.control)]).toEqual([at, true, ['up-to-date']])
+    }
+    expect((await get('table=numbered&offset=now')).offset).toBe(end)
+
+    await sluice.db.pool.query(`UPDATE numbered SET payload = 'changed' WHERE id = 1`)
+    await waitForReplication(sluice)
+    for (const at of [end, '0_inf']) {
+      const log = await get(`table=numbered&offset=${at}&handle=${first.handle}`)
+      expect(log.upToDate).toBe(true)
+      expect(log.body.filter((m) => !m.headers.control)).toHaveLength(1)
+    }
+  })
+})
+
 describe('complete chunks answered from memory', () => {
   it('answers a repeated chunk URL with the same bytes, its own request id and CORS origin, and 304', async () => {
     const first = await fetch(url('table=big&offset=-1'))
     const handle = first.headers.get('electric-handle')!
-    const chunkUrl = url(`table=big&offset=0_300&handle=${handle}`)
+    const chunkUrl = url(`table=big&offset=0_3&handle=${handle}`)
     const a = await fetch(chunkUrl, { headers: { origin: 'https://a.example', 'x-request-id': 'first' } })
     const before = await cachedResponses()
     const b = await fetch(chunkUrl, { headers: { origin: 'https://b.example', 'x-request-id': 'second' } })
@@ -99,7 +147,7 @@ describe('complete chunks answered from memory', () => {
   it('stops answering a chunk URL from memory once its shape is deleted', async () => {
     const first = await fetch(url('table=cached_then_deleted&offset=-1'))
     const handle = first.headers.get('electric-handle')!
-    const chunkUrl = url(`table=cached_then_deleted&offset=0_100&handle=${handle}`)
+    const chunkUrl = url(`table=cached_then_deleted&offset=0_10&handle=${handle}`)
     expect((await fetch(chunkUrl)).status).toBe(200)
     const before = await cachedResponses()
     expect((await fetch(chunkUrl)).status).toBe(200)

@@ -69,10 +69,9 @@ export async function readLog(
   }
 }
 
-/** The head of a complete shape, for `offset=now`. */
+/** The head of a complete shape, for `offset=now`: its last log entry, or its snapshot's end. */
 export function headOf(store: ShapeLogStore, shape: ActiveShape): Offset {
-  const head = store.head(shape.stored.id)
-  return head && compareOffsets(head, SNAPSHOT_END) > 0 ? head : SNAPSHOT_END
+  return store.head(shape.stored.id) ?? SNAPSHOT_END
 }
 
 /** The up-to-date control carrying `global_last_seen_lsn` (`last-seen-lsn.ts` says which). */

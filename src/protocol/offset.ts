@@ -1,7 +1,8 @@
 /**
  * Log offsets `<tx>_<op>`. For replicated changes `tx` is the commit LSN and `op` the change's
- * index within the shape's part of that transaction; the snapshot uses `tx = 0` with one `op`
- * per row and `0_inf` for its end. `-1` sorts before everything.
+ * index within the shape's part of that transaction. The snapshot uses `tx = 0` as Electric
+ * does: `0_<n>` is the end of snapshot chunk `n`, and `0_inf` (or any `0_<n>` at or past the
+ * last chunk) asks for the log from its start. `-1` sorts before everything.
  */
 export interface Offset {
   readonly tx: bigint
@@ -11,7 +12,7 @@ export interface Offset {
 /** The wire form, as the client types it. */
 export type OffsetText = '-1' | `${bigint}_${number}` | `${bigint}_inf`
 
-/** `op` of the snapshot-end marker, written `inf`. Larger than any real op index. */
+/** `op` of `0_inf`, the end of every snapshot. Larger than any real op index. */
 export const INF_OP = 0xffff_ffff
 
 export const BEFORE_ALL: Offset = { tx: -1n, op: 0 }

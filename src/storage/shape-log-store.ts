@@ -4,6 +4,13 @@
  * a batch or none of it. Reads are ordered range scans over memory-mapped pages and never
  * re-encode: entries are stored as their wire JSON.
  *
+ * Chunks close after the first entry that takes them past the size limit, inside a transaction
+ * too (as Electric's do), so a transaction of any size is many bounded chunks; readers see a
+ * boundary only once the transaction that holds it has committed. The snapshot is chunked apart
+ * from the log: snapshot chunk `n` ends at offset `0_n` (Electric's numbering), and the log's
+ * first chunk starts after the snapshot's last. Where the log's boundaries fall depends only on
+ * its entries, so a replay after a crash puts them where they were.
+ *
  * Commits become visible before they are flushed to disk (LMDB's overlapping sync): readers are
  * served at once, and the fsync runs beside the next transaction. A process crash loses nothing
  * committed (the pages are in the OS cache); an OS crash rolls back to the last flushed commit,
@@ -14,11 +21,22 @@ import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Lsn } from '../pg/lsn.js'
-import { compareOffsets, INF_OP, SNAPSHOT_END, type Offset } from '../protocol/offset.js'
+import { compareOffsets, INF_OP, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import { KEY_BYTES, logKey, offsetAfter, offsetOfKey, shapeKeyRange, shapeReverseRange, snapshotRowOfKey } from './log-keys.js'
-import { BLOCK_BYTES, encodeBlock, SnapshotBlock } from './snapshot-block.js'
+import {
+  isSnapshotBlockKey,
+  KEY_BYTES,
+  LOG_START,
+  logKey,
+  offsetAfter,
+  offsetOfKey,
+  shapeKeyRange,
+  shapeReverseRange,
+  snapshotBlockKey,
+  snapshotChunkKey,
+} from './log-keys.js'
+import { BLOCK_BYTES, encodeBlock, joinedRows, SnapshotBlock } from './snapshot-block.js'
 
 export const SHAPE_STATUS = { snapshotting: 'snapshotting', ready: 'ready' } as const
 export type ShapeStatus = (typeof SHAPE_STATUS)[keyof typeof SHAPE_STATUS]
@@ -37,6 +55,8 @@ export interface StoredShape {
   readonly definitionKey: string
   readonly status: ShapeStatus
   readonly snapshot?: SnapshotInfo
+  /** The snapshot's last chunk, once it is complete: its end `0_<n>` is where the log begins. */
+  readonly lastSnapshotChunk?: number
   readonly createdAtMs: number
 }
 
@@ -67,9 +87,12 @@ const META_DURABLE_LSN = 'durableLsn'
 const META_HANDLE_CLOCK = 'handleClock'
 const META_NEXT_SHAPE_ID = 'nextShapeId'
 const META_SYSTEM_IDENTIFIER = 'systemIdentifier'
-/** Layout of the entries database; 2: snapshot rows in blocks (`snapshot-block.ts`). */
+/**
+ * Layout of the entries database; 2: snapshot rows in blocks (`snapshot-block.ts`); 3: snapshot
+ * blocks keyed by chunk, and log chunks that may end inside a transaction (`log-keys.ts`).
+ */
 const META_FORMAT = 'format'
-const FORMAT = '2'
+const FORMAT = '3'
 const MARK = Buffer.of(1)
 
 export class ShapeLogStore {
@@ -86,15 +109,22 @@ export class ShapeLogStore {
    * only inside callbacks, answer inside a callback without a read (two reads per shape per
    * transaction were a quarter of the commit cost). A failed write stops the process.
    */
-  readonly #written = { shapes: new Set<number>(), heads: new Map<number, Offset>() }
-  /** Bytes of a transaction's entries staged before its commit, per shape. */
-  readonly #stagedBytes = new Map<number, number>()
+  readonly #written = {
+    shapes: new Set<number>(),
+    heads: new Map<number, Offset>(),
+    /** Log bytes since the shape's last log boundary, staged entries included. */
+    chunkBytes: new Map<number, number>(),
+  }
+  /** Shapes with entries staged for the transaction being received. */
+  readonly #staged = new Set<number>()
+  /** Shapes whose staged entries belong to a transaction that will be received again. */
+  readonly #discarded = new Set<number>()
   readonly #chunkBytes: number
   readonly #onCommitted: ((entries: number) => void) | undefined
-  /** Log bytes since the last chunk boundary, per shape. */
-  readonly #openChunkBytes = new Map<number, number>()
-  /** Progress of snapshots being written: rows so far and bytes since the last boundary. */
-  readonly #snapshotRows = new Map<number, { rows: number; bytes: number }>()
+  /** Progress of snapshots being written: the open chunk, its next block and its bytes. */
+  readonly #snapshotProgress = new Map<number, { chunk: number; block: number; bytes: number }>()
+  /** Each complete snapshot's last chunk (`StoredShape.lastSnapshotChunk`, kept at hand). */
+  readonly #lastSnapshotChunk = new Map<number, number>()
   /** Every transaction whose commit ends at or before this LSN is committed (visible) in storage. */
   #committedLsn: Lsn
   /** … and flushed to disk. */
@@ -129,23 +159,21 @@ export class ShapeLogStore {
       for (const shape of shapesOfOldFormat) this.#deleteShapeInTransaction(shape.id)
       this.#meta.putSync(META_FORMAT, FORMAT)
     })
-    // Entries of a transaction whose commit never made it (a large one is written as it
-    // arrives) go: it is replayed from the slot. Every committed entry's LSN is below the LSN
-    // stored with it, which is the commit's end; a later transaction starts at or after it.
+    // Entries and boundaries of a transaction whose commit never made it (a large one is
+    // written as it arrives) go: it is replayed from the slot. Every committed entry's LSN is
+    // below the LSN stored with it, which is the commit's end; a later transaction starts at or after it.
     const uncommittedFrom = this.#committedLsn > 0n ? this.#committedLsn : 1n
     this.#root.transactionSync(() => {
-      for (const shape of this.shapes()) {
-        const from = logKey(shape.id, { tx: uncommittedFrom, op: 0 })
-        for (const key of this.#entries.getKeys({ start: from, end: shapeKeyRange(shape.id).end })) this.#entries.removeSync(key)
-      }
+      for (const shape of this.shapes()) this.#removeLogFrom(shape.id, { tx: uncommittedFrom, op: 0 })
     })
     for (const shape of this.shapes()) {
-      const head = this.#lastStoredOffset(shape.id)
+      if (shape.lastSnapshotChunk !== undefined) this.#lastSnapshotChunk.set(shape.id, shape.lastSnapshotChunk)
+      const head = this.#lastLogOffset(shape.id) ?? this.#snapshotEnd(shape.id)
       if (head) {
         this.#heads.set(shape.id, head)
         this.#written.heads.set(shape.id, head)
       }
-      this.#openChunkBytes.set(shape.id, this.#bytesSinceLastBoundary(shape.id))
+      this.#written.chunkBytes.set(shape.id, this.#bytesSinceLastLogBoundary(shape.id, head))
       this.#written.shapes.add(shape.id)
     }
   }
@@ -206,10 +234,11 @@ export class ShapeLogStore {
     await this.flushed()
     this.#committedLsn = startLsn
     this.#durableLsn = startLsn
-    this.#openChunkBytes.clear()
-    this.#snapshotRows.clear()
+    this.#snapshotProgress.clear()
+    this.#lastSnapshotChunk.clear()
     this.#heads.clear()
-    this.#stagedBytes.clear()
+    this.#staged.clear()
+    this.#discarded.clear()
   }
 
   shapes(): StoredShape[] {
@@ -244,8 +273,8 @@ export class ShapeLogStore {
       this.#meta.putSync(META_HANDLE_CLOCK, String(clock))
       this.#shapes.putSync(id, shape)
       this.#written.shapes.add(id)
-      this.#openChunkBytes.set(id, 0)
-      this.#snapshotRows.set(id, { rows: 0, bytes: 0 })
+      this.#written.chunkBytes.set(id, 0)
+      this.#snapshotProgress.set(id, { chunk: 0, block: 0, bytes: 0 })
       return shape
     })
     await this.flushed()
@@ -253,63 +282,62 @@ export class ShapeLogStore {
   }
 
   /**
-   * Appends snapshot rows as `0_n`, closing a chunk after each row that passes the size limit.
-   * Rows are stored in blocks (`snapshot-block.ts`) that end at chunk boundaries and at the end
-   * of each call, so a block is never extended and never spans a boundary.
+   * Appends snapshot rows to the open snapshot chunk, closing it after the row that takes it
+   * past the size limit. Rows are stored in blocks (`snapshot-block.ts`) that end at chunk
+   * boundaries and at the end of each call, so a block is never extended and never spans chunks.
    */
   async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
-    const moved = new Map<number, Offset>()
     await this.#transaction(() => {
-      const progress = this.#snapshotRows.get(shapeId)
+      const progress = this.#snapshotProgress.get(shapeId)
       if (!progress) return
-      let n = progress.rows
-      let bytes = progress.bytes
-      let block: Buffer[] = []
-      let blockBytes = 0
-      let blockFirst = n
+      let { chunk, block, bytes } = progress
+      let pending: Buffer[] = []
+      let pendingBytes = 0
       const closeBlock = () => {
-        if (block.length === 0) return
-        this.#entries.putSync(logKey(shapeId, { tx: 0n, op: blockFirst }), encodeBlock(block))
-        block = []
-        blockBytes = 0
+        if (pending.length === 0) return
+        this.#entries.putSync(snapshotBlockKey(shapeId, chunk, block++), encodeBlock(pending))
+        pending = []
+        pendingBytes = 0
       }
       for (const row of rows) {
-        if (block.length === 0) blockFirst = n
-        block.push(row)
-        blockBytes += row.length + 1
+        pending.push(row)
+        pendingBytes += row.length + 1
         bytes += row.length + 1
         if (bytes >= this.#chunkBytes) {
           closeBlock()
-          this.#boundaries.putSync(logKey(shapeId, { tx: 0n, op: n }), MARK)
+          this.#boundaries.putSync(snapshotChunkKey(shapeId, chunk), MARK)
+          chunk++
+          block = 0
           bytes = 0
-        } else if (blockBytes >= BLOCK_BYTES) {
+        } else if (pendingBytes >= BLOCK_BYTES) {
           closeBlock()
         }
-        n++
       }
       closeBlock()
-      if (n > 0) this.#advanceHead(moved, shapeId, { tx: 0n, op: n - 1 })
-      this.#snapshotRows.set(shapeId, { rows: n, bytes })
+      this.#snapshotProgress.set(shapeId, { chunk, block, bytes })
     })
-    this.#applyHeads(moved)
   }
 
-  /** Closes the snapshot with its control message at `0_inf` and marks the shape ready. */
+  /**
+   * Ends the snapshot with its control message, the last entry of its last chunk, and marks the
+   * shape ready. As in Electric, a request at or past that chunk's end reads the log.
+   */
   async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo): Promise<void> {
     const moved = new Map<number, Offset>()
+    let last: number | undefined
     await this.#transaction(() => {
-      const key = logKey(shapeId, SNAPSHOT_END)
-      this.#entries.putSync(key, endMessage)
-      this.#boundaries.putSync(key, MARK)
-      this.#advanceHead(moved, shapeId, SNAPSHOT_END)
+      const progress = this.#snapshotProgress.get(shapeId)
+      if (!progress) return
+      last = progress.chunk
+      this.#entries.putSync(snapshotBlockKey(shapeId, last, progress.block), encodeBlock([endMessage]))
+      this.#boundaries.putSync(snapshotChunkKey(shapeId, last), MARK)
+      // The log may already have entries past it (written while the snapshot ran): heads only move forward.
+      this.#advanceHead(moved, shapeId, { tx: 0n, op: last })
       const shape = this.#shapes.get(shapeId)
-      if (shape) this.#shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot })
-      this.#snapshotRows.delete(shapeId)
-      // Up to the head as written so far, not as readers see it: a log commit queued just before
-      // may have run in this same LMDB transaction without telling readers yet. A restart counts
-      // exactly this, so chunk boundaries come out the same either way.
-      this.#openChunkBytes.set(shapeId, this.#bytesSinceLastBoundary(shapeId, this.#written.heads.get(shapeId)))
+      if (shape) this.#shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot, lastSnapshotChunk: last })
+      this.#snapshotProgress.delete(shapeId)
     })
+    if (last !== undefined && this.#written.shapes.has(shapeId)) this.#lastSnapshotChunk.set(shapeId, last)
     this.#applyHeads(moved)
   }
 
@@ -336,6 +364,7 @@ export class ShapeLogStore {
         // From here on, a new batch needs a new transaction.
         started = true
         if (this.#openGroup === opened) this.#openGroup = undefined
+        this.#dropDiscarded()
         for (const queued of batches) this.#writeBatch(queued, moved)
       })
       opened.committed = written.then(() => {
@@ -364,19 +393,9 @@ export class ShapeLogStore {
   #writeBatch(batch: LogBatch, moved: Map<number, Offset>): void {
     for (const append of batch.appends) {
       if (append.entries.length === 0 || !this.#written.shapes.has(append.shapeId)) continue
-      let bytes = (this.#openChunkBytes.get(append.shapeId) ?? 0) + (this.#stagedBytes.get(append.shapeId) ?? 0)
-      this.#stagedBytes.delete(append.shapeId)
-      bytes += this.#putEntries(append)
-      const last: Offset = { tx: append.tx, op: append.firstOp + append.entries.length - 1 }
-      this.#advanceHead(moved, append.shapeId, last)
-      // Boundaries fall only at transaction ends, so a chunk never splits a transaction.
-      // While the snapshot is still being written, log entries count toward the first
-      // log chunk, which starts after `0_inf`.
-      if (bytes >= this.#chunkBytes && !this.#snapshotRows.has(append.shapeId)) {
-        this.#boundaries.putSync(logKey(append.shapeId, last), MARK)
-        bytes = 0
-      }
-      this.#openChunkBytes.set(append.shapeId, bytes)
+      this.#putEntries(append)
+      this.#staged.delete(append.shapeId)
+      this.#advanceHead(moved, append.shapeId, { tx: append.tx, op: append.firstOp + append.entries.length - 1 })
     }
     if (batch.durableLsn > this.#writtenLsn) {
       this.#writtenLsn = batch.durableLsn
@@ -385,15 +404,16 @@ export class ShapeLogStore {
   }
 
   /**
-   * Inside a write transaction: puts an append's entries; returns their bytes, each counted with
-   * the comma that joins it to the next. LMDB copies key and value during the put, so one key
-   * and one value buffer serve every entry: nothing is allocated per entry.
+   * Inside a write transaction: puts an append's entries, and a chunk boundary after each entry
+   * that takes the shape's open log chunk past the limit; every entry counts with the comma that
+   * joins it to the next. LMDB copies key and value during the put, so one key and one value
+   * buffer serve every entry: nothing is allocated per entry.
    */
-  #putEntries(append: ShapeAppend): number {
+  #putEntries(append: ShapeAppend): void {
     const key = this.#scratch.key
     key.writeUInt32BE(append.shapeId, 0)
     key.writeBigUInt64BE(append.tx, 4)
-    let bytes = 0
+    let bytes = this.#written.chunkBytes.get(append.shapeId) ?? 0
     for (let i = 0; i < append.entries.length; i++) {
       const json = append.entries[i]!
       // UTF-8 takes at most three bytes per UTF-16 code unit; a larger entry gets its own buffer
@@ -402,8 +422,12 @@ export class ShapeLogStore {
       key.writeUInt32BE(append.firstOp + i, 12)
       this.#entries.putSync(key, value)
       bytes += value.length + 1
+      if (bytes >= this.#chunkBytes) {
+        this.#boundaries.putSync(key, MARK)
+        bytes = 0
+      }
     }
-    return bytes
+    this.#written.chunkBytes.set(append.shapeId, bytes)
   }
 
   /**
@@ -422,78 +446,97 @@ export class ShapeLogStore {
    */
   async stage(appends: readonly ShapeAppend[]): Promise<void> {
     await this.#transaction(() => {
+      this.#dropDiscarded()
       for (const append of appends) {
         if (append.entries.length === 0 || !this.#written.shapes.has(append.shapeId)) continue
-        this.#stagedBytes.set(append.shapeId, (this.#stagedBytes.get(append.shapeId) ?? 0) + this.#putEntries(append))
+        this.#putEntries(append)
+        this.#staged.add(append.shapeId)
       }
     })
   }
 
-  /** Forgets what was staged for a transaction that will be received again (a reconnect). */
+  /**
+   * Forgets what was staged for a transaction that will be received again (a reconnect): the
+   * next write removes its entries and boundaries and counts the open chunk from the head again,
+   * so the replay writes the same chunks.
+   */
   discardStaged(): void {
-    this.#stagedBytes.clear()
+    for (const id of this.#staged) this.#discarded.add(id)
+    this.#staged.clear()
   }
 
-  /** Entries in `(after, upTo]`, one Buffer each, as stored. */
+  /** Inside a write transaction: see `discardStaged`. */
+  #dropDiscarded(): void {
+    for (const id of this.#discarded) {
+      if (!this.#written.shapes.has(id)) continue
+      const head = this.#written.heads.get(id)
+      this.#removeLogFrom(id, head && head.tx > 0n ? offsetAfter(head) : LOG_START)
+      this.#written.chunkBytes.set(id, this.#bytesSinceLastLogBoundary(id, head))
+    }
+    this.#discarded.clear()
+  }
+
+  /** Inside a write transaction: removes the shape's log entries and boundaries from `from` on. */
+  #removeLogFrom(shapeId: number, from: Offset): void {
+    const range = { start: logKey(shapeId, from), end: shapeKeyRange(shapeId).end }
+    for (const key of this.#entries.getKeys(range)) this.#entries.removeSync(key)
+    for (const key of this.#boundaries.getKeys(range)) this.#boundaries.removeSync(key)
+  }
+
+  /**
+   * Entries in `(after, upTo]`, one Buffer each, as stored. Snapshot offsets count chunks: the
+   * range holds whole snapshot chunks, and a snapshot offset at or past the last chunk (or
+   * `0_inf`) is the log's start.
+   */
   read(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
     const values: Buffer[] = []
-    this.#scan(shapeId, offsetAfter(after), upTo, (block, from, to) => {
-      for (let i = from; i <= to; i++) values.push(block.row(i))
+    this.#scan(shapeId, after, upTo, (block) => {
+      const rows = new SnapshotBlock(block)
+      for (let i = 0; i < rows.count; i++) values.push(rows.row(i))
     }, (value) => values.push(value))
     return values
   }
 
   /**
    * Entries in `(after, upTo]` as parts that, joined with commas, are the entries joined with
-   * commas: a run of snapshot rows comes as one slice of its block, with no copy per row.
+   * commas: a snapshot block comes as one slice, with no copy per row.
    */
   readJoinable(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
     const parts: Buffer[] = []
-    this.#scan(shapeId, offsetAfter(after), upTo, (block, from, to) => parts.push(block.joined(from, to)), (value) => parts.push(value))
+    this.#scan(shapeId, after, upTo, (block) => parts.push(joinedRows(block)), (value) => parts.push(value))
     return parts
   }
 
-  /**
-   * Visits what is stored from `start` up to `upTo` (inclusive; `undefined`: the shape's end):
-   * rows `from..to` of snapshot blocks, and single entries.
-   */
-  #scan(
-    shapeId: number,
-    start: Offset,
-    upTo: Offset | undefined,
-    onRows: (block: SnapshotBlock, from: number, to: number) => void,
-    onEntry: (value: Buffer) => void,
-  ): void {
-    let startKey = logKey(shapeId, start)
-    const startRow = start.tx === 0n && start.op !== INF_OP ? start.op : undefined
-    if (startRow !== undefined) {
-      // `start` may fall inside a block: begin at the block that holds it.
-      for (const key of this.#entries.getKeys({ start: startKey, end: shapeReverseRange(shapeId).end, reverse: true, limit: 1 })) {
-        if (key.readUInt32BE(0) === shapeId && snapshotRowOfKey(key) !== undefined) startKey = key
-      }
-    }
-    const lastRow = upTo === undefined || upTo.tx > 0n || upTo.op === INF_OP ? Infinity : upTo.op
-    const end = upTo === undefined ? shapeKeyRange(shapeId).end : logKey(shapeId, offsetAfter(upTo))
-    for (const { key, value } of this.#entries.getRange({ start: startKey, end })) {
-      const first = snapshotRowOfKey(key)
-      if (first === undefined) {
-        onEntry(value)
-        continue
-      }
-      const block = new SnapshotBlock(value)
-      const from = startRow === undefined ? 0 : Math.max(0, startRow - first)
-      const to = Math.min(block.count - 1, lastRow - first)
-      if (from <= to) onRows(block, from, to)
+  #scan(shapeId: number, after: Offset, upTo: Offset, onBlock: (block: Buffer) => void, onEntry: (value: Buffer) => void): void {
+    const range = { start: this.#keyAfter(shapeId, after), end: this.#keyAfter(shapeId, upTo) }
+    for (const { key, value } of this.#entries.getRange(range)) {
+      if (isSnapshotBlockKey(key)) onBlock(value)
+      else onEntry(value)
     }
   }
 
-  /** The first chunk boundary strictly after `after`, if that chunk is complete. */
+  /** The first key past everything at or before `offset`. */
+  #keyAfter(shapeId: number, offset: Offset): Buffer {
+    if (offset.tx < 0n) return snapshotChunkKey(shapeId, 0)
+    if (offset.tx === 0n) return offset.op === INF_OP ? logKey(shapeId, LOG_START) : snapshotChunkKey(shapeId, offset.op + 1)
+    return logKey(shapeId, offsetAfter(offset))
+  }
+
+  /**
+   * The end of the complete chunk right after `after`, if there is one: the next snapshot
+   * chunk, or the log's first boundary past `after` that readers may see (at or before the head).
+   */
   chunkEndAfter(shapeId: number, after: Offset): Offset | undefined {
-    for (const key of this.#boundaries.getKeys({
-      start: logKey(shapeId, offsetAfter(after)),
-      end: shapeKeyRange(shapeId).end,
-      limit: 1,
-    })) {
+    const last = this.#lastSnapshotChunk.get(shapeId)
+    const inSnapshot = after.tx < 0n || (after.tx === 0n && after.op !== INF_OP && (last === undefined || after.op < last))
+    if (inSnapshot) {
+      const next = after.tx < 0n ? 0 : after.op + 1
+      return this.#boundaries.doesExist(snapshotChunkKey(shapeId, next)) ? { tx: 0n, op: next } : undefined
+    }
+    const head = this.#heads.get(shapeId)
+    if (!head || head.tx === 0n || compareOffsets(after, head) >= 0) return undefined
+    const start = after.tx === 0n ? LOG_START : offsetAfter(after)
+    for (const key of this.#boundaries.getKeys({ start: logKey(shapeId, start), end: logKey(shapeId, offsetAfter(head)), limit: 1 })) {
       return offsetOfKey(key)
     }
     return undefined
@@ -518,13 +561,19 @@ export class ShapeLogStore {
     this.#written.heads.set(shapeId, offset)
   }
 
-  /** The offset of the shape's last stored entry (the last row of a snapshot block). */
-  #lastStoredOffset(shapeId: number): Offset | undefined {
-    for (const { key, value } of this.#entries.getRange({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
-      const first = snapshotRowOfKey(key)
-      return first === undefined ? offsetOfKey(key) : { tx: 0n, op: first + new SnapshotBlock(value).count - 1 }
+  /** The offset of the shape's last stored log entry, if any. */
+  #lastLogOffset(shapeId: number): Offset | undefined {
+    for (const key of this.#entries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
+      const offset = offsetOfKey(key)
+      return !isSnapshotBlockKey(key) && offset.tx > 0n ? offset : undefined
     }
     return undefined
+  }
+
+  /** `0_<last chunk>` of a complete snapshot. */
+  #snapshotEnd(shapeId: number): Offset | undefined {
+    const last = this.#lastSnapshotChunk.get(shapeId)
+    return last === undefined ? undefined : { tx: 0n, op: last }
   }
 
   #applyHeads(moved: Map<number, Offset>): void {
@@ -537,9 +586,9 @@ export class ShapeLogStore {
   /** Removes a shape and its whole log. */
   async deleteShape(shapeId: number): Promise<void> {
     await this.#transaction(() => this.#deleteShapeInTransaction(shapeId))
-    this.#openChunkBytes.delete(shapeId)
-    this.#snapshotRows.delete(shapeId)
-    this.#stagedBytes.delete(shapeId)
+    this.#snapshotProgress.delete(shapeId)
+    this.#lastSnapshotChunk.delete(shapeId)
+    this.#staged.delete(shapeId)
   }
 
   async close(): Promise<void> {
@@ -554,15 +603,21 @@ export class ShapeLogStore {
     this.#heads.delete(shapeId)
     this.#written.shapes.delete(shapeId)
     this.#written.heads.delete(shapeId)
+    this.#written.chunkBytes.delete(shapeId)
   }
 
-  #bytesSinceLastBoundary(shapeId: number, head = this.#heads.get(shapeId)): number {
-    let start: Offset = { tx: 0n, op: 0 }
-    for (const key of this.#boundaries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
+  /** Log bytes after the shape's last log boundary, up to `head`, each with its comma. */
+  #bytesSinceLastLogBoundary(shapeId: number, head: Offset | undefined): number {
+    if (!head || head.tx === 0n) return 0
+    let start = LOG_START
+    const upTo = logKey(shapeId, offsetAfter(head))
+    // Reverse ranges include `start` and exclude `end`: from the head down to the log's first key.
+    const beforeLog = logKey(shapeId, { tx: 0n, op: INF_OP })
+    for (const key of this.#boundaries.getKeys({ start: logKey(shapeId, head), end: beforeLog, reverse: true, limit: 1 })) {
       start = offsetAfter(offsetOfKey(key))
     }
     let bytes = 0
-    this.#scan(shapeId, start, head, (block, from, to) => (bytes += block.joined(from, to).length + 1), (value) => (bytes += value.length + 1))
+    for (const { value } of this.#entries.getRange({ start: logKey(shapeId, start), end: upTo })) bytes += value.length + 1
     return bytes
   }
 }

@@ -3,7 +3,7 @@
  * one value per row: a 1,000,000-row snapshot is then a few thousand writes and reads, not a
  * million of each. A block is `u32 count | u32 length × count | rows joined by ","`, so the
  * rows of a whole block are one slice that drops straight into a JSON array body, and any one
- * row is a slice too. The block's key is the offset of its first row (`0_<n>`).
+ * row is a slice too. A snapshot chunk is a run of blocks (`log-keys.ts`).
  */
 
 /** A block closes once it holds this many bytes (or at a chunk boundary, or a batch's end). */
@@ -27,6 +27,11 @@ export function encodeBlock(rows: readonly Buffer[]): Buffer {
   return block
 }
 
+/** Every row of a block as one comma-joined slice, without reading the row lengths. */
+export function joinedRows(block: Buffer): Buffer {
+  return block.subarray(4 + 4 * block.readUInt32BE(0))
+}
+
 export class SnapshotBlock {
   readonly count: number
   readonly #block: Buffer
@@ -47,10 +52,5 @@ export class SnapshotBlock {
 
   row(i: number): Buffer {
     return this.#block.subarray(this.#starts[i]!, this.#starts[i + 1]! - 1)
-  }
-
-  /** Rows `from` to `to` (inclusive) as one comma-joined slice. */
-  joined(from: number, to: number): Buffer {
-    return this.#block.subarray(this.#starts[from]!, this.#starts[to + 1]! - 1)
   }
 }

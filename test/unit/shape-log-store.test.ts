@@ -115,20 +115,20 @@ describe('createShape', () => {
 })
 
 describe('snapshot', () => {
-  it('places a boundary at the row whose bytes reach the limit', async () => {
+  it('numbers its chunks as Electric does: chunk n ends at 0_n, closed by the row whose bytes reach the limit', async () => {
     const s = open()
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
-    // 30 bytes + 1 per row: 31, 62, 93, 124 → boundary at 0_3, then again at 0_7.
+    // 30 bytes + 1 per row: 31, 62, 93, 124 → chunk 0 ends after r3, chunk 1 after r7.
     await s.appendSnapshotRows(id, rows(0, 2, 30))
     await s.appendSnapshotRows(id, rows(2, 8, 30))
-    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_3'))
-    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('0_3'))
-    expect(s.chunkEndAfter(id, off('0_2'))).toEqual(off('0_3'))
-    expect(s.chunkEndAfter(id, off('0_3'))).toEqual(off('0_7'))
-    expect(s.chunkEndAfter(id, off('0_7'))).toBeUndefined()
-    expect(s.head(id)).toEqual(off('0_9'))
-    expect(names(s.read(id, off('-1'), off('0_3')))).toEqual(['r0', 'r1', 'r2', 'r3'])
-    expect(names(s.read(id, off('0_3'), off('0_7')))).toEqual(['r4', 'r5', 'r6', 'r7'])
+    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_0'))
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('0_1'))
+    // Chunk 2 is still open.
+    expect(s.chunkEndAfter(id, off('0_1'))).toBeUndefined()
+    expect(names(s.read(id, off('-1'), off('0_0')))).toEqual(['r0', 'r1', 'r2', 'r3'])
+    expect(names(s.read(id, off('0_0'), off('0_1')))).toEqual(['r4', 'r5', 'r6', 'r7'])
+    // Readers wait for the snapshot's end before they are told of a head.
+    expect(s.head(id)).toBeUndefined()
   })
 
   it('counts a row of exactly the limit as a full chunk', async () => {
@@ -136,31 +136,48 @@ describe('snapshot', () => {
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
     await s.appendSnapshotRows(id, [value('big', CHUNK_BYTES - 1), value('small', 10), value('huge', 500)])
     expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_0'))
-    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('0_2'))
+    expect(names(s.read(id, off('-1'), off('0_0')))).toEqual(['big'])
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('0_1'))
+    expect(names(s.read(id, off('0_0'), off('0_1')))).toEqual(['small', 'huge'])
   })
 
-  it('writes 0_inf with a boundary when it finishes and marks the shape ready', async () => {
+  it('ends its last chunk with the end message, marks the shape ready, and sends requests past it to the log', async () => {
     const s = open()
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
     await s.appendSnapshotRows(id, rows(0, 5, 30))
     await s.finishSnapshot(id, Buffer.from('{"headers":{"control":"snapshot-end"}}'), SNAPSHOT)
-    expect(s.chunkEndAfter(id, off('0_3'))).toEqual(off('0_inf'))
-    expect(s.head(id)).toEqual(off('0_inf'))
-    expect(s.read(id, off('0_3'), off('0_inf')).map(String)).toEqual([
-      'r4............................',
-      '{"headers":{"control":"snapshot-end"}}',
-    ])
-    expect(s.getShape(id)).toMatchObject({ status: 'ready', snapshot: SNAPSHOT })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('0_1'))
+    expect(s.head(id)).toEqual(off('0_1'))
+    expect(s.read(id, off('0_0'), off('0_1')).map(String)).toEqual(['r4............................', '{"headers":{"control":"snapshot-end"}}'])
+    expect(s.getShape(id)).toMatchObject({ status: 'ready', snapshot: SNAPSHOT, lastSnapshotChunk: 1 })
+    // At or past the last chunk (and at 0_inf): the log, which is empty.
+    for (const at of ['0_1', '0_7', '0_inf']) expect(s.chunkEndAfter(id, off(at))).toBeUndefined()
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 5, 20) }] })
+    for (const at of ['0_1', '0_7', '0_inf']) {
+      expect(s.chunkEndAfter(id, off(at))).toEqual(off('1000_4'))
+      expect(names(s.read(id, off(at), off('1000_4')))).toEqual(['1000_0', '1000_1', '1000_2', '1000_3', '1000_4'])
+    }
   })
 
-  it('finishes an empty snapshot', async () => {
+  it('starts a chunk of its own for the end message when the last row closed one', async () => {
+    const s = open()
+    const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
+    await s.appendSnapshotRows(id, [value('big', CHUNK_BYTES)])
+    await s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
+    expect(names(s.read(id, off('-1'), off('0_0')))).toEqual(['big'])
+    expect(names(s.read(id, off('0_0'), off('0_1')))).toEqual(['end'])
+    expect(s.head(id)).toEqual(off('0_1'))
+  })
+
+  it('finishes an empty snapshot in one chunk', async () => {
     const s = open()
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
     expect(s.head(id)).toBeUndefined()
     await s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
-    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_inf'))
-    expect(s.read(id, off('-1'), off('0_inf')).map(String)).toEqual(['end'])
+    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_0'))
+    expect(s.read(id, off('-1'), off('0_0')).map(String)).toEqual(['end'])
+    expect(s.head(id)).toEqual(off('0_0'))
+    expect((await reopen()).head(id)).toEqual(off('0_0'))
   })
 })
 
@@ -173,37 +190,71 @@ async function readyShape(s: ShapeLogStore, definition = ITEMS): Promise<number>
 }
 
 describe('commit', () => {
-  it('closes a chunk only at the end of the transaction that passes the limit', async () => {
+  it('closes a chunk after the first entry past the limit, inside a transaction too', async () => {
     const s = open()
     const id = await readyShape(s)
-    // 20 + 1 bytes per entry. tx 1000: 63 bytes, open. tx 2000: passes 100 at op 1, closes at op 3.
+    // 20 + 1 bytes per entry. tx 1000: 63 bytes, open. tx 2000: reaches 105 at op 1 and closes
+    // there; ops 2 and 3 open the next chunk.
     await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, ...txEntries(1000n, 3, 20) }] })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
+    expect(s.chunkEndAfter(id, off('0_0'))).toBeUndefined()
     await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, ...txEntries(2000n, 4, 20) }] })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_3'))
-    expect(s.chunkEndAfter(id, off('1000_2'))).toEqual(off('2000_3'))
-    expect(s.chunkEndAfter(id, off('2000_2'))).toEqual(off('2000_3'))
-    expect(names(s.read(id, off('0_inf'), off('2000_3')))).toEqual([
-      '1000_0',
-      '1000_1',
-      '1000_2',
-      '2000_0',
-      '2000_1',
-      '2000_2',
-      '2000_3',
-    ])
-    // The next chunk starts empty.
-    await s.commit({ durableLsn: lsn(3000n), appends: [{ shapeId: id, ...txEntries(3000n, 1, 20) }] })
-    expect(s.chunkEndAfter(id, off('2000_3'))).toBeUndefined()
-    expect(s.head(id)).toEqual(off('3000_0'))
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('2000_1'))
+    expect(s.chunkEndAfter(id, off('1000_2'))).toEqual(off('2000_1'))
+    expect(s.chunkEndAfter(id, off('2000_1'))).toBeUndefined()
+    expect(names(s.read(id, off('0_0'), off('2000_1')))).toEqual(['1000_0', '1000_1', '1000_2', '2000_0', '2000_1'])
+    // 42 bytes carried over: the next transaction's third entry closes the next chunk.
+    await s.commit({ durableLsn: lsn(3000n), appends: [{ shapeId: id, ...txEntries(3000n, 3, 20) }] })
+    expect(s.chunkEndAfter(id, off('2000_1'))).toEqual(off('3000_2'))
+    expect(s.head(id)).toEqual(off('3000_2'))
   })
 
-  it('makes one large transaction one chunk', async () => {
+  it('cuts one large transaction into bounded chunks', async () => {
     const s = open()
     const id = await readyShape(s)
     await s.commit({ durableLsn: lsn(10n), appends: [{ shapeId: id, ...txEntries(10n, 20, 20) }] })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('10_19'))
-    expect(s.chunkEndAfter(id, off('10_0'))).toEqual(off('10_19'))
+    const ends: string[] = []
+    for (let after: Offset | undefined = off('0_0'); (after = s.chunkEndAfter(id, after)); ) ends.push(formatOffset(after))
+    expect(ends).toEqual(['10_4', '10_9', '10_14', '10_19'])
+  })
+
+  it('shows no boundary of a staged transaction before its commit', async () => {
+    const s = open()
+    const id = await readyShape(s)
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 1, 20) }] })
+    await s.stage([{ shapeId: id, ...txEntries(2000n, 8, 20) }])
+    expect(s.chunkEndAfter(id, off('0_0'))).toBeUndefined()
+    expect(s.chunkEndAfter(id, off('1000_0'))).toBeUndefined()
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, tx: lsn(2000n), firstOp: 8, entries: ['2000_8'.padEnd(20, '.')] }] })
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('2000_3'))
+    expect(s.chunkEndAfter(id, off('2000_3'))).toEqual(off('2000_8'))
+  })
+
+  it('writes the same chunks when a staged transaction is received again after a reconnect', async () => {
+    const s = open()
+    const id = await readyShape(s)
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 2, 20) }] })
+    await s.stage([{ shapeId: id, ...txEntries(2000n, 9, 20) }])
+    s.discardStaged()
+    // The replay of the same transaction, staged in other pieces.
+    await s.stage([{ shapeId: id, ...txEntries(2000n, 3, 20) }])
+    const rest = txEntries(2000n, 9, 20)
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, tx: rest.tx, firstOp: 3, entries: rest.entries.slice(3) }] })
+    const ends: string[] = []
+    for (let after: Offset | undefined = off('0_0'); (after = s.chunkEndAfter(id, after)); ) ends.push(formatOffset(after))
+    // 42 bytes from tx 1000, then 21 per entry: 105 at 2000_2, again at 2000_7.
+    expect(ends).toEqual(['2000_2', '2000_7'])
+    expect(s.head(id)).toEqual(off('2000_8'))
+  })
+
+  it('drops what a discarded transaction staged when it is not received again', async () => {
+    const s = open()
+    const id = await readyShape(s)
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 2, 20) }] })
+    await s.stage([{ shapeId: id, ...txEntries(2000n, 9, 20) }])
+    s.discardStaged()
+    await s.commit({ durableLsn: lsn(3001n), appends: [{ shapeId: id, ...txEntries(3000n, 4, 20) }] })
+    expect(names(s.read(id, off('0_0'), off('3000_3')))).toEqual(['1000_0', '1000_1', '3000_0', '3000_1', '3000_2', '3000_3'])
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('3000_2'))
   })
 
   it('persists the durable LSN across reopen and never moves it back', async () => {
@@ -230,10 +281,13 @@ describe('commit', () => {
     let s = open()
     const id = await readyShape(s)
     // As in replication: a batch's LSN is its commit's end, past its entries' commit LSN.
-    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 3, 20) }] })
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 6, 20) }] })
     s = await reopen()
     await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, ...txEntries(2000n, 2, 20) }] })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_1'))
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('1000_4'))
+    expect(s.chunkEndAfter(id, off('1000_4'))).toBeUndefined()
+    await s.commit({ durableLsn: lsn(3001n), appends: [{ shapeId: id, ...txEntries(3000n, 2, 20) }] })
+    expect(s.chunkEndAfter(id, off('1000_4'))).toEqual(off('3000_1'))
   })
 
   it('appends to several shapes in one batch, each with its own chunking', async () => {
@@ -249,6 +303,7 @@ describe('commit', () => {
     })
     expect(s.chunkEndAfter(a, off('0_inf'))).toEqual(off('1000_4'))
     expect(s.chunkEndAfter(b, off('0_inf'))).toBeUndefined()
+    expect(s.chunkEndAfter(b, off('0_0'))).toBeUndefined()
     expect(names(s.read(b, off('0_inf'), off('1000_4')))).toEqual(['1000_0'])
   })
 
@@ -265,7 +320,7 @@ describe('commit', () => {
     expect(s.committedLsn).toBe(7n)
     expect(s.head(999)).toBeUndefined()
     expect(s.read(999, off('-1'), off('7_1'))).toEqual([])
-    expect(s.head(id)).toEqual(off('0_inf'))
+    expect(s.head(id)).toEqual(off('0_0'))
   })
 
 
@@ -288,24 +343,21 @@ describe('commit', () => {
     await s.commit({ durableLsn: lsn(11n), appends: [{ shapeId: id, tx: lsn(10n), firstOp: 3, entries }] })
     expect(s.read(id, off('0_inf'), off('10_5')).map((b) => b.toString('utf8'))).toEqual(entries)
     expect(s.head(id)).toEqual(off('10_5'))
-    // Over the 100-byte limit: the transaction's last entry closes the chunk.
-    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('10_5'))
+    // Over the 100-byte limit at the large entry: it closes the chunk.
+    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('10_4'))
   })
-  it('keeps log entries written during the snapshot out of snapshot chunks', async () => {
+  it('chunks log entries written during the snapshot apart from it', async () => {
     const s = open()
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
     await s.appendSnapshotRows(id, rows(0, 1, 10))
-    // Passes the limit while the snapshot is still being written: no boundary yet.
     await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, ...txEntries(1000n, 5, 20) }] })
     expect(s.chunkEndAfter(id, off('-1'))).toBeUndefined()
     await s.appendSnapshotRows(id, rows(1, 1, 10))
     await s.finishSnapshot(id, Buffer.from('end'), SNAPSHOT)
-    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_inf'))
-    expect(names(s.read(id, off('-1'), off('0_inf')))).toEqual(['r0', 'r1', 'end'])
-    // Those 105 bytes count toward the first log chunk: the next transaction closes it.
-    expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
-    await s.commit({ durableLsn: lsn(2000n), appends: [{ shapeId: id, ...txEntries(2000n, 1, 5) }] })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toEqual(off('2000_0'))
+    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_0'))
+    expect(names(s.read(id, off('-1'), off('0_0')))).toEqual(['r0', 'r1', 'end'])
+    expect(s.head(id)).toEqual(off('1000_4'))
+    expect(s.chunkEndAfter(id, off('0_0'))).toEqual(off('1000_4'))
   })
 })
 
@@ -326,12 +378,11 @@ describe('read', () => {
   })
 
   it.each([
+    ['-1', '0_0', ['r0', 'r1', 'r2', 'end']],
     ['-1', '0_inf', ['r0', 'r1', 'r2', 'end']],
-    ['-1', '0_0', ['r0']],
-    ['0_0', '0_2', ['r1', 'r2']],
-    ['0_1', '0_1', []],
-    ['0_2', '0_inf', ['end']],
+    ['0_0', '0_0', []],
     ['0_inf', '2000_1', ['1000_0', '1000_1', '1000_2', '2000_0', '2000_1']],
+    ['0_0', '2000_1', ['1000_0', '1000_1', '1000_2', '2000_0', '2000_1']],
     ['1000_0', '1000_2', ['1000_1', '1000_2']],
     ['1000_1', '2000_0', ['1000_2', '2000_0']],
     ['1000_2', '2000_1', ['2000_0', '2000_1']],
@@ -344,7 +395,8 @@ describe('read', () => {
   })
 
   it('returns stored bytes unchanged', () => {
-    expect(s.read(id, off('0_2'), off('0_inf'))).toEqual([Buffer.from('end')])
+    expect(s.read(id, off('0_inf'), off('1000_0'))).toEqual([Buffer.from('1000_0')])
+    expect(s.read(id, off('-1'), off('0_0')).at(-1)).toEqual(Buffer.from('end'))
   })
 
   it('reports the head of the log', () => {
@@ -366,7 +418,8 @@ describe('deleteShape', () => {
         { shapeId: gone, ...txEntries(1000n, 5, 20) },
       ],
     })
-    expect(s.chunkEndAfter(gone, off('-1'))).toEqual(off('0_3'))
+    expect(s.chunkEndAfter(gone, off('-1'))).toEqual(off('0_0'))
+    expect(s.chunkEndAfter(gone, off('0_1'))).toEqual(off('1000_4'))
 
     await s.deleteShape(gone)
 
@@ -437,18 +490,11 @@ describe('neighbouring shapes', () => {
   })
 
   // The other end of the same reverse range is exclusive, so a shape's own first key is missed.
-  it('head of a shape whose only entry is 0_0 is 0_0', async () => {
+  it('head of a shape whose only log entry is its first key is that entry', async () => {
     const s = open()
     const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
-    await s.appendSnapshotRows(id, rows(0, 1, 10))
-    expect(s.head(id)).toEqual(off('0_0')) // actual: undefined
-  })
-
-  it('control: head of a shape with entries 0_0 and 0_1 is 0_1', async () => {
-    const s = open()
-    const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
-    await s.appendSnapshotRows(id, rows(0, 2, 10))
-    expect(s.head(id)).toEqual(off('0_1'))
+    await s.commit({ durableLsn: lsn(2n), appends: [{ shapeId: id, tx: lsn(1n), firstOp: 0, entries: ['only'] }] })
+    expect((await reopen()).head(id)).toEqual(off('1_0'))
   })
 })
 
@@ -467,11 +513,30 @@ describe('reopen after a crash', () => {
     expect(names(s.read(id, off('1000_1'), off('2000_2')))).toEqual(['2000_0', '2000_1', '2000_2'])
   })
 
-  it('takes the head of a snapshot still being written from its last block', async () => {
-    const s = open()
-    const { id } = await s.createShape(ITEMS, definitionKey(ITEMS))
-    await s.appendSnapshotRows(id, rows(0, 7, 10))
-    expect((await reopen()).head(id)).toEqual(off('0_6'))
+  it('drops the boundaries a staged transaction wrote, and its replay puts them back where they were', async () => {
+    const chunkEnds = (s: ShapeLogStore, id: number): string[] => {
+      const ends: string[] = []
+      for (let after: Offset | undefined = off('0_0'); (after = s.chunkEndAfter(id, after)); ) ends.push(formatOffset(after))
+      return ends
+    }
+    let s = open()
+    const id = await readyShape(s)
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: id, ...txEntries(1000n, 2, 20) }] })
+    await s.stage([{ shapeId: id, ...txEntries(2000n, 9, 20) }])
+    s = await reopen()
+    // The replay's commit carries the whole transaction.
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: id, ...txEntries(2000n, 12, 20) }] })
+    const replayed = chunkEnds(s, id)
+
+    await store?.close()
+    await rm(dir, { recursive: true, force: true })
+    dir = await mkdtemp(join(tmpdir(), 'sluice-unit-store-'))
+    s = open()
+    const again = await readyShape(s)
+    await s.commit({ durableLsn: lsn(1001n), appends: [{ shapeId: again, ...txEntries(1000n, 2, 20) }] })
+    await s.commit({ durableLsn: lsn(2001n), appends: [{ shapeId: again, ...txEntries(2000n, 12, 20) }] })
+    expect(replayed).toEqual(['2000_2', '2000_7'])
+    expect(chunkEnds(s, again)).toEqual(replayed)
   })
 })
 
@@ -522,49 +587,42 @@ describe('snapshot blocks', () => {
     return { s, id }
   }
   const all = [...Array.from({ length: 300 }, (_, i) => `r${i}`), 'end']
-  const offsetOf = (i: number) => (i < 0 ? '-1' : i >= 300 ? '0_inf' : `0_${i}`)
 
-  it('reads exactly the rows of any range, starting and ending inside blocks', async () => {
+  it('reads whole chunks of rows across blocks, as rows and as joinable parts', async () => {
     const { s, id } = await bigSnapshot()
-    const cuts = [-1, 0, 1, 30, 63, 64, 65, 69, 70, 71, 98, 99, 100, 150, 219, 220, 221, 298, 299, 300]
-    for (const after of cuts) {
-      for (const upTo of cuts) {
-        if (upTo < after) continue
-        const expected = all.slice(after + 1, upTo + 1)
-        const range = `(${offsetOf(after)}, ${offsetOf(upTo)}]`
-        expect(names(s.read(id, off(offsetOf(after)), off(offsetOf(upTo)))), range).toEqual(expected)
-        const joined = Buffer.concat(s.readJoinable(id, off(offsetOf(after)), off(offsetOf(upTo))).flatMap((p, i) => (i > 0 ? [Buffer.from(','), p] : [p])))
-        expect(joined.toString(), range).toBe(s.read(id, off(offsetOf(after)), off(offsetOf(upTo))).map(String).join(','))
-      }
+    // 1,001 bytes per row: chunks close after rows 99, 199 and 299; the end message is chunk 3.
+    const ends: string[] = []
+    for (let after: Offset | undefined = off('-1'); (after = s.chunkEndAfter(id, after)); ) ends.push(formatOffset(after))
+    expect(ends).toEqual(['0_0', '0_1', '0_2', '0_3'])
+    const cuts = ['-1', '0_0', '0_1', '0_2', '0_3']
+    const rowsOf = [all.slice(0, 100), all.slice(100, 200), all.slice(200, 300), ['end']]
+    for (let i = 0; i < 4; i++) {
+      const [after, upTo] = [off(cuts[i]!), off(cuts[i + 1]!)]
+      expect(names(s.read(id, after, upTo))).toEqual(rowsOf[i])
+      const parts = s.readJoinable(id, after, upTo)
+      expect(parts.length).toBeLessThan(5)
+      expect(Buffer.concat(parts.flatMap((p, j) => (j > 0 ? [Buffer.from(','), p] : [p]))).toString()).toBe(s.read(id, after, upTo).map(String).join(','))
     }
+    expect(names(s.read(id, off('0_0'), off('0_2')))).toEqual(all.slice(100, 300))
   })
 
-  it('hands whole blocks to readers as single parts, and keeps chunk boundaries per row', async () => {
-    const { s, id } = await bigSnapshot()
-    // 1,001 bytes per row: chunks close at rows 99, 199, 299.
-    expect(s.chunkEndAfter(id, off('-1'))).toEqual(off('0_99'))
-    expect(s.chunkEndAfter(id, off('0_99'))).toEqual(off('0_199'))
-    const parts = s.readJoinable(id, off('-1'), off('0_99'))
-    expect(parts.length).toBeLessThan(10)
-    expect(s.read(id, off('-1'), off('0_99'))).toHaveLength(100)
-  })
-
-  it('continues the open chunk after reopen across blocks', async () => {
+  it('counts the log from its own start after reopen', async () => {
     const { id } = await bigSnapshot()
     const s = await reopen()
+    expect(s.head(id)).toEqual(off('0_3'))
     await s.commit({ durableLsn: lsn(1000n), appends: [{ shapeId: id, ...txEntries(1000n, 1, 20) }] })
-    expect(s.chunkEndAfter(id, off('0_inf'))).toBeUndefined()
-    expect(names(s.read(id, off('0_298'), off('1000_0')))).toEqual(['r299', 'end', '1000_0'])
+    expect(s.chunkEndAfter(id, off('0_3'))).toBeUndefined()
+    expect(names(s.read(id, off('0_2'), off('1000_0')))).toEqual(['end', '1000_0'])
   })
 
-  it('drops shapes stored in the older one-value-per-row layout', async () => {
+  it('drops shapes stored in an older layout', async () => {
     const s = open()
     await readyShape(s)
     await s.close()
     store = undefined
     const { open: openLmdb } = await import('lmdb')
     const raw = openLmdb({ path: join(dir, 'shapes.lmdb'), maxDbs: 8 })
-    await raw.openDB({ name: 'meta', encoding: 'string' }).remove('format')
+    await raw.openDB({ name: 'meta', encoding: 'string' }).put('format', '2')
     await raw.close()
     const upgraded = open()
     expect(upgraded.droppedOldFormatShapes).toBe(1)
