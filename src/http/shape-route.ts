@@ -16,7 +16,7 @@ import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
-import { lastSeenLsn, processedLsn, resumeLsn } from './last-seen-lsn.js'
+import { lastSeenLsn, processedLsn } from './last-seen-lsn.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import { FOREIGN_HANDLE, type ShapeRequest } from './shape-request.js'
 import type { SseOptions } from './sse-hub.js'
@@ -74,7 +74,7 @@ async function serveResolved(
     const processed = processedLsn(deps.store.committedLsn)
     const head = headOf(deps.store, shape)
     requested = head
-    slice = { parts: [], end: head, complete: false, upToDate: true, processed }
+    slice = { parts: [], end: head, hasEntries: false, complete: false, upToDate: { lastSeenLsn: lastSeenLsn(head, processed) } }
   } else {
     requested = request.offset
     slice = await readLog(deps, shape, request.offset, {
@@ -104,12 +104,10 @@ async function serveResolved(
     headers[HEADERS.cacheControl] = fromStart ? CACHE_CONTROL.initial : nonLiveCacheControl(deps.cache)
   }
   if (request.offset === OFFSET_NOW) headers[HEADERS.cacheControl] = CACHE_CONTROL.live
-  if (slice.upToDate && !fromStart) headers[HEADERS.upToDate] = ''
+  if (slice.upToDate) headers[HEADERS.upToDate] = ''
 
   if (matchesEtag(ifNoneMatch, etag)) return { status: 304, headers, body: Buffer.alloc(0) }
-  // Electric's rule: changes that a live request waited for carry their own LSN (`last-seen-lsn.ts`).
-  const lastSeen = request.live && slice.parts.length > 0 ? resumeLsn(slice.end) : lastSeenLsn(slice.end, slice.processed)
-  const body = renderBody(slice.parts, slice.upToDate && !fromStart ? upToDateMessage(lastSeen) : undefined)
+  const body = renderBody(slice.parts, slice.upToDate ? upToDateMessage(slice.upToDate.lastSeenLsn) : undefined)
   // Only handle-addressed URLs: `offset=-1` must keep resolving to the definition's current shape.
   const immutable = slice.complete && !request.live && !fromStart && request.handle !== undefined
   return { status: 200, headers, body, ...(immutable ? { immutableOf: shape } : {}) }
