@@ -5,16 +5,17 @@
  * resuming on `drain` (STYLE: Streams). A slow reader therefore costs one batch of buffer,
  * never a queue: it reads from storage at its own pace.
  *
- * A batch is either a complete chunk (PROTOCOL: Offsets) or the open tail up to the head plus an
- * up-to-date; both end at a transaction boundary (DESIGN: transactions are atomic in the log),
- * and, for a page's EventSource, the batch's last event carries `id: <handle>:<offset reached>`.
+ * A batch is the slice `nextSlice` decides, as for a long-poll (`next-slice.ts`): a complete
+ * chunk, or the open tail up to the head; it ends with an up-to-date only at the head, a
+ * transaction boundary (I4). For a page's EventSource, the batch's last event carries
+ * `id: <handle>:<offset reached>`.
  */
 import type { ServerResponse } from 'node:http'
-import { compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
+import { formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
-import { resumeLsn } from './last-seen-lsn.js'
 import { upToDateMessage } from './log-reader.js'
+import { nextSlice, READ_MODE, viewLog } from './next-slice.js'
 import { encodeEvents, formatEventId, KEEP_ALIVE, SSE_FRAMING, type SseFraming } from './sse-events.js'
 
 export const SSE_STATE = {
@@ -126,30 +127,12 @@ export class SseConnection {
   }
 
   #nextBatch(): Batch | undefined {
-    const store = this.#store
-    const id = this.shape.stored.id
     const after = this.#after
-    const head = store.head(id)
-    const chunkEnd = store.chunkEndAfter(id, after)
-    if (chunkEnd) {
-      const entries = store.read(id, after, chunkEnd)
-      // A chunk that ends at the head ends the batch there too: the client applies it now.
-      const atHead = this.shape.snapshotComplete && head !== undefined && compareOffsets(chunkEnd, head) === 0
-      if (atHead) entries.push(upToDateMessage(resumeLsn(chunkEnd)))
-      return { bytes: encodeEvents(entries, this.#eventId(chunkEnd)), end: chunkEnd, upToDate: atHead }
-    }
-    // Inside a snapshot still being written: the next chunk is not complete yet.
-    if (!this.shape.snapshotComplete) return undefined
-    if (head && compareOffsets(head, after) > 0) {
-      const entries = store.read(id, after, head)
-      // Electric's rule for SSE: the batch's own LSN (`last-seen-lsn.ts`).
-      entries.push(upToDateMessage(resumeLsn(head)))
-      return { bytes: encodeEvents(entries, this.#eventId(head)), end: head, upToDate: true }
-    }
-    if (!this.#knowsLive) {
-      return { bytes: encodeEvents([upToDateMessage(resumeLsn(after))], this.#eventId(after)), end: after, upToDate: true }
-    }
-    return undefined
+    const next = nextSlice(viewLog(this.#store, this.shape, after), READ_MODE.sse, this.#knowsLive)
+    if ('wait' in next) return undefined
+    const entries = next.hasEntries ? this.#store.read(this.shape.stored.id, after, next.end) : []
+    if (next.upToDate) entries.push(upToDateMessage(next.upToDate.lastSeenLsn))
+    return { bytes: encodeEvents(entries, this.#eventId(next.end)), end: next.end, upToDate: next.upToDate !== undefined }
   }
 
   /** The `id:` of a batch that ends at `end`: only a page's EventSource resumes from one. */
