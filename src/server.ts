@@ -14,7 +14,7 @@ import { seedDemo } from './demo.js'
 import { createApp, HEALTH, type Health } from './http/app.js'
 import { ChunkResponses } from './http/chunk-responses.js'
 import { LiveSlots } from './http/live-slots.js'
-import { TableCatalog } from './http/table-catalog.js'
+import { TableCatalog, type TableCatalogOptions } from './http/table-catalog.js'
 import { Metrics } from './metrics.js'
 import type { Logger } from './log.js'
 import { ensurePublication } from './pg/publication.js'
@@ -34,7 +34,12 @@ export interface SluiceServer {
   stop(): Promise<void>
 }
 
-export async function startSluice(config: Config & { databaseUrl: string }, log: Logger): Promise<SluiceServer> {
+/** What tests may pass in besides the configuration. */
+export interface StartOptions {
+  readonly catalog?: TableCatalogOptions
+}
+
+export async function startSluice(config: Config & { databaseUrl: string }, log: Logger, options: StartOptions = {}): Promise<SluiceServer> {
   // Snapshots each hold a connection; the rest serve catalog queries and shape creation.
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.maxConcurrentSnapshots + 4, connectionTimeoutMillis: 10_000 })
   pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection failed'))
@@ -68,7 +73,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
   })
   let replication: ReplicationStream | undefined
-  const tables = new TableCatalog(pool)
+  const tables = new TableCatalog(pool, options.catalog)
   const router = new ShapeRouter({
     store,
     notifier,

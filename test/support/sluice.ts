@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { loadConfig, type Config } from '../../src/config.js'
 import { createLogger } from '../../src/log.js'
-import { startSluice, type SluiceServer } from '../../src/server.js'
+import { startSluice, type SluiceServer, type StartOptions } from '../../src/server.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
 
 export interface TestSluice {
@@ -22,7 +22,8 @@ export interface TestSluice {
   close(): Promise<void>
 }
 
-export async function startTestSluice(overrides: Partial<Config> = {}, db?: TestDatabase): Promise<TestSluice> {
+/** `options` (a clock, say) also apply after `restart`. */
+export async function startTestSluice(overrides: Partial<Config> = {}, db?: TestDatabase, options: StartOptions = {}): Promise<TestSluice> {
   const database = db ?? (await createTestDatabase())
   const dataDir = await mkdtemp(join(tmpdir(), 'sluice-test-data-'))
   const suffix = randomBytes(4).toString('hex')
@@ -38,7 +39,7 @@ export async function startTestSluice(overrides: Partial<Config> = {}, db?: Test
     databaseUrl: database.url,
   }
   const log = createLogger(config.logLevel)
-  let server = await startSluice(config, log)
+  let server = await startSluice(config, log, options)
   const sluice: TestSluice = {
     db: database,
     config,
@@ -52,7 +53,7 @@ export async function startTestSluice(overrides: Partial<Config> = {}, db?: Test
     async restart({ overrides: more = {}, whileDown } = {}) {
       await server.stop()
       await whileDown?.()
-      server = await startSluice({ ...config, ...more, port: more.port ?? 0, databaseUrl: database.url }, log)
+      server = await startSluice({ ...config, ...more, port: more.port ?? 0, databaseUrl: database.url }, log, options)
     },
     async close() {
       await server.stop()
