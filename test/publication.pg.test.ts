@@ -5,7 +5,9 @@ import { InvalidRequestError, UnavailableError } from '../src/errors.js'
 import { loadTableInfo, type TableInfo } from '../src/pg/introspect.js'
 import { ensurePublication, ensureTableReplicated, waitForTransactionsBefore } from '../src/pg/publication.js'
 import type { TableName } from '../src/shapes/shape-definition.js'
+import { ManualClock } from './support/clock.js'
 import { createTestDatabase, type TestDatabase } from './support/database.js'
+import { waitFor } from './support/wait.js'
 
 let db: TestDatabase
 const role = `sluice_app_${randomBytes(4).toString('hex')}`
@@ -266,13 +268,21 @@ describe('waitForTransactionsBefore', () => {
     await other.query('BEGIN')
     const otherXid = await currentXid(other)
     const reports: number[] = []
-    const waiting = waitForTransactionsBefore(db.pool, otherXid + 1n, (waitedMs) => reports.push(waitedMs))
-    await new Promise((resolve) => setTimeout(resolve, 5_400))
-    expect(reports).toHaveLength(1)
-    expect(reports[0]).toBeGreaterThanOrEqual(5_000)
-    expect(reports[0]).toBeLessThan(5_400)
+    const clock = new ManualClock()
+    const waiting = waitForTransactionsBefore(db.pool, otherXid + 1n, (waitedMs) => reports.push(waitedMs), clock.now)
+    // A poll that reads the clock decides on its report at once, before the next poll.
+    clock.advance(4_999)
+    await clock.read()
+    expect(reports).toEqual([])
+    clock.advance(1)
+    await waitFor(() => expect(reports).toEqual([5_000]))
+    clock.advance(4_999)
+    await clock.read()
+    expect(reports).toEqual([5_000])
+    clock.advance(1)
+    await waitFor(() => expect(reports).toEqual([5_000, 10_000]))
     await other.query('COMMIT')
     await waiting
-    expect(reports).toHaveLength(1)
-  }, 20_000)
+    expect(reports).toEqual([5_000, 10_000])
+  })
 })

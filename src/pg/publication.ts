@@ -91,13 +91,15 @@ export async function ensureTableReplicated(db: Queryable, publication: string, 
  * Waits until every transaction with an xid below `xid` has ended, polling
  * `pg_current_snapshot()` every 50 ms; calls `onWait` every 5 s while it waits so a stuck
  * transaction (say an idle-in-transaction session, or a prepared transaction) gets noticed.
+ * `now` is the clock those 5 s are measured by (tests move it).
  */
 export async function waitForTransactionsBefore(
   db: Queryable,
   xid: bigint,
   onWait?: (waitedMs: number) => void,
+  now: () => number = Date.now,
 ): Promise<void> {
-  const startedAt = Date.now()
+  const startedAt = now()
   let nextReportMs = WAIT_REPORT_MS
   for (;;) {
     const result = await db.query<{ xmin: string }>(
@@ -106,7 +108,7 @@ export async function waitForTransactionsBefore(
     const xmin = BigInt(result.rows[0]?.xmin ?? '0')
     if (xmin >= xid) return
     await sleep(WAIT_POLL_MS)
-    const waitedMs = Date.now() - startedAt
+    const waitedMs = now() - startedAt
     if (waitedMs >= nextReportMs) {
       onWait?.(waitedMs)
       nextReportMs += WAIT_REPORT_MS
