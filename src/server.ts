@@ -30,6 +30,8 @@ export interface SluiceServer {
   readonly url: string
   readonly store: ShapeLogStore
   readonly manager: ShapeManager
+  /** Wakes live requests; tests ask it whether a request is waiting yet. */
+  readonly notifier: ShapeNotifier
   readonly replication: ReplicationStream
   stop(): Promise<void>
 }
@@ -174,6 +176,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     url,
     store,
     manager,
+    notifier,
     replication: stream,
     async stop() {
       // Stop accepting, let waiting long-polls answer up-to-date at once, and give in-flight
