@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Follower } from './support/follower.js'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
 
@@ -57,7 +58,11 @@ describe('snapshot queue', () => {
       await locker.query('BEGIN')
       await locker.query('LOCK TABLE t3 IN ACCESS EXCLUSIVE MODE')
       const slow = fetch(`${sluice.shapeUrl()}?table=t3&offset=-1&replica=full`)
-      await new Promise((resolve) => setTimeout(resolve, 500))
+      // t3 is published already (the test above served it), so the one waiting is the snapshot.
+      await waitFor(async () => {
+        const { rows } = await sluice.db.pool.query(`SELECT pid FROM pg_locks WHERE relation = 't3'::regclass AND NOT granted`)
+        expect(rows).toHaveLength(1)
+      })
       const refused = await fetch(`${sluice.shapeUrl()}?table=t1&offset=-1&replica=full`)
       expect(refused.status).toBe(503)
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(6)
