@@ -12,6 +12,7 @@ import { freePort } from '../src/pg/free-port.js'
 import { createTestDatabase, type TestDatabase } from './support/database.js'
 import { Follower } from './support/follower.js'
 import { startTestSluice, waitForReplication, type TestSluice } from './support/sluice.js'
+import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
 const SECRET = 's3cret-value'
@@ -29,6 +30,12 @@ afterAll(async () => {
 })
 
 const url = (query: string) => `${sluice.shapeUrl()}?${query}`
+
+/** Live requests the server at `baseUrl` holds open, from its /metrics. */
+async function liveConnections(baseUrl: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  return Number(/^sluice_live_connections (\d+)$/m.exec(text)![1])
+}
 
 describe('secret', () => {
   it('accepts the right secret as a parameter or bearer token and refuses others', async () => {
@@ -73,7 +80,7 @@ describe('live connection limit', () => {
     const live = url(`table=open_items&offset=${follower.offset}&handle=${follower.handle}&live=true&secret=${SECRET}`)
     const controller = new AbortController()
     const held = [fetch(live, { signal: controller.signal }), fetch(live, { signal: controller.signal })]
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    await waitFor(async () => expect(await liveConnections(sluice.server.url)).toBe(2))
     const refused = await fetch(live)
     expect(refused.status).toBe(503)
     // Electric's overload answer: a jittered retry-after, and nothing a browser or CDN may keep.
@@ -197,7 +204,7 @@ describe('SIGTERM', () => {
         }
       }
       const waiting = fetch(`${base}?table=t&offset=${follower.offset}&handle=${follower.handle}&live=true`)
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await waitFor(async () => expect(await liveConnections(`http://127.0.0.1:${port}`)).toBe(1))
       const signalled = Date.now()
       child.kill('SIGTERM')
       const answer = await waiting
