@@ -10,3 +10,11 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 15_000
     }
   }
 }
+
+/**
+ * Lets every promise chain started so far run to its end, for code that uses no timers: one
+ * turn of the event loop. What has not happened then is held back, not merely late.
+ */
+export function drained(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { describe, expect, it, vi } from 'vitest'
-import { waitFor } from '../support/wait.js'
+import { drained, waitFor } from '../support/wait.js'
 
 class FakeSocket {
   paused = 0
@@ -64,11 +64,6 @@ const RELATION = { tag: 'relation', oid: 1, schema: 'public', name: 't', replica
 const begin = (xid: number) => ({ tag: 'begin', xid, finalLsn: BigInt(xid * 100) })
 const insert = (id: string) => ({ tag: 'insert', relationOid: 1, tuple: [id] })
 const commit = (xid: number) => ({ tag: 'commit', commitLsn: BigInt(xid * 100), endLsn: BigInt(xid * 100 + 1) })
-/**
- * Lets every promise chain started so far run to its end (the fakes use no timers, so one turn
- * of the event loop is enough): what has not happened then is held back, not merely late.
- */
-const drained = () => new Promise((resolve) => setImmediate(resolve))
 
 function transaction(service: FakeService, xid: number): void {
   service.emit('data', '0/0', begin(xid))

@@ -8,6 +8,7 @@ import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-defi
 import type { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
 import { ShapeRouter } from '../../src/shapes/shape-router.js'
 import type { LogBatch, ShapeLogStore, StoredShape } from '../../src/storage/shape-log-store.js'
+import { drained, waitFor } from '../support/wait.js'
 
 const TABLE: TableInfo = {
   oid: 1,
@@ -88,8 +89,9 @@ describe('router memory bounds', () => {
     for (let tx = 0; tx < 50; tx++) await router.onTransaction(inserts(1_000, tx))
     let taken = false
     const next = router.onTransaction(inserts(1_000, 50)).then(() => (taken = true))
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    expect(waiting).toHaveLength(51)
+    await waitFor(() => expect(waiting).toHaveLength(51))
+    // The store and the router use no timers: after this, the transaction is held back, not late.
+    await drained()
     expect(taken).toBe(false)
     // Only the oldest commit finishes: that is room enough, the rest need not drain.
     waiting[0]!.finish()
@@ -105,8 +107,8 @@ describe('router memory bounds', () => {
     for (let tx = 0; tx < 1_000; tx++) await router.onTransaction(inserts(0, tx))
     let taken = false
     const next = router.onTransaction(inserts(0, 1_000)).then(() => (taken = true))
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    expect(waiting).toHaveLength(1_001)
+    await waitFor(() => expect(waiting).toHaveLength(1_001))
+    await drained()
     expect(taken).toBe(false)
     waiting[0]!.finish()
     await next
