@@ -66,12 +66,17 @@ export async function ensurePublication(db: Queryable, publication: string): Pro
  * partitioned table), in one transaction; creates the publication when it is missing.
  * @returns whether it changed anything, and the xid to wait for before snapshotting.
  * @throws InvalidRequestError for `table` when the role may not make the change (a DBA must run the migrations).
- * @throws UnavailableError when other sessions' locks keep the ALTERs waiting too long.
+ * @throws UnavailableError when other sessions' locks keep the ALTERs waiting longer than `lockTimeoutMs`.
  */
-export async function ensureTableReplicated(db: Queryable, publication: string, table: TableInfo): Promise<ReplicationChange> {
+export async function ensureTableReplicated(
+  db: Queryable,
+  publication: string,
+  table: TableInfo,
+  lockTimeoutMs = ALTER_LOCK_TIMEOUT_MS,
+): Promise<ReplicationChange> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await alterWhereNeeded(db, publication, table)
+      return await alterWhereNeeded(db, publication, table, lockTimeoutMs)
     } catch (error) {
       if (isSqlState(error, SQLSTATE.duplicateObject) && attempt < MAX_ATTEMPTS) continue
       if (isSqlState(error, SQLSTATE.insufficientPrivilege)) {
@@ -116,14 +121,14 @@ export async function waitForTransactionsBefore(
   }
 }
 
-async function alterWhereNeeded(db: Queryable, publication: string, info: TableInfo): Promise<ReplicationChange> {
+async function alterWhereNeeded(db: Queryable, publication: string, info: TableInfo, lockTimeoutMs: number): Promise<ReplicationChange> {
   const state = await readState(db, publication, info)
   if (state.published && state.notFull.length === 0) {
     return { changed: false, xid: BigInt(state.xmin) }
   }
   if (!state.publicationExists) await createOrWidenPublication(db, publication)
 
-  const statements = [`SET LOCAL lock_timeout = ${ALTER_LOCK_TIMEOUT_MS}`]
+  const statements = [`SET LOCAL lock_timeout = ${lockTimeoutMs}`]
   if (!state.published) {
     statements.push(`ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${qualifiedName(state.table)}`)
   }
