@@ -89,7 +89,7 @@ describe('router memory bounds', () => {
     for (let tx = 0; tx < 50; tx++) await router.onTransaction(inserts(1_000, tx))
     let taken = false
     const next = router.onTransaction(inserts(1_000, 50)).then(() => (taken = true))
-    await waitFor(() => expect(waiting).toHaveLength(51))
+    await waitFor(() => expect(waiting.length).toBe(51))
     // The store and the router use no timers: after this, the transaction is held back, not late.
     await drained()
     expect(taken).toBe(false)
@@ -107,7 +107,7 @@ describe('router memory bounds', () => {
     for (let tx = 0; tx < 1_000; tx++) await router.onTransaction(inserts(0, tx))
     let taken = false
     const next = router.onTransaction(inserts(0, 1_000)).then(() => (taken = true))
-    await waitFor(() => expect(waiting).toHaveLength(1_001))
+    await waitFor(() => expect(waiting.length).toBe(1_001))
     await drained()
     expect(taken).toBe(false)
     waiting[0]!.finish()
