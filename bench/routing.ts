@@ -41,6 +41,10 @@ const TABLE: TableInfo = {
   table: { schema: 'public', name: 'items' },
   primaryKey: ['id'],
   replicaIdentity: 'full',
+  identity: { source: 'primary-key' },
+  partitioned: false,
+  persistence: 'permanent',
+  system: false,
   columns: [
     { name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 },
     { name: 'owner', typeOid: 25, typeName: 'text', dims: 0, notNull: true, pkIndex: undefined },

@@ -37,6 +37,7 @@ export interface Config {
   readonly sseKeepAliveMs: number
   readonly sseRetryMs: number
   readonly demo: boolean
+  readonly allowKeylessTables: boolean
 }
 
 type Parser<T> = (text: string) => T
@@ -167,6 +168,8 @@ export const CONFIG_OPTIONS = [
     description: 'Row changes kept in memory for new shapes whose snapshot waits in the queue; past that the shape holding the most is dropped (its clients refetch) and a warning says to raise `SLUICE_MAX_CONCURRENT_SNAPSHOTS`.' }),
   option({ key: 'demo', env: 'SLUICE_DEMO', default: 'false', parse: boolean,
     description: 'Serves the demo todo page at `/` and its write endpoint `/demo/items` (table `items`, created if missing). On by itself with the embedded database.' }),
+  option({ key: 'allowKeylessTables', env: 'SLUICE_ALLOW_KEYLESS_TABLES', default: 'false', parse: boolean,
+    description: 'Serves tables without a primary key or unique NOT NULL index, keyed on all their columns (as Electric does). Identical rows then reach clients as one row, and when one of them changes or goes, clients drop that row though copies remain. Off: such tables get 400 naming the fix.' }),
 ] as const
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

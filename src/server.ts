@@ -63,6 +63,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     log.warn({ shapes: store.droppedOldFormatShapes }, 'shape storage was written in an older layout: its shapes were dropped and are rebuilt on request (clients refetch)')
   }
   const notifier = new ShapeNotifier()
+  const servable = { allowKeylessTables: config.allowKeylessTables }
   const manager = new ShapeManager({
     store,
     pool,
@@ -72,10 +73,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     maxShapes: config.maxShapes,
     maxConcurrentSnapshots: config.maxConcurrentSnapshots,
     snapshotQueueLength: config.snapshotQueueLength,
+    serve: servable,
     onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
   })
   let replication: ReplicationStream | undefined
-  const tables = new TableCatalog(pool, options.catalog)
+  const tables = new TableCatalog(pool, servable, options.catalog)
   const router = new ShapeRouter({
     store,
     notifier,

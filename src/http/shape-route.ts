@@ -152,7 +152,7 @@ async function stillCurrent(deps: ShapeRouteDeps, shape: ActiveShape | undefined
   let why: string | undefined
   try {
     const current = await deps.tables.find(shape.stored.definition.table)
-    why = current ? schemaChange(shape, { ...current.table, oid: current.oid, columns: current.columns }) : 'the table was dropped'
+    why = current ? schemaChange(shape, { ...current.table, oid: current.oid, columns: current.columns, key: current.primaryKey }) : 'the table was dropped'
   } catch {
     return shape
   }

@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache'
 import type pg from 'pg'
 import { InvalidRequestError } from '../errors.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
+import { explainNotATable, refusalOf, type ServeOptions } from '../pg/servable.js'
 import { PARAMS } from '../protocol/constants.js'
 import { qualifiedName, type TableName } from '../shapes/shape-definition.js'
 
@@ -19,9 +20,11 @@ export interface TableCatalogOptions {
 export class TableCatalog {
   readonly #pool: pg.Pool
   readonly #cache: LRUCache<string, TableInfo>
+  readonly #serve: ServeOptions
 
-  constructor(pool: pg.Pool, { now }: TableCatalogOptions = {}) {
+  constructor(pool: pg.Pool, serve: ServeOptions, { now }: TableCatalogOptions = {}) {
     this.#pool = pool
+    this.#serve = serve
     // `ttlResolution: 0` reads the clock on every look-up (lru-cache otherwise reuses a reading for
     // 1 ms), so a moved clock counts at once; one reading costs nanoseconds next to a request.
     this.#cache = new LRUCache({ max: 10_000, ttl: TTL_MS, ttlResolution: 0, ...(now && { perf: { now } }) })
@@ -32,12 +35,12 @@ export class TableCatalog {
     this.#cache.clear()
   }
 
-  /** The table's metadata; a 400 naming `table` when there is no such table. */
+  /** The table's metadata; a 400 naming `table` when there is no such table or Sluice cannot serve it. */
   async get(table: TableName): Promise<TableInfo> {
     const info = await this.find(table)
-    if (!info) {
-      throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(table)} does not exist (or is not visible to Sluice's role)`)
-    }
+    if (!info) throw InvalidRequestError.of(PARAMS.table, await explainNotATable(this.#pool, table))
+    const refusal = refusalOf(info, this.#serve)
+    if (refusal) throw InvalidRequestError.of(PARAMS.table, refusal)
     return info
   }
 

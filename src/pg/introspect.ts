@@ -1,6 +1,7 @@
 /**
  * What Sluice needs to know about a table: its columns (with the type names the client's
- * parser keys on), its primary key and its replica identity. Read from the catalogs
+ * parser keys on), its row identity, its replica identity and what decides whether
+ * PostgreSQL publishes it at all (`servable.ts` judges that). Read from the catalogs
  * (`pg_class`, `pg_attribute`, `pg_type`, `pg_index`) rather than `information_schema`,
  * which hides tables the role cannot write and reports types by SQL-standard names.
  * Domains are resolved to their base type for `where`, but `electric-schema` names them as
@@ -29,7 +30,7 @@ export interface ColumnInfo {
    */
   readonly declared?: { readonly typeName: string; readonly dims: number }
   readonly notNull: boolean
-  /** Position in the primary key, from 0; undefined when not part of it. */
+  /** Position in the row identity (primary key or unique index), from 0; undefined when not part of it. */
   readonly pkIndex: number | undefined
   /** varchar(n); the modifiers below are unset for domains, which `electric-schema` gives none. */
   readonly maxLength?: number
@@ -45,13 +46,33 @@ export interface ColumnInfo {
 export const REPLICA_IDENTITIES = { default: 'default', nothing: 'nothing', full: 'full', index: 'index' } as const
 export type ReplicaIdentity = (typeof REPLICA_IDENTITIES)[keyof typeof REPLICA_IDENTITIES]
 
+/**
+ * Where a table's row identity comes from. `allColumns`: the table has none, and every column
+ * together stands in (Electric's key for such tables; identical rows share it).
+ */
+export const IDENTITY_SOURCES = {
+  primaryKey: 'primary-key',
+  replicaIdentityIndex: 'replica-identity-index',
+  uniqueIndex: 'unique-index',
+  allColumns: 'all-columns',
+} as const
+export type IdentitySource = (typeof IDENTITY_SOURCES)[keyof typeof IDENTITY_SOURCES]
+
+export const PERSISTENCES = { permanent: 'permanent', unlogged: 'unlogged', temporary: 'temporary' } as const
+export type Persistence = (typeof PERSISTENCES)[keyof typeof PERSISTENCES]
+
 export interface TableInfo {
   readonly oid: number
   readonly table: TableName
   readonly columns: readonly ColumnInfo[]
-  /** PK column names in key order; all columns when the table has no PK */
+  /** The row identity's column names in key order (all columns for `allColumns`). */
   readonly primaryKey: readonly string[]
+  readonly identity: { readonly source: IdentitySource; readonly index?: string }
   readonly replicaIdentity: ReplicaIdentity
+  readonly partitioned: boolean
+  readonly persistence: Persistence
+  /** Created by initdb (system catalogs, information_schema): PostgreSQL never publishes it. */
+  readonly system: boolean
 }
 
 /** One column of the `electric-schema` header. */
@@ -73,18 +94,54 @@ const RELREPLIDENT: Readonly<Record<string, ReplicaIdentity>> = {
   i: 'index',
 }
 
+const RELPERSISTENCE: Readonly<Record<string, Persistence>> = { p: 'permanent', u: 'unlogged', t: 'temporary' }
+
 /** PostgreSQL stores varlena type modifiers with the 4-byte header length added. */
 const VARHDRSZ = 4
 
+/** OIDs below it belong to objects made by initdb; pgoutput publishes none of them. */
+const FIRST_NORMAL_OBJECT_ID = 16384
+
+interface IdentityIndex {
+  readonly name: string
+  readonly keys: number[]
+}
+
 /**
- * Loads the columns, primary key and replica identity of a regular or partitioned table.
+ * Loads the columns, row identity and replica identity of a regular or partitioned table.
+ *
+ * The identity is the primary key, else the replica identity index, else the unique index over
+ * NOT NULL columns with the fewest columns (then the first by name). Only non-partial,
+ * non-deferrable indexes on plain columns qualify: a deferrable one may hold duplicates inside a
+ * transaction, and the log replays every intermediate row. Sluice's REPLICA IDENTITY FULL
+ * clears the replica identity mark, after which the same index usually wins as a unique index;
+ * if another one does, the shape sees its identity change and is rotated (`schema-drift.ts`).
  * @returns undefined when there is no such table (views and other relations included).
  */
 export async function loadTableInfo(db: Queryable, table: TableName): Promise<TableInfo | undefined> {
-  const relation = await db.query<{ oid: number; relreplident: string; pk: number[] | null }>(
-    `SELECT c.oid, c.relreplident,
+  const relation = await db.query<{
+    oid: number
+    relkind: string
+    relpersistence: string
+    relreplident: string
+    pk: number[] | null
+    replica_index: IdentityIndex | null
+    unique_index: IdentityIndex | null
+  }>(
+    `SELECT c.oid, c.relkind, c.relpersistence, c.relreplident,
             (SELECT i.indkey::int2[]::int4[] FROM pg_catalog.pg_index i
-              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk
+              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+            (SELECT json_build_object('name', ic.relname, 'keys', (i.indkey::int2[])[0:i.indnkeyatts - 1])
+               FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
+            (SELECT json_build_object('name', ic.relname, 'keys', (i.indkey::int2[])[0:i.indnkeyatts - 1])
+               FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+              WHERE i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND i.indisvalid
+                AND i.indpred IS NULL AND i.indexprs IS NULL
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                 WHERE a.attrelid = c.oid AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])
+                                   AND NOT a.attnotnull)
+              ORDER BY i.indnkeyatts, ic.relname LIMIT 1) AS unique_index
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
@@ -97,9 +154,16 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
   const attributes = await loadAttributes(db, row.oid)
   const types = await loadTypes(db, row.oid)
   const enumLabels = await loadEnumLabels(db, types)
-  const pkAttnums = row.pk ?? []
+  const identity: TableInfo['identity'] = row.pk
+    ? { source: IDENTITY_SOURCES.primaryKey }
+    : row.replica_index
+      ? { source: IDENTITY_SOURCES.replicaIdentityIndex, index: row.replica_index.name }
+      : row.unique_index
+        ? { source: IDENTITY_SOURCES.uniqueIndex, index: row.unique_index.name }
+        : { source: IDENTITY_SOURCES.allColumns }
+  const keyAttnums = row.pk ?? row.replica_index?.keys ?? row.unique_index?.keys ?? []
   const columns = attributes.map((attribute): ColumnInfo => {
-    const position = pkAttnums.indexOf(attribute.attnum)
+    const position = keyAttnums.indexOf(attribute.attnum)
     return {
       name: attribute.attname,
       typeOid: attribute.atttypid,
@@ -110,14 +174,18 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
   })
   const byAttnum = new Map(attributes.map((a) => [a.attnum, a.attname]))
   const primaryKey =
-    pkAttnums.length > 0 ? pkAttnums.map((attnum) => byAttnum.get(attnum) ?? missing(table, attnum)) : columns.map((c) => c.name)
+    keyAttnums.length > 0 ? keyAttnums.map((attnum) => byAttnum.get(attnum) ?? missing(table, attnum)) : columns.map((c) => c.name)
 
   return {
     oid: row.oid,
     table,
     columns,
     primaryKey,
+    identity,
     replicaIdentity: RELREPLIDENT[row.relreplident] ?? 'default',
+    partitioned: row.relkind === 'p',
+    persistence: RELPERSISTENCE[row.relpersistence] ?? 'permanent',
+    system: row.oid < FIRST_NORMAL_OBJECT_ID,
   }
 }
 
@@ -271,5 +339,5 @@ export function typeModifiers(typeName: string, typmod: number): Pick<ColumnInfo
 }
 
 function missing(table: TableName, attnum: number): never {
-  throw new Error(`Primary key column ${attnum} of ${table.schema}.${table.name} vanished; retry`)
+  throw new Error(`Key column ${attnum} of ${table.schema}.${table.name} vanished; retry`)
 }

@@ -1,7 +1,7 @@
 /**
  * Has the table under a shape changed so that its log can no longer continue? (Issue: schema
  * changes rotate shapes.) Compared by table OID, name, and each served column's name and type:
- * a dropped, renamed or retyped column, a renamed or replaced table, or — for shapes serving
+ * a dropped, renamed or retyped column, a renamed or replaced table, a new row identity, or — for shapes serving
  * every column — an added column all end the shape; clients then refetch a snapshot under the
  * new schema. Pure; fed by pgoutput Relation messages and by the catalog.
  */
@@ -12,6 +12,8 @@ export interface CurrentTable {
   readonly schema: string
   readonly name: string
   readonly columns: readonly { readonly name: string; readonly typeOid: number }[]
+  /** The row identity's columns, when known (the catalog knows; pgoutput does not say). */
+  readonly key?: readonly string[]
 }
 
 /** Why the shape no longer fits `current`, or undefined when it still does. */
@@ -26,6 +28,10 @@ export function schemaChange(shape: ActiveShape, current: CurrentTable): string 
     const typeOid = types.get(column.name)
     if (typeOid === undefined) return `column ${column.name} was dropped or renamed`
     if (typeOid !== column.typeOid) return `column ${column.name} changed type`
+  }
+  if (current.key && current.key.join('\u0000') !== table.primaryKey.join('\u0000')) {
+    // The log's keys were made from the old identity: a client would hold each row twice.
+    return `the row identity changed from (${table.primaryKey.join(', ')}) to (${current.key.join(', ')})`
   }
   if (!shape.stored.definition.columns && current.columns.length !== table.columns.length) {
     return 'a column was added'

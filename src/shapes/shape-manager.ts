@@ -7,6 +7,7 @@ import type pg from 'pg'
 import { MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
+import { refusalOf, type ServeOptions } from '../pg/servable.js'
 import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
 import { CONTROL } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
@@ -32,6 +33,8 @@ export interface ShapeManagerOptions {
   readonly maxConcurrentSnapshots: number
   /** Snapshots allowed to queue; past that a new shape is refused with 503. */
   readonly snapshotQueueLength: number
+  /** Which tables may be served; a stored shape of a table no longer servable is dropped at start. */
+  readonly serve: ServeOptions
   readonly onSnapshotTaken?: (seconds: number) => void
 }
 
@@ -69,7 +72,7 @@ export class ShapeManager {
     }
     for (const stored of store.shapes()) {
       const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
-      const bound = table && tryBind(stored.definition, table)
+      const bound = table && !refusalOf(table, this.#options.serve) ? tryBind(stored.definition, table) : undefined
       if (!bound || !stored.snapshot) {
         log.info({ handle: stored.handle, status: stored.status }, 'dropping shape that cannot be resumed')
         await store.deleteShape(stored.id)

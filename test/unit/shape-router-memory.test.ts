@@ -15,6 +15,10 @@ const TABLE: TableInfo = {
   table: { schema: 'public', name: 'items' },
   primaryKey: ['id'],
   replicaIdentity: 'default',
+  identity: { source: 'primary-key' },
+  partitioned: false,
+  persistence: 'permanent',
+  system: false,
   columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
 }
 const RELATION: Relation = {

@@ -18,6 +18,10 @@ const TABLE: TableInfo = {
   table: { schema: 'public', name: 'items' },
   primaryKey: ['id'],
   replicaIdentity: 'full',
+  identity: { source: 'primary-key' },
+  partitioned: false,
+  persistence: 'permanent',
+  system: false,
   columns: [
     column('id', 'int8'),
     column('owner', 'text'),
