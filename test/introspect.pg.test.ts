@@ -132,6 +132,7 @@ describe('loadTableInfo', () => {
   it('orders a composite primary key by key position, not column position', async () => {
     const info = await loadTableInfo(db.pool, { schema: 'public', name: 'composite' })
     expect(info?.primaryKey).toEqual(['c', 'b'])
+    expect(info?.identity).toEqual({ source: 'primary-key' })
     expect(electricSchema(info!)).toStrictEqual({
       b: { type: 'text', pk_index: 1, not_null: true },
       a: { type: 'int4' },
@@ -142,9 +143,23 @@ describe('loadTableInfo', () => {
   it('uses every column as the key of a table without a primary key', async () => {
     const info = await loadTableInfo(db.pool, { schema: 'public', name: 'no_pk' })
     expect(info?.primaryKey).toEqual(['x', 'y'])
+    expect(info?.identity).toEqual({ source: 'all-columns' })
     expect(info?.replicaIdentity).toBe('full')
     expect(info?.columns.map((c) => c.pkIndex)).toEqual([undefined, undefined])
     expect(electricSchema(info!)).toStrictEqual({ x: { type: 'int4' }, y: { type: 'text' } })
+  })
+
+  it('keys a table without a primary key on its narrowest unique index over NOT NULL columns', async () => {
+    await db.pool.query(`
+      CREATE TABLE uniquely (a int NOT NULL, b int NOT NULL, c int NOT NULL, d int, note text);
+      CREATE UNIQUE INDEX uniquely_abc ON uniquely (a, b, c);
+      CREATE UNIQUE INDEX uniquely_cb ON uniquely (c, b) INCLUDE (note);
+      CREATE UNIQUE INDEX uniquely_d ON uniquely (d);
+    `)
+    const info = await loadTableInfo(db.pool, { schema: 'public', name: 'uniquely' })
+    expect(info?.identity).toEqual({ source: 'unique-index', index: 'uniquely_cb' })
+    expect(info?.primaryKey).toEqual(['c', 'b'])
+    expect(info?.columns.map((c) => c.pkIndex)).toEqual([undefined, 1, 0, undefined, undefined])
   })
 
   it('finds quoted names exactly', async () => {
@@ -166,6 +181,7 @@ describe('loadTableInfo', () => {
   it('reads partitioned tables', async () => {
     const info = await loadTableInfo(db.pool, { schema: 'public', name: 'parted' })
     expect(info?.primaryKey).toEqual(['region', 'id'])
+    expect(info?.partitioned).toBe(true)
   })
 
   it('gives an array column declared without dimensions one dimension', async () => {

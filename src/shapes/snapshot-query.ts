@@ -3,9 +3,9 @@
  * wire shape of an insert message, so snapshot rows are copied to storage without parsing.
  * Built only from catalog names (quoted), constant fragments and the where SQL that the where
  * compiler rebuilt from a syntax tree — never from client text. `table` lists only the
- * shape's selected columns.
+ * shape's selected columns. A keyless table's identical rows come once (they share a key).
  */
-import type { TableInfo } from '../pg/introspect.js'
+import { IDENTITY_SOURCES, type TableInfo } from '../pg/introspect.js'
 import { sqlLiteral } from '../pg/sql.js'
 import { textOutputSql } from '../pg/text-output-sql.js'
 import { qualifiedName } from './shape-definition.js'
@@ -27,5 +27,7 @@ export function snapshotRowSql(table: TableInfo, whereSql?: string): string {
     sqlLiteral(`},"headers":${headers}}`),
   ]
   const filter = whereSql === undefined ? '' : ` WHERE ${whereSql}`
-  return `SELECT ${parts.join(' || ')} FROM ${qualifiedName(table.table)}${filter}`
+  // Keyed on all columns, identical rows share a key: send each once.
+  const distinct = table.identity.source === IDENTITY_SOURCES.allColumns ? 'DISTINCT ' : ''
+  return `SELECT ${distinct}${parts.join(' || ')} FROM ${qualifiedName(table.table)}${filter}`
 }
