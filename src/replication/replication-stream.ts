@@ -2,7 +2,8 @@
  * Owns the replication slot and the streaming connection (DESIGN: replication/). Turns
  * pgoutput messages into whole `Transaction`s, hands them on in commit order with
  * backpressure, and acknowledges to PostgreSQL only the LSN the caller says is durable.
- * When the connection drops it reconnects with backoff and resumes from the durable LSN.
+ * When the connection drops it reconnects with backoff and resumes from the durable LSN; so it
+ * does when a message breaks the stream's rules (`stream-integrity.ts`), which is never applied.
  */
 import pg from 'pg'
 import { LogicalReplicationService } from 'pg-logical-replication'
@@ -12,6 +13,7 @@ import { outputSettingsOptions } from '../pg/output-settings.js'
 import type { PgoutputMessage, RelationMessage } from './pgoutput-messages.js'
 import { TextPgoutputPlugin } from './pgoutput-plugin.js'
 import { readSlotState, slotProblem, type SlotProblem } from './slot-check.js'
+import { StreamIntegrity, StreamIntegrityError } from './stream-integrity.js'
 import type { Change, TransactionBegin, TransactionCommit } from './transaction.js'
 
 /**
@@ -68,7 +70,9 @@ const MAX_BACKOFF_MS = 10_000
 
 export class ReplicationStream {
   readonly #options: ReplicationStreamOptions
+  /** Relations described on the current connection (PostgreSQL describes each again on a new one). */
   readonly #relations = new Map<number, RelationMessage>()
+  #integrity = new StreamIntegrity()
   #service: LogicalReplicationService | undefined
   #status: ReplicationStatus = REPLICATION_STATUS.stopped
   #stopping = false
@@ -191,6 +195,8 @@ export class ReplicationStream {
 
   #subscribe(): void {
     this.#open = undefined
+    this.#relations.clear()
+    this.#integrity = new StreamIntegrity()
     const service = new LogicalReplicationService(
       { connectionString: this.#options.connectionString, options: outputSettingsOptions() },
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
@@ -204,10 +210,16 @@ export class ReplicationStream {
       this.#backoffMs = MIN_BACKOFF_MS
       this.#lastError = undefined
       this.#setStatus(REPLICATION_STATUS.streaming)
+      // The library skips a CopyData frame it does not know with a console warning: a message lost.
+      copyDataOf(service)?.on('copyData', ({ chunk }: { chunk: Buffer }) => {
+        if (chunk[0] === XLOG_DATA || chunk[0] === KEEPALIVE) return
+        const message = { tag: 'invalid', reason: `unknown CopyData frame 0x${(chunk[0] ?? 0).toString(16)}`, bytes: chunk } as const
+        this.#enqueue(service, () => this.#onMessage('?', message))
+      })
     })
     // Messages and keepalives go through one queue, so "idle at walEnd" is only ever
     // reported after every transaction before walEnd has been handed on.
-    service.on('data', (_lsn: string, message: PgoutputMessage) => this.#enqueue(service, () => this.#onMessage(message)))
+    service.on('data', (lsn: string, message: PgoutputMessage) => this.#enqueue(service, () => this.#onMessage(lsn, message)))
     service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       if (shouldRespond) this.#sendStatus()
       this.#enqueue(service, () => {
@@ -269,7 +281,13 @@ export class ReplicationStream {
   }
 
   /** Returns a promise only when the message is handed on (most are not: see `#enqueue`). */
-  #onMessage(message: PgoutputMessage): Promise<void> | void {
+  #onMessage(lsn: string, message: PgoutputMessage): Promise<void> | void {
+    try {
+      this.#integrity.check(message)
+    } catch (error) {
+      if (error instanceof StreamIntegrityError) this.#reportViolation(lsn, message, error)
+      throw error
+    }
     switch (message.tag) {
       case 'begin':
         this.#open = { xid: message.xid, finalLsn: message.finalLsn, changes: [] }
@@ -280,31 +298,45 @@ export class ReplicationStream {
         // In stream order: shapes whose table changed stop before the first change under the new schema.
         this.#options.sink.onRelation?.(message)
         return
+      // From here on the integrity check has made sure of the open transaction and the relations.
       case 'insert':
       case 'update':
       case 'delete': {
-        const relation = this.#relations.get(message.relationOid)
-        if (!this.#open || !relation) throw new Error(`pgoutput: ${message.tag} outside a transaction or for an unknown relation`)
-        if (message.tag === 'insert') this.#open.changes.push({ kind: 'insert', relation, record: message.tuple })
-        else if (message.tag === 'update') this.#open.changes.push({ kind: 'update', relation, old: message.old, record: message.tuple })
-        else this.#open.changes.push({ kind: 'delete', relation, old: message.old })
-        if (this.#open.changes.length >= CHANGES_PER_BATCH) return this.#handOn(this.#open)
+        const open = this.#open!
+        const relation = this.#relations.get(message.relationOid)!
+        if (message.tag === 'insert') open.changes.push({ kind: 'insert', relation, record: message.tuple })
+        else if (message.tag === 'update') open.changes.push({ kind: 'update', relation, old: message.old, record: message.tuple })
+        else open.changes.push({ kind: 'delete', relation, old: message.old })
+        if (open.changes.length >= CHANGES_PER_BATCH) return this.#handOn(open)
         return
       }
       case 'truncate': {
-        const relations = message.relationOids.map((oid) => this.#relations.get(oid)).filter((r) => r !== undefined)
-        this.#open?.changes.push({ kind: 'truncate', relations })
+        const relations = message.relationOids.map((oid) => this.#relations.get(oid)!)
+        this.#open!.changes.push({ kind: 'truncate', relations })
         return
       }
       case 'commit': {
-        const open = this.#open
+        const open = this.#open!
         this.#open = undefined
-        if (!open) return
         return this.#commit(open, { xid: open.xid, commitLsn: message.commitLsn, endLsn: message.endLsn })
       }
       case 'other':
+      case 'invalid':
         return
     }
+  }
+
+  /** What the broken message looked like, without its row values. */
+  #reportViolation(lsn: string, message: PgoutputMessage, error: StreamIntegrityError): void {
+    const seen =
+      message.tag === 'invalid'
+        ? { bytes: message.bytes.length, head: message.bytes.subarray(0, 32).toString('hex') }
+        : summarize(message)
+    this.#options.log.error(
+      { violation: error.violation, lsn, message: seen, resumeFrom: formatLsn(this.#options.resumeFrom()) },
+      'replication stream broke its protocol; the message is not applied: dropping the connection and resuming from the durable LSN. ' +
+        'If this repeats, look for a proxy or pooler between Sluice and PostgreSQL.',
+    )
   }
 
   async #commit(open: { changes: Change[] }, commit: TransactionCommit): Promise<void> {
@@ -350,6 +382,35 @@ export class ReplicationStream {
     this.#status = status
     for (const listener of this.#statusListeners) listener(status)
   }
+}
+
+const XLOG_DATA = 0x77
+const KEEPALIVE = 0x6b
+
+/** A message's tag and positions; row values stay out of logs. */
+function summarize(message: Exclude<PgoutputMessage, { tag: 'invalid' }>): Record<string, unknown> {
+  switch (message.tag) {
+    case 'begin':
+      return { tag: message.tag, xid: message.xid, commitLsn: String(message.finalLsn) }
+    case 'commit':
+      return { tag: message.tag, commitLsn: String(message.commitLsn), endLsn: String(message.endLsn) }
+    case 'relation':
+      return { tag: message.tag, oid: message.oid, columns: message.columns.length }
+    case 'insert':
+      return { tag: message.tag, relation: message.relationOid, columns: message.tuple.length }
+    case 'update':
+    case 'delete':
+      return { tag: message.tag, relation: message.relationOid, oldKind: message.oldKind, columns: (message.tag === 'update' ? message.tuple : message.old).length }
+    case 'truncate':
+      return { tag: message.tag, relations: message.relationOids }
+    case 'other':
+      return { tag: message.tag }
+  }
+}
+
+/** The library's connection, to see every CopyData frame (it reads only the ones it knows). */
+function copyDataOf(service: LogicalReplicationService): { on(event: 'copyData', listener: (message: { chunk: Buffer }) => void): void } | undefined {
+  return (service as unknown as { _connection?: { on(event: 'copyData', listener: (message: { chunk: Buffer }) => void): void } })._connection
 }
 
 /** The library keeps its socket private; pausing it is how backpressure reaches PostgreSQL. */

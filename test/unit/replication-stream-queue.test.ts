@@ -21,7 +21,7 @@ class FakeSocket {
 
 const services: FakeService[] = []
 class FakeService extends EventEmitter {
-  readonly _connection = { stream: new FakeSocket() }
+  readonly _connection = { stream: new FakeSocket(), on(): void {} }
   constructor() {
     super()
     services.push(this)
@@ -80,7 +80,7 @@ describe('replication stream queue', () => {
       onChanges: (changes) => void seen.push(`changes ${changes.length}`),
       onCommit: (c) => {
         seen.push(`commit ${c.xid}`)
-        if (c.xid === 1) return new Promise<void>((resolve) => (release = resolve))
+        if (c.xid === 1 || c.xid === 3) return new Promise<void>((resolve) => (release = resolve))
         return undefined
       },
       onIdle: (lsn) => void seen.push(`idle ${lsn}`),
@@ -108,9 +108,9 @@ describe('replication stream queue', () => {
     await waitFor(() => expect(seen.filter((s) => s.startsWith('idle')).length).toBe(10_500))
     expect(first._connection.stream.resumed).toBe(1)
 
-    // The connection breaks while commit 1 (sent again) is being handled.
+    // The connection breaks while commit 3 is being handled.
     seen.length = 0
-    transaction(first, 1)
+    transaction(first, 3)
     for (let i = 0; i < 20; i++) first.emit('heartbeat', '0/6', 0, false)
     await drained()
     first.emit('error', new Error('connection lost'))
@@ -120,9 +120,9 @@ describe('replication stream queue', () => {
     transaction(second, 2)
     await drained()
     // Nothing of the new connection before the old task ends, and none of the old queued keepalives.
-    expect(seen).toEqual(['begin 1', 'changes 1', 'commit 1'])
+    expect(seen).toEqual(['begin 3', 'changes 1', 'commit 3'])
     release!()
-    await waitFor(() => expect(seen).toEqual(['begin 1', 'changes 1', 'commit 1', 'relation', 'begin 2', 'changes 1', 'commit 2']))
+    await waitFor(() => expect(seen).toEqual(['begin 3', 'changes 1', 'commit 3', 'relation', 'begin 2', 'changes 1', 'commit 2']))
     await stream.stop()
   })
 })
