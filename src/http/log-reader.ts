@@ -3,10 +3,9 @@
  * waiting on the notifier while there is nothing to answer yet — inside a snapshot still being
  * written, or at the head of a live request until its timeout.
  */
-import { MustRefetchError } from '../errors.js'
 import { CONTROL } from '../protocol/constants.js'
 import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
-import type { ActiveShape } from '../shapes/active-shape.js'
+import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { nextSlice, READ_MODE, viewLog, WAIT, type Slice } from './next-slice.js'
@@ -35,7 +34,7 @@ export async function readLog(
   const mode = wait.live ? READ_MODE.longPoll : READ_MODE.nonLive
   const deadline = Date.now() + wait.timeoutMs
   for (;;) {
-    if (shape.dropped) throw new MustRefetchError(undefined, 'shape was dropped')
+    if (shape.dropped) throw droppedError(shape)
     const waitAtHead = wait.live && Date.now() < deadline && !wait.signal?.aborted
     const next = nextSlice(viewLog(store, shape, after), mode, waitAtHead)
     if (!('wait' in next)) return { ...next, parts: next.hasEntries ? store.readJoinable(id, after, next.end) : [] }

@@ -6,7 +6,7 @@ import { MustRefetchError, UnavailableError } from '../errors.js'
 import { electricSchema, type TableInfo } from '../pg/introspect.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
-import type { ActiveShape } from '../shapes/active-shape.js'
+import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { schemaChange } from '../shapes/schema-drift.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
@@ -181,7 +181,7 @@ function requireReplication(deps: ShapeRouteDeps): void {
 
 export async function waitForSnapshot(deps: ShapeRouteDeps, shape: ActiveShape, signal?: AbortSignal): Promise<void> {
   while (!shape.snapshotComplete) {
-    if (shape.dropped) throw new MustRefetchError(undefined, 'shape was dropped')
+    if (shape.dropped) throw droppedError(shape)
     await deps.notifier.wait(shape.stored.id, 1_000, signal)
     if (signal?.aborted) throw new Error('request aborted')
   }

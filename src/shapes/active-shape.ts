@@ -2,6 +2,7 @@
  * A shape as the running server holds it: its stored record, the table it reads, and where it
  * stands in the snapshot/log merge (DESIGN: snapshot + log, steps 2 and 3).
  */
+import { MustRefetchError, type InvalidRequestError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'
 import type { Transaction } from '../replication/transaction.js'
 import type { StoredShape } from '../storage/shape-log-store.js'
@@ -31,6 +32,13 @@ export interface ActiveShape {
   snapshotComplete: boolean
   /** Why the shape can no longer be served, once it is being dropped. */
   dropped: boolean
+  /** Set when the shape was dropped because the request itself cannot be served (its snapshot failed for good). */
+  failure?: InvalidRequestError
+}
+
+/** What a request waiting on a dropped shape gets: its 400 when the shape can never work, else a 409. */
+export function droppedError(shape: ActiveShape): InvalidRequestError | MustRefetchError {
+  return shape.failure ?? new MustRefetchError(undefined, 'shape was dropped')
 }
 
 /**

@@ -4,12 +4,13 @@
  * that order, DESIGN step 1), reloads them at start, and drops them.
  */
 import type pg from 'pg'
-import { MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
+import { InvalidRequestError, MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
+import { permanentSqlState } from '../pg/permanent-errors.js'
 import { refusalOf, type ServeOptions } from '../pg/servable.js'
 import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
-import { CONTROL } from '../protocol/constants.js'
+import { CONTROL, PARAMS } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
 import { definitionKey, LOG_MODES, qualifiedName, type ShapeDefinition, type TableName } from './shape-definition.js'
@@ -253,10 +254,18 @@ export class ShapeManager {
       this.#options.onSnapshotTaken?.((Date.now() - started) / 1000)
     } catch (error) {
       if (this.#stopping) return
-      log.error(
-        { handle: shape.stored.handle, err: (error as Error).message },
-        'snapshot failed; the shape is dropped and will be recreated on the next request',
-      )
+      const sqlState = permanentSqlState(error)
+      if (sqlState) {
+        // The same snapshot would fail again: its clients get a 400, not a 409 to refetch into it.
+        const param = shape.stored.definition.where === undefined ? PARAMS.table : PARAMS.where
+        shape.failure = InvalidRequestError.of(param, `PostgreSQL could not take this shape's snapshot: ${(error as Error).message} (SQLSTATE ${sqlState})`)
+        log.warn({ handle: shape.stored.handle, err: (error as Error).message, sqlState }, 'snapshot failed for good; its clients get 400')
+      } else {
+        log.error(
+          { handle: shape.stored.handle, err: (error as Error).message },
+          'snapshot failed; the shape is dropped and will be recreated on the next request',
+        )
+      }
       await this.drop(shape, 'snapshot failed')
     } finally {
       release()

@@ -1,0 +1,13 @@
+/**
+ * PostgreSQL errors that the same request would meet again however long it waited: bad data
+ * for a cast or an operator (class 22), a statement PostgreSQL rejects or the role may not run
+ * (42), a feature it lacks (0A), a limit the statement passes (54). They are answered 400, never
+ * 503 (a client retries a 503 forever) and never a 409 (a refetch would meet them again).
+ */
+const PERMANENT_CLASSES = new Set(['22', '42', '0A', '54'])
+
+/** The SQLSTATE of a permanent PostgreSQL error, or undefined for anything else. */
+export function permanentSqlState(error: unknown): string | undefined {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined
+  return typeof code === 'string' && code.length === 5 && PERMANENT_CLASSES.has(code.slice(0, 2)) ? code : undefined
+}
