@@ -43,6 +43,7 @@ describe('by default', () => {
       CREATE TABLE partial_unique (a int NOT NULL, b text);
       CREATE UNIQUE INDEX partial_unique_a ON partial_unique (a) WHERE a > 0;
       CREATE TABLE deferrable_unique (a int NOT NULL UNIQUE DEFERRABLE, b text);
+      CREATE TABLE deferrable_pk (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, v text);
     `)
   })
   afterAll(async () => {
@@ -62,6 +63,12 @@ describe('by default', () => {
     for (const table of ['nullable_unique', 'partial_unique', 'deferrable_unique']) {
       expect((await shapeError(sluice, table)).reason, table).toMatch(/has no primary key/)
     }
+  })
+
+  it('refuses a DEFERRABLE primary key, which lets two rows share a key inside a transaction', async () => {
+    const { status, reason } = await shapeError(sluice, 'deferrable_pk')
+    expect(status).toBe(400)
+    expect(reason).toMatch(/^"public"\."deferrable_pk" has a DEFERRABLE primary key: .*Re-create it NOT DEFERRABLE/)
   })
 
   it('keys rows on a unique index over NOT NULL columns, and follows updates of the other columns', async () => {
@@ -95,6 +102,16 @@ describe('with SLUICE_ALLOW_KEYLESS_TABLES=true', () => {
   })
   afterAll(async () => {
     await sluice?.close()
+  })
+
+  it('keys a table with a DEFERRABLE primary key on all columns, so swapping two keys in a transaction keeps both rows', async () => {
+    await sluice.db.pool.query(`CREATE TABLE deferrable_pk (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, v text); INSERT INTO deferrable_pk VALUES (1, 'a'), (2, 'b')`)
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'deferrable_pk' })
+    await follower.catchUp()
+    await sluice.db.pool.query(`BEGIN; UPDATE deferrable_pk SET id = 2 WHERE v = 'a'; UPDATE deferrable_pk SET id = 1 WHERE v = 'b'; COMMIT`)
+    await waitForReplication(sluice)
+    await follower.catchUp()
+    expect(follower.sortedRows()).toEqual([{ id: '1', v: 'b' }, { id: '2', v: 'a' }])
   })
 
   it('keys rows on all columns: identical rows reach the client once, and it never holds a row the table lacks', async () => {

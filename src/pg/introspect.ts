@@ -67,7 +67,8 @@ export interface TableInfo {
   readonly columns: readonly ColumnInfo[]
   /** The row identity's column names in key order (all columns for `allColumns`). */
   readonly primaryKey: readonly string[]
-  readonly identity: { readonly source: IdentitySource; readonly index?: string }
+  /** `deferrablePrimaryKey`: the table has a primary key, but a DEFERRABLE one, which cannot serve. */
+  readonly identity: { readonly source: IdentitySource; readonly index?: string; readonly deferrablePrimaryKey?: true }
   readonly replicaIdentity: ReplicaIdentity
   readonly partitioned: boolean
   readonly persistence: Persistence
@@ -112,8 +113,9 @@ interface IdentityIndex {
  *
  * The identity is the primary key, else the replica identity index, else the unique index over
  * NOT NULL columns with the fewest columns (then the first by name). Only non-partial,
- * non-deferrable indexes on plain columns qualify: a deferrable one may hold duplicates inside a
- * transaction, and the log replays every intermediate row. Sluice's REPLICA IDENTITY FULL
+ * non-deferrable indexes on plain columns qualify, the primary key included: a deferrable one
+ * may hold two rows with one key inside a transaction, and the log replays every intermediate
+ * row (swapping two keys would merge the rows on the client). Sluice's REPLICA IDENTITY FULL
  * clears the replica identity mark, after which the same index usually wins as a unique index;
  * if another one does, the shape sees its identity change and is rotated (`schema-drift.ts`).
  * @returns undefined when there is no such table (views and other relations included).
@@ -125,12 +127,15 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
     relpersistence: string
     relreplident: string
     pk: number[] | null
+    pk_deferrable: boolean
     replica_index: IdentityIndex | null
     unique_index: IdentityIndex | null
   }>(
     `SELECT c.oid, c.relkind, c.relpersistence, c.relreplident,
             (SELECT i.indkey::int2[]::int4[] FROM pg_catalog.pg_index i
-              WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+              WHERE i.indrelid = c.oid AND i.indisprimary AND i.indimmediate) AS pk,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                     WHERE i.indrelid = c.oid AND i.indisprimary AND NOT i.indimmediate) AS pk_deferrable,
             (SELECT json_build_object('name', ic.relname, 'keys', (i.indkey::int2[])[0:i.indnkeyatts - 1])
                FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
               WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
@@ -160,7 +165,7 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
       ? { source: IDENTITY_SOURCES.replicaIdentityIndex, index: row.replica_index.name }
       : row.unique_index
         ? { source: IDENTITY_SOURCES.uniqueIndex, index: row.unique_index.name }
-        : { source: IDENTITY_SOURCES.allColumns }
+        : { source: IDENTITY_SOURCES.allColumns, ...(row.pk_deferrable ? { deferrablePrimaryKey: true } : {}) }
   const keyAttnums = row.pk ?? row.replica_index?.keys ?? row.unique_index?.keys ?? []
   const columns = attributes.map((attribute): ColumnInfo => {
     const position = keyAttnums.indexOf(attribute.attnum)

@@ -29,6 +29,13 @@ export function refusalOf(info: TableInfo, options: ServeOptions): string | unde
     return `${name} is a partitioned table: PostgreSQL publishes its changes under each partition's own name, so Sluice cannot follow the parent. Request its partitions instead`
   }
   if (info.identity.source === IDENTITY_SOURCES.allColumns && !options.allowKeylessTables) {
+    if (info.identity.deferrablePrimaryKey) {
+      return (
+        `${name} has a DEFERRABLE primary key: inside a transaction two rows may share a key, and clients would merge them. ` +
+        `Re-create it NOT DEFERRABLE; or add a unique index over NOT NULL columns that is not deferrable and run ALTER TABLE ${name} REPLICA IDENTITY USING INDEX <index>; ` +
+        'or start Sluice with SLUICE_ALLOW_KEYLESS_TABLES=true to key its rows on all columns (identical rows then reach clients as one row)'
+      )
+    }
     return (
       `${name} has no primary key, replica identity index or unique index over NOT NULL columns, so its rows have no identity ` +
       `(clients could not tell identical rows apart). Give it one: ALTER TABLE ${name} ADD PRIMARY KEY (<columns>); ` +
