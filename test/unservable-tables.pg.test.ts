@@ -82,6 +82,22 @@ describe('a relation Sluice can never serve gets its own 400', () => {
   })
 })
 
+describe('a partition whose changes the publication sends under its root\'s name', () => {
+  it('gets a 400 naming the publication setting to change', async () => {
+    await sluice.db.pool.query(`
+      CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us');
+      ALTER PUBLICATION ${sluice.config.publication} SET (publish_via_partition_root = true);
+    `)
+    try {
+      const answer = await tableError('parted_us')
+      expect(answer.status).toBe(400)
+      expect(answer.reason).toMatch(/has publish_via_partition_root = true: .*ALTER PUBLICATION "[^"]+" SET \(publish_via_partition_root = false\);/)
+    } finally {
+      await sluice.db.pool.query(`ALTER PUBLICATION ${sluice.config.publication} SET (publish_via_partition_root = false)`)
+    }
+  })
+})
+
 describe('a table Sluice\'s role may not add to the publication', () => {
   const role = `sluice_limited_${randomBytes(4).toString('hex')}`
   let limited: TestSluice

@@ -165,6 +165,7 @@ async function readState(db: Queryable, publication: string, info: TableInfo): P
     published: boolean
     not_full: { schema: string; name: string }[]
     xmin: string
+    published_via_root: boolean
   }>(
     `SELECT n.nspname AS schema, c.relname AS name,
             p.oid IS NOT NULL AS publication_exists,
@@ -177,7 +178,8 @@ async function readState(db: Queryable, publication: string, info: TableInfo): P
                JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
               WHERE (pc.oid = c.oid OR pc.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid)))
                 AND pc.relkind IN ('r', 'p') AND pc.relreplident <> 'f') AS not_full,
-            pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS xmin
+            pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text AS xmin,
+            COALESCE(p.pubviaroot, false) AND c.relispartition AS published_via_root
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_catalog.pg_publication p ON p.pubname = $1
@@ -186,6 +188,14 @@ async function readState(db: Queryable, publication: string, info: TableInfo): P
   )
   const row = result.rows[0]
   if (!row) throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(info.table)} no longer exists`)
+  if (row.published_via_root) {
+    throw InvalidRequestError.of(
+      PARAMS.table,
+      `the publication ${quoteIdent(publication)} has publish_via_partition_root = true: PostgreSQL then publishes the changes of ` +
+        `the partition ${qualifiedName(info.table)} under its root's name, and they would never reach its shape. ` +
+        `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish_via_partition_root = false);`,
+    )
+  }
   return {
     table: { schema: row.schema, name: row.name },
     publicationExists: row.publication_exists,
