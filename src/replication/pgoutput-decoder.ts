@@ -16,6 +16,7 @@ import {
 /** Bytes that break the message format: a message that cannot be trusted, never applied. */
 export class MalformedMessageError extends Error {}
 
+/** Fixed-size reads past the end throw Node's own RangeError; text and strings check here. */
 class Reader {
   #pos = 0
   constructor(readonly buf: Buffer) {}
@@ -24,24 +25,32 @@ class Reader {
   }
   #take(n: number): number {
     const at = this.#pos
-    if (n < 0 || at + n > this.buf.length) throw new MalformedMessageError(`message ends at byte ${this.buf.length}, needed ${n} more from byte ${at}`)
+    if (at + n > this.buf.length) throw new MalformedMessageError(`message ends at byte ${this.buf.length}, needed ${n} more from byte ${at}`)
     this.#pos += n
     return at
   }
   u8(): number {
-    return this.buf.readUInt8(this.#take(1))
+    return this.buf.readUInt8(this.#pos++)
   }
   i16(): number {
-    return this.buf.readInt16BE(this.#take(2))
+    const v = this.buf.readInt16BE(this.#pos)
+    this.#pos += 2
+    return v
   }
   u32(): number {
-    return this.buf.readUInt32BE(this.#take(4))
+    const v = this.buf.readUInt32BE(this.#pos)
+    this.#pos += 4
+    return v
   }
   i32(): number {
-    return this.buf.readInt32BE(this.#take(4))
+    const v = this.buf.readInt32BE(this.#pos)
+    this.#pos += 4
+    return v
   }
   u64(): bigint {
-    return this.buf.readBigUInt64BE(this.#take(8))
+    const v = this.buf.readBigUInt64BE(this.#pos)
+    this.#pos += 8
+    return v
   }
   cstring(): string {
     const end = this.buf.indexOf(0, this.#pos)
