@@ -1,7 +1,8 @@
 /**
- * The rules every pgoutput stream keeps, checked on each message before it is applied. The
- * stream has no checksum of its own (TCP's is weak, and a bug in a proxy, a pooler or our own
- * socket handling is not caught by it), so Sluice checks what the protocol makes checkable:
+ * The rules every pgoutput stream keeps, checked on each message before it is applied
+ * (ARCHITECTURE I18). The stream has no checksum of its own (TCP's is weak, and a bug in a proxy,
+ * a pooler or our own socket handling is not caught by it), so Sluice checks what the protocol
+ * makes checkable:
  * - every message decodes exactly (`pgoutput-decoder.ts`);
  * - `Begin`/`Commit` pair up, with every change inside a transaction, and a `Commit` carries
  *   the LSN its `Begin` announced;
