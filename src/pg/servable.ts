@@ -1,10 +1,9 @@
 /**
  * Which relations Sluice can serve, and why not the others (ARCHITECTURE I15, I17). Every
  * refusal is permanent (a 400: retrying cannot help) and names what would make the relation
- * servable. Decided from the
- * catalog before anything is altered, rather than from PostgreSQL's error when the table joins
- * the publication: some relations it would accept there (information_schema tables) and then
- * never publish, and the message would say less about the fix.
+ * servable. Decided from the catalog before anything is altered, rather than from PostgreSQL's
+ * error when the table joins the publication: some relations it would accept there
+ * (information_schema tables) and then never publish, and its message would say less about the fix.
  */
 import { qualifiedName, type TableName } from '../shapes/shape-definition.js'
 import { IDENTITY_SOURCES, PERSISTENCES, type Queryable, type TableInfo } from './introspect.js'
