@@ -44,7 +44,7 @@ beforeAll(async () => {
     },
   })
   sluice = await startSluice(
-    { ...loadConfig({}), port: 0, host: '127.0.0.1', dataDir, databaseUrl: throughProxy.toString(), replicationSlot: 'integrity', publication: 'integrity' },
+    { ...loadConfig({}), port: 0, host: '127.0.0.1', dataDir, databaseUrl: throughProxy.toString(), replicationSlot: `integrity_${process.pid}`, publication: 'integrity' },
     pino({ level: 'warn' }, capture),
   )
 })
