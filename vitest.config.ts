@@ -13,6 +13,7 @@ const EVERY_MAJOR = [
   'test/publication.pg.test.ts',
   'test/introspect.pg.test.ts',
   'test/postgres-major.pg.test.ts',
+  'test/stream-integrity.pg.test.ts',
 ]
 
 /**
