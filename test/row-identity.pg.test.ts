@@ -91,6 +91,38 @@ describe('by default', () => {
   })
 })
 
+describe('a row identity that changes while Sluice is down', () => {
+  let sluice: TestSluice
+  beforeAll(async () => {
+    sluice = await startTestSluice()
+    // Keyed on the replica identity index (b); REPLICA IDENTITY FULL then clears that mark, and
+    // after a restart the narrowest unique index by name (a) is the identity.
+    await sluice.db.pool.query(`
+      CREATE TABLE moved (a int NOT NULL, b int NOT NULL, v text);
+      CREATE UNIQUE INDEX moved_a ON moved (a);
+      CREATE UNIQUE INDEX moved_b ON moved (b);
+      ALTER TABLE moved REPLICA IDENTITY USING INDEX moved_b;
+      INSERT INTO moved VALUES (1, 10, 'p'), (2, 20, 'q');
+    `)
+  })
+  afterAll(async () => {
+    await sluice?.close()
+  })
+
+  it('rotates the shape at the restart instead of continuing its log under other keys', async () => {
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'moved' })
+    await follower.catchUp()
+    expect([...follower.rows.keys()].sort()).toEqual(['"public"."moved"/"10"', '"public"."moved"/"20"'])
+    await sluice.restart()
+    await sluice.db.pool.query(`UPDATE moved SET v = 'r' WHERE a = 1`)
+    await waitForReplication(sluice)
+    await follower.catchUp()
+    expect(follower.refetches).toBe(1)
+    expect([...follower.rows.keys()].sort()).toEqual(['"public"."moved"/"1"', '"public"."moved"/"2"'])
+    expect(follower.sortedRows()).toEqual(await tableRows(sluice, `SELECT a::text, b::text, v FROM moved ORDER BY a`))
+  })
+})
+
 describe('with SLUICE_ALLOW_KEYLESS_TABLES=true', () => {
   let sluice: TestSluice
   beforeAll(async () => {

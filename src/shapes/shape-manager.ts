@@ -74,7 +74,9 @@ export class ShapeManager {
     for (const stored of store.shapes()) {
       const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
       const bound = table && !refusalOf(table, this.#options.serve) ? tryBind(stored.definition, table) : undefined
-      if (!bound || !stored.snapshot) {
+      // The identity may have changed while Sluice was down: the log's keys would not match new ones.
+      const sameKey = !stored.key || (bound !== undefined && stored.key.join('\u0000') === bound.table.primaryKey.join('\u0000'))
+      if (!bound || !stored.snapshot || !sameKey) {
         log.info({ handle: stored.handle, status: stored.status }, 'dropping shape that cannot be resumed')
         await store.deleteShape(stored.id)
         continue
@@ -182,7 +184,7 @@ export class ShapeManager {
       )
     }
     await this.#makeRoom()
-    const stored = await store.createShape(definition, key)
+    const stored = await store.createShape(definition, key, table.primaryKey)
     const shape: ActiveShape = {
       stored,
       ...bound,

@@ -58,6 +58,8 @@ export interface StoredShape {
   /** The snapshot's last chunk, once it is complete: its end `0_<n>` is where the log begins. */
   readonly lastSnapshotChunk?: number
   readonly createdAtMs: number
+  /** The row identity's columns the log's keys are made of (absent in shapes stored before it was kept). */
+  readonly key?: readonly string[]
 }
 
 /**
@@ -253,7 +255,7 @@ export class ShapeLogStore {
    * Registers a new shape with a never-before-issued handle. Resolves only once that is flushed:
    * a handle given out from a commit that an OS crash rolls back could be issued again.
    */
-  async createShape(definition: ShapeDefinition, definitionKey: string): Promise<StoredShape> {
+  async createShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[]): Promise<StoredShape> {
     const shape = await this.#transaction(() => {
       const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
       // Microseconds, but strictly increasing even when the clock steps back or two shapes
@@ -268,6 +270,7 @@ export class ShapeLogStore {
         definitionKey,
         status: SHAPE_STATUS.snapshotting,
         createdAtMs: Date.now(),
+        ...(key ? { key } : {}),
       }
       this.#meta.putSync(META_NEXT_SHAPE_ID, String(id + 1))
       this.#meta.putSync(META_HANDLE_CLOCK, String(clock))
