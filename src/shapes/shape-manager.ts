@@ -3,6 +3,7 @@
  * publication, then the router holds the shape's transactions, then the snapshot runs — in
  * that order, DESIGN step 1), reloads them at start, and drops them.
  */
+import { LRUCache } from 'lru-cache'
 import type pg from 'pg'
 import { InvalidRequestError, MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -39,6 +40,13 @@ export interface ShapeManagerOptions {
   readonly onSnapshotTaken?: (seconds: number) => void
 }
 
+/**
+ * How long a definition whose snapshot PostgreSQL refused for good is answered its 400 at once:
+ * long enough that a bare EventSource, which reconnects a second after its stream ends, gets the
+ * 400 (and stops) instead of starting the same failing snapshot again and again.
+ */
+const FAILURE_MEMORY_MS = 5_000
+
 export class ShapeManager {
   readonly #options: ShapeManagerOptions
   readonly #byKey = new Map<string, ActiveShape>()
@@ -51,6 +59,8 @@ export class ShapeManager {
   readonly #queued = new Map<ActiveShape, AbortController>()
   /** Snapshots in progress, so stopping can wait for them to let go of storage. */
   readonly #running = new Set<Promise<void>>()
+  /** Definitions whose snapshot failed for good, by definition key (see FAILURE_MEMORY_MS). */
+  readonly #failures = new LRUCache<string, InvalidRequestError>({ max: 1_000, ttl: FAILURE_MEMORY_MS })
   #stopping = false
   #router: ShapeRouter | undefined
 
@@ -124,6 +134,8 @@ export class ShapeManager {
     if (existing) return existing
     let creating = this.#creating.get(key)
     if (!creating) {
+      const failure = this.#failures.get(key)
+      if (failure) throw failure
       if (this.#snapshots.free === 0 && this.#snapshots.waiting >= this.#options.snapshotQueueLength) {
         throw new OverloadedError(`Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`)
       }
@@ -261,6 +273,7 @@ export class ShapeManager {
         // The same snapshot would fail again: its clients get a 400, not a 409 to refetch into it.
         const param = shape.stored.definition.where === undefined ? PARAMS.table : PARAMS.where
         shape.failure = InvalidRequestError.of(param, `PostgreSQL could not take this shape's snapshot: ${(error as Error).message} (SQLSTATE ${sqlState})`)
+        this.#failures.set(shape.stored.definitionKey, shape.failure)
         log.warn({ handle: shape.stored.handle, err: (error as Error).message, sqlState }, 'snapshot failed for good; its clients get 400')
       } else {
         log.error(
