@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config'
  */
 const EVERY_MAJOR = [
   'test/consistency.pg.test.ts',
+  'test/commit-visibility.pg.test.ts',
   'test/client-sync.pg.test.ts',
   'test/client-types.pg.test.ts',
   'test/restart.pg.test.ts',

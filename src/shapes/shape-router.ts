@@ -16,7 +16,7 @@ import { relationPrefix } from './row-key.js'
 import { RoutingIndex } from './routing-index.js'
 import { schemaChange } from './schema-drift.js'
 import type { ShapeNotifier } from './shape-notifier.js'
-import { isAtOrAfterXmax, isVisibleInSnapshot } from './xid-visibility.js'
+import { commitsAfterSnapshot, isVisibleInSnapshot } from './xid-visibility.js'
 
 export interface ShapeRouterOptions {
   readonly store: ShapeLogStore
@@ -263,7 +263,7 @@ export class ShapeRouter implements ReplicationSink {
     else if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(open.xid, shape.visibility)) part.skip = true
       else if (incomplete) this.#dropIncomplete(shape, part)
-      else if (isAtOrAfterXmax(open.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
+      else if (commitsAfterSnapshot(open, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     } else if (incomplete) this.#dropIncomplete(shape, part)
     return part
   }
@@ -443,7 +443,7 @@ export class ShapeRouter implements ReplicationSink {
         this.#options.invalidate(shape, 'created while a transaction its snapshot does not hold was being received')
         return undefined
       }
-      if (isAtOrAfterXmax(tx.xid, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
+      if (commitsAfterSnapshot(tx, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     }
     const { schema, name } = shape.table.table
     const context = encodeContext(this.#shapeEncoding(shape), String(tx.commitLsn), tx.xid)

@@ -1,8 +1,8 @@
 /**
  * Takes a shape's snapshot (DESIGN: snapshot + log): a REPEATABLE READ READ ONLY transaction
- * that first reads `pg_current_snapshot()` — handed to the caller at once, so replicated
- * transactions can be filtered while rows are still streaming — then streams every row as
- * wire JSON through binary COPY, in batches, with backpressure from storage.
+ * that first reads `pg_current_snapshot()` and the WAL position after it — handed to the caller
+ * at once, so replicated transactions can be filtered while rows are still streaming — then
+ * streams every row as wire JSON through binary COPY, in batches, with backpressure from storage.
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
@@ -41,8 +41,7 @@ export async function takeSnapshot(
     for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
       await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
     }
-    const snapshotText = await client.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')
-    const info = parseSnapshotText(snapshotText.rows[0]!.s)
+    const info = await readSnapshot(client)
     sink.onSnapshotInfo(info)
 
     if (!options.rows) {
@@ -86,3 +85,12 @@ export async function takeSnapshot(
     client.release(broken)
   }
 }
+
+/** The transaction's snapshot and the WAL insert position after it. */
+async function readSnapshot(client: pg.PoolClient): Promise<SnapshotInfo> {
+  const { rows } = await client.query<{ s: string; lsn: string }>(
+    `SELECT pg_current_snapshot()::text AS s, (pg_current_wal_insert_lsn() - '0/0')::text AS lsn`,
+  )
+  return { ...parseSnapshotText(rows[0]!.s), lsn: rows[0]!.lsn }
+}
+

@@ -46,6 +46,8 @@ export interface SnapshotInfo {
   readonly xmin: string
   readonly xmax: string
   readonly xip: readonly string[]
+  /** `pg_current_wal_insert_lsn()` read after it, decimal; absent in shapes stored before it was kept. */
+  readonly lsn?: string
 }
 
 export interface StoredShape {

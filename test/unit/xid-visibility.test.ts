@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest'
+import type { Lsn } from '../../src/pg/lsn.js'
 import {
-  isAtOrAfterXmax,
+  commitsAfterSnapshot,
   isVisibleInSnapshot,
   parseSnapshotText,
   visibilityOf,
+  type Visibility,
 } from '../../src/shapes/xid-visibility.js'
+
+/** The xid rule, as for shapes stored without the snapshot's LSN. */
+const isAtOrAfterXmax = (xid: number, visibility: Visibility) => commitsAfterSnapshot({ xid, commitLsn: 0n as Lsn }, visibility)
 
 describe('parseSnapshotText', () => {
   it('parses xmin, xmax and the in-progress list', () => {
@@ -37,6 +42,23 @@ describe('visibilityOf', () => {
     const visibility = visibilityOf(parseSnapshotText('4294967396:4294967400:4294967398,4294967399'))
     expect(visibility.xmax32).toBe(104)
     expect([...visibility.inProgress].sort((a, b) => a - b)).toEqual([102, 103])
+  })
+})
+
+describe('commitsAfterSnapshot with the snapshot\'s LSN', () => {
+  const visibility = visibilityOf({ ...parseSnapshotText('100:105:101,103'), lsn: '5000' })
+
+  it('goes by the commit LSN: an xid past xmax may have committed before the snapshot', () => {
+    expect(commitsAfterSnapshot({ xid: 106, commitLsn: 4999n as Lsn }, visibility)).toBe(false)
+    expect(commitsAfterSnapshot({ xid: 106, commitLsn: 5000n as Lsn }, visibility)).toBe(true)
+    expect(commitsAfterSnapshot({ xid: 101, commitLsn: 5001n as Lsn }, visibility)).toBe(true)
+  })
+
+  it('falls back to xmax for a snapshot stored without its LSN', () => {
+    const stored = visibilityOf(parseSnapshotText('100:105:101,103'))
+    expect(stored.lsn).toBeUndefined()
+    expect(commitsAfterSnapshot({ xid: 106, commitLsn: 1n as Lsn }, stored)).toBe(true)
+    expect(commitsAfterSnapshot({ xid: 104, commitLsn: 1n as Lsn }, stored)).toBe(false)
   })
 })
 
