@@ -22,6 +22,7 @@ export class Metrics {
   readonly cachedChunkResponses: Counter
   readonly liveConnections: Gauge
   readonly snapshotSeconds: Histogram
+  readonly snapshotsRetaken: Counter
 
   constructor(sources: MetricSources) {
     const registers = [this.registry]
@@ -55,6 +56,11 @@ export class Metrics {
       name: 'sluice_snapshot_duration_seconds',
       help: 'Time to take a shape snapshot.',
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+      registers,
+    })
+    this.snapshotsRetaken = new Counter({
+      name: 'sluice_snapshots_retaken_total',
+      help: 'Shape snapshots taken again because they did not yet show transactions already replicated (committed, still finishing in PostgreSQL).',
       registers,
     })
     new Gauge({

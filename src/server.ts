@@ -75,6 +75,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     snapshotQueueLength: config.snapshotQueueLength,
     serve: servable,
     onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
+    onSnapshotRetaken: () => metrics?.snapshotsRetaken.inc(),
   })
   let replication: ReplicationStream | undefined
   const tables = new TableCatalog(pool, servable, options.catalog)

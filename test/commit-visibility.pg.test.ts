@@ -68,6 +68,11 @@ async function commitHeldBeforeVisible(sql: string): Promise<{ release(): Promis
   }
 }
 
+async function snapshotsRetaken(): Promise<number> {
+  const text = await (await fetch(`${sluice.server.url}/metrics`)).text()
+  return Number(/^sluice_snapshots_retaken_total (\d+)$/m.exec(text)?.[1] ?? 0)
+}
+
 async function tableRows(): Promise<Record<string, string>[]> {
   const { rows } = await sluice.db.pool.query<Record<string, string>>(`SELECT id::text, v FROM items ORDER BY id`)
   return rows
@@ -84,6 +89,22 @@ function catchingUp(follower: Follower): { readonly done: Promise<unknown>; sett
 }
 
 describe('a commit replicated before PostgreSQL shows it to snapshots', () => {
+  it('is in the snapshot of a shape created meanwhile: the snapshot is taken again once it is visible', async () => {
+    const held = await commitHeldBeforeVisible(`INSERT INTO items VALUES (4, 'held')`)
+    // Sluice has handed the commit on before the new shape exists.
+    await waitForReplication(sluice)
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'items', replica: 'full' })
+    const caughtUp = catchingUp(follower)
+    await waitFor(async () => caughtUp.settled || expect(await snapshotsRetaken()).toBeGreaterThan(0), 30_000)
+    await held.release()
+    expect(await caughtUp.done).toBe('caught up')
+
+    await sluice.db.pool.query(`DELETE FROM items WHERE id = 4`)
+    await waitForReplication(sluice)
+    await follower.catchUp()
+    expect(follower.sortedRows()).toEqual(await tableRows())
+  })
+
   it('does not make a shape append transactions its snapshot holds', async () => {
     // The only snapshot slot waits for this lock, so the next shape is routed to before its snapshot.
     const locker = await sluice.db.pool.connect()

@@ -21,7 +21,7 @@ import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
 import { Semaphore } from './semaphore.js'
 import { takeSnapshot } from './snapshot.js'
-import { visibilityOf } from './xid-visibility.js'
+import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
 
 export interface ShapeManagerOptions {
   readonly store: ShapeLogStore
@@ -38,6 +38,8 @@ export interface ShapeManagerOptions {
   /** Which tables may be served; a stored shape of a table no longer servable is dropped at start. */
   readonly serve: ServeOptions
   readonly onSnapshotTaken?: (seconds: number) => void
+  /** A snapshot missed transactions already replicated and is taken again (`unconfirmed-commits.ts`). */
+  readonly onSnapshotRetaken?: () => void
 }
 
 /**
@@ -46,6 +48,12 @@ export interface ShapeManagerOptions {
  * 400 (and stops) instead of starting the same failing snapshot again and again.
  */
 const FAILURE_MEMORY_MS = 5_000
+
+/**
+ * How often routed transactions are checked against a fresh snapshot so the router can forget
+ * those PostgreSQL shows (the memory this bounds grows with the transactions routed meanwhile).
+ */
+const CONFIRM_COMMITS_EVERY_MS = 1_000
 
 export class ShapeManager {
   readonly #options: ShapeManagerOptions
@@ -63,6 +71,8 @@ export class ShapeManager {
   readonly #failures = new LRUCache<string, InvalidRequestError>({ max: 1_000, ttl: FAILURE_MEMORY_MS })
   #stopping = false
   #router: ShapeRouter | undefined
+  #confirmTimer: NodeJS.Timeout | undefined
+  #confirming: Promise<void> | undefined
 
   constructor(options: ShapeManagerOptions) {
     this.#options = options
@@ -72,6 +82,9 @@ export class ShapeManager {
   /** Loads stored shapes into `router`; drops those whose snapshot never finished. */
   async start(router: ShapeRouter): Promise<void> {
     this.#router = router
+    this.#confirmTimer = setInterval(() => {
+      if (!this.#confirming && router.unconfirmedCommits > 0) this.#confirming = this.#confirmCommits(router).finally(() => (this.#confirming = undefined))
+    }, CONFIRM_COMMITS_EVERY_MS).unref()
     const { store, log } = this.#options
     // Many shapes share a table: look each table up once.
     const tables = new Map<string, Promise<TableInfo | undefined>>()
@@ -167,8 +180,9 @@ export class ShapeManager {
    */
   async stop(): Promise<void> {
     this.#stopping = true
+    clearInterval(this.#confirmTimer)
     for (const leave of this.#queued.values()) leave.abort()
-    await Promise.allSettled([...this.#running])
+    await Promise.allSettled([...this.#running, this.#confirming])
   }
 
   /** Drops every shape (storage is about to start over): all their clients get 409. */
@@ -229,6 +243,17 @@ export class ShapeManager {
     }
   }
 
+  /** Lets the router forget the routed transactions a fresh snapshot shows. */
+  async #confirmCommits(router: ShapeRouter): Promise<void> {
+    try {
+      const { rows } = await this.#options.pool.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s')
+      router.confirmCommits(visibilityOf(parseSnapshotText(rows[0]!.s)))
+    } catch (error) {
+      // PostgreSQL is unreachable, so nothing new is replicated meanwhile: the next tick retries.
+      this.#options.log.debug({ err: (error as Error).message }, 'could not read a snapshot to confirm routed transactions')
+    }
+  }
+
   async #runSnapshot(shape: ActiveShape, router: ShapeRouter): Promise<void> {
     const { pool, store, notifier, log } = this.#options
     const id = shape.stored.id
@@ -245,6 +270,17 @@ export class ShapeManager {
         shape.table,
         shape.where?.sql,
         {
+          missedCommits: (info) => {
+            if (shape.dropped) throw new Error('shape dropped during its snapshot')
+            if (this.#stopping) throw new Error('server stopping')
+            const visibility = visibilityOf(info)
+            router.confirmCommits(visibility)
+            return router.commitsMissedBy(shape, visibility)
+          },
+          onRetake: (missed) => {
+            log.info({ handle: shape.stored.handle, transactions: missed.length }, 'snapshot taken again once transactions already replicated are visible in it (committed, not yet visible: a synchronous standby, or a busy server)')
+            this.#options.onSnapshotRetaken?.()
+          },
           onSnapshotInfo: (info) => {
             shape.visibility = visibilityOf(info)
             router.snapshotStarted(shape)

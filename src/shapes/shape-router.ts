@@ -16,7 +16,8 @@ import { relationPrefix } from './row-key.js'
 import { RoutingIndex } from './routing-index.js'
 import { schemaChange } from './schema-drift.js'
 import type { ShapeNotifier } from './shape-notifier.js'
-import { commitsAfterSnapshot, isVisibleInSnapshot } from './xid-visibility.js'
+import { UnconfirmedCommits, type RoutingMark } from './unconfirmed-commits.js'
+import { commitsAfterSnapshot, isVisibleInSnapshot, type Visibility } from './xid-visibility.js'
 
 export interface ShapeRouterOptions {
   readonly store: ShapeLogStore
@@ -90,6 +91,9 @@ export class ShapeRouter implements ReplicationSink {
   /** Changes held per shape awaiting its snapshot: its committed `held` and its open part. */
   readonly #heldChanges = new Map<ActiveShape, number>()
   #heldTotal = 0
+  readonly #unconfirmed = new UnconfirmedCommits()
+  /** Shapes awaiting their snapshot: where they joined the stream of transactions. */
+  readonly #joinedAt = new Map<ActiveShape, RoutingMark>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
   #accepted: Lsn
   /** Commits not yet known to be done, oldest first, with their entry counts. */
@@ -111,11 +115,17 @@ export class ShapeRouter implements ReplicationSink {
     this.#index.add(shape, schema, name, shape.where?.equalityIndex)
     this.#shapes.add(shape)
     if (this.#open && this.#open.position > 0) this.#lateJoiners.add(shape)
+    // The open transaction counts as routed before the shape once any of its changes were.
+    if (shape.phase === MERGE_PHASE.awaitingSnapshot) {
+      const next = this.#unconfirmed.next
+      this.#joinedAt.set(shape, (this.#open?.position === 0 ? next - 1 : next) as RoutingMark)
+    }
   }
 
   remove(shape: ActiveShape): void {
     this.#index.remove(shape)
     this.#shapes.delete(shape)
+    this.#joinedAt.delete(shape)
     this.#release(shape)
     // A dropped shape may wait a long time for its snapshot slot: its held changes go now.
     shape.held.length = 0
@@ -136,9 +146,29 @@ export class ShapeRouter implements ReplicationSink {
     }
   }
 
+  /**
+   * Transactions routed before `shape` joined that this snapshot of it does not show (see
+   * `unconfirmed-commits.ts`): it must be taken again once they are visible.
+   */
+  commitsMissedBy(shape: ActiveShape, visibility: Visibility): number[] {
+    const joinedAt = this.#joinedAt.get(shape)
+    return joinedAt === undefined ? [] : this.#unconfirmed.missedBy(visibility, joinedAt)
+  }
+
+  /** Any snapshot: the routed transactions it shows need no more watching. */
+  confirmCommits(visibility: Visibility): void {
+    this.#unconfirmed.confirm(visibility)
+  }
+
+  /** Routed transactions no snapshot has shown yet. */
+  get unconfirmedCommits(): number {
+    return this.#unconfirmed.size
+  }
+
   /** The snapshot's visibility is known: release the transactions held back for it. */
   snapshotStarted(shape: ActiveShape): void {
     shape.phase = MERGE_PHASE.filtering
+    this.#joinedAt.delete(shape)
     const held = shape.held.splice(0)
     // The open transaction's part, if any, stays counted until its commit hands it on.
     this.#unhold(shape, held.reduce((n, tx) => n + tx.changes.length, 0))
@@ -162,6 +192,7 @@ export class ShapeRouter implements ReplicationSink {
       for (const [shape, part] of this.#open.shapes) if (part.held) this.#unhold(shape, part.held.length)
     }
     this.#lateJoiners.clear()
+    this.#unconfirmed.record(begin.xid)
     this.#open = {
       xid: begin.xid,
       commitLsn: begin.commitLsn,

@@ -3,6 +3,8 @@
  * that first reads `pg_current_snapshot()` and the WAL position after it — handed to the caller
  * at once, so replicated transactions can be filtered while rows are still streaming — then
  * streams every row as wire JSON through binary COPY, in batches, with backpressure from storage.
+ * A snapshot that misses transactions already replicated is dropped and taken again once they
+ * are visible (`unconfirmed-commits.ts`).
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
@@ -16,6 +18,13 @@ import { snapshotRowSql } from './snapshot-query.js'
 import { parseSnapshotText } from './xid-visibility.js'
 
 export interface SnapshotSink {
+  /**
+   * xids of transactions already replicated that this snapshot (or, while waiting, a fresh
+   * one) still counts as running. May throw to give up (the shape was dropped).
+   */
+  missedCommits(info: SnapshotInfo): readonly number[]
+  /** The snapshot missed these: it is dropped, and taken again once they are visible. */
+  onRetake(missed: readonly number[]): void
   /** Called once, before any row, with the snapshot's visibility. */
   onSnapshotInfo(info: SnapshotInfo): void
   /** Called with each batch of rows in order; the next batch waits for the promise. */
@@ -24,6 +33,9 @@ export interface SnapshotSink {
 
 const BATCH_BYTES = 1024 * 1024
 const PROGRESS_EVERY_MS = 5_000
+/** Missed transactions have committed: they turn visible as soon as their backends finish. */
+const MISSED_FIRST_POLL_MS = 2
+const MISSED_MAX_POLL_MS = 100
 
 export async function takeSnapshot(
   pool: pg.Pool,
@@ -37,11 +49,22 @@ export async function takeSnapshot(
   const client = await pool.connect()
   let broken = false
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-    for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
-      await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
+    let info: SnapshotInfo
+    for (;;) {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
+        await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
+      }
+      info = await readSnapshot(client)
+      const missed = sink.missedCommits(info)
+      if (missed.length === 0) break
+      await client.query('ROLLBACK')
+      sink.onRetake(missed)
+      for (let pollMs = MISSED_FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MISSED_MAX_POLL_MS)) {
+        await sleep(pollMs)
+        if (sink.missedCommits(await readSnapshot(client)).length === 0) break
+      }
     }
-    const info = await readSnapshot(client)
     sink.onSnapshotInfo(info)
 
     if (!options.rows) {
@@ -86,7 +109,7 @@ export async function takeSnapshot(
   }
 }
 
-/** The transaction's snapshot and the WAL insert position after it. */
+/** The current snapshot (the transaction's, inside one) and the WAL insert position after it. */
 async function readSnapshot(client: pg.PoolClient): Promise<SnapshotInfo> {
   const { rows } = await client.query<{ s: string; lsn: string }>(
     `SELECT pg_current_snapshot()::text AS s, (pg_current_wal_insert_lsn() - '0/0')::text AS lsn`,
@@ -94,3 +117,6 @@ async function readSnapshot(client: pg.PoolClient): Promise<SnapshotInfo> {
   return { ...parseSnapshotText(rows[0]!.s), lsn: rows[0]!.lsn }
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
