@@ -42,8 +42,8 @@ export function droppedError(shape: ActiveShape): InvalidRequestError | MustRefe
 }
 
 /**
- * A transaction kept for a shape until its snapshot's visibility is known. `incomplete`: the
- * shape was added while the transaction was being received, so only its later changes are
- * here — usable only if the snapshot turns out to hold the whole transaction.
+ * A transaction kept for a shape until its snapshot's visibility is known. For a shape added
+ * while the transaction was being received, only its later changes: the snapshot shows that
+ * transaction (`ShapeRouter.commitsMissedBy`), so they are skipped.
  */
-export type HeldTransaction = Transaction & { readonly incomplete?: boolean }
+export type HeldTransaction = Transaction

@@ -75,8 +75,6 @@ interface ShapePart {
   op: number
   /** Changes kept whole for a shape whose snapshot visibility is not known yet. */
   held: Change[] | undefined
-  /** The shape joined after the transaction's first changes were routed. */
-  readonly incomplete: boolean
 }
 const IDLE_COMMIT_EVERY_MS = 1_000
 
@@ -85,8 +83,6 @@ export class ShapeRouter implements ReplicationSink {
   readonly #index = new RoutingIndex<ActiveShape>()
   /** Every routed shape, for the rare look-up by table OID. */
   readonly #shapes = new Set<ActiveShape>()
-  /** Shapes added while the open transaction was already partly routed. */
-  readonly #lateJoiners = new Set<ActiveShape>()
   readonly #encodings = new WeakMap<ActiveShape, ShapeEncoding>()
   /** Changes held per shape awaiting its snapshot: its committed `held` and its open part. */
   readonly #heldChanges = new Map<ActiveShape, number>()
@@ -114,8 +110,8 @@ export class ShapeRouter implements ReplicationSink {
     const { schema, name } = shape.table.table
     this.#index.add(shape, schema, name, shape.where?.equalityIndex)
     this.#shapes.add(shape)
-    if (this.#open && this.#open.position > 0) this.#lateJoiners.add(shape)
-    // The open transaction counts as routed before the shape once any of its changes were.
+    // The open transaction counts as routed before the shape once any of its changes were: the
+    // shape's snapshot then shows it (`commitsMissedBy`), and the changes it gets are skipped.
     if (shape.phase === MERGE_PHASE.awaitingSnapshot) {
       const next = this.#unconfirmed.next
       this.#joinedAt.set(shape, (this.#open?.position === 0 ? next - 1 : next) as RoutingMark)
@@ -191,7 +187,6 @@ export class ShapeRouter implements ReplicationSink {
       this.#options.store.discardStaged()
       for (const [shape, part] of this.#open.shapes) if (part.held) this.#unhold(shape, part.held.length)
     }
-    this.#lateJoiners.clear()
     this.#unconfirmed.record(begin.xid)
     this.#open = {
       xid: begin.xid,
@@ -229,7 +224,7 @@ export class ShapeRouter implements ReplicationSink {
     for (const [shape, part] of open.shapes) {
       if (part.held) {
         if (shape.dropped) continue
-        const tx: HeldTransaction = { xid: open.xid, commitLsn: open.commitLsn, endLsn: commit.endLsn, changes: part.held, incomplete: part.incomplete }
+        const tx: HeldTransaction = { xid: open.xid, commitLsn: open.commitLsn, endLsn: commit.endLsn, changes: part.held }
         // The snapshot may have started while this transaction was arriving.
         if (shape.phase === MERGE_PHASE.awaitingSnapshot) shape.held.push(tx)
         else {
@@ -288,14 +283,12 @@ export class ShapeRouter implements ReplicationSink {
   /** Where a shape stands for this transaction, decided at its first change (DESIGN step 3). */
   #startPart(open: OpenTransaction, shape: ActiveShape): ShapePart {
     const context = encodeContext(this.#shapeEncoding(shape), open.lsnText, open.xid)
-    const incomplete = this.#lateJoiners.has(shape)
-    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], firstOp: 0, op: 0, held: undefined, incomplete }
+    const part: ShapePart = { context, skip: false, pending: undefined, entries: [], firstOp: 0, op: 0, held: undefined }
     if (shape.phase === MERGE_PHASE.awaitingSnapshot) part.held = []
     else if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(open.xid, shape.visibility)) part.skip = true
-      else if (incomplete) this.#dropIncomplete(shape, part)
       else if (commitsAfterSnapshot(open, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
-    } else if (incomplete) this.#dropIncomplete(shape, part)
+    }
     return part
   }
 
@@ -338,12 +331,6 @@ export class ShapeRouter implements ReplicationSink {
     if (count === undefined) return
     this.#heldChanges.delete(shape)
     this.#heldTotal -= count
-  }
-
-  /** Part of a transaction the snapshot does not hold: the shape cannot be made whole. */
-  #dropIncomplete(shape: ActiveShape, part: ShapePart): void {
-    part.skip = true
-    this.#options.invalidate(shape, 'created while a transaction its snapshot does not hold was being received')
   }
 
   #toEntry(open: OpenTransaction, part: ShapePart, message: ChangeMessage): void {
@@ -470,10 +457,6 @@ export class ShapeRouter implements ReplicationSink {
     if (shape.dropped) return undefined
     if (shape.phase === MERGE_PHASE.filtering && shape.visibility) {
       if (isVisibleInSnapshot(tx.xid, shape.visibility)) return undefined
-      if (tx.incomplete) {
-        this.#options.invalidate(shape, 'created while a transaction its snapshot does not hold was being received')
-        return undefined
-      }
       if (commitsAfterSnapshot(tx, shape.visibility)) shape.phase = MERGE_PHASE.appendAll
     }
     const { schema, name } = shape.table.table

@@ -1,0 +1,90 @@
+/**
+ * Which transactions a new shape's snapshot must show: those the router took in before the
+ * shape joined, including the open one once any of its changes were routed (`commitsMissedBy`).
+ */
+import { describe, expect, it } from 'vitest'
+import { createLogger } from '../../src/log.js'
+import { lsn, type Lsn } from '../../src/pg/lsn.js'
+import type { TableInfo } from '../../src/pg/introspect.js'
+import type { Relation, Transaction } from '../../src/replication/transaction.js'
+import { MERGE_PHASE, type ActiveShape } from '../../src/shapes/active-shape.js'
+import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-definition.js'
+import type { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
+import { ShapeRouter } from '../../src/shapes/shape-router.js'
+import { parseSnapshotText, visibilityOf } from '../../src/shapes/xid-visibility.js'
+import type { ShapeLogStore, StoredShape } from '../../src/storage/shape-log-store.js'
+
+const TABLE: TableInfo = {
+  oid: 1,
+  table: { schema: 'public', name: 'items' },
+  primaryKey: ['id'],
+  replicaIdentity: 'default',
+  identity: { source: 'primary-key' },
+  partitioned: false,
+  persistence: 'permanent',
+  system: false,
+  columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
+}
+const RELATION: Relation = { tag: 'relation', oid: 1, schema: 'public', name: 'items', replicaIdentity: 'f', columns: [{ name: 'id', typeOid: 23, isKey: true }] }
+
+function makeRouter(): ShapeRouter {
+  const store = { durableLsn: 0n as Lsn, committedLsn: 0n as Lsn, commit: async () => ({ durable: Promise.resolve() }), flushed: async () => {} } as unknown as ShapeLogStore
+  const notifier = { notify: () => {} } as unknown as ShapeNotifier
+  return new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, maxHeldChanges: 1_000, log: createLogger('silent') })
+}
+
+function waitingShape(id: number): ActiveShape {
+  const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full' }
+  const stored = { id, handle: `h${id}`, definition, definitionKey: definitionKey(definition), status: 'snapshotting', createdAtMs: 0 } as unknown as StoredShape
+  return { stored, table: TABLE, where: undefined, phase: MERGE_PHASE.awaitingSnapshot, visibility: undefined, held: [], snapshotComplete: false, dropped: false }
+}
+
+const insert = (xid: number): Transaction => ({
+  xid,
+  commitLsn: lsn(BigInt(xid * 100)),
+  endLsn: lsn(BigInt(xid * 100 + 1)),
+  changes: [{ kind: 'insert', relation: RELATION, record: [String(xid)] }],
+})
+
+/** A snapshot in which 100 and up are still running: it shows none of the test's transactions. */
+const SHOWS_NONE = visibilityOf(parseSnapshotText('100:100:'))
+
+describe('commitsMissedBy', () => {
+  it('names the transactions routed before the shape joined, not those after', async () => {
+    const router = makeRouter()
+    await router.onTransaction(insert(100))
+    const shape = waitingShape(1)
+    router.add(shape)
+    await router.onTransaction(insert(101))
+    expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([100])
+    expect(router.commitsMissedBy(shape, visibilityOf(parseSnapshotText('101:101:')))).toEqual([])
+  })
+
+  it('counts the open transaction once some of its changes were routed without the shape', async () => {
+    const router = makeRouter()
+    const atStart = waitingShape(1)
+    const midway = waitingShape(2)
+    const tx = insert(100)
+    router.onBegin(tx)
+    router.add(atStart)
+    await router.onChanges(tx.changes)
+    router.add(midway)
+    await router.onCommit(tx)
+    expect(router.commitsMissedBy(atStart, SHOWS_NONE)).toEqual([])
+    expect(router.commitsMissedBy(midway, SHOWS_NONE)).toEqual([100])
+  })
+
+  it('forgets what a snapshot showed, and the shape once its snapshot started', async () => {
+    const router = makeRouter()
+    await router.onTransaction(insert(100))
+    await router.onTransaction(insert(101))
+    const shape = waitingShape(1)
+    router.add(shape)
+    router.confirmCommits(visibilityOf(parseSnapshotText('101:102:101')))
+    expect(router.unconfirmedCommits).toBe(1)
+    expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([101])
+    shape.visibility = SHOWS_NONE
+    router.snapshotStarted(shape)
+    expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([])
+  })
+})
