@@ -87,7 +87,7 @@ export class ShapeRouter implements ReplicationSink {
   /** Changes held per shape awaiting its snapshot: its committed `held` and its open part. */
   readonly #heldChanges = new Map<ActiveShape, number>()
   #heldTotal = 0
-  readonly #unconfirmed = new UnconfirmedCommits()
+  #unconfirmed = new UnconfirmedCommits()
   /** Shapes awaiting their snapshot: where they joined the stream of transactions. */
   readonly #joinedAt = new Map<ActiveShape, RoutingMark>()
   /** End LSN of the last transaction taken in; replays before it are skipped. */
@@ -376,6 +376,8 @@ export class ShapeRouter implements ReplicationSink {
   reset(durable: Lsn): void {
     this.#cancelIdleCommit()
     this.#accepted = durable
+    // xids of another history: a new cluster's snapshots might never show them.
+    this.#unconfirmed = new UnconfirmedCommits()
   }
 
   /** No more commits after this (the stream has stopped); resolves when the last one is durable. */

@@ -87,4 +87,14 @@ describe('commitsMissedBy', () => {
     router.snapshotStarted(shape)
     expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([])
   })
+
+  it('forgets every transaction when storage starts over on another history', async () => {
+    const router = makeRouter()
+    await router.onTransaction(insert(5_000_000))
+    router.reset(lsn(1n))
+    const shape = waitingShape(1)
+    router.add(shape)
+    // A new cluster far behind in xids would never show the old one.
+    expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([])
+  })
 })
