@@ -1,5 +1,5 @@
 /**
- * Assembles Sluice from its parts in the order the data flows (DESIGN: Data flow): checks,
+ * Assembles Sluice from its parts in the order the data flows (docs/ARCHITECTURE.md: Data flow): checks,
  * storage, shapes, replication, then HTTP. `main.ts` and the tests both start it from here.
  */
 import { serve } from '@hono/node-server'

@@ -1,5 +1,5 @@
 /**
- * The HTTP API (PROTOCOL: Endpoints) as a Hono app: routing, CORS, auth and error mapping.
+ * The HTTP API (docs/PROTOCOL.md: Endpoints) as a Hono app: routing, CORS, auth and error mapping.
  * The shape logic lives in `shape-route.ts`; this file only wires requests to it.
  */
 import { Hono, type Context } from 'hono'

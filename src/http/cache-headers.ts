@@ -1,4 +1,4 @@
-/** Cache-Control values of PROTOCOL.md's caching table, as pure functions. */
+/** Cache-Control values of docs/PROTOCOL.md's caching table, as pure functions. */
 import { HEADERS } from '../protocol/constants.js'
 
 export interface CachePolicy {

@@ -1,8 +1,8 @@
 /**
  * The hot path for complete chunks. A URL that answered a complete chunk answers the same bytes
- * until its shape is gone (PROTOCOL: Caching; DESIGN: Invariants), so the whole response is kept
+ * until its shape is gone (docs/PROTOCOL.md: Caching; docs/ARCHITECTURE.md I7), so the whole response is kept
  * by URL in a size-bounded LRU and written straight to the Node response, before Hono sees the
- * request (DESIGN: http/ may bypass Hono's adapter where it costs throughput). Anything this path
+ * request (http/ may bypass Hono's adapter where it costs throughput). Anything this path
  * is unsure of — a wrong secret, a dropped shape, HEAD — falls through to the Hono routes.
  * Like a CDN, it does not ask the catalog again: after a DDL with no write behind it, a client
  * gets its 409 at the first URL not kept here.

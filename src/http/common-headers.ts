@@ -1,6 +1,6 @@
 /**
  * Headers every response carries, whichever path answers it: the request id (for logs) and
- * CORS, so a browser on another origin can read the protocol headers (PROTOCOL: CORS).
+ * CORS, so a browser on another origin can read the protocol headers (docs/PROTOCOL.md: Response headers).
  */
 import { randomUUID } from 'node:crypto'
 import { EXPOSED_HEADERS } from '../protocol/constants.js'

@@ -1,5 +1,5 @@
 /**
- * The one table from error code to HTTP status, body and headers (PROTOCOL: Status codes).
+ * The one table from error code to HTTP status, body and headers (docs/PROTOCOL.md: Status codes).
  * A lost database connection is a 503 with `retry-after`. Anything else that is not a
  * `SluiceError` is our fault: logged with its stack, answered 503 with
  * a generic message, never a stack trace.

@@ -1,5 +1,5 @@
 /**
- * `global_last_seen_lsn` of the up-to-date control (PROTOCOL: Messages; ARCHITECTURE: I16), with
+ * `global_last_seen_lsn` of the up-to-date control (docs/PROTOCOL.md: Messages; docs/ARCHITECTURE.md I16), with
  * Electric's meaning: "this shape will receive nothing at or below this LSN". Electric's rules
  * (`api.ex`): a response that waited in vain, `offset=now` and a non-live response carry the LSN
  * the server has processed (non-live: at least the response's own end); a live response with

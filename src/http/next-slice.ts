@@ -1,6 +1,6 @@
 /**
  * What the next read of a shape's log returns, for a long-poll request and an SSE batch alike
- * (PROTOCOL: Offsets; ARCHITECTURE: I4, I7, I16). `nextSlice` is pure: it takes what storage
+ * (docs/PROTOCOL.md: Offsets, Chunks; docs/ARCHITECTURE.md I4, I7, I16). `nextSlice` is pure: it takes what storage
  * says of the shape at the reader's position (`LogView`, read in one synchronous step by
  * `viewLog`) and the kind of read, and decides the slice — or that there is nothing to answer
  * yet. Reading the entries, waiting and timeouts stay with the callers (`log-reader.ts`,

@@ -1,5 +1,5 @@
 /**
- * Parses and validates the query of a shape request (PROTOCOL: Query parameters). Everything
+ * Parses and validates the query of a shape request (docs/PROTOCOL.md: Shapes). Everything
  * a client sends is checked here, before any use; the errors name the parameter.
  */
 import { InvalidRequestError } from '../errors.js'

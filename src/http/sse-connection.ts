@@ -2,7 +2,7 @@
  * One Server-Sent Events response following one shape's log. It keeps only its position and
  * state; the log stays in storage. `pump()` writes batch after batch straight to the Node
  * response until it reaches the head, and stops when `write()` reports a full socket buffer,
- * resuming on `drain` (STYLE: Streams). A slow reader therefore costs one batch of buffer,
+ * resuming on `drain`, as undici's writer does. A slow reader therefore costs one batch of buffer,
  * never a queue: it reads from storage at its own pace.
  *
  * A batch is the slice `nextSlice` decides, as for a long-poll (`next-slice.ts`): a complete

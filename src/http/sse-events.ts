@@ -1,8 +1,8 @@
 /**
- * The text of a Server-Sent Events stream (PROTOCOL: Server-Sent Events), as pure functions:
+ * The text of a Server-Sent Events stream (docs/PROTOCOL.md: Server-Sent Events), as pure functions:
  * one `data:` event per log message, the batch's `id:` on its last event, `retry:`, keep-alive
  * comments, and the `<handle>:<offset>` event ids a browser sends back as `Last-Event-ID`.
- * Stored entries are single-line JSON (serialized once, DESIGN: shapes/), so they are written
+ * Stored entries are single-line JSON (serialized once, docs/ARCHITECTURE.md: Data flow), so they are written
  * as they are, without re-encoding.
  */
 import { OFFSET_NOW, SSE } from '../protocol/constants.js'
@@ -73,7 +73,7 @@ export function parseEventId(text: string | undefined): EventId | undefined {
   return { handle, offset }
 }
 
-/** PROTOCOL caching table, live SSE: `public, max-age=<sse timeout − 1>` (seconds, at least 0). */
+/** docs/PROTOCOL.md caching table, live SSE: `public, max-age=<sse timeout − 1>` (seconds, at least 0). */
 export function sseCacheControl(timeoutMs: number): string {
   return `public, max-age=${Math.max(0, Math.floor(timeoutMs / 1000) - 1)}`
 }

@@ -17,9 +17,9 @@ import { SSE_STATE, SseConnection, type BatchCache } from './sse-connection.js'
 import type { SseFraming } from './sse-events.js'
 
 export interface SseOptions {
-  /** The server ends a stream after this long; the client reconnects (PROTOCOL: ~60 s). */
+  /** The server ends a stream after this long; the client reconnects (docs/PROTOCOL.md: Server-Sent Events). */
   readonly timeoutMs: number
-  /** A `: keep-alive` comment this often on every idle stream (PROTOCOL: ~20 s). */
+  /** A `: keep-alive` comment this often on every idle stream (docs/PROTOCOL.md: Server-Sent Events). */
   readonly keepAliveMs: number
   /** The `retry:` field: how soon a browser reconnects after a drop. */
   readonly retryMs: number

@@ -1,5 +1,5 @@
 /**
- * GET /v1/shape with `live=true&live_sse=true` (PROTOCOL: Server-Sent Events): resolves the
+ * GET /v1/shape with `live=true&live_sse=true` (docs/PROTOCOL.md: Server-Sent Events): resolves the
  * shape like any request (so a bad request or a stale `handle` still gets its 400/409), then
  * writes the event stream to the Node response directly and hands it to the `SseHub`.
  * `@electric-sql/client` gets Electric's framing (`sse-events.ts`: `SSE_FRAMING`).

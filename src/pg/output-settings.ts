@@ -1,5 +1,5 @@
 /**
- * Session settings that fix PostgreSQL's text output (PROTOCOL: Messages). Snapshot queries
+ * Session settings that fix PostgreSQL's text output (docs/PROTOCOL.md: Messages). Snapshot queries
  * and the replication connection both use them, so a value reads the same whichever path it
  * took to the client.
  */

@@ -7,7 +7,7 @@
  * even if it commits afterwards. A snapshot taken while such a transaction is open would
  * expect its changes from the log, and they would never come. So, like CREATE INDEX
  * CONCURRENTLY, we wait until every transaction that had an xid when the ALTERs committed
- * has ended before a shape's snapshot is taken (DESIGN.md, "snapshot + log").
+ * has ended before a shape's snapshot is taken (docs/ARCHITECTURE.md I2).
  */
 import { PARAMS } from '../protocol/constants.js'
 import { InvalidRequestError, StartupCheckError, UnavailableError } from '../errors.js'

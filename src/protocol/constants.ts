@@ -1,6 +1,6 @@
 /**
  * Every header, query parameter and control value of the wire protocol, once
- * (`shared/PROTOCOL.md`). Tests spell the wire literally instead of importing these.
+ * (`docs/PROTOCOL.md`). Tests spell the wire literally instead of importing these.
  */
 export const HEADERS = {
   handle: 'electric-handle',
@@ -63,7 +63,7 @@ export const EXPOSED_HEADERS = [
 export const CURSOR_EPOCH_MS = Date.UTC(2024, 9, 9)
 export const CURSOR_INTERVAL_MS = 20_000
 
-/** Server-Sent Events (PROTOCOL: Server-Sent Events). */
+/** Server-Sent Events (docs/PROTOCOL.md: Server-Sent Events). */
 export const SSE = {
   contentType: 'text/event-stream',
   keepAliveComment: ': keep-alive',

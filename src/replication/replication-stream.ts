@@ -1,5 +1,5 @@
 /**
- * Owns the replication slot and the streaming connection (DESIGN: replication/). Turns
+ * Owns the replication slot and the streaming connection (docs/ARCHITECTURE.md: Data flow). Turns
  * pgoutput messages into whole `Transaction`s, hands them on in commit order with
  * backpressure, and acknowledges to PostgreSQL only the LSN the caller says is durable.
  * When the connection drops it reconnects with backoff and resumes from the durable LSN; so it

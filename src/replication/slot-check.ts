@@ -1,8 +1,7 @@
 /**
  * Before every (re)connection of the replication stream: is the slot still the history that
  * storage continues? Shape logs are only correct while they are fed, without a gap, from the
- * one slot of the one cluster they were built from (DESIGN invariant: no acknowledged change is
- * lost). When that no longer holds — the slot was dropped or invalidated, it moved past what
+ * one slot of the one cluster they were built from (docs/ARCHITECTURE.md I10). When that no longer holds — the slot was dropped or invalidated, it moved past what
  * storage holds, or another cluster answers at the same URL — every shape must go and clients
  * get 409, rather than keep a log with a silent gap. `slotProblem` is the pure decision.
  */

@@ -1,6 +1,6 @@
 /**
  * A shape as the running server holds it: its stored record, the table it reads, and where it
- * stands in the snapshot/log merge (DESIGN: snapshot + log, steps 2 and 3).
+ * stands in the snapshot/log merge (docs/ARCHITECTURE.md I2, I3).
  */
 import { MustRefetchError, type InvalidRequestError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'

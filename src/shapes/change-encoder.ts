@@ -1,5 +1,5 @@
 /**
- * Turns one replicated row change into the wire messages of one shape (PROTOCOL: Messages).
+ * Turns one replicated row change into the wire messages of one shape (docs/PROTOCOL.md: Messages).
  * Pure: no I/O, no clock. Each message is serialized once, here, and stored as bytes.
  *
  * With a `where`, the old and new rows are both evaluated: an update that enters the shape is

@@ -1,6 +1,6 @@
 /**
- * Which shapes a row change can concern, found without looking at every shape (DESIGN: the
- * router's index). Per table, shapes whose where has an equality index (`col = const`,
+ * Which shapes a row change can concern, found without looking at every shape
+ * (docs/ARCHITECTURE.md: Data flow, step 2). Per table, shapes whose where has an equality index (`col = const`,
  * `col IN (...)`, or an AND with such a side) sit in a hash map column → value key → shapes,
  * and are found by looking up the changed row's old and new values; the other shapes of the
  * table are always candidates. A candidate is not yet a match: the caller still evaluates the

@@ -1,7 +1,7 @@
 /**
  * The registry of shapes: definition → shape, handle → shape. Creates shapes (table joins the
  * publication, then the router holds the shape's transactions, then the snapshot runs — in
- * that order, DESIGN step 1), reloads them at start, and drops them.
+ * that order, docs/ARCHITECTURE.md I2), reloads them at start, and drops them.
  */
 import { LRUCache } from 'lru-cache'
 import type pg from 'pg'

@@ -3,7 +3,7 @@
  * concern (a hash lookup for equality-filtered shapes, see `routing-index.ts`), merges it with
  * their snapshots (skip what a snapshot already holds), encodes each change once per shape
  * (where and columns applied) and commits one storage batch per transaction. Acknowledges to
- * PostgreSQL only after the batch is durable (DESIGN invariant: ack ≤ durable).
+ * PostgreSQL only after the batch is durable (docs/ARCHITECTURE.md I5).
  */
 import type { Logger } from '../log.js'
 import { maxLsn, type Lsn } from '../pg/lsn.js'
@@ -280,7 +280,7 @@ export class ShapeRouter implements ReplicationSink {
     }
   }
 
-  /** Where a shape stands for this transaction, decided at its first change (DESIGN step 3). */
+  /** Where a shape stands for this transaction, decided at its first change (docs/ARCHITECTURE.md I3). */
   #startPart(open: OpenTransaction, shape: ActiveShape): ShapePart {
     const context = encodeContext(this.#shapeEncoding(shape), open.lsnText, open.xid)
     const part: ShapePart = { context, skip: false, pending: undefined, entries: [], firstOp: 0, op: 0, held: undefined }

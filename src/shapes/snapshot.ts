@@ -1,5 +1,5 @@
 /**
- * Takes a shape's snapshot (DESIGN: snapshot + log): a REPEATABLE READ READ ONLY transaction
+ * Takes a shape's snapshot (docs/ARCHITECTURE.md I1–I3): a REPEATABLE READ READ ONLY transaction
  * that first reads `pg_current_snapshot()` and the WAL position after it — handed to the caller
  * at once, so replicated transactions can be filtered while rows are still streaming — then
  * streams every row as wire JSON through binary COPY, in batches, with backpressure from storage.

@@ -3,7 +3,7 @@
  * replicated once its record is in the WAL, and its backend leaves the proc array only after
  * that (`xid-visibility.ts`): a shape that joins the router meanwhile and takes its snapshot
  * would find the transaction in neither its snapshot nor its log. Its snapshot must be taken
- * again once every transaction routed before it joined is visible (DESIGN: snapshot + log,
+ * again once every transaction routed before it joined is visible (docs/ARCHITECTURE.md I2, I3,
  * step 1). A transaction is forgotten as soon as any snapshot shows it, which bounds this to
  * the transactions routed since the last look plus those still committing.
  */

@@ -1,6 +1,5 @@
 /**
- * Is a replicated transaction already part of a snapshot? (DESIGN: "snapshot + log without
- * gaps or duplicates", step 3.) pgoutput sends 32-bit xids while `pg_current_snapshot()` gives
+ * Is a replicated transaction already part of a snapshot? (docs/ARCHITECTURE.md I3.) pgoutput sends 32-bit xids while `pg_current_snapshot()` gives
  * 64-bit ones (epoch << 32 | xid); comparing modulo 2^32 relative to `xmax` is correct as long
  * as the transaction is within 2^31 xids of the snapshot, which PostgreSQL's wraparound
  * protection guarantees for transactions that are still being decoded.

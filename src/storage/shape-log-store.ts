@@ -14,7 +14,7 @@
  * Commits become visible before they are flushed to disk (LMDB's overlapping sync): readers are
  * served at once, and the fsync runs beside the next transaction. A process crash loses nothing
  * committed (the pages are in the OS cache); an OS crash rolls back to the last flushed commit,
- * and the slot — acknowledged only up to `durableLsn` (DESIGN invariant: ack ≤ durable) — replays
+ * and the slot — acknowledged only up to `durableLsn` (docs/ARCHITECTURE.md I5) — replays
  * what was lost into the same offsets, chunks and bytes, since they derive from the WAL alone.
  */
 import { open, type Database, type RootDatabase } from 'lmdb'
