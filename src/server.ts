@@ -20,6 +20,7 @@ import type { Logger } from './log.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
 import { REPLICATION_STATUS, ReplicationStream, type ReplicationStatus } from './replication/replication-stream.js'
+import { Semaphore } from './shapes/semaphore.js'
 import { ShapeManager } from './shapes/shape-manager.js'
 import { ShapeNotifier } from './shapes/shape-notifier.js'
 import { ShapeRouter } from './shapes/shape-router.js'
@@ -43,7 +44,8 @@ export interface StartOptions {
 
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger, options: StartOptions = {}): Promise<SluiceServer> {
   // Snapshots each hold a connection; the rest serve catalog queries and shape creation.
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.maxConcurrentSnapshots + 4, connectionTimeoutMillis: 10_000 })
+  // Shape snapshots and subset queries each get `maxConcurrentSnapshots` connections, plus a few for the rest.
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 * config.maxConcurrentSnapshots + 4, connectionTimeoutMillis: 10_000 })
   pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection failed'))
   try {
     const identity = await runStartupChecks(pool, { slotName: config.replicationSlot })
@@ -153,6 +155,8 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     notifier,
     manager,
     tables,
+    pool,
+    subsetSlots: new Semaphore(config.maxConcurrentSnapshots),
     chunkResponses,
     longPollMs: config.longPollMs,
     cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },

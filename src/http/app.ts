@@ -7,7 +7,7 @@ import type pg from 'pg'
 import { demoRoutes } from '../demo-routes.js'
 import { ERROR_CODES, InvalidRequestError, SluiceError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { HEADERS, PARAMS } from '../protocol/constants.js'
+import { HEADERS, PARAMS, SUBSET_BODY } from '../protocol/constants.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { parseShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
@@ -19,18 +19,22 @@ import type { ChunkResponses } from './chunk-responses.js'
 import { commonHeaders } from './common-headers.js'
 import { UNCACHEABLE } from './cache-headers.js'
 import { errorResponse } from './error-response.js'
-import { serveShape, type ShapeRouteDeps } from './shape-route.js'
+import { serveShape } from './shape-route.js'
 import { nodeRequestUrl, nodeResponse, responseAlreadySent } from './node-response.js'
 import { SseHub } from './sse-hub.js'
 import { streamShape } from './sse-route.js'
 import { hasSecret } from './secret.js'
-import { parseShapeRequest } from './shape-request.js'
+import { parseShapeRequest, type ShapeRequest } from './shape-request.js'
+import { readCappedBody } from './request-body.js'
+import { MAX_SUBSET_BODY_BYTES, subsetFromBody, subsetFromQuery } from './subset-request.js'
+import { serveSubset, type SubsetRouteDeps } from './subset-route.js'
+import type { SubsetParams } from '../shapes/subset/compile-subset.js'
 
 /** `waiting`: replication broke (database restarted or unreachable) and is reconnecting. */
 export const HEALTH = { active: 'active', starting: 'starting', waiting: 'waiting' } as const
 export type Health = (typeof HEALTH)[keyof typeof HEALTH]
 
-export interface AppDeps extends ShapeRouteDeps {
+export interface AppDeps extends SubsetRouteDeps {
   readonly manager: ShapeManager
   readonly secret: string | undefined
   readonly allowShapeDeletion: boolean
@@ -76,7 +80,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   for (const path of SHAPE_PATHS) {
     app.options(path, (c) => {
-      c.header('access-control-allow-methods', 'GET, HEAD, DELETE, OPTIONS')
+      c.header('access-control-allow-methods', 'GET, HEAD, POST, DELETE, OPTIONS')
       c.header('access-control-allow-headers', c.req.header('access-control-request-headers') ?? 'authorization, content-type, if-none-match')
       c.header('access-control-max-age', '86400')
       return c.body(null, 204)
@@ -87,6 +91,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         authorize(c, deps.secret)
         const request = parseShapeRequest((name) => c.req.query(name))
         requireAllowedTable(deps.allowedTables, request.definition.table)
+        const subset = subsetFromQuery(new URL(c.req.url).searchParams)
+        if (subset) return await subsetResponse(c, deps, request, subset)
         const outgoing = request.liveSse && c.req.method === 'GET' ? nodeResponse(c) : undefined
         if (outgoing) {
           const onClose = deps.liveSlots.acquire()
@@ -109,6 +115,23 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         } finally {
           release?.()
         }
+      }),
+    )
+
+    // A subset snapshot with its parameters in the body (PROTOCOL: Subset snapshots).
+    app.post(path, (c) =>
+      guard(c, deps, async () => {
+        authorize(c, deps.secret)
+        const request = parseShapeRequest((name) => c.req.query(name))
+        requireAllowedTable(deps.allowedTables, request.definition.table)
+        const text = await readCappedBody(c.req.raw, MAX_SUBSET_BODY_BYTES)
+        let body: unknown
+        try {
+          body = JSON.parse(text)
+        } catch {
+          throw InvalidRequestError.of(SUBSET_BODY.nested, 'the request body must be JSON: {"where": ..., "params": ..., "limit": ..., "offset": ..., "order_by": ...}')
+        }
+        return await subsetResponse(c, deps, request, subsetFromBody(body))
       }),
     )
 
@@ -158,6 +181,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((error, c) => send(c, error, deps.log))
   return app
+}
+
+async function subsetResponse(c: Context, deps: AppDeps, request: ShapeRequest, subset: SubsetParams): Promise<Response> {
+  const response = await serveSubset(deps, request, subset, request.queryableColumns, AbortSignal.any([c.req.raw.signal, deps.shutdown]))
+  // The shared middleware set CORS and the request id on the context: carry them over.
+  for (const [name, value] of Object.entries(c.get('common') as Record<string, string>)) response.headers.set(name, value)
+  return response
 }
 
 async function guard(c: Context, deps: AppDeps, handler: () => Promise<Response>): Promise<Response> {

@@ -11,6 +11,8 @@ export const CACHE_CONTROL = {
   live: 'public, max-age=5, stale-while-revalidate=5',
   mustRefetch: 'public, max-age=60, must-revalidate',
   noStore: 'no-store',
+  /** A subset snapshot is read at the moment it is asked for: never reuse one. */
+  subset: 'no-cache',
 } as const
 
 export function nonLiveCacheControl(policy: CachePolicy): string {

@@ -28,6 +28,8 @@ export interface ShapeRequest {
   readonly cursor: string | undefined
   /** `where` as the client wrote it, with its params: errors found against the table point into it. */
   readonly whereSource?: { readonly text: string; readonly params: ParamReader }
+  /** `queryable_columns`: the only columns a subset may filter and order on. */
+  readonly queryableColumns: ReadonlySet<string> | undefined
 }
 
 type Query = (name: string) => string | undefined
@@ -83,7 +85,15 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   const params: ParamReader = (n) => query(`${PARAMS.params}[${n}]`)
   const where = collect(errors, () => (whereText === undefined ? undefined : canonicalizeWhere(whereText, params)))
   const columnsText = query(PARAMS.columns)
-  const columns = columnsText === undefined ? undefined : collect(errors, () => parseColumnList(columnsText))
+  let columns = columnsText === undefined ? undefined : collect(errors, () => parseColumnList(columnsText))
+  const queryableText = query(PARAMS.queryableColumns)
+  const queryable = queryableText === undefined ? undefined : collect(errors, () => parseColumnList(queryableText, PARAMS.queryableColumns))
+  if (queryable) {
+    // As Electric: the allow-list is also the projection when none is asked for, and bounds one that is.
+    const outside = columns?.filter((name) => !queryable.includes(name)) ?? []
+    if (outside.length > 0) (errors[PARAMS.columns] ??= []).push(`must be among queryable_columns; not: ${outside.map((n) => JSON.stringify(n)).join(', ')}`)
+    columns ??= queryable
+  }
 
   if (Object.keys(errors).length > 0 || !table || offset === undefined) throw new InvalidRequestError(errors)
   return {
@@ -94,6 +104,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
     liveSse,
     cursor: query(PARAMS.cursor),
     ...(whereText !== undefined ? { whereSource: { text: whereText, params } } : {}),
+    queryableColumns: queryable ? new Set(queryable) : undefined,
   }
 }
 

@@ -18,6 +18,8 @@ export const HEADERS = {
   location: 'location',
   lastEventId: 'last-event-id',
   accelBuffering: 'x-accel-buffering',
+  /** Marks a subset snapshot response (its body is `{metadata, data}`, not a log). */
+  snapshot: 'electric-snapshot',
 } as const
 
 export const PARAMS = {
@@ -34,6 +36,24 @@ export const PARAMS = {
   replica: 'replica',
   log: 'log',
   secret: 'secret',
+  /** Set by a proxy: the columns a subset may filter and order on (and the default projection). */
+  queryableColumns: 'queryable_columns',
+  subsetWhere: 'subset__where',
+  /** A JSON object `{"1": "v"}`, or one `subset__params[n]` per parameter. */
+  subsetParams: 'subset__params',
+  subsetLimit: 'subset__limit',
+  subsetOffset: 'subset__offset',
+  subsetOrderBy: 'subset__order_by',
+} as const
+
+/** Keys of a `POST /v1/shape` body (a subset request), flat or nested under `subset`. */
+export const SUBSET_BODY = {
+  nested: 'subset',
+  where: 'where',
+  params: 'params',
+  limit: 'limit',
+  offset: 'offset',
+  orderBy: 'order_by',
 } as const
 
 export const CONTROL = {
@@ -57,6 +77,7 @@ export const EXPOSED_HEADERS = [
   HEADERS.hasData,
   HEADERS.etag,
   HEADERS.retryAfter,
+  HEADERS.snapshot,
 ] as const
 
 /** `electric-cursor` counts 20 s intervals since this instant (the same epoch as Electric). */

@@ -10,7 +10,9 @@ import { PARAMS } from '../protocol/constants.js'
 
 const MAX_COLUMNS = 1600 // PostgreSQL's MaxHeapAttributeNumber
 
-export function parseColumnList(text: string): readonly string[] {
+/** `param` names the query parameter in errors (`queryable_columns` has the same syntax). */
+export function parseColumnList(text: string, param: string = PARAMS.columns): readonly string[] {
+  const invalid = (reason: string) => InvalidRequestError.of(param, reason)
   const names: string[] = []
   let at = 0
   for (;;) {
@@ -45,8 +47,4 @@ export function parseColumnList(text: string): readonly string[] {
     at++
   }
   return [...new Set(names)].sort()
-}
-
-function invalid(reason: string): InvalidRequestError {
-  return InvalidRequestError.of(PARAMS.columns, reason)
 }

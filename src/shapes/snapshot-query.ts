@@ -11,12 +11,13 @@ import { textOutputSql } from '../pg/text-output-sql.js'
 import { qualifiedName } from './shape-definition.js'
 import { relationPrefix, rowKeySql } from './row-key.js'
 
-export function snapshotRowSql(table: TableInfo, whereSql?: string): string {
+/** `extraHeaders` join `operation` and `relation` in every row's headers (a subset's `snapshot_mark`). */
+export function snapshotRowSql(table: TableInfo, whereSql?: string, extraHeaders: Readonly<Record<string, string | number>> = {}): string {
   const values = table.columns.map((column, i) => {
     const name = `${i === 0 ? '' : ','}${JSON.stringify(column.name)}:`
     return `${sqlLiteral(name)} || coalesce(to_json(${textOutputSql(column)})::text, 'null')`
   })
-  const headers = JSON.stringify({ operation: 'insert', relation: [table.table.schema, table.table.name] })
+  const headers = JSON.stringify({ operation: 'insert', relation: [table.table.schema, table.table.name], ...extraHeaders })
   const pkColumns = table.primaryKey.map((name) => table.columns.find((c) => c.name === name)!)
   const key = rowKeySql(relationPrefix(table.table), pkColumns)
   const parts = [
