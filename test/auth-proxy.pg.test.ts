@@ -3,8 +3,9 @@
  * shape, and responses say they vary by user.
  */
 import { serve } from '@hono/node-server'
+import { ShapeStream, type Row } from '@electric-sql/client'
 import type { AddressInfo } from 'node:net'
-import type { Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthProxy, demoAuthenticate } from '../examples/auth-proxy/auth-proxy.js'
 import { Follower } from './support/follower.js'
@@ -63,5 +64,46 @@ describe('auth proxy example', () => {
     expect(response.status).toBe(200)
     expect(response.headers.get('vary')?.toLowerCase()).toContain('authorization')
     expect(response.headers.get('electric-handle')).toBeTruthy()
+  })
+
+  it('forwards expired_handle, cache-buster, every subset__* parameter and POST bodies', async () => {
+    const seen: { method: string; url: string; body: string; type: string | undefined }[] = []
+    const echo = createServer((req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      req.on('end', () => {
+        seen.push({ method: req.method!, url: req.url!, body, type: req.headers['content-type'] })
+        res.end('[]')
+      })
+    })
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
+    const app = createAuthProxy({ sluiceUrl: `http://127.0.0.1:${(echo.address() as AddressInfo).port}`, sluiceSecret: SECRET, authenticate: demoAuthenticate })
+    const auth = { authorization: 'Bearer user-alice' }
+    try {
+      const query = 'offset=-1&expired_handle=h1&cache-buster=cb&subset__where=id%3E%241&subset__params=%7B%221%22%3A%221%22%7D&subset__params%5B2%5D=x&subset__limit=2&subset__offset=1&subset__order_by=id&subset__where_expr=%7B%7D&table=evil&where=true'
+      await app.request(`/todos?${query}`, { headers: auth })
+      await app.request('/todos?offset=-1&log=changes_only', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"where":"id > 1","limit":1,"order_by":"id"}' })
+    } finally {
+      await new Promise((resolve) => echo.close(resolve))
+    }
+    const get = new URL(seen[0]!.url, 'http://x').searchParams
+    for (const [name, value] of [['expired_handle', 'h1'], ['cache-buster', 'cb'], ['subset__where', 'id>$1'], ['subset__params', '{"1":"1"}'], ['subset__params[2]', 'x'], ['subset__limit', '2'], ['subset__offset', '1'], ['subset__order_by', 'id'], ['subset__where_expr', '{}']]) {
+      expect(get.get(name!), name).toBe(value)
+    }
+    expect(get.get('table')).toBe('todos')
+    expect(get.get('where')).toBe('owner_id = $1')
+    expect(seen[1]).toMatchObject({ method: 'POST', body: '{"where":"id > 1","limit":1,"order_by":"id"}', type: 'application/json' })
+  })
+
+  it('serves subset snapshots through the proxy, GET and POST, within the user\'s rows only', async () => {
+    const authed: typeof fetch = (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), authorization: 'Bearer user-bob' } })
+    for (const method of ['GET', 'POST'] as const) {
+      const stream = new ShapeStream<Row>({ url: proxyUrl, log: 'changes_only', fetchClient: authed })
+      const { data } = await stream.fetchSnapshot({ where: 'id >= $1', params: { '1': '1' }, orderBy: 'id', limit: 10, method })
+      const owners = data.map((m) => m.value['owner_id'])
+      expect(owners.length, method).toBeGreaterThan(0)
+      expect(new Set(owners), method).toEqual(new Set(['bob']))
+      stream.unsubscribeAll()
+    }
   })
 })

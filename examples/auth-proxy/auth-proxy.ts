@@ -9,9 +9,15 @@
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 
-/** Parameters a client may set: everything else is decided here. */
-const FORWARDED_PARAMS = ['offset', 'handle', 'live', 'live_sse', 'experimental_live_sse', 'cursor', 'log']
-const FORWARDED_HEADERS = ['if-none-match', 'last-event-id', 'accept']
+/**
+ * Parameters a client may set: everything else is decided here. `expired_handle` and
+ * `cache-buster` keep the client out of stale cached answers; `subset__*` (and a POST body)
+ * ask for a subset snapshot, which Sluice always intersects with the shape fixed below, so a
+ * subset can narrow what a user sees but never widen it.
+ */
+const FORWARDED_PARAMS = ['offset', 'handle', 'live', 'live_sse', 'experimental_live_sse', 'cursor', 'log', 'expired_handle', 'cache-buster']
+const FORWARDED_PREFIX = 'subset__'
+const FORWARDED_HEADERS = ['if-none-match', 'last-event-id', 'accept', 'content-type']
 
 export interface User {
   readonly id: string
@@ -27,7 +33,7 @@ export interface AuthProxyOptions {
 
 export function createAuthProxy(options: AuthProxyOptions): Hono {
   const app = new Hono()
-  app.get('/todos', async (c) => {
+  app.on(['GET', 'POST'], '/todos', async (c) => {
     const user = options.authenticate(c.req.header('authorization'))
     if (!user) return c.json({ message: 'Sign in first.' }, 401)
 
@@ -35,9 +41,8 @@ export function createAuthProxy(options: AuthProxyOptions): Hono {
     upstream.searchParams.set('table', 'todos')
     upstream.searchParams.set('where', 'owner_id = $1')
     upstream.searchParams.set('params[1]', user.id)
-    for (const name of FORWARDED_PARAMS) {
-      const value = c.req.query(name)
-      if (value !== undefined) upstream.searchParams.set(name, value)
+    for (const [name, value] of new URL(c.req.url).searchParams) {
+      if (FORWARDED_PARAMS.includes(name) || name.startsWith(FORWARDED_PREFIX)) upstream.searchParams.append(name, value)
     }
     const headers = new Headers()
     for (const name of FORWARDED_HEADERS) {
@@ -46,7 +51,8 @@ export function createAuthProxy(options: AuthProxyOptions): Hono {
     }
     if (options.sluiceSecret) headers.set('authorization', `Bearer ${options.sluiceSecret}`)
 
-    const response = await fetch(upstream, { headers, signal: c.req.raw.signal })
+    const body = c.req.method === 'POST' ? { body: await c.req.arrayBuffer() } : {}
+    const response = await fetch(upstream, { method: c.req.method, headers, ...body, signal: c.req.raw.signal })
     const out = new Headers(response.headers)
     // The same URL means different rows for different users: a shared cache must key on the
     // user too. Vary covers caches that honour it; the README explains the rest.
