@@ -84,7 +84,7 @@ export function parseOrderBy(text: string, fail: Fail): readonly OrderByItem[] {
     const ref = node['ColumnRef'] as Json | undefined
     const fields = (ref?.['fields'] as Json[] | undefined) ?? []
     const name = (fields[0]?.['String'] as Json | undefined)?.['sval']
-    const location = (Object.values(node)[0] as Json | undefined)?.['location']
+    const location = (Object.values(node)[0] as { location?: unknown } | undefined)?.location
     const nodeAt = typeof location === 'number' && location >= 0 ? at(location) : 0
     if (!ref || fields.length !== 1 || typeof name !== 'string') {
       throw fail(`can only order by plain column names of the shape's table, not expressions (at character ${nodeAt + 1})`)
