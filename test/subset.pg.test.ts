@@ -141,6 +141,13 @@ describe('subset snapshots', () => {
     })
   }
 
+  it('refuses HEAD with a subset (its body would never be read)', async () => {
+    const response = await fetch(url({ table: 'items', offset: '-1', subset__where: 'true' }), { method: 'HEAD' })
+    expect(response.status).toBe(400)
+    const after = await fetch(url({ table: 'items', offset: '-1', subset__where: 'true' }))
+    expect(after.status).toBe(200)
+  })
+
   it('refuses a body that is not JSON, or too large', async () => {
     const post = (body: string) => fetch(url({ table: 'items', offset: '-1' }), { method: 'POST', headers: { 'content-type': 'application/json' }, body })
     const bad = await post('{where:')

@@ -92,7 +92,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         const request = parseShapeRequest((name) => c.req.query(name))
         requireAllowedTable(deps.allowedTables, request.definition.table)
         const subset = subsetFromQuery(new URL(c.req.url).searchParams)
-        if (subset) return await subsetResponse(c, deps, request, subset)
+        if (subset) {
+          // A HEAD answer drops the body unread, which would leave the query holding its connection.
+          if (c.req.method !== 'GET') throw InvalidRequestError.of(PARAMS.subsetWhere, 'subset snapshots are answered to GET and POST only')
+          return await subsetResponse(c, deps, request, subset)
+        }
         const outgoing = request.liveSse && c.req.method === 'GET' ? nodeResponse(c) : undefined
         if (outgoing) {
           const onClose = deps.liveSlots.acquire()
