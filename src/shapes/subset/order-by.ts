@@ -2,7 +2,9 @@
  * A subset's `order_by`: read with PostgreSQL's own parser as `SELECT 1 ORDER BY <text>` and
  * accepted only as a list of plain column references, each with `ASC|DESC` and
  * `NULLS FIRST|LAST`. Anything else (expressions, `USING`, a second clause, comments) is a 400
- * naming the position. The SQL is rebuilt from the parsed items, never from the client's text;
+ * naming the position, counted as `where` errors are (`where/where-error.ts`): a syntax error at
+ * PostgreSQL's 1-based cursor in `SELECT 1 ORDER BY <clause>`, any other at its 0-based byte
+ * offset in the clause. The SQL is rebuilt from the parsed items, never from the client's text;
  * text columns sort in the C collation, as `where` compares them.
  */
 import { loadModule, parseSync, scanSync } from 'libpg-query'
@@ -25,7 +27,7 @@ export interface OrderByItem {
   readonly column: string
   readonly direction: SortDirection | undefined
   readonly nulls: NullsOrder | undefined
-  /** 0-based character offset in the clause, for errors. */
+  /** 0-based byte offset in the clause, for errors. */
   readonly at: number
 }
 
@@ -53,22 +55,23 @@ export function parseOrderBy(text: string, fail: Fail): readonly OrderByItem[] {
   if (text.length > ORDER_BY_LIMITS.maxLength) throw fail(`is longer than ${ORDER_BY_LIMITS.maxLength} characters`)
   if (text.includes('\u0000')) throw fail('must not contain NUL characters')
   const sql = PREFIX + text
-  const at = (byteOffset: number) => Math.max(0, charOffset(sql, byteOffset) - PREFIX.length)
+  const at = (byteOffset: number) => Math.max(0, byteOffset - PREFIX.length)
+  const failAt = (location: number, reason: string) => fail(`At location ${location}: ${reason}`)
   let tokens
   try {
     tokens = scanSync(sql).tokens
   } catch (error) {
-    throw syntaxError(sql, error, fail)
+    throw syntaxError(error, failAt, fail)
   }
   for (const token of tokens) {
-    if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') throw fail(`comments are not allowed (at character ${at(token.start) + 1})`)
-    if (token.text === ';') throw fail(`must be a single ORDER BY list: ";" at character ${at(token.start) + 1}`)
+    if (token.tokenName === 'SQL_COMMENT' || token.tokenName === 'C_COMMENT') throw failAt(at(token.start), 'comments are not allowed')
+    if (token.text === ';') throw failAt(at(token.start), 'must be a single ORDER BY list')
   }
   let result
   try {
     result = parseSync(sql)
   } catch (error) {
-    throw syntaxError(sql, error, fail)
+    throw syntaxError(error, failAt, fail)
   }
   const statements = result.stmts ?? []
   const select = (statements[0]?.stmt as Json | undefined)?.['SelectStmt'] as Json | undefined
@@ -87,10 +90,10 @@ export function parseOrderBy(text: string, fail: Fail): readonly OrderByItem[] {
     const location = (Object.values(node)[0] as { location?: unknown } | undefined)?.location
     const nodeAt = typeof location === 'number' && location >= 0 ? at(location) : 0
     if (!ref || fields.length !== 1 || typeof name !== 'string') {
-      throw fail(`can only order by plain column names of the shape's table, not expressions (at character ${nodeAt + 1})`)
+      throw failAt(nodeAt, "can only order by plain column names of the shape's table, not expressions")
     }
     const direction = DIRECTIONS[String(sortBy['sortby_dir'])]
-    if (sortBy['sortby_dir'] === 'SORTBY_USING' || sortBy['useOp']) throw fail(`USING is not supported, use ASC or DESC (at character ${nodeAt + 1})`)
+    if (sortBy['sortby_dir'] === 'SORTBY_USING' || sortBy['useOp']) throw failAt(nodeAt, 'USING is not supported, use ASC or DESC')
     return { column: name, direction, nulls: NULLS[String(sortBy['sortby_nulls'])], at: nodeAt }
   })
 }
@@ -105,25 +108,20 @@ export function orderBySql(items: readonly OrderByItem[], table: TableInfo, allo
       const column = table.columns.find((c) => c.name === item.column)
       if (!column || (allowed && !allowed.has(column.name))) {
         const why = column ? 'is not one of queryable_columns' : `does not exist in ${table.table.schema}.${table.table.name}`
-        throw fail(`column ${JSON.stringify(item.column)} ${why} (at character ${item.at + 1})`)
+        throw fail(`At location ${item.at}: column ${JSON.stringify(item.column)} ${why}`)
       }
       const type = columnType(column)
       const orderable = type && !type.array && (type.scalar === 'text' || type.scalar === 'bool' || type.scalar === 'uuid' || type.scalar === 'enum' || NUMBERS.has(type.scalar) || DATETIMES.has(type.scalar))
-      if (!orderable) throw fail(`column ${JSON.stringify(item.column)} has type ${column.typeName}${column.dims ? '[]' : ''}, which cannot be ordered on (at character ${item.at + 1})`)
+      if (!orderable) throw fail(`At location ${item.at}: column ${JSON.stringify(item.column)} has type ${column.typeName}${column.dims ? '[]' : ''}, which cannot be ordered on`)
       const ref = type.scalar === 'text' ? `${quoteIdent(column.name)} COLLATE "C"` : quoteIdent(column.name)
       return [ref, item.direction, item.nulls ? `NULLS ${item.nulls}` : undefined].filter((part) => part !== undefined).join(' ')
     })
     .join(', ')
 }
 
-/** libpg-query reports byte offsets into the UTF-8 text; errors speak in characters. */
-function charOffset(sql: string, byteOffset: number): number {
-  return Buffer.from(sql, 'utf8').subarray(0, byteOffset).toString('utf8').length
-}
-
-function syntaxError(sql: string, error: unknown, fail: Fail): InvalidRequestError {
+function syntaxError(error: unknown, failAt: (location: number, reason: string) => InvalidRequestError, fail: Fail): InvalidRequestError {
   const details = (error as { sqlDetails?: { message: string; cursorPosition: number } }).sqlDetails
-  const message = details?.message ?? (error as Error).message
-  const at = details && details.cursorPosition > 0 ? ` (at character ${Math.max(1, charOffset(sql, details.cursorPosition - 1) - PREFIX.length + 1)})` : ''
-  return fail(`${message}${at}`)
+  if (!details) return fail((error as Error).message)
+  // libpg-query's JS binding makes PostgreSQL's 1-based cursor position 0-based (0 when unknown).
+  return failAt(details.cursorPosition > 0 ? details.cursorPosition + 1 : 0, details.message)
 }
