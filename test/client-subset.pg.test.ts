@@ -80,9 +80,11 @@ describe('subset snapshots from @electric-sql/client', () => {
     const writers = [0, 1, 2].map((w) => write(w, stopAt))
     let rounds = 0
     while (Date.now() < stopAt) {
-      for (let from = 0; from < 3_000 && Date.now() < stopAt + 1_000; from += 250) {
+      // Ranges of the seed ids, then one open range for every id the writers insert.
+      for (let from = 0; from <= 2_000 && Date.now() < stopAt + 1_000; from += 250) {
         const next = caughtUp()
-        await s.requestSnapshot({ where: 'id > $1 AND id <= $2', params: { '1': String(from), '2': String(from + 250) }, method: rounds % 2 ? 'POST' : 'GET' })
+        const where = from < 2_000 ? { where: 'id > $1 AND id <= $2', params: { '1': String(from), '2': String(from + 250) } } : { where: 'id > $1', params: { '1': String(from) } }
+        await s.requestSnapshot({ ...where, method: rounds % 2 ? 'POST' : 'GET' })
         await next
       }
       rounds++
@@ -100,7 +102,7 @@ describe('subset snapshots from @electric-sql/client', () => {
 /** Writer `w` updates (bumping `n`), inserts (ids never reused) and deletes until `stopAt`. */
 async function write(w: number, stopAt: number): Promise<number> {
   const client = await sluice.db.pool.connect()
-  let nextId = 2_000 + w * 300
+  let nextId = 2_001 + w * 100_000
   let transactions = 0
   try {
     while (Date.now() < stopAt) {
