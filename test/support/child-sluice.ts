@@ -10,6 +10,13 @@ export class ChildSluice {
   #exited: Promise<void> = Promise.resolve()
   output = ''
   port = 0
+  /** Hears every exit, asked for or not, with the exit code or signal. */
+  onExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | undefined
+
+  /** The running server's process id. */
+  get pid(): number | undefined {
+    return this.#child?.exitCode === null && this.#child.signalCode === null ? this.#child.pid : undefined
+  }
 
   constructor(readonly env: Record<string, string>) {}
 
@@ -29,7 +36,12 @@ export class ChildSluice {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.#child = child
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
+    this.#exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.onExit?.(code, signal)
+        resolve()
+      }),
+    )
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-20_000)
     }
@@ -48,6 +60,13 @@ export class ChildSluice {
   /** SIGKILL: no handler runs, nothing is flushed. Resolves once the process is gone. */
   async kill(): Promise<void> {
     this.#child?.kill('SIGKILL')
+    await this.#exited
+    this.#child = undefined
+  }
+
+  /** SIGTERM: a graceful shutdown. Resolves once the process is gone. */
+  async terminate(): Promise<void> {
+    this.#child?.kill('SIGTERM')
     await this.#exited
     this.#child = undefined
   }

@@ -23,8 +23,8 @@ const run = promisify(execFile)
 export const ALIASED_MAJORS = [14, 15, 16, 18] as const
 export type AliasedMajor = (typeof ALIASED_MAJORS)[number]
 
-const USER = 'postgres'
-const PASSWORD = 'postgres'
+export const USER = 'postgres'
+export const PASSWORD = 'postgres'
 const READY = 'database system is ready to accept connections'
 const START_TIMEOUT_MS = 60_000
 
@@ -99,7 +99,7 @@ export async function startTestCluster(major: AliasedMajor): Promise<TestCluster
   }
 }
 
-function runToEnd(child: ChildProcess, what: string): Promise<void> {
+export function runToEnd(child: ChildProcess, what: string): Promise<void> {
   let output = ''
   child.stdout?.on('data', (chunk: Buffer) => void (output += chunk.toString('utf8')))
   child.stderr?.on('data', (chunk: Buffer) => void (output += chunk.toString('utf8')))
@@ -111,7 +111,7 @@ function runToEnd(child: ChildProcess, what: string): Promise<void> {
   })
 }
 
-function untilReady(server: ChildProcess, what: string): Promise<void> {
+export function untilReady(server: ChildProcess, what: string): Promise<void> {
   let log = ''
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -140,7 +140,7 @@ function untilReady(server: ChildProcess, what: string): Promise<void> {
   })
 }
 
-async function postgresUserIds(): Promise<Ids> {
+export async function postgresUserIds(): Promise<Ids> {
   const existing = await idsOf(USER)
   if (existing) return existing
   await run('groupadd', ['-f', USER]).catch(() => undefined)

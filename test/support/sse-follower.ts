@@ -3,7 +3,7 @@
  * on `offset=-1&live=true&live_sse=true` that applies every event to a row map and records
  * anything that would betray a gap or a duplicate.
  */
-import { EventSource } from 'eventsource'
+import { EventSource, type EventSourceInit } from 'eventsource'
 
 interface Message {
   key?: string
@@ -21,12 +21,18 @@ export class SseFollower {
   upToDates = 0
   mustRefetches = 0
   lastEventId = ''
+  /** The snapshot the rows were built on (its visibility), since the last must-refetch. */
+  snapshotEnd: { xmin: string; xmax: string; xip_list: string[] } | undefined
+  /** xid of the last replicated change applied since the last must-refetch. */
+  lastXid: number | undefined
+  /** Hears each up-to-date, once the rows are at a transaction boundary. */
+  onUpToDate: (() => void) | undefined
   readonly source: EventSource | undefined
 
   /** Without a URL it only applies the messages given to `apply`. */
-  constructor(url?: string) {
+  constructor(url?: string, init?: EventSourceInit) {
     if (url === undefined) return
-    this.source = new EventSource(url)
+    this.source = new EventSource(url, init)
     this.source.onopen = () => this.opens++
     this.source.onmessage = (event) => {
       if (event.lastEventId) this.lastEventId = event.lastEventId
@@ -38,12 +44,19 @@ export class SseFollower {
     const control = message.headers['control']
     if (control === 'up-to-date') {
       this.upToDates++
+      this.onUpToDate?.()
       return
     }
     if (control === 'must-refetch') {
       this.mustRefetches++
       this.rows.clear()
       this.applied.clear()
+      this.snapshotEnd = undefined
+      this.lastXid = undefined
+      return
+    }
+    if (control === 'snapshot-end') {
+      this.snapshotEnd = message.headers as never
       return
     }
     if (control !== undefined) return
@@ -53,6 +66,7 @@ export class SseFollower {
       const id = `${String(lsn)}/${String(message.headers['op_position'])}`
       if (this.applied.has(id)) this.duplicates.push(id)
       this.applied.add(id)
+      this.lastXid = Number((message.headers['txids'] as (number | string)[])[0])
     }
     const operation = message.headers['operation']
     if (operation === 'insert') {

@@ -1,0 +1,125 @@
+/**
+ * The Jepsen-style check. A follower reports its rows at every up-to-date, with the snapshot
+ * they were built on and the xid of the last change it applied. Those rows must equal the
+ * history's state of the shape at that cut: every transaction up to the last one applied (in
+ * commit order), plus every transaction the snapshot saw — not only at the end of the run.
+ * An observation is checked after the first history read that started after it, so every
+ * transaction it could hold is in the history by then.
+ */
+import type { Cut, History, Row } from './history.js'
+import { comparable, type ShapeSpec } from './shapes.js'
+
+export interface Observation {
+  readonly follower: string
+  readonly spec: ShapeSpec
+  readonly handle: string | undefined
+  readonly offset: string
+  readonly rows: ReadonlyMap<string, Readonly<Record<string, unknown>>>
+  readonly snapshotEnd: { xmin: string; xmax: string; xip_list: string[] } | undefined
+  readonly lastXid: number | undefined
+  readonly at: number
+}
+
+export const VIOLATION = {
+  mismatch: 'state differs from the history at its cut',
+  unknownTransaction: 'change of a transaction that never committed',
+  duplicate: 'change delivered twice',
+  gap: 'change that cannot apply (a gap)',
+  notConverged: 'did not reach the final state (lost write or stuck)',
+  notRecovered: 'did not recover after a fault',
+} as const
+export type ViolationKind = keyof typeof VIOLATION
+
+export interface Violation {
+  readonly kind: ViolationKind
+  readonly follower: string
+  readonly shape: string
+  /** `<lsn>_<op>` the follower had reached, and where it stands in the commit order. */
+  readonly offset: string
+  readonly clock: number | undefined
+  readonly detail: string
+  readonly atMs: number
+}
+
+export class Checker {
+  readonly violations: Violation[] = []
+  checks = 0
+  rowsCompared = 0
+  /** Followers that reached their final state at the end. */
+  finalChecks = 0
+  /** Observations without a snapshot to anchor them (a client that never saw one). */
+  skipped = 0
+  #pending: Observation[] = []
+
+  constructor(
+    readonly history: History,
+    readonly startedAt: number,
+  ) {}
+
+  observe(observation: Observation): void {
+    this.#pending.push(observation)
+  }
+
+  report(violation: Omit<Violation, 'atMs'>): void {
+    this.violations.push({ ...violation, atMs: Date.now() - this.startedAt })
+  }
+
+  /** Checks every observation made before `readStartedAt` (when the last history read began). */
+  checkPending(readStartedAt: number): void {
+    const ready = this.#pending.filter((o) => o.at < readStartedAt)
+    this.#pending = this.#pending.filter((o) => o.at >= readStartedAt)
+    for (const observation of ready) this.#check(observation)
+  }
+
+  /** The rows a follower of `spec` must hold once it has every transaction. */
+  finalState(spec: ShapeSpec): Map<string, Row> {
+    return this.history.stateAt(spec.table, { clock: this.history.clock, snapshot: undefined }, spec.keep)
+  }
+
+  /** Differences between a follower's rows and `expected`, as text (empty when equal). */
+  diff(spec: ShapeSpec, rows: ReadonlyMap<string, Readonly<Record<string, unknown>>>, expected: ReadonlyMap<string, Row>): string {
+    const problems: string[] = []
+    const seen = new Set<string>()
+    let missing = 0
+    let extra = 0
+    let differ = 0
+    for (const row of rows.values()) {
+      const id = String(row['id'])
+      seen.add(id)
+      const want = expected.get(id)
+      if (!want) {
+        if (extra++ < 3) problems.push(`id ${id} should not be there: ${comparable(spec, row)}`)
+      } else if (comparable(spec, want) !== comparable(spec, row)) {
+        if (differ++ < 3) problems.push(`id ${id} is ${comparable(spec, row)}, expected ${comparable(spec, want)}`)
+      }
+    }
+    for (const [id, want] of expected) {
+      if (!seen.has(id) && missing++ < 3) problems.push(`id ${id} missing: ${comparable(spec, want)}`)
+    }
+    if (problems.length === 0) return ''
+    return `${rows.size} rows, expected ${expected.size} (${missing} missing, ${extra} extra, ${differ} different): ${problems.join('; ')}`
+  }
+
+  #check(observation: Observation): void {
+    const { spec, snapshotEnd, lastXid } = observation
+    if (!snapshotEnd) {
+      this.skipped++
+      return
+    }
+    const clock = lastXid === undefined ? 0 : this.history.clockOf(lastXid)
+    const where = { follower: observation.follower, shape: spec.name, offset: `${observation.handle ?? '?'} @ ${observation.offset}` }
+    if (clock === undefined) {
+      this.report({ ...where, kind: 'unknownTransaction', clock: undefined, detail: `xid ${lastXid} is not in the history` })
+      return
+    }
+    const cut: Cut = {
+      clock,
+      snapshot: { xmin: BigInt(snapshotEnd.xmin), xmax: BigInt(snapshotEnd.xmax), xip: new Set(snapshotEnd.xip_list.map((x) => BigInt(x))) },
+    }
+    const expected = this.history.stateAt(spec.table, cut, spec.keep)
+    this.checks++
+    this.rowsCompared += expected.size
+    const difference = this.diff(spec, observation.rows, expected)
+    if (difference) this.report({ ...where, kind: 'mismatch', clock, detail: `${difference} (snapshot ${JSON.stringify(snapshotEnd)})` })
+  }
+}

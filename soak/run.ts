@@ -1,0 +1,46 @@
+/**
+ * `npm run soak`: a fault-injecting soak of SOAK_MINUTES (default 10) with a seed from SOAK_SEED
+ * (default: a random one, printed), then RELIABILITY.md at the repository root. Exits 1 when
+ * the checker found a violation. Never part of `npm test` (the short soak in
+ * test/soak.pg.test.ts is).
+ */
+import { execFileSync } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { randomSeed } from './random.js'
+import { renderReport, summary } from './report.js'
+import { FULL, SHORT } from './scale.js'
+import { runSoak } from './soak.js'
+
+async function main(): Promise<void> {
+  const minutes = Number(process.env['SOAK_MINUTES'] ?? '10')
+  const seed = process.env['SOAK_SEED'] ? Number(process.env['SOAK_SEED']) : randomSeed()
+  if (!(minutes > 0) || !Number.isInteger(seed)) throw new Error('SOAK_MINUTES must be a positive number and SOAK_SEED an integer')
+  // SOAK_SCALE=short: the clients, sizes and fault pace of the CI soak.
+  const scale = process.env['SOAK_SCALE'] === 'short' ? SHORT : FULL
+  const largeRows = process.env['SOAK_LARGE_ROWS'] ? Number(process.env['SOAK_LARGE_ROWS']) : scale.largeRows
+  process.stdout.write(`Sluice soak: ${minutes} min, seed ${seed} (replay: SOAK_SEED=${seed} SOAK_MINUTES=${minutes} npm run soak)\n`)
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const loadAtStart = loadavg()[0]!.toFixed(1)
+  const result = await runSoak({
+    seed,
+    durationMs: minutes * 60_000,
+    scale: { ...scale, largeRows },
+    log: (line) => process.stdout.write(`  ${line}\n`),
+  })
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, load ${loadAtStart} at start`
+  await writeFile(`${root}RELIABILITY.md`, renderReport(result, { commit, machine }))
+  process.stdout.write(`${summary(result)}\nWrote RELIABILITY.md.\n`)
+  for (const violation of result.checker.violations.slice(0, 10)) process.stdout.write(`  VIOLATION ${violation.kind}: ${violation.follower} at ${violation.offset}: ${violation.detail}\n`)
+  process.exitCode = result.checker.violations.length === 0 ? 0 : 1
+}
+
+main().then(
+  () => process.exit(),
+  (error: unknown) => {
+    process.stderr.write(`soak failed: ${(error as Error).stack ?? String(error)}\n`)
+    process.exit(2)
+  },
+)
