@@ -58,3 +58,31 @@ describe('restart', () => {
     expect([...follower.rows.values()].sort((a, b) => Number(a['id']) - Number(b['id']))).toEqual(expected.rows)
   })
 })
+
+/**
+ * Found by the soak (issue 14, seed 1805309164): a table dropped and created again while Sluice
+ * was down, or a column added to it, sends no Relation message, and the new table is not even in
+ * the publication. Shapes were bound again to the table of the same name at start, so their
+ * clients kept the old table's rows and never saw a write to the new one.
+ */
+describe('restart after a schema change made while Sluice was down', () => {
+  it.each([
+    ['the table dropped and created again', `DROP TABLE drift; CREATE TABLE drift (id int PRIMARY KEY, v text); INSERT INTO drift VALUES (7, 'new table')`],
+    ['a column added', `ALTER TABLE drift ADD COLUMN extra int; INSERT INTO drift VALUES (7, 'new row', 1)`],
+  ])('%s: clients get 409 and then the table as it is', async (_, change) => {
+    await sluice.db.pool.query(`DROP TABLE IF EXISTS drift; CREATE TABLE drift (id int PRIMARY KEY, v text); INSERT INTO drift VALUES (1, 'old table')`)
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'drift' })
+    await follower.catchUp()
+    const handle = follower.handle
+
+    await sluice.restart({ whileDown: async () => void (await sluice.db.pool.query(change)) })
+
+    await waitFor(async () => {
+      await follower.catchUp()
+      const rows = await sluice.db.pool.query<Record<string, string | null>>(`SELECT * FROM drift`)
+      expect(follower.sortedRows().map((row) => row['id'])).toEqual(rows.rows.map((row) => String(row['id'])).sort())
+    })
+    expect(follower.refetches).toBe(1)
+    expect(follower.handle).not.toBe(handle)
+  })
+})

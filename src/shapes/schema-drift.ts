@@ -17,7 +17,7 @@ export interface CurrentTable {
 }
 
 /** Why the shape no longer fits `current`, or undefined when it still does. */
-export function schemaChange(shape: ActiveShape, current: CurrentTable): string | undefined {
+export function schemaChange(shape: Pick<ActiveShape, 'table' | 'stored'>, current: CurrentTable): string | undefined {
   const table = shape.table
   if (current.oid !== table.oid) return 'the table was dropped and created again'
   if (current.schema !== table.table.schema || current.name !== table.table.name) {

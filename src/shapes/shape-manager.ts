@@ -15,6 +15,7 @@ import { CONTROL, PARAMS } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
 import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
 import { definitionKey, LOG_MODES, qualifiedName, type ShapeDefinition, type TableName } from './shape-definition.js'
+import { schemaChange } from './schema-drift.js'
 import { bindShape, type BoundShape } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
@@ -99,8 +100,11 @@ export class ShapeManager {
       const bound = table && !refusalOf(table, this.#options.serve) ? tryBind(stored.definition, table) : undefined
       // The identity may have changed while Sluice was down: the log's keys would not match new ones.
       const sameKey = !stored.key || (bound !== undefined && stored.key.join('\u0000') === bound.table.primaryKey.join('\u0000'))
-      if (!bound || !stored.snapshot || !sameKey) {
-        log.info({ handle: stored.handle, status: stored.status }, 'dropping shape that cannot be resumed')
+      // A DDL while Sluice was down sent no Relation message (a re-created table is not even in
+      // the publication): compare with the table the shape was bound to.
+      const changed = table && bound && stored.table ? schemaChange({ stored, table: stored.table }, { ...table.table, oid: table.oid, columns: table.columns }) : undefined
+      if (!bound || !stored.snapshot || !sameKey || changed) {
+        log.info({ handle: stored.handle, status: stored.status, ...(changed ? { schemaChange: changed } : {}) }, 'dropping shape that cannot be resumed')
         await store.deleteShape(stored.id)
         continue
       }
@@ -210,7 +214,7 @@ export class ShapeManager {
       )
     }
     await this.#makeRoom()
-    const stored = await store.createShape(definition, key, table.primaryKey)
+    const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
     const shape: ActiveShape = {
       stored,
       ...bound,

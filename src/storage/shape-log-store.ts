@@ -20,6 +20,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import type { TableInfo } from '../pg/introspect.js'
 import type { Lsn } from '../pg/lsn.js'
 import { compareOffsets, INF_OP, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
@@ -62,6 +63,11 @@ export interface StoredShape {
   readonly createdAtMs: number
   /** The row identity's columns the log's keys are made of (absent in shapes stored before it was kept). */
   readonly key?: readonly string[]
+  /**
+   * The table as the shape was bound to it (its selected columns), so a start can tell whether
+   * it changed while Sluice was down. Absent in shapes stored before it was kept.
+   */
+  readonly table?: TableInfo
 }
 
 /**
@@ -256,8 +262,9 @@ export class ShapeLogStore {
   /**
    * Registers a new shape with a never-before-issued handle. Resolves only once that is flushed:
    * a handle given out from a commit that an OS crash rolls back could be issued again.
+   * `table` is the table as the shape is bound to it (kept for the check at start).
    */
-  async createShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[]): Promise<StoredShape> {
+  async createShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<StoredShape> {
     const shape = await this.#transaction(() => {
       const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
       // Microseconds, but strictly increasing even when the clock steps back or two shapes
@@ -273,6 +280,7 @@ export class ShapeLogStore {
         status: SHAPE_STATUS.snapshotting,
         createdAtMs: Date.now(),
         ...(key ? { key } : {}),
+        ...(table ? { table } : {}),
       }
       this.#meta.putSync(META_NEXT_SHAPE_ID, String(id + 1))
       this.#meta.putSync(META_HANDLE_CLOCK, String(clock))
