@@ -38,6 +38,8 @@ export interface SoakFollower {
   readonly spec: ShapeSpec
   /** Rows now, for the final convergence check. */
   rows(): ReadonlyMap<string, Readonly<Record<string, unknown>>>
+  /** Where the client stands, for a report of one that did not converge. */
+  status(): string
   /** Ends any pause early (the end of the run). */
   wake(): void
   stop(): void
@@ -90,7 +92,15 @@ function electricFollower(name: string, kind: FollowerKind, spec: ShapeSpec, con
   stream.subscribe((messages: Message<ElectricRow>[]) => {
     for (const message of messages) state.apply(message as never)
   })
-  return { name, kind, spec, rows: () => state.rows, wake: () => undefined, stop: () => controller.abort() }
+  return {
+    name,
+    kind,
+    spec,
+    rows: () => state.rows,
+    status: () => `handle ${stream.shapeHandle}, offset ${stream.lastOffset}, up to date ${stream.isUpToDate}, ${state.upToDates} up-to-dates, ${state.mustRefetches} must-refetches`,
+    wake: () => undefined,
+    stop: () => controller.abort(),
+  }
 }
 
 /**
@@ -120,6 +130,7 @@ function eventSourceFollower(name: string, spec: ShapeSpec, context: FollowerCon
     kind: FOLLOWER_KIND.eventSource,
     spec,
     rows: () => state.rows,
+    status: () => `readyState ${state.source!.readyState}, last event id ${state.lastEventId}, ${state.opens} opens, ${state.upToDates} up-to-dates, ${state.mustRefetches} must-refetches`,
     wake: () => undefined,
     stop: () => {
       stopped = true
@@ -187,6 +198,7 @@ function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context
     kind,
     spec,
     rows: () => follower.rows,
+    status: () => `handle ${follower.handle}, offset ${follower.offset}, up to date ${follower.upToDate}, ${follower.refetches} refetches`,
     wake: () => wake?.(),
     stop: () => {
       controller.abort()

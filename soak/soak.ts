@@ -212,7 +212,7 @@ async function converge(checker: Checker, followers: readonly SoakFollower[], da
   }
   checker.finalChecks = followers.length - waiting.length
   for (const follower of waiting) {
-    checker.report({ kind: 'notConverged', follower: follower.name, shape: follower.spec.name, offset: '', clock: checker.history.clock, detail: differences.get(follower)! })
+    checker.report({ kind: 'notConverged', follower: follower.name, shape: follower.spec.name, offset: '', clock: checker.history.clock, detail: `${differences.get(follower)!} [${follower.status()}]` })
   }
 }
 
