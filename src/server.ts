@@ -4,6 +4,7 @@
  */
 import { serve } from '@hono/node-server'
 import { setMaxListeners } from 'node:events'
+import { statfsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -87,7 +88,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     acknowledge: (durable) => replication?.acknowledge(durable),
     onStorageFailure: (error) => {
       // Nothing past storage was acknowledged; a restart replays from there.
-      log.fatal({ err: error }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; fix storage and start it again')
+      log.fatal({ err: error, dataDir: config.dataDir, freeBytes: freeBytes(config.dataDir) }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; free space or fix storage, then start it again — nothing acknowledged is lost, the slot replays the rest')
       process.exit(1)
     },
     invalidate: (shape, reason) => {
@@ -203,6 +204,16 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       await store.close()
       await pool.end()
     },
+  }
+}
+
+/** Free bytes on the data directory's filesystem, for the storage failure's log line. */
+function freeBytes(dir: string): number | undefined {
+  try {
+    const { bavail, bsize } = statfsSync(dir)
+    return bavail * bsize
+  } catch {
+    return undefined
   }
 }
 

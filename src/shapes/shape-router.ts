@@ -348,7 +348,8 @@ export class ShapeRouter implements ReplicationSink {
       part.firstOp = part.op
     }
     open.buffered = 0
-    await this.#options.store.stage(appends)
+    // A failed write is a storage failure like a failed commit, not a replication problem.
+    await this.#options.store.stage(appends).catch((error: unknown) => this.#options.onStorageFailure(error))
   }
 
   onIdle(walEnd: Lsn): void {

@@ -449,7 +449,9 @@ export class ShapeLogStore {
    */
   #transaction<T>(write: () => T): Promise<T> {
     this.#openGroup = undefined
-    return this.#root.transaction(write)
+    return this.#root.transaction(write).catch(async (error: unknown) => {
+      throw await withCommitError(error)
+    })
   }
 
   /**
@@ -635,3 +637,15 @@ export class ShapeLogStore {
   }
 }
 
+/**
+ * lmdb rejects a failed commit with a generic error and the cause (ENOSPC, EIO) in a second
+ * promise, `commitError`, which would otherwise end the process as an unhandled rejection
+ * before the failure is logged: the error returned carries it as its `cause` (logs show both).
+ */
+async function withCommitError(error: unknown): Promise<unknown> {
+  const pending = (error as { commitError?: Promise<unknown> } | undefined)?.commitError
+  if (!(pending instanceof Promise)) return error
+  const cause = await pending.then(() => undefined, (reason: unknown) => reason)
+  if (!(cause instanceof Error)) return error
+  return Object.assign(new Error('LMDB commit failed', { cause }), { code: (cause as NodeJS.ErrnoException).code })
+}
