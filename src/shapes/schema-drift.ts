@@ -5,7 +5,8 @@
  * every column — an added column all end the shape; clients then refetch a snapshot under the
  * new schema. Pure; fed by pgoutput Relation messages and by the catalog.
  */
-import type { ActiveShape } from './active-shape.js'
+import type { TableInfo } from '../pg/introspect.js'
+import type { StoredShape } from '../storage/shape-log-store.js'
 
 export interface CurrentTable {
   readonly oid: number
@@ -17,7 +18,7 @@ export interface CurrentTable {
 }
 
 /** Why the shape no longer fits `current`, or undefined when it still does. */
-export function schemaChange(shape: Pick<ActiveShape, 'table' | 'stored'>, current: CurrentTable): string | undefined {
+export function schemaChange(shape: { readonly table: TableInfo; readonly stored: StoredShape }, current: CurrentTable): string | undefined {
   const table = shape.table
   if (current.oid !== table.oid) return 'the table was dropped and created again'
   if (current.schema !== table.table.schema || current.name !== table.table.name) {
