@@ -1,6 +1,6 @@
 /**
  * The short soak (issue 14): `npm run soak` at CI size, twice — with a fixed seed, then with a
- * random one (printed; replay with `SOAK_SEED=<seed> SOAK_SCALE=short SOAK_MINUTES=0.34 npm run
+ * random one (printed; replay with `SOAK_SEED=<seed> SOAK_SCALE=short SOAK_MINUTES=0.33 npm run
  * soak`). Each run injects faults for 20 seconds, or longer until every kind has been injected
  * once (the first round of the schedule is a shuffle of all of them). The history checker must
  * find nothing: no state at an up-to-date that differs from the database's at that cut, no
