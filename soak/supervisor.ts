@@ -1,12 +1,14 @@
 /**
  * Plays the process supervisor (systemd's `Restart=always`): Sluice runs as a child process and
- * is started again, after a short pause and for as long as the run lasts, whenever it exits —
+ * is started again, after a short pause and for up to three minutes, whenever it exits —
  * killed by a fault, or exiting by itself (a full data disk). Every exit is recorded, with
  * whether a fault asked for it.
  */
 import type { ChildSluice } from '../test/support/child-sluice.js'
 
 const RESTART_PAUSE_MS = 500
+/** Past this, the supervisor gives up (the run then fails on recovery and convergence). */
+const GIVE_UP_AFTER_MS = 180_000
 
 export interface Exit {
   readonly atMs: number
@@ -62,7 +64,8 @@ export class Supervisor {
   }
 
   async #restart(): Promise<void> {
-    for (;;) {
+    const giveUpAt = Date.now() + GIVE_UP_AFTER_MS
+    while (Date.now() < giveUpAt) {
       await new Promise((resolve) => setTimeout(resolve, RESTART_PAUSE_MS))
       if (this.#stopping) return
       try {
