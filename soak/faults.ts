@@ -23,6 +23,10 @@ export const FAULT = {
 } as const
 export type Fault = (typeof FAULT)[keyof typeof FAULT]
 
+/** How long a full disk waits for the large transaction to commit, and then to reach Sluice. */
+const LARGE_WRITE_WAIT_MS = 120_000
+const REPLICATE_WAIT_MS = 20_000
+
 export interface FaultContext {
   readonly supervisor: Supervisor
   readonly postgres: SoakPostgres
@@ -110,16 +114,21 @@ async function diskFull(context: FaultContext): Promise<FaultNote> {
   const exitsBefore = supervisor.exits.length
   supervisor.expectExit(FAULT.diskFull)
   await disk.fill()
-  const writing = context.writers.large().catch(() => undefined)
-  const deadline = Date.now() + context.maxOutageMs * 3
-  while (supervisor.exits.length === exitsBefore && Date.now() < deadline) await sleep(50)
-  const exited = supervisor.exits.length > exitsBefore
+  let committedAt: number | undefined
+  const writing = context.writers.large().then(
+    () => void (committedAt = Date.now()),
+    () => undefined,
+  )
+  // Until Sluice has had time to receive the large transaction (it may be far behind).
+  const deadline = Date.now() + LARGE_WRITE_WAIT_MS
+  const exited = () => supervisor.exits.length > exitsBefore
+  while (!exited() && Date.now() < Math.min(deadline, (committedAt ?? Infinity) + REPLICATE_WAIT_MS)) await sleep(50)
   // Not yet free: Sluice's first restart attempts run against the full disk.
   await sleep(context.random.int(0, context.maxOutageMs))
   await disk.free()
   await writing
-  if (!exited) supervisor.expectExit(undefined)
-  return exited ? 'Sluice exited on the failed write' : 'no write failed while the disk was full'
+  if (!exited()) supervisor.expectExit(undefined)
+  return exited() ? 'Sluice exited on the failed write' : 'no write failed while the disk was full'
 }
 
 function sleep(ms: number): Promise<void> {

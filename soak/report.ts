@@ -74,12 +74,12 @@ export function renderReport(result: SoakResult, context: { commit: string; mach
     '',
     '## Resources',
     '',
-    'Sluice\'s RSS and open file descriptors, sampled every second; slopes are least-squares lines per process lifetime (each restart starts afresh), for lifetimes of a minute or more.',
+    'Sluice\'s RSS and open file descriptors, sampled every second. Slopes are least-squares lines per process lifetime (each restart starts afresh) after its first 30 s (catching up), for lifetimes of a minute or more past that.',
     '',
     '| process lifetime | RSS max | RSS slope | fds max | fds slope |',
     '|---|---|---|---|---|',
   )
-  for (const life of result.resources.lifetimes(60_000).sort((a, b) => b.ms - a.ms).slice(0, 8)) {
+  for (const life of result.resources.lifetimes(60_000, 30_000).sort((a, b) => b.ms - a.ms).slice(0, 8)) {
     add(`| ${(life.ms / 1000).toFixed(0)} s | ${life.rssMbMax.toFixed(0)} MB | ${life.rssMbPerMin.toFixed(1)} MB/min | ${life.fdsMax} | ${life.fdsPerMin.toFixed(1)}/min |`)
   }
   add('', `History reads that failed (PostgreSQL down): ${result.historyReadFailures}.`, '')

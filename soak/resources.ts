@@ -26,8 +26,11 @@ export class ResourceSampler {
     }
   }
 
-  /** Per process lifetime of at least `minMs`: its length and slopes (per minute). */
-  lifetimes(minMs: number): { pid: number; ms: number; rssMbPerMin: number; fdsPerMin: number; rssMbMax: number; fdsMax: number }[] {
+  /**
+   * Per process lifetime of at least `minMs`: its length and slopes (per minute), leaving out
+   * its first `warmUpMs` (catching up after a restart is not growth).
+   */
+  lifetimes(minMs: number, warmUpMs: number): { pid: number; ms: number; rssMbPerMin: number; fdsPerMin: number; rssMbMax: number; fdsMax: number }[] {
     const byPid = new Map<number, Sample[]>()
     for (const sample of this.samples) {
       const list = byPid.get(sample.pid)
@@ -35,6 +38,8 @@ export class ResourceSampler {
       else byPid.set(sample.pid, [sample])
     }
     return [...byPid.entries()]
+      .map(([pid, all]) => [pid, all.filter((s) => s.atMs - all[0]!.atMs >= warmUpMs)] as const)
+      .filter(([, list]) => list.length > 1)
       .map(([pid, list]) => ({
         pid,
         ms: list.at(-1)!.atMs - list[0]!.atMs,
