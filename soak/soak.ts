@@ -1,8 +1,8 @@
 /**
  * One soak run: PostgreSQL of its own, Sluice as a supervised child process behind two proxies
  * (clients → HTTP proxy → Sluice → PostgreSQL proxy → PostgreSQL), writers, every kind of
- * follower, the history checker, and faults on a seeded schedule — every kind of fault once in
- * a shuffled first round, then at random. At the end every fault is healed, the writers stop,
+ * follower, the history checker, and faults on a seeded schedule — rounds of every kind of
+ * fault, each round shuffled. At the end every fault is healed, the writers stop,
  * and every follower must reach the final state of its shape.
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
@@ -124,11 +124,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const faultKinds = Object.values(FAULT).filter((fault) => fault !== FAULT.diskFull || disk)
     const context: FaultContext = { supervisor, postgres, pgProxy, httpProxy, disk, writers, databaseUrl, slot: SLOT, random: random.fork(), maxOutageMs: scale.maxOutageMs }
     const faults: FaultRecord[] = []
-    const firstRound = random.shuffled(faultKinds)
+    // Rounds of every kind in a shuffled order, so kinds are injected equally often; the first
+    // round is finished even past the end.
+    let round = random.shuffled(faultKinds)
     const faultsEnd = startedAt + options.durationMs
-    while (Date.now() < faultsEnd || firstRound.length > 0) {
+    while (Date.now() < faultsEnd || faults.length < faultKinds.length) {
       await sleep(random.int(scale.faultGapMs[0], scale.faultGapMs[1]))
-      const fault = firstRound.shift() ?? random.pick(faultKinds)
+      if (round.length === 0) round = random.shuffled(faultKinds)
+      const fault = round.shift()!
       const atMs = Date.now() - startedAt
       const note = await inject(fault, context)
       const recoveryMs = await recover(writers, probe)

@@ -1,7 +1,7 @@
 /**
  * Disk full (issue 14): Sluice's data directory on a tmpfs of its own, filled to the last byte
  * while a large transaction arrives. Sluice exits (exit code 1, one fatal log line that says
- * why); it cannot start again while the disk is still full; once space returns, the restart a
+ * why), and again after a restart while the disk is still full; once space returns, the restart a
  * supervisor makes loses nothing — clients resume from their offsets with no 409 and end equal
  * to the table, and the slot was never acknowledged past what storage holds.
  * Mounting needs root; elsewhere the suite is skipped with the reason.
@@ -60,9 +60,11 @@ describe.skipIf(!disk)('data disk full', () => {
     // lmdb reports a full disk as ENOSPC or, writing through its file map, as EIO.
     expect(fatal.err.message).toMatch(/^LMDB commit failed: (No space left on device|Input\/output error)/)
 
-    // A supervisor restarting it meanwhile gets a failed start, not a Sluice serving a broken store.
-    await expect(sluice.start(20_000)).rejects.toThrow(/exited|healthy/)
-    await sluice.kill()
+    // A supervisor's restart while the disk is still full ends the same way, at the first write
+    // that needs space (opening the store may not need any, so the start itself may succeed).
+    exit = undefined
+    await sluice.start(20_000).catch(() => undefined)
+    await waitFor(() => expect(exit).toEqual({ code: 1 }), 60_000, 50)
 
     await disk!.free()
     await db.pool.query(`UPDATE items SET payload = 'after' WHERE id <= 10`)
