@@ -18,6 +18,8 @@ export interface Observation {
   readonly snapshotEnd: { xmin: string; xmax: string; xip_list: string[] } | undefined
   readonly lastXid: number | undefined
   readonly at: number
+  /** What the client received last, for the report of a violation. */
+  readonly trace?: () => string
 }
 
 export const VIOLATION = {
@@ -120,6 +122,9 @@ export class Checker {
     this.checks++
     this.rowsCompared += expected.size
     const difference = this.diff(spec, observation.rows, expected)
-    if (difference) this.report({ ...where, kind: 'mismatch', clock, detail: `${difference} (snapshot ${JSON.stringify(snapshotEnd)})` })
+    if (difference) {
+      const trace = observation.trace ? `; received: ${observation.trace()}` : ''
+      this.report({ ...where, kind: 'mismatch', clock, detail: `${difference} (snapshot ${JSON.stringify(snapshotEnd)})${trace}` })
+    }
   }
 }

@@ -12,6 +12,7 @@ import type { Checker } from './checker.js'
 import type { ClientErrors } from './client-errors.js'
 import type { Random } from './random.js'
 import type { ShapeSpec } from './shapes.js'
+import { Trace } from './trace.js'
 
 export const FOLLOWER_KIND = {
   electricLongPoll: 'electric long-poll',
@@ -40,6 +41,8 @@ export interface SoakFollower {
   rows(): ReadonlyMap<string, Readonly<Record<string, unknown>>>
   /** Where the client stands, for a report of one that did not converge. */
   status(): string
+  /** The handle and offset it would ask for next, when it has one. */
+  position(): { handle: string; offset: string } | undefined
   /** Ends any pause early (the end of the run). */
   wake(): void
   stop(): void
@@ -60,14 +63,14 @@ export function startFollower(kind: FollowerKind, spec: ShapeSpec, index: number
 }
 
 /** Reports what an SseFollower learnt since its last up-to-date: duplicates, gaps, then its rows. */
-function reportSse(name: string, spec: ShapeSpec, state: SseFollower, context: FollowerContext, position: () => { handle: string | undefined; offset: string }, seen: { duplicates: number; errors: number }): void {
+function reportSse(name: string, spec: ShapeSpec, state: SseFollower, context: FollowerContext, position: () => { handle: string | undefined; offset: string }, seen: { duplicates: number; errors: number }, trace: Trace): void {
   const { handle, offset } = position()
   const where = { follower: name, shape: spec.name, offset: `${handle ?? '?'} @ ${offset}`, clock: undefined }
   for (const duplicate of state.duplicates.slice(seen.duplicates)) context.checker.report({ ...where, kind: 'duplicate', detail: duplicate })
   for (const error of state.errors.slice(seen.errors)) context.checker.report({ ...where, kind: 'gap', detail: error })
   seen.duplicates = state.duplicates.length
   seen.errors = state.errors.length
-  context.checker.observe({ follower: name, spec, handle, offset, rows: new Map(state.rows), snapshotEnd: state.snapshotEnd, lastXid: state.lastXid, at: Date.now() })
+  context.checker.observe({ follower: name, spec, handle, offset, rows: new Map(state.rows), snapshotEnd: state.snapshotEnd, lastXid: state.lastXid, at: Date.now(), trace: () => trace.toString() })
 }
 
 function electricFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context: FollowerContext): SoakFollower {
@@ -88,16 +91,21 @@ function electricFollower(name: string, kind: FollowerKind, spec: ShapeSpec, con
       return {}
     },
   } as ConstructorParameters<typeof ShapeStream<ElectricRow>>[0])
-  state.onUpToDate = () => reportSse(name, spec, state, context, () => ({ handle: stream.shapeHandle, offset: stream.lastOffset }), seen)
+  const trace = new Trace()
+  state.onUpToDate = () => reportSse(name, spec, state, context, () => ({ handle: stream.shapeHandle, offset: stream.lastOffset }), seen, trace)
   stream.subscribe((messages: Message<ElectricRow>[]) => {
-    for (const message of messages) state.apply(message as never)
+    for (const message of messages) {
+      trace.message(message as never, `${stream.shapeHandle} ${stream.lastOffset}`)
+      state.apply(message as never)
+    }
   })
   return {
     name,
     kind,
     spec,
     rows: () => state.rows,
-    status: () => `handle ${stream.shapeHandle}, offset ${stream.lastOffset}, up to date ${stream.isUpToDate}, ${state.upToDates} up-to-dates, ${state.mustRefetches} must-refetches`,
+    position: () => (stream.shapeHandle ? { handle: stream.shapeHandle, offset: stream.lastOffset } : undefined),
+    status: () => `handle ${stream.shapeHandle}, offset ${stream.lastOffset}, up to date ${stream.isUpToDate}, ${state.upToDates} up-to-dates, ${state.mustRefetches} must-refetches; received: ${trace.toString()}`,
     wake: () => undefined,
     stop: () => controller.abort(),
   }
@@ -113,12 +121,20 @@ function eventSourceFollower(name: string, spec: ShapeSpec, context: FollowerCon
   let stopped = false
   let state: SseFollower
   let retry: NodeJS.Timeout | undefined
+  const trace = new Trace()
   const open = () => {
     const seen = { duplicates: 0, errors: 0 }
+    trace.note('new EventSource')
     state = new SseFollower(url.toString(), { fetch: context.errors.fetch })
     const current = state
-    current.onUpToDate = () => reportSse(name, spec, current, context, () => ({ handle: undefined, offset: current.lastEventId }), seen)
+    current.onUpToDate = () => reportSse(name, spec, current, context, () => ({ handle: undefined, offset: current.lastEventId }), seen, trace)
+    current.source!.addEventListener('message', (event) => trace.message(JSON.parse(event.data as string) as never, event.lastEventId))
+    current.source!.onopen = () => {
+      current.opens++
+      trace.note('open')
+    }
     current.source!.onerror = () => {
+      trace.note(`error, readyState ${current.source!.readyState}`)
       if (current.source!.readyState !== current.source!.CLOSED || stopped) return
       context.errors.count('EventSource closed')
       retry = setTimeout(open, 1_000)
@@ -130,7 +146,11 @@ function eventSourceFollower(name: string, spec: ShapeSpec, context: FollowerCon
     kind: FOLLOWER_KIND.eventSource,
     spec,
     rows: () => state.rows,
-    status: () => `readyState ${state.source!.readyState}, last event id ${state.lastEventId}, ${state.opens} opens, ${state.upToDates} up-to-dates, ${state.mustRefetches} must-refetches`,
+    position: () => {
+      const at = state.lastEventId.lastIndexOf(':')
+      return at > 0 ? { handle: state.lastEventId.slice(0, at), offset: state.lastEventId.slice(at + 1) } : undefined
+    },
+    status: () => `readyState ${state.source!.readyState}, last event id ${state.lastEventId}, ${state.opens} opens, ${state.upToDates} up-to-dates, ${state.mustRefetches} must-refetches; received: ${trace.toString()}`,
     wake: () => undefined,
     stop: () => {
       stopped = true
@@ -198,6 +218,7 @@ function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context
     kind,
     spec,
     rows: () => follower.rows,
+    position: () => (follower.handle ? { handle: follower.handle, offset: follower.offset } : undefined),
     status: () => `handle ${follower.handle}, offset ${follower.offset}, up to date ${follower.upToDate}, ${follower.refetches} refetches`,
     wake: () => wake?.(),
     stop: () => {

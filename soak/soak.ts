@@ -5,7 +5,8 @@
  * fault, each round shuffled. At the end every fault is healed, the writers stop,
  * and every follower must reach the final state of its shape.
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { createWriteStream } from 'node:fs'
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -58,6 +59,7 @@ export interface SoakResult {
 }
 
 const SLOT = 'soak'
+const LOG_DIR = 'test-output'
 const RECOVERY_TIMEOUT_MS = 90_000
 const CONVERGENCE_TIMEOUT_MS = 120_000
 
@@ -88,7 +90,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       SLUICE_LONG_POLL_MS: '5000',
       SLUICE_SSE_TIMEOUT_MS: '15000',
       SLUICE_SHUTDOWN_TIMEOUT_MS: '3000',
+      LOG_LEVEL: 'info',
     })
+    // Sluice's own log, whole, next to the report: what it did around a violation.
+    await mkdir(LOG_DIR, { recursive: true })
+    const sluiceLog = createWriteStream(join(LOG_DIR, `soak-${options.seed}-sluice.log`))
+    cleanup.unshift(() => new Promise((resolve) => sluiceLog.end(resolve)))
+    sluice.onOutput = (chunk) => void sluiceLog.write(chunk)
     const startedAt = Date.now()
     const supervisor = new Supervisor(sluice, startedAt)
     await supervisor.start()
@@ -142,7 +150,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
     await writers.stop()
     await supervisor.running()
-    await converge(checker, followers, databaseUrl)
+    await converge(checker, followers, databaseUrl, httpProxy.url)
     running.on = false
     await Promise.all([checking, sampling])
     return {
@@ -199,7 +207,7 @@ async function recover(writers: Writers, probe: SoakFollower): Promise<number | 
 }
 
 /** Every follower, woken from any pause, must come to hold its shape's final rows. */
-async function converge(checker: Checker, followers: readonly SoakFollower[], databaseUrl: string): Promise<void> {
+async function converge(checker: Checker, followers: readonly SoakFollower[], databaseUrl: string, baseUrl: string): Promise<void> {
   for (const follower of followers) follower.wake()
   const deadline = Date.now() + CONVERGENCE_TIMEOUT_MS
   let waiting = [...followers]
@@ -215,7 +223,24 @@ async function converge(checker: Checker, followers: readonly SoakFollower[], da
   }
   checker.finalChecks = followers.length - waiting.length
   for (const follower of waiting) {
-    checker.report({ kind: 'notConverged', follower: follower.name, shape: follower.spec.name, offset: '', clock: checker.history.clock, detail: `${differences.get(follower)!} [${follower.status()}]` })
+    const server = await whatTheServerHas(baseUrl, follower)
+    checker.report({ kind: 'notConverged', follower: follower.name, shape: follower.spec.name, offset: '', clock: checker.history.clock, detail: `${differences.get(follower)!} [${follower.status()}] ${server}` })
+  }
+}
+
+/** Whether Sluice holds what a stuck follower lacks: a plain request from its position. */
+async function whatTheServerHas(baseUrl: string, follower: SoakFollower): Promise<string> {
+  const position = follower.position()
+  if (!position) return 'no position to ask the server from'
+  const url = new URL(`${baseUrl}/v1/shape`)
+  for (const [k, v] of Object.entries({ table: follower.spec.table, ...follower.spec.params, ...position })) url.searchParams.set(k, v)
+  try {
+    const response = await fetch(url)
+    const body = await response.text()
+    const changes = response.status === 200 ? (JSON.parse(body) as { key?: string }[]).filter((m) => m.key !== undefined).length : 0
+    return `(the server from ${position.handle} @ ${position.offset}: ${response.status}, ${changes} changes, next offset ${response.headers.get('electric-offset')})`
+  } catch (error) {
+    return `(the server from ${position.handle} @ ${position.offset}: ${(error as Error).message})`
   }
 }
 

@@ -10,6 +10,8 @@ export class ChildSluice {
   #exited: Promise<void> = Promise.resolve()
   output = ''
   port = 0
+  /** Hears everything the server writes (stdout and stderr), across restarts. */
+  onOutput: ((chunk: Buffer) => void) | undefined
   /** Hears every exit, asked for or not, with the exit code or signal. */
   onExit: ((code: number | null, signal: NodeJS.Signals | null) => void) | undefined
 
@@ -44,6 +46,7 @@ export class ChildSluice {
     )
     const keep = (chunk: Buffer) => {
       this.output = (this.output + chunk.toString()).slice(-20_000)
+      this.onOutput?.(chunk)
     }
     child.stdout!.on('data', keep)
     child.stderr!.on('data', keep)
