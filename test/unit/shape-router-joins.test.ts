@@ -5,27 +5,17 @@
 import { describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/log.js'
 import { lsn, type Lsn } from '../../src/pg/lsn.js'
-import type { TableInfo } from '../../src/pg/introspect.js'
-import type { Relation, Transaction } from '../../src/replication/transaction.js'
+import type { Transaction } from '../../src/replication/transaction.js'
 import { MERGE_PHASE, type ActiveShape } from '../../src/shapes/active-shape.js'
 import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-definition.js'
 import type { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
 import { ShapeRouter } from '../../src/shapes/shape-router.js'
 import { parseSnapshotText, visibilityOf } from '../../src/shapes/xid-visibility.js'
 import type { ShapeLogStore, StoredShape } from '../../src/storage/shape-log-store.js'
+import { ITEMS_TABLE, itemsRelation } from '../support/items-table.js'
 
-const TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'default',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
-}
-const RELATION: Relation = { tag: 'relation', oid: 1, schema: 'public', name: 'items', replicaIdentity: 'f', columns: [{ name: 'id', typeOid: 23, isKey: true }] }
+const TABLE = ITEMS_TABLE
+const RELATION = itemsRelation('f')
 
 function makeRouter(): ShapeRouter {
   const store = { durableLsn: 0n as Lsn, committedLsn: 0n as Lsn, commit: async () => ({ durable: Promise.resolve() }), flushed: async () => {} } as unknown as ShapeLogStore

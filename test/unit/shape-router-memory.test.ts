@@ -9,26 +9,10 @@ import type { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
 import { ShapeRouter } from '../../src/shapes/shape-router.js'
 import type { LogBatch, ShapeLogStore, StoredShape } from '../../src/storage/shape-log-store.js'
 import { drained, waitFor } from '../support/wait.js'
+import { ITEMS_TABLE, itemsRelation } from '../support/items-table.js'
 
-const TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'default',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
-}
-const RELATION: Relation = {
-  tag: 'relation',
-  oid: 1,
-  schema: 'public',
-  name: 'items',
-  replicaIdentity: 'd',
-  columns: [{ name: 'id', typeOid: 23, isKey: true }],
-}
+const TABLE = ITEMS_TABLE
+const RELATION = itemsRelation('d')
 
 /** A store whose commits finish only when the test says so, in order. */
 function heldStore() {
