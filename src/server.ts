@@ -9,7 +9,6 @@ import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import pg from 'pg'
 import type { Config } from './config.js'
 import { seedDemo } from './demo.js'
 import { createApp, HEALTH, type Health } from './http/app.js'
@@ -18,6 +17,7 @@ import { LiveSlots } from './http/live-slots.js'
 import { TableCatalog, type TableCatalogOptions } from './http/table-catalog.js'
 import { Metrics } from './metrics.js'
 import type { Logger } from './log.js'
+import { createPool } from './pg/pool.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
 import { REPLICATION_STATUS, ReplicationStream, type ReplicationStatus } from './replication/replication-stream.js'
@@ -46,8 +46,7 @@ export interface StartOptions {
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger, options: StartOptions = {}): Promise<SluiceServer> {
   // Snapshots each hold a connection; the rest serve catalog queries and shape creation.
   // Shape snapshots and subset queries each get `maxConcurrentSnapshots` connections, plus a few for the rest.
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 * config.maxConcurrentSnapshots + 4, connectionTimeoutMillis: 10_000 })
-  pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection failed'))
+  const pool = createPool(config.databaseUrl, 2 * config.maxConcurrentSnapshots + 4, log)
   try {
     const identity = await runStartupChecks(pool, { slotName: config.replicationSlot })
     log.info({ serverVersionNum: identity.serverVersionNum }, 'PostgreSQL checks passed')
