@@ -66,6 +66,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
   }
   const notifier = new ShapeNotifier()
   const servable = { allowKeylessTables: config.allowKeylessTables }
+  const tables = new TableCatalog(pool, servable, options.catalog)
   const manager = new ShapeManager({
     store,
     pool,
@@ -78,9 +79,9 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     serve: servable,
     onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
     onSnapshotRetaken: () => metrics?.snapshotsRetaken.inc(),
+    onTableChanged: (table) => tables.forget(table),
   })
   let replication: ReplicationStream | undefined
-  const tables = new TableCatalog(pool, servable, options.catalog)
   const router = new ShapeRouter({
     store,
     notifier,

@@ -106,13 +106,14 @@ describe('a commit replicated before PostgreSQL shows it to snapshots', () => {
   })
 
   it('does not make a shape append transactions its snapshot holds', async () => {
-    // The only snapshot slot waits for this lock, so the next shape is routed to before its snapshot.
+    // The only snapshot slot waits for this lock (its LOCK TABLE, before the snapshot is taken), so
+    // the next shape is routed to before its snapshot.
     const locker = await sluice.db.pool.connect()
     await locker.query('BEGIN')
     await locker.query('LOCK TABLE blocker IN ACCESS EXCLUSIVE MODE')
     const blocked = catchingUp(new Follower(() => sluice.shapeUrl(), { table: 'blocker', replica: 'full' }))
     await waitFor(async () => {
-      const { rows } = await sluice.db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY%blocker%' AND wait_event_type = 'Lock'`)
+      const { rows } = await sluice.db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE%blocker%' AND wait_event_type = 'Lock'`)
       expect(rows).toHaveLength(1)
     })
     const shapes = sluice.server.manager.size

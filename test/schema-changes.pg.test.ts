@@ -128,3 +128,43 @@ describe('schema changes rotate shapes', () => {
     expect(rowsOf(follower)).toEqual(rows)
   })
 })
+
+describe('a table dropped and created again while a snapshot waits for it', () => {
+  it('the snapshot does not read the new table with the old snapshot: the client refetches and ends equal to the table', async () => {
+    const table = 'recreated_mid_snapshot'
+    await createTable(table)
+    // Another shape puts the table in the publication (and its metadata in the catalog cache),
+    // so the next shape's snapshot starts at once rather than waiting to add the table.
+    await new Follower(() => sluice.shapeUrl(), { table, where: 'id > 10' }).catchUp()
+
+    const ddl = await sluice.db.pool.connect()
+    try {
+      await ddl.query('BEGIN')
+      await ddl.query(`DROP TABLE ${table}`)
+      await ddl.query(`CREATE TABLE ${table} (id int PRIMARY KEY, a text, b int)`)
+      await ddl.query(`INSERT INTO ${table} SELECT g, 'new' || g, g FROM generate_series(1, 47) g`)
+      const { rows } = await ddl.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      const ddlPid = rows[0]!.pid
+
+      const follower = new Follower(() => sluice.shapeUrl(), { table })
+      const following = follower.catchUp()
+      // The snapshot's backend waits for the DDL's ACCESS EXCLUSIVE lock.
+      await waitFor(async () => {
+        const waiting = await sluice.db.pool.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND NOT granted AND pid <> $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          [ddlPid],
+        )
+        expect(waiting.rowCount).toBeGreaterThan(0)
+      })
+      await ddl.query('COMMIT')
+      await following
+      // Without the lock before the snapshot: up-to-date with 0 rows (the new table, read with
+      // a snapshot from before its rows were written).
+      expect(rowsOf(follower)).toHaveLength(47)
+      expect(rowsOf(follower)).toEqual(await tableRows(table))
+      expect(follower.refetches).toBeGreaterThanOrEqual(1)
+    } finally {
+      ddl.release()
+    }
+  })
+})

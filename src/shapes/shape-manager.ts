@@ -21,7 +21,7 @@ import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
 import { Semaphore } from './semaphore.js'
-import { takeSnapshot } from './snapshot.js'
+import { TableChangedError, takeSnapshot } from './snapshot.js'
 import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
 
 export interface ShapeManagerOptions {
@@ -41,6 +41,8 @@ export interface ShapeManagerOptions {
   readonly onSnapshotTaken?: (seconds: number) => void
   /** A snapshot missed transactions already replicated and is taken again (`unconfirmed-commits.ts`). */
   readonly onSnapshotRetaken?: () => void
+  /** A snapshot found its table dropped and created again, or altered: what is cached about it is stale. */
+  readonly onTableChanged?: (table: TableName) => void
 }
 
 /**
@@ -309,7 +311,12 @@ export class ShapeManager {
     } catch (error) {
       if (this.#stopping) return
       const sqlState = permanentSqlState(error)
-      if (sqlState) {
+      if (error instanceof TableChangedError) {
+        // Not a 400: the table is there, just not the one the shape was bound to. Its clients get
+        // 409 and refetch against the table as it is now.
+        this.#options.onTableChanged?.(shape.stored.definition.table)
+        log.info({ handle: shape.stored.handle, reason: error.message }, 'snapshot found its table changed; the shape is dropped and its clients refetch')
+      } else if (sqlState) {
         // The same snapshot would fail again: its clients get a 400, not a 409 to refetch into it.
         const param = shape.stored.definition.where === undefined ? PARAMS.table : PARAMS.where
         shape.failure = InvalidRequestError.of(param, `PostgreSQL could not take this shape's snapshot: ${(error as Error).message} (SQLSTATE ${sqlState})`)

@@ -5,6 +5,11 @@
  * streams every row as wire JSON through binary COPY, in batches, with backpressure from storage.
  * A snapshot that misses transactions already replicated is dropped and taken again once they
  * are visible (`unconfirmed-commits.ts`).
+ *
+ * The table is locked (ACCESS SHARE) before the transaction's snapshot is taken, and must still
+ * be the one the shape was bound to: otherwise a concurrent DROP and CREATE (or a rewrite) would
+ * make the COPY wait for the DDL, then read the new table with the older snapshot — without
+ * the rows the DDL's transaction wrote.
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
@@ -14,6 +19,7 @@ import type { TableInfo } from '../pg/introspect.js'
 import { OUTPUT_SETTINGS } from '../pg/output-settings.js'
 import { sqlLiteral } from '../pg/sql.js'
 import type { SnapshotInfo } from '../storage/shape-log-store.js'
+import { qualifiedName } from './shape-definition.js'
 import { snapshotRowSql } from './snapshot-query.js'
 import { parseSnapshotText } from './xid-visibility.js'
 
@@ -30,6 +36,12 @@ export interface SnapshotSink {
   /** Called with each batch of rows in order; the next batch waits for the promise. */
   onRows(rows: readonly Buffer[]): Promise<void>
 }
+
+/**
+ * The table's name no longer leads to the table (and columns) the shape was bound to: the shape
+ * is dropped and its clients refetch against the table as it is now (a 409, never a 400).
+ */
+export class TableChangedError extends Error {}
 
 const BATCH_BYTES = 1024 * 1024
 const PROGRESS_EVERY_MS = 5_000
@@ -52,6 +64,8 @@ export async function takeSnapshot(
     let info: SnapshotInfo
     for (;;) {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      // First, before any query takes the transaction's snapshot (again after a retake's ROLLBACK).
+      await lockBoundTable(client, table)
       for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
         await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
       }
@@ -106,6 +120,31 @@ export async function takeSnapshot(
   } finally {
     // A connection that failed mid-COPY is in an unknown state: discard it.
     client.release(broken)
+  }
+}
+
+/**
+ * Waits out DDL on the table (a READ ONLY transaction may take ACCESS SHARE), then checks that
+ * its name still leads to the shape's table OID with the shape's columns and their types.
+ */
+async function lockBoundTable(client: pg.PoolClient, table: TableInfo): Promise<void> {
+  const name = qualifiedName(table.table)
+  await client.query(`LOCK TABLE ${name} IN ACCESS SHARE MODE`)
+  const { rows } = await client.query<{ oid: string; name: string | null; type: string | null }>(
+    `SELECT c.oid::int8::text AS oid, a.attname AS name, a.atttypid::int8::text AS type
+       FROM pg_catalog.pg_class c
+       LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      WHERE c.oid = ${sqlLiteral(name)}::regclass`,
+  )
+  const where = `${table.table.schema}.${table.table.name}`
+  if (Number(rows[0]!.oid) !== table.oid) {
+    throw new TableChangedError(`${where} was dropped and created again (OID ${table.oid} is now ${rows[0]!.oid}) before its snapshot`)
+  }
+  const types = new Map(rows.map((row) => [row.name, Number(row.type)]))
+  for (const column of table.columns) {
+    const type = types.get(column.name)
+    if (type === undefined) throw new TableChangedError(`column ${column.name} of ${where} was dropped or renamed before its snapshot`)
+    if (type !== column.typeOid) throw new TableChangedError(`column ${column.name} of ${where} changed type before its snapshot`)
   }
 }
 
