@@ -8,7 +8,7 @@ import { StartupCheckError } from '../errors.js'
 import { quoteIdent } from '../shapes/shape-definition.js'
 import type { Queryable } from './introspect.js'
 
-/** Logical replication of the kind Sluice needs (pgoutput protocol v2+, `pg_current_snapshot()`). */
+/** Logical replication of the kind Sluice needs (pgoutput, `pg_current_snapshot()`: PostgreSQL 14 and newer). */
 export const MIN_SERVER_VERSION_NUM = 140000
 
 export interface StartupCheckOptions {

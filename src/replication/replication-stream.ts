@@ -1,9 +1,10 @@
 /**
- * Owns the replication slot and the streaming connection (docs/ARCHITECTURE.md: Data flow). Turns
- * pgoutput messages into whole `Transaction`s, hands them on in commit order with
- * backpressure, and acknowledges to PostgreSQL only the LSN the caller says is durable.
- * When the connection drops it reconnects with backoff and resumes from the durable LSN; so it
- * does when a message breaks the stream's rules (`stream-integrity.ts`), which is never applied.
+ * Owns the replication slot and the streaming connection (docs/ARCHITECTURE.md: Data flow).
+ * Turns pgoutput messages into transactions, handed on in pieces as they arrive (a transaction
+ * is never held whole) and in commit order with backpressure, and acknowledges to PostgreSQL
+ * only the LSN the caller says is durable. When the connection drops, or a message breaks the
+ * stream's rules (`stream-integrity.ts`; such a message is never applied), it reconnects with
+ * backoff and resumes after the last commit storage holds.
  */
 import pg from 'pg'
 import { LogicalReplicationService } from 'pg-logical-replication'
@@ -41,7 +42,10 @@ export interface ReplicationStreamOptions {
   readonly connectionString: string
   readonly slot: string
   readonly publication: string
-  /** Where to resume: the durable LSN of storage. */
+  /**
+   * Where to resume: the last commit storage holds (committed, maybe not yet flushed; in this
+   * process it will be, and a new process starts from what was flushed).
+   */
   readonly resumeFrom: () => Lsn
   /** The history storage continues; checked against the slot before every connection. */
   readonly history: ReplicationHistory

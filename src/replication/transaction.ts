@@ -1,6 +1,6 @@
 /**
- * What `replication/` hands to the rest of Sluice: whole committed transactions, in commit
- * order, with rows as text output (see `pgoutput-messages.ts`).
+ * What `replication/` hands to the rest of Sluice: transactions, in pieces as they arrive and in
+ * commit order, with rows as text output (see `pgoutput-messages.ts`).
  */
 import type { Lsn } from '../pg/lsn.js'
 import type { RelationMessage, Tuple } from './pgoutput-messages.js'

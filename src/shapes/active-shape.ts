@@ -30,7 +30,7 @@ export interface ActiveShape {
   readonly held: HeldTransaction[]
   /** Set once the snapshot is complete in storage (at once for shapes loaded at start). */
   snapshotComplete: boolean
-  /** Why the shape can no longer be served, once it is being dropped. */
+  /** Set once the shape is being dropped: it can no longer be served. */
   dropped: boolean
   /** Set when the shape was dropped because the request itself cannot be served (its snapshot failed for good). */
   failure?: InvalidRequestError
