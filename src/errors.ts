@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   mustRefetch: 'must_refetch',
   unavailable: 'unavailable',
   overloaded: 'overloaded',
+  aborted: 'aborted',
   startupCheckFailed: 'startup_check_failed',
   invalidConfig: 'invalid_config',
 } as const
@@ -62,6 +63,17 @@ export class UnavailableError extends SluiceError {
 export class OverloadedError extends SluiceError {
   constructor(message: string) {
     super(ERROR_CODES.overloaded, message)
+  }
+}
+
+/**
+ * A request given up while it waited: its client went away, or the server is shutting down.
+ * Nothing failed, so it is not logged as an error; a client still there gets a 503 to retry.
+ */
+export class RequestAbortedError extends SluiceError {
+  constructor() {
+    super(ERROR_CODES.aborted, 'The request was given up (the client left or the server is stopping); retry shortly.')
+    this.name = 'RequestAbortedError'
   }
 }
 

@@ -25,6 +25,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ERROR_CODES.mustRefetch]: 409,
   [ERROR_CODES.unavailable]: 503,
   [ERROR_CODES.overloaded]: 503,
+  [ERROR_CODES.aborted]: 503,
   [ERROR_CODES.startupCheckFailed]: 503,
   [ERROR_CODES.invalidConfig]: 503,
 }

@@ -3,6 +3,7 @@
  * waiting on the notifier while there is nothing to answer yet — inside a snapshot still being
  * written, or at the head of a live request until its timeout.
  */
+import { RequestAbortedError } from '../errors.js'
 import { CONTROL } from '../protocol/constants.js'
 import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
@@ -40,7 +41,7 @@ export async function readLog(
     if (!('wait' in next)) return { ...next, parts: next.hasEntries ? store.readJoinable(id, after, next.end) : [] }
     if (next.wait === WAIT.snapshot) {
       await notifier.wait(id, SNAPSHOT_POLL_MS, wait.signal)
-      if (wait.signal?.aborted) throw new Error('request aborted')
+      if (wait.signal?.aborted) throw new RequestAbortedError()
       continue
     }
     await notifier.wait(id, deadline - Date.now(), wait.signal)

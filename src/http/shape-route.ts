@@ -2,7 +2,7 @@
  * GET /v1/shape: resolves the request to a shape (creating it, or answering 409 when the
  * client's handle is gone), reads the log slice and sets the protocol's headers.
  */
-import { MustRefetchError, UnavailableError } from '../errors.js'
+import { MustRefetchError, RequestAbortedError, UnavailableError } from '../errors.js'
 import { electricSchema, type TableInfo } from '../pg/introspect.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
@@ -183,7 +183,7 @@ export async function waitForSnapshot(deps: ShapeRouteDeps, shape: ActiveShape, 
   while (!shape.snapshotComplete) {
     if (shape.dropped) throw droppedError(shape)
     await deps.notifier.wait(shape.stored.id, 1_000, signal)
-    if (signal?.aborted) throw new Error('request aborted')
+    if (signal?.aborted) throw new RequestAbortedError()
   }
 }
 

@@ -11,7 +11,7 @@
  * change past it commits after the rows were read or is one the snapshot holds.
  */
 import type pg from 'pg'
-import { InvalidRequestError } from '../errors.js'
+import { InvalidRequestError, RequestAbortedError } from '../errors.js'
 import { HEADERS, OFFSET_NOW, PARAMS } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
@@ -47,7 +47,7 @@ export async function serveSubset(
   const offset = await resumeOffset(deps, request, shape, signal)
 
   const release = await deps.subsetSlots.acquire(signal)
-  if (!release) throw new Error('request aborted')
+  if (!release) throw new RequestAbortedError()
   let rows: SubsetRows
   let first: IteratorResult<readonly Buffer[], void>
   try {

@@ -6,6 +6,7 @@ import {
   InvalidRequestError,
   MustRefetchError,
   OverloadedError,
+  RequestAbortedError,
   SluiceError,
   StartupCheckError,
   UnavailableError,
@@ -123,5 +124,14 @@ describe('errorResponse', () => {
     expect(record.msg).toBe('unexpected error while serving a request')
     expect(record.err.message).toBe('kaboom')
     expect(record.err.stack).toContain('kaboom')
+  })
+
+  it('answers a request given up while it waited 503 with retry-after, and logs no error', () => {
+    const lines: string[] = []
+    const capturing = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
+    const response = errorResponse(new RequestAbortedError(), capturing)
+    expect(response.status).toBe(503)
+    expect(response.headers['retry-after']).toBe('5')
+    expect(lines).toEqual([])
   })
 })
