@@ -2,6 +2,7 @@
  * The faults, each injected and then healed: after `inject` resolves the system may recover,
  * and the soak measures how long until a write made then reaches a client.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { TcpProxy } from '../test/support/tcp-proxy.js'
 import type { DataDisk } from './data-disk.js'
@@ -129,8 +130,4 @@ async function diskFull(context: FaultContext): Promise<FaultNote> {
   await writing
   if (!exited()) supervisor.expectExit(undefined)
   return exited() ? 'Sluice exited on the failed write' : 'no write failed while the disk was full'
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

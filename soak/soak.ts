@@ -5,6 +5,7 @@
  * fault, each round shuffled. At the end every fault is healed, the writers stop,
  * and every follower must reach the final state of its shape.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createWriteStream } from 'node:fs'
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -249,8 +250,4 @@ async function loop(running: { on: boolean }, everyMs: number, step: () => Promi
     await step()
     await sleep(everyMs)
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

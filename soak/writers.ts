@@ -5,6 +5,7 @@
  * Writes fail while PostgreSQL restarts; a writer then backs off and carries on. Every
  * transaction ends with the clock (schema.ts), so the history knows its commit order.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Random } from './random.js'
 import { CANARY_ID, CREATE_TABLE, clockStatement, historyTriggers } from './schema.js'
@@ -150,8 +151,4 @@ export class Writers {
       await client.end().catch(() => undefined)
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

@@ -11,6 +11,7 @@
  * make the COPY wait for the DDL, then read the new table with the older snapshot — without
  * the rows the DDL's transaction wrote.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import type { Logger } from 'pino'
@@ -154,8 +155,4 @@ async function readSnapshot(client: pg.PoolClient): Promise<SnapshotInfo> {
     `SELECT pg_current_snapshot()::text AS s, (pg_current_wal_insert_lsn() - '0/0')::text AS lsn`,
   )
   return { ...parseSnapshotText(rows[0]!.s), lsn: rows[0]!.lsn }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
