@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
 
@@ -173,5 +174,40 @@ describe('subset snapshots', () => {
     expect(((await columns.json()) as { errors: Record<string, string[]> }).errors['columns']?.[0]).toMatch(/among queryable_columns/)
     const noKey = await fetch(url({ table: 'items', offset: '-1', queryable_columns: 'owner' }))
     expect(((await noKey.json()) as { errors: Record<string, string[]> }).errors['columns']?.[0]).toMatch(/primary key/)
+  })
+})
+
+describe('a subset while its table is dropped and created again', () => {
+  it('is a 409 must-refetch, not rows of the new table read with an older snapshot', async () => {
+    await sluice.db.pool.query(`CREATE TABLE swapped (id int PRIMARY KEY, v text)`)
+    await sluice.db.pool.query(`INSERT INTO swapped SELECT g, 'old' FROM generate_series(1, 5) g`)
+    // The shape exists (and the catalog knows the old table) before the swap begins.
+    const first = await fetch(url({ table: 'swapped', offset: '-1', log: 'changes_only', subset__where: 'id > 0', subset__order_by: 'id' }))
+    expect(first.status).toBe(200)
+    await first.arrayBuffer()
+
+    const ddl = await sluice.db.pool.connect()
+    try {
+      await ddl.query('BEGIN')
+      await ddl.query(`DROP TABLE swapped`)
+      await ddl.query(`CREATE TABLE swapped (id int PRIMARY KEY, v text)`)
+      await ddl.query(`INSERT INTO swapped SELECT g, 'new' FROM generate_series(1, 7) g`)
+      const { rows } = await ddl.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+      const answer = fetch(url({ table: 'swapped', offset: '-1', log: 'changes_only', subset__where: 'id > 0', subset__order_by: 'id' }))
+      // The subset's backend waits for the DDL's ACCESS EXCLUSIVE lock.
+      await waitFor(async () => {
+        const waiting = await sluice.db.pool.query(
+          `SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND NOT granted AND pid <> $1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          [rows[0]!.pid],
+        )
+        expect(waiting.rowCount).toBeGreaterThan(0)
+      })
+      await ddl.query('COMMIT')
+      const response = await answer
+      expect(response.status).toBe(409)
+      expect(await response.json()).toEqual([{ headers: { control: 'must-refetch' } }])
+    } finally {
+      ddl.release()
+    }
   })
 })

@@ -11,13 +11,14 @@
  * change past it commits after the rows were read or is one the snapshot holds.
  */
 import type pg from 'pg'
-import { InvalidRequestError, RequestAbortedError } from '../errors.js'
+import { InvalidRequestError, MustRefetchError, RequestAbortedError } from '../errors.js'
 import { HEADERS, OFFSET_NOW, PARAMS } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
 import type { Semaphore } from '../shapes/semaphore.js'
 import { LOG_MODES } from '../shapes/shape-definition.js'
 import { compileSubset, type SubsetParams } from '../shapes/subset/compile-subset.js'
+import { TableChangedError } from '../shapes/snapshot.js'
 import { takeSubset, type SubsetMetadata, type SubsetRows } from '../shapes/subset/take-subset.js'
 import { electricSchema } from '../pg/introspect.js'
 import { CACHE_CONTROL } from './cache-headers.js'
@@ -55,6 +56,8 @@ export async function serveSubset(
     first = await rows.batches.next()
   } catch (error) {
     release()
+    // The table changed under the shape: its clients must start again, as a shape snapshot's would.
+    if (error instanceof TableChangedError) throw new MustRefetchError(undefined, error.message)
     const code = (error as { code?: unknown }).code
     if (typeof code === 'string' && DATA_EXCEPTION.test(code)) {
       throw InvalidRequestError.of(PARAMS.subsetWhere, `PostgreSQL could not evaluate the subset: ${(error as Error).message}`)

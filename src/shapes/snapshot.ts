@@ -64,13 +64,7 @@ export async function takeSnapshot(
   try {
     let info: SnapshotInfo
     for (;;) {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-      // First, before any query takes the transaction's snapshot (again after a retake's ROLLBACK).
-      await lockBoundTable(client, table)
-      for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
-        await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
-      }
-      info = await readSnapshot(client)
+      info = await beginSnapshot(client, table)
       const missed = sink.missedCommits(info)
       if (missed.length === 0) break
       await client.query('ROLLBACK')
@@ -125,6 +119,20 @@ export async function takeSnapshot(
 }
 
 /**
+ * Opens the REPEATABLE READ READ ONLY transaction a snapshot (or a subset) reads in: the table
+ * locked and checked first, before any query fixes the transaction's view, then the pinned output
+ * settings, then the snapshot and the WAL position after it.
+ */
+export async function beginSnapshot(client: pg.PoolClient, table: TableInfo): Promise<SnapshotInfo & { readonly lsn: string }> {
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+  await lockBoundTable(client, table)
+  for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
+    await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
+  }
+  return readSnapshot(client)
+}
+
+/**
  * Waits out DDL on the table (a READ ONLY transaction may take ACCESS SHARE), then checks that
  * its name still leads to the shape's table OID with the shape's columns and their types.
  */
@@ -150,7 +158,7 @@ async function lockBoundTable(client: pg.PoolClient, table: TableInfo): Promise<
 }
 
 /** The current snapshot (the transaction's, inside one) and the WAL insert position after it. */
-async function readSnapshot(client: pg.PoolClient): Promise<SnapshotInfo> {
+async function readSnapshot(client: pg.PoolClient): Promise<SnapshotInfo & { readonly lsn: string }> {
   const { rows } = await client.query<{ s: string; lsn: string }>(
     `SELECT pg_current_snapshot()::text AS s, (pg_current_wal_insert_lsn() - '0/0')::text AS lsn`,
   )

@@ -1,6 +1,6 @@
 /**
- * Runs a subset snapshot: one REPEATABLE READ READ ONLY transaction that first reads
- * `pg_current_snapshot()` and the WAL insert position, then streams the rows (the shape's
+ * Runs a subset snapshot in the transaction a shape's snapshot uses (`beginSnapshot`: the table
+ * locked and checked, `pg_current_snapshot()` and the WAL insert position), then streams the rows (the shape's
  * `where` AND the subset's, ordered and paged) as wire JSON through binary COPY. Rows are
  * pulled batch by batch, so a response of any size holds about one COPY chunk in memory.
  *
@@ -16,12 +16,10 @@ import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import { CopyBinaryRowReader } from '../../pg/copy-binary.js'
 import type { TableInfo } from '../../pg/introspect.js'
-import { OUTPUT_SETTINGS } from '../../pg/output-settings.js'
-import { sqlLiteral } from '../../pg/sql.js'
 import { lsn, type Lsn } from '../../pg/lsn.js'
 import type { SnapshotInfo } from '../../storage/shape-log-store.js'
 import { snapshotRowSql } from '../snapshot-query.js'
-import { parseSnapshotText } from '../xid-visibility.js'
+import { beginSnapshot } from '../snapshot.js'
 import type { CompiledSubset } from './compile-subset.js'
 
 export interface SubsetMetadata extends SnapshotInfo {
@@ -42,15 +40,9 @@ const MAX_MARK = 2 ** 31
 export async function takeSubset(pool: pg.Pool, table: TableInfo, shapeWhereSql: string | undefined, subset: CompiledSubset): Promise<SubsetRows> {
   const client = await pool.connect()
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-    for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
-      await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
-    }
-    const { rows } = await client.query<{ s: string; lsn: string }>(
-      `SELECT pg_current_snapshot()::text AS s, (pg_current_wal_insert_lsn() - '0/0')::text AS lsn`,
-    )
+    const info = await beginSnapshot(client, table)
     const snapshotMark = randomInt(1, MAX_MARK)
-    const metadata: SubsetMetadata = { ...parseSnapshotText(rows[0]!.s), databaseLsn: lsn(BigInt(rows[0]!.lsn)), snapshotMark }
+    const metadata: SubsetMetadata = { ...info, databaseLsn: lsn(BigInt(info.lsn)), snapshotMark }
     const sql = subsetSql(table, shapeWhereSql, subset, snapshotMark)
     const stream = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`))
     return { metadata, batches: readBatches(client, stream) }
