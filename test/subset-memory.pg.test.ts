@@ -6,7 +6,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { startTestSluice, waitForReplication, type TestSluice } from './support/sluice.js'
 import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
@@ -36,6 +36,9 @@ function memory(): number {
 
 describe('subset memory', () => {
   it(`streams a ${(ROWS * PAD) / 1e6} MB subset with PostgreSQL held back by the reader`, async () => {
+    // On a loaded machine the replication stream may still be working through the table's load;
+    // what it holds in flight is not the subset's.
+    await waitForReplication(sluice, 60_000)
     const before = memory()
     const response = await fetch(`${sluice.shapeUrl()}?table=wide&offset=-1&log=changes_only&subset__where=id%20%3E%200&subset__order_by=id`)
     expect(response.status).toBe(200)
@@ -55,7 +58,6 @@ describe('subset memory', () => {
       expect(await copyState()).toHaveLength(1)
     }
     const grown = memory() - before
-    expect(grown).toBeLessThan((ROWS * PAD) / 4)
 
     let rows = 0
     let bytes = first.value!.byteLength
@@ -80,6 +82,10 @@ describe('subset memory', () => {
     expect(rows).toBe(ROWS)
     expect(tail).toBe(']}')
     expect(bytes).toBeGreaterThan(ROWS * PAD)
+    // A buffered answer holds every byte of it at least once. Bounded streaming grows by a constant
+    // (1.7 MB alone for 50,000 or 1,000,000 rows; up to 19 MB seen beside the full suite), so
+    // half the answer tells the two apart without failing on a busy machine.
+    expect(grown).toBeLessThan(bytes / 2)
     console.log(`subset of ${ROWS} rows, ${(bytes / 1e6).toFixed(1)} MB: memory grew ${(grown / 1e6).toFixed(1)} MB while PostgreSQL was held back`)
   }, 180_000)
 })
