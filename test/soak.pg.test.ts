@@ -23,7 +23,12 @@ describe.each([
   it(`seed ${seed}: every fault kind, no violation`, async () => {
     console.info(`short soak: seed ${seed} (replay: SOAK_SEED=${seed} SOAK_SCALE=short SOAK_MINUTES=${(SECONDS / 60).toFixed(2)} npm run soak)`)
     const notes: string[] = []
-    const result = await runSoak({ seed, durationMs: SECONDS * 1_000, scale: SHORT, log: (line) => notes.push(line) })
+    // Printed as they happen too: if the run outlives the test's timeout, the last line says where it stood.
+    const log = (line: string) => {
+      notes.push(line)
+      console.info(`  ${line}`)
+    }
+    const result = await runSoak({ seed, durationMs: SECONDS * 1_000, scale: SHORT, log })
     console.info(summary(result))
     const violations = result.checker.violations.map((v) => `${v.kind} ${v.follower} at ${v.offset} (clock ${v.clock}): ${v.detail}`)
     expect(violations, `seed ${seed}:\n${notes.join('\n')}`).toEqual([])
