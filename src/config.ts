@@ -6,7 +6,7 @@
 import { resolve } from 'node:path'
 import { ConfigError, InvalidRequestError } from './errors.js'
 import { parseTableName } from './pg/table-name.js'
-import type { TableName } from './shapes/shape-definition.js'
+import type { TableName } from './pg/table-name.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]

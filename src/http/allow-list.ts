@@ -1,7 +1,8 @@
 /** `SLUICE_TABLES`: when set, only the listed tables may be served. */
 import { InvalidRequestError } from '../errors.js'
 import { PARAMS } from '../protocol/constants.js'
-import { qualifiedName, type TableName } from '../shapes/shape-definition.js'
+import { qualifiedName } from '../pg/sql.js'
+import type { TableName } from '../pg/table-name.js'
 
 export function requireAllowedTable(allowed: readonly TableName[] | undefined, table: TableName): void {
   if (!allowed) return

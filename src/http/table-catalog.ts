@@ -8,7 +8,8 @@ import { InvalidRequestError } from '../errors.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
 import { explainNotATable, refusalOf, type ServeOptions } from '../pg/servable.js'
 import { PARAMS } from '../protocol/constants.js'
-import { qualifiedName, type TableName } from '../shapes/shape-definition.js'
+import { qualifiedName } from '../pg/sql.js'
+import type { TableName } from '../pg/table-name.js'
 
 const TTL_MS = 5_000
 

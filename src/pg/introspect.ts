@@ -9,7 +9,7 @@
  * values as text, exactly as it does against Electric.
  */
 import type { QueryResult, QueryResultRow } from 'pg'
-import type { TableName } from '../shapes/shape-definition.js'
+import type { TableName } from './table-name.js'
 
 /** Anything that runs a query: a `pg.Pool`, `pg.Client` or `pg.PoolClient`. */
 export interface Queryable {

@@ -11,7 +11,8 @@
  */
 import { PARAMS } from '../protocol/constants.js'
 import { InvalidRequestError, StartupCheckError, UnavailableError } from '../errors.js'
-import { qualifiedName, quoteIdent, type TableName } from '../shapes/shape-definition.js'
+import { qualifiedName, quoteIdent } from './sql.js'
+import type { TableName } from './table-name.js'
 import type { Queryable, TableInfo } from './introspect.js'
 
 export const PUBLISH_ACTIONS = 'insert, update, delete, truncate'

@@ -5,7 +5,8 @@
  * error when the table joins the publication: some relations it would accept there
  * (information_schema tables) and then never publish, and its message would say less about the fix.
  */
-import { qualifiedName, type TableName } from '../shapes/shape-definition.js'
+import { qualifiedName } from './sql.js'
+import type { TableName } from './table-name.js'
 import { IDENTITY_SOURCES, PERSISTENCES, type Queryable, type TableInfo } from './introspect.js'
 
 export interface ServeOptions {

@@ -5,7 +5,7 @@
  * The message builders are pure functions so they can be tested without a misconfigured server.
  */
 import { StartupCheckError } from '../errors.js'
-import { quoteIdent } from '../shapes/shape-definition.js'
+import { quoteIdent } from './sql.js'
 import type { Queryable } from './introspect.js'
 
 /** Logical replication of the kind Sluice needs (pgoutput, `pg_current_snapshot()`: PostgreSQL 14 and newer). */

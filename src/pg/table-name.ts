@@ -6,7 +6,12 @@
  */
 import { PARAMS } from '../protocol/constants.js'
 import { InvalidRequestError } from '../errors.js'
-import type { TableName } from '../shapes/shape-definition.js'
+
+/** A relation as PostgreSQL names it: both parts as stored in the catalog (case kept). */
+export interface TableName {
+  readonly schema: string
+  readonly name: string
+}
 
 /** PostgreSQL's NAMEDATALEN - 1: longer identifiers would be silently truncated by the server. */
 export const MAX_IDENTIFIER_BYTES = 63

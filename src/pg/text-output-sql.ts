@@ -3,7 +3,7 @@
  * few types the cast differs — `bool::text` is `true` where the output is `t`, `char(n)::text`
  * trims padding, `inet::text` adds a netmask. `format('%s', v)` calls the output function.
  */
-import { quoteIdent } from '../shapes/shape-definition.js'
+import { quoteIdent } from './sql.js'
 import type { ColumnInfo } from './introspect.js'
 
 const CAST_DIFFERS_FROM_OUTPUT = new Set(['bool', 'bpchar', 'inet', 'cidr', 'char'])

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg'
 import { AbstractPlugin } from 'pg-logical-replication/dist/output-plugins/abstract.plugin.js'
-import { quoteIdent } from '../shapes/shape-definition.js'
+import { quoteIdent } from '../pg/sql.js'
 import { decodePgoutput } from './pgoutput-decoder.js'
 import type { PgoutputMessage } from './pgoutput-messages.js'
 

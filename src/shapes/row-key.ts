@@ -6,7 +6,8 @@
 import type { ColumnInfo } from '../pg/introspect.js'
 import { sqlLiteral } from '../pg/sql.js'
 import { textOutputSql } from '../pg/text-output-sql.js'
-import { quoteIdent, type TableName } from './shape-definition.js'
+import { quoteIdent } from '../pg/sql.js'
+import type { TableName } from '../pg/table-name.js'
 
 export function relationPrefix(table: TableName): string {
   return `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`

@@ -4,10 +4,7 @@
  * differently but meaning the same tree share a shape; it is also what a stored shape is
  * compiled from again after a restart.
  */
-export interface TableName {
-  readonly schema: string
-  readonly name: string
-}
+import type { TableName } from '../pg/table-name.js'
 
 export const REPLICA_MODES = { default: 'default', full: 'full' } as const
 export type ReplicaMode = (typeof REPLICA_MODES)[keyof typeof REPLICA_MODES]
@@ -35,12 +32,4 @@ export function definitionKey(definition: ShapeDefinition): string {
     definition.where ?? null,
     definition.columns ?? null,
   ])
-}
-
-export function qualifiedName(table: TableName): string {
-  return `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`
-}
-
-export function quoteIdent(identifier: string): string {
-  return `"${identifier.replaceAll('"', '""')}"`
 }

@@ -8,7 +8,7 @@
 import { IDENTITY_SOURCES, type TableInfo } from '../pg/introspect.js'
 import { sqlLiteral } from '../pg/sql.js'
 import { textOutputSql } from '../pg/text-output-sql.js'
-import { qualifiedName } from './shape-definition.js'
+import { qualifiedName } from '../pg/sql.js'
 import { relationPrefix, rowKeySql } from './row-key.js'
 
 /** `extraHeaders` join `operation` and `relation` in every row's headers (a subset's `snapshot_mark`). */

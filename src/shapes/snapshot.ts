@@ -20,7 +20,7 @@ import type { TableInfo } from '../pg/introspect.js'
 import { OUTPUT_SETTINGS } from '../pg/output-settings.js'
 import { sqlLiteral } from '../pg/sql.js'
 import type { SnapshotInfo } from '../storage/shape-log-store.js'
-import { qualifiedName } from './shape-definition.js'
+import { qualifiedName } from '../pg/sql.js'
 import { snapshotRowSql } from './snapshot-query.js'
 import { parseSnapshotText } from './xid-visibility.js'
 

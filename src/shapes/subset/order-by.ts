@@ -10,7 +10,7 @@
 import { loadModule, parseSync, scanSync } from 'libpg-query'
 import { InvalidRequestError } from '../../errors.js'
 import type { TableInfo } from '../../pg/introspect.js'
-import { quoteIdent } from '../shape-definition.js'
+import { quoteIdent } from '../../pg/sql.js'
 import { columnType, DATETIMES, NUMBERS } from '../where/where-types.js'
 
 export const ORDER_BY_LIMITS = {

@@ -5,7 +5,7 @@
  * literals give one shape. It is itself a valid clause that parses back to the same tree,
  * which is how stored shapes are compiled again after a restart.
  */
-import { quoteIdent } from '../shape-definition.js'
+import { quoteIdent } from '../../pg/sql.js'
 import type { WhereNode } from './where-ast.js'
 
 export function canonicalWhere(node: WhereNode): string {

@@ -6,7 +6,7 @@
  * so PostgreSQL answers exactly what the TypeScript evaluator answers, whatever the database's
  * default collation is.
  */
-import { quoteIdent } from '../shape-definition.js'
+import { quoteIdent } from '../../pg/sql.js'
 import { quoteLiteral } from './canonical.js'
 import type { Typed } from './typed-ast.js'
 import { formatValue, type Value } from './values.js'
