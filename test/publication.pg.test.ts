@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { randomBytes } from 'node:crypto'
-import { InvalidRequestError, UnavailableError } from '../src/errors.js'
+import { TableError, UnavailableError } from '../src/errors.js'
 import { loadTableInfo, type TableInfo } from '../src/pg/introspect.js'
 import { ensurePublication, ensureTableReplicated, waitForTransactionsBefore } from '../src/pg/publication.js'
 import type { TableName } from '../src/pg/table-name.js'
@@ -170,9 +170,10 @@ describe('ensureTableReplicated', () => {
     const app = await connect(role)
 
     const failure = await ensureTableReplicated(app, 'guarded_pub', info).catch((error: unknown) => error)
-    expect(failure).toBeInstanceOf(InvalidRequestError)
-    const reasons = (failure as InvalidRequestError).errors['table']
-    expect(reasons).toHaveLength(1)
+    expect(failure).toBeInstanceOf(TableError)
+    expect((failure as TableError).code).toBe('table_not_permitted')
+    expect((failure as TableError).cause).toMatchObject({ code: '42501' })
+    const reasons = [(failure as TableError).message]
     expect(reasons?.[0]).toMatch(/^Sluice's database role may not add "public"."guarded" to the publication "guarded_pub"/)
     expect(reasons?.[0]).toContain('PostgreSQL said: must be owner of')
     expect(reasons?.[0]).toContain(
@@ -215,7 +216,7 @@ describe('ensureTableReplicated', () => {
     `)
     const app = await connect(role)
     const failure = await ensureTableReplicated(app, 'app_pub', await tableInfo('owned')).catch((e: unknown) => e)
-    expect(failure).toBeInstanceOf(InvalidRequestError)
+    expect(failure).toMatchObject({ name: 'TableError', code: 'table_not_permitted' })
     expect(await publishedTables('app_pub')).toEqual([])
     expect(await replicaIdentities('owned', 'owned_low')).toEqual({ owned: 'd', owned_low: 'd' })
     // The failed transaction is over: the connection is usable.

@@ -12,7 +12,7 @@ import { waitFor } from './support/wait.js'
 let sluice: TestSluice
 /** The table catalog's clock: a DDL with no write after it is seen only once its cached answer expires. */
 const catalogClock = new ManualClock()
-/** Past the catalog's TTL (5 s, `http/table-catalog.ts`). */
+/** Past the catalog's TTL (5 s, `pg/table-catalog.ts`). */
 const PAST_CATALOG_TTL_MS = 60_000
 
 beforeAll(async () => {

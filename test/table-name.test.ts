@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { InvalidRequestError } from '../src/errors.js'
+import { TableError } from '../src/errors.js'
 import { parseTableName } from '../src/pg/table-name.js'
 
 describe('parseTableName', () => {
@@ -59,9 +59,8 @@ describe('parseTableName', () => {
     } catch (error) {
       thrown = error
     }
-    expect(thrown).toBeInstanceOf(InvalidRequestError)
-    const errors = (thrown as InvalidRequestError).errors
-    expect(Object.keys(errors)).toEqual(['table'])
-    expect(errors['table']?.[0]).toContain(reason)
+    expect(thrown).toBeInstanceOf(TableError)
+    expect((thrown as TableError).code).toBe('invalid_table_name')
+    expect((thrown as TableError).message).toContain(reason)
   })
 })

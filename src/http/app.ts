@@ -5,7 +5,7 @@
 import { Hono, type Context } from 'hono'
 import type pg from 'pg'
 import { demoRoutes } from '../demo-routes.js'
-import { ERROR_CODES, InvalidRequestError, SluiceError } from '../errors.js'
+import { InvalidRequestError, MethodNotAllowedError, NotFoundError, UnauthorizedError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { HEADERS, PARAMS, SUBSET_BODY } from '../protocol/constants.js'
 import { definitionKey } from '../shapes/shape-definition.js'
@@ -19,6 +19,7 @@ import type { ChunkResponses } from './chunk-responses.js'
 import { commonHeaders } from './common-headers.js'
 import { UNCACHEABLE } from './cache-headers.js'
 import { errorResponse } from './error-response.js'
+import { HEALTH_RETRY_AFTER_SECONDS } from './retry-after.js'
 import { serveShape } from './shape-route.js'
 import { nodeRequestUrl, nodeResponse, responseAlreadySent } from './node-response.js'
 import { SseHub } from './sse-hub.js'
@@ -54,7 +55,6 @@ export interface AppDeps extends SubsetRouteDeps {
 }
 
 const SHAPE_PATHS = ['/v1/shape', '/shape'] as const
-const HEALTH_RETRY_AFTER_SECONDS = 2
 
 /** `common`: the headers every response carries, for handlers that write to the socket themselves. */
 type AppEnv = { Variables: { common: Record<string, string> } }
@@ -142,12 +142,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     app.delete(path, (c) =>
       guard(c, deps, async () => {
         if (!deps.allowShapeDeletion) {
-          throw new SluiceError(ERROR_CODES.methodNotAllowed, 'Shape deletion is disabled; set SLUICE_ALLOW_SHAPE_DELETION=true to enable it.')
+          throw new MethodNotAllowedError('Shape deletion is disabled; set SLUICE_ALLOW_SHAPE_DELETION=true to enable it.')
         }
         authorize(c, deps.secret)
         const shape = findShapeToDelete(c, deps)
         if (shape) requireAllowedTable(deps.allowedTables, shape.stored.definition.table)
-        if (!shape) throw new SluiceError(ERROR_CODES.notFound, 'No such shape.')
+        if (!shape) throw new NotFoundError('No such shape.')
         await deps.manager.drop(shape, 'deleted through the API')
         uncacheable(c)
         return c.body(null, 202)
@@ -230,6 +230,6 @@ function findShapeToDelete(c: Context, deps: AppDeps) {
 
 function authorize(c: Context, secret: string | undefined): void {
   if (!hasSecret(secret, c.req.query(PARAMS.secret), c.req.header('authorization'))) {
-    throw new SluiceError(ERROR_CODES.unauthorized, 'Missing or wrong secret: pass it as ?secret= or Authorization: Bearer.')
+    throw new UnauthorizedError('Missing or wrong secret: pass it as ?secret= or Authorization: Bearer.')
   }
 }

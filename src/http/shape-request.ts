@@ -2,7 +2,7 @@
  * Parses and validates the query of a shape request (docs/PROTOCOL.md: Shapes). Everything
  * a client sends is checked here, before any use; the errors name the parameter.
  */
-import { InvalidRequestError } from '../errors.js'
+import { InvalidRequestError, TableError } from '../errors.js'
 import { parseTableName } from '../pg/table-name.js'
 import { OFFSET_NOW, PARAMS } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, parseOffset, type Offset } from '../protocol/offset.js'
@@ -11,6 +11,7 @@ import type { TableName } from '../pg/table-name.js'
 import { parseColumnList } from '../shapes/column-list.js'
 import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 import { canonicalizeWhere, type ParamReader } from '../shapes/where/compile-where.js'
+import { parameterErrorsOf } from './error-response.js'
 
 /**
  * A `handle` this server cannot have issued (malformed). Electric takes any text as a handle and
@@ -43,12 +44,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   let table: TableName | undefined
   if (tableText === undefined || tableText === '') fail(PARAMS.table, 'is required')
   else {
-    try {
-      table = parseTableName(tableText)
-    } catch (error) {
-      if (error instanceof InvalidRequestError) Object.assign(errors, error.errors)
-      else throw error
-    }
+    table = collect(errors, () => parseTableName(tableText))
   }
 
   const offsetText = query(PARAMS.offset)
@@ -109,13 +105,13 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   }
 }
 
-/** Runs a parser that throws InvalidRequestError, collecting its errors with the others. */
+/** Runs a parser that throws a 400 error (`InvalidRequestError`, `TableError`), collecting its reasons with the others. */
 function collect<T>(errors: Record<string, string[]>, parse: () => T): T | undefined {
   try {
     return parse()
   } catch (error) {
-    if (!(error instanceof InvalidRequestError)) throw error
-    for (const [param, reasons] of Object.entries(error.errors)) (errors[param] ??= []).push(...reasons)
+    if (!(error instanceof InvalidRequestError || error instanceof TableError)) throw error
+    for (const [param, reasons] of Object.entries(parameterErrorsOf(error))) (errors[param] ??= []).push(...reasons)
     return undefined
   }
 }

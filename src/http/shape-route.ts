@@ -20,7 +20,7 @@ import { lastSeenLsn, processedLsn } from './last-seen-lsn.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import { FOREIGN_HANDLE, type ShapeRequest } from './shape-request.js'
 import type { SseOptions } from './sse-hub.js'
-import type { TableCatalog } from './table-catalog.js'
+import type { TableCatalog } from '../pg/table-catalog.js'
 
 export interface ShapeRouteDeps {
   readonly store: ShapeLogStore

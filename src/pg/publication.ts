@@ -9,8 +9,7 @@
  * CONCURRENTLY, we wait until every transaction that had an xid when the ALTERs committed
  * has ended before a shape's snapshot is taken (docs/ARCHITECTURE.md I2).
  */
-import { PARAMS } from '../protocol/constants.js'
-import { InvalidRequestError, StartupCheckError, UnavailableError } from '../errors.js'
+import { ERROR_CODES, StartupCheckError, TableError, UnavailableError } from '../errors.js'
 import { qualifiedName, quoteIdent } from './sql.js'
 import type { TableName } from './table-name.js'
 import type { Queryable, TableInfo } from './introspect.js'
@@ -58,6 +57,7 @@ export async function ensurePublication(db: Queryable, publication: string): Pro
       `Sluice's database role may not create or alter the publication ${quoteIdent(publication)} ` +
         `(PostgreSQL said: ${error.message}). A DBA must run:\n\n` +
         `    psql -v publication=${shellWord(publication)} -f migrations/001_sluice_publication.sql`,
+      { cause: error },
     )
   }
 }
@@ -66,7 +66,7 @@ export async function ensurePublication(db: Queryable, publication: string): Pro
  * Makes `table` part of the publication and REPLICA IDENTITY FULL (with every partition of a
  * partitioned table), in one transaction; creates the publication when it is missing.
  * @returns whether it changed anything, and the xid to wait for before snapshotting.
- * @throws InvalidRequestError for `table` when the role may not make the change (a DBA must run the migrations).
+ * @throws TableError (`table_not_permitted`) when the role may not make the change (a DBA must run the migrations).
  * @throws UnavailableError when other sessions' locks keep the ALTERs waiting longer than `lockTimeoutMs`.
  */
 export async function ensureTableReplicated(
@@ -81,11 +81,12 @@ export async function ensureTableReplicated(
     } catch (error) {
       if (isSqlState(error, SQLSTATE.duplicateObject) && attempt < MAX_ATTEMPTS) continue
       if (isSqlState(error, SQLSTATE.insufficientPrivilege)) {
-        throw InvalidRequestError.of(PARAMS.table, permissionAdvice(publication, table.table, error.message))
+        throw new TableError(ERROR_CODES.tableNotPermitted, permissionAdvice(publication, table.table, error.message), { cause: error })
       }
       if (isSqlState(error, SQLSTATE.lockNotAvailable)) {
         throw new UnavailableError(
           `${qualifiedName(table.table)} is locked by other sessions; could not add it to the publication`,
+          { cause: error },
         )
       }
       throw error
@@ -188,10 +189,10 @@ async function readState(db: Queryable, publication: string, info: TableInfo): P
     [publication, info.oid],
   )
   const row = result.rows[0]
-  if (!row) throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(info.table)} no longer exists`)
+  if (!row) throw new TableError(ERROR_CODES.tableNotFound, `table ${qualifiedName(info.table)} no longer exists`)
   if (row.published_via_root) {
-    throw InvalidRequestError.of(
-      PARAMS.table,
+    throw new TableError(
+      ERROR_CODES.tableNotServable,
       `the publication ${quoteIdent(publication)} has publish_via_partition_root = true: PostgreSQL then publishes the changes of ` +
         `the partition ${qualifiedName(info.table)} under its root's name, and they would never reach its shape. ` +
         `ALTER PUBLICATION ${quoteIdent(publication)} SET (publish_via_partition_root = false);`,

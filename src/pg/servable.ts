@@ -1,10 +1,11 @@
 /**
- * Which relations Sluice can serve, and why not the others (ARCHITECTURE I15, I17). Every
- * refusal is permanent (a 400: retrying cannot help) and names what would make the relation
- * servable. Decided from the catalog before anything is altered, rather than from PostgreSQL's
+ * Which relations Sluice can serve, and why not the others (docs/ARCHITECTURE.md I15, I17).
+ * Every refusal is permanent (a `TableError`, answered 400: retrying cannot help) and names what
+ * would make the relation servable. Decided from the catalog before anything is altered, rather than from PostgreSQL's
  * error when the table joins the publication: some relations it would accept there
  * (information_schema tables) and then never publish, and its message would say less about the fix.
  */
+import { ERROR_CODES, TableError } from '../errors.js'
 import { qualifiedName } from './sql.js'
 import type { TableName } from './table-name.js'
 import { IDENTITY_SOURCES, PERSISTENCES, type Queryable, type TableInfo } from './introspect.js'
@@ -60,9 +61,9 @@ const RELKIND_REFUSALS: Readonly<Record<string, string>> = {
 
 /**
  * Why a relation that is not a regular or partitioned table cannot be served, or that it does
- * not exist, for the 400 of a name `loadTableInfo` did not find.
+ * not exist, for a name `loadTableInfo` did not find.
  */
-export async function explainNotATable(db: Queryable, table: TableName): Promise<string> {
+export async function notATableError(db: Queryable, table: TableName): Promise<TableError> {
   const { rows } = await db.query<{ relkind: string }>(
     `SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
@@ -70,5 +71,7 @@ export async function explainNotATable(db: Queryable, table: TableName): Promise
   )
   const refusal = rows[0] && RELKIND_REFUSALS[rows[0].relkind]
   const name = qualifiedName(table)
-  return refusal ? `${name} ${refusal}` : `table ${name} does not exist (or is not visible to Sluice's role)`
+  return refusal
+    ? new TableError(ERROR_CODES.tableNotServable, `${name} ${refusal}`)
+    : new TableError(ERROR_CODES.tableNotFound, `table ${name} does not exist (or is not visible to Sluice's role)`)
 }

@@ -4,8 +4,7 @@
  * relation, so `Items` and `items` share a shape while `"Items"` is a different table.
  * A single left-to-right scan; anything it does not fully consume is rejected.
  */
-import { PARAMS } from '../protocol/constants.js'
-import { InvalidRequestError } from '../errors.js'
+import { ERROR_CODES, TableError } from '../errors.js'
 
 /** A relation as PostgreSQL names it: both parts as stored in the catalog (case kept). */
 export interface TableName {
@@ -24,7 +23,7 @@ const UNQUOTED_REST = /[A-Za-z0-9_$]/
 /**
  * Parses `name` or `schema.name`; unquoted parts fold to lower case, quoted parts keep
  * their text (`""` inside quotes is one `"`). The schema defaults to `public`.
- * @throws InvalidRequestError for the `table` parameter when the text is not a valid name.
+ * @throws TableError (`invalid_table_name`) when the text is not a valid name.
  */
 export function parseTableName(text: string): TableName {
   if (text.length === 0) throw invalid('must not be empty')
@@ -91,6 +90,6 @@ function readUnquoted(text: string, start: number): Part {
   return { identifier: text.slice(start, end).toLowerCase(), end }
 }
 
-function invalid(reason: string): InvalidRequestError {
-  return InvalidRequestError.of(PARAMS.table, reason)
+function invalid(reason: string): TableError {
+  return new TableError(ERROR_CODES.invalidTableName, reason)
 }

@@ -2,14 +2,20 @@ import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import {
   ConfigError,
+  DatabaseUnreachableError,
   ERROR_CODES,
+  InternalError,
   InvalidRequestError,
+  MethodNotAllowedError,
   MustRefetchError,
+  NotFoundError,
   OverloadedError,
   RequestAbortedError,
-  SluiceError,
   StartupCheckError,
+  TableError,
+  UnauthorizedError,
   UnavailableError,
+  type AnySluiceError,
 } from '../../src/errors.js'
 import { errorResponse } from '../../src/http/error-response.js'
 
@@ -54,12 +60,38 @@ describe('errorResponse', () => {
   })
 
   it('answers 503 with retry-after for an unavailable database', () => {
-    expect(errorResponse(new UnavailableError('database unreachable', 12), log)).toEqual({
+    expect(errorResponse(new UnavailableError('database unreachable'), log)).toEqual({
       status: 503,
-      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json', 'retry-after': '12' },
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json', 'retry-after': '5' },
       body: '{"message":"database unreachable"}',
     })
-    expect(errorResponse(new UnavailableError('starting'), log).headers['retry-after']).toBe('5')
+  })
+
+  it.each([
+    ['invalid_table_name', 'unexpected ";" at position 5'],
+    ['table_not_found', 'table "public"."nope" does not exist'],
+    ['table_not_servable', '"public"."v" is a view'],
+    ['table_not_permitted', 'Sluice\'s database role may not add "public"."t" to the publication'],
+  ] as const)('answers a TableError %s with 400 naming the table parameter, no retry-after', (code, reason) => {
+    expect(errorResponse(new TableError(code, reason), log)).toEqual({
+      status: 400,
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json' },
+      body: JSON.stringify({ message: 'Invalid request', errors: { table: [reason] } }),
+    })
+  })
+
+  it('answers a lost database connection 503 with retry-after and a warning, never the error text', () => {
+    const lines: string[] = []
+    const capturing = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
+    const lost = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })
+    expect(errorResponse(lost, capturing)).toEqual({
+      status: 503,
+      headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json', 'retry-after': '5' },
+      body: '{"message":"PostgreSQL is unreachable right now; retry shortly."}',
+    })
+    expect(lines.map((line) => (JSON.parse(line) as { level: number; msg: string; err: string })).map(({ level, msg, err }) => ({ level, msg, err }))).toEqual([
+      { level: 40, msg: 'PostgreSQL is unreachable; answering 503', err: 'connect ECONNREFUSED 127.0.0.1:5432' },
+    ])
   })
 
   it('answers overload with 503, no-store for browsers and CDNs, and Electric\'s jittered retry-after of 6–10 s', () => {
@@ -76,11 +108,11 @@ describe('errorResponse', () => {
   })
 
   it.each([
-    [ERROR_CODES.unauthorized, 401],
-    [ERROR_CODES.notFound, 404],
-    [ERROR_CODES.methodNotAllowed, 405],
-  ])('maps %s to %i with its message and no retry-after', (code, status) => {
-    const response = errorResponse(new SluiceError(code, 'what to do about it'), log)
+    [ERROR_CODES.unauthorized, 401, new UnauthorizedError('what to do about it')],
+    [ERROR_CODES.notFound, 404, new NotFoundError('what to do about it')],
+    [ERROR_CODES.methodNotAllowed, 405, new MethodNotAllowedError('what to do about it')],
+  ])('maps %s to %i with its message and no retry-after', (_code, status, error) => {
+    const response = errorResponse(error, log)
     expect(response).toEqual({
       status,
       headers: { 'cache-control': 'no-store', 'surrogate-control': 'no-store', 'content-type': 'application/json' },
@@ -133,5 +165,27 @@ describe('errorResponse', () => {
     expect(response.status).toBe(503)
     expect(response.headers['retry-after']).toBe('5')
     expect(lines).toEqual([])
+  })
+
+  it.each<[string, AnySluiceError]>([
+    ['InvalidRequestError', new InvalidRequestError({ where: ['bad'] }, { cause: 'parser' })],
+    ['TableError', new TableError(ERROR_CODES.tableNotFound, 'gone', { cause: 'parser' })],
+    ['UnauthorizedError', new UnauthorizedError('secret', { cause: 'parser' })],
+    ['NotFoundError', new NotFoundError('no shape', { cause: 'parser' })],
+    ['MethodNotAllowedError', new MethodNotAllowedError('off', { cause: 'parser' })],
+    ['MustRefetchError', new MustRefetchError(undefined, 'dropped', { cause: 'parser' })],
+    ['UnavailableError', new UnavailableError('starting', { cause: 'parser' })],
+    ['DatabaseUnreachableError', new DatabaseUnreachableError({ cause: 'parser' })],
+    ['OverloadedError', new OverloadedError('busy', { cause: 'parser' })],
+    ['RequestAbortedError', new RequestAbortedError({ cause: 'parser' })],
+    ['InternalError', new InternalError({ cause: 'parser' })],
+    ['StartupCheckError', new StartupCheckError('wal_level', { cause: 'parser' })],
+    ['ConfigError', new ConfigError('PORT', { cause: 'parser' })],
+  ])('%s names itself, has a stable code with a row in the table, and keeps its cause', (name, error) => {
+    expect(error.name).toBe(name)
+    expect(error.constructor.name).toBe(name)
+    expect(Object.values(ERROR_CODES)).toContain(error.code)
+    expect(error.cause).toBe('parser')
+    expect(String(error)).toBe(`${name}: ${error.message}`)
   })
 })

@@ -1,15 +1,15 @@
 /**
  * Table metadata for requests, cached briefly so a burst of requests for new shapes does not
- * become a burst of catalog queries.
+ * become a burst of catalog queries. It answers what the catalog says and whether Sluice can
+ * serve the table (`servable.ts`); what a request makes of that is for its callers.
  */
 import { LRUCache } from 'lru-cache'
 import type pg from 'pg'
-import { InvalidRequestError } from '../errors.js'
-import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
-import { explainNotATable, refusalOf, type ServeOptions } from '../pg/servable.js'
-import { PARAMS } from '../protocol/constants.js'
-import { qualifiedName } from '../pg/sql.js'
-import type { TableName } from '../pg/table-name.js'
+import { ERROR_CODES, TableError } from '../errors.js'
+import { loadTableInfo, type TableInfo } from './introspect.js'
+import { notATableError, refusalOf, type ServeOptions } from './servable.js'
+import { qualifiedName } from './sql.js'
+import type { TableName } from './table-name.js'
 
 const TTL_MS = 5_000
 
@@ -36,12 +36,15 @@ export class TableCatalog {
     this.#cache.clear()
   }
 
-  /** The table's metadata; a 400 naming `table` when there is no such table or Sluice cannot serve it. */
+  /**
+   * The table's metadata.
+   * @throws TableError (`table_not_found`, `table_not_servable`) saying why Sluice cannot serve it.
+   */
   async get(table: TableName): Promise<TableInfo> {
     const info = await this.find(table)
-    if (!info) throw InvalidRequestError.of(PARAMS.table, await explainNotATable(this.#pool, table))
+    if (!info) throw await notATableError(this.#pool, table)
     const refusal = refusalOf(info, this.#serve)
-    if (refusal) throw InvalidRequestError.of(PARAMS.table, refusal)
+    if (refusal) throw new TableError(ERROR_CODES.tableNotServable, refusal)
     return info
   }
 
