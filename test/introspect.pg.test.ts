@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { electricSchema, loadTableInfo, typeModifiers } from '../src/pg/introspect.js'
+import { loadTableInfo, typeModifiers } from '../src/pg/introspect.js'
+import { electricSchema } from '../src/protocol/electric-schema.js'
 import { createTestDatabase, type TestDatabase } from './support/database.js'
 
 let db: TestDatabase

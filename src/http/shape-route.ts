@@ -3,7 +3,8 @@
  * client's handle is gone), reads the log slice and sets the protocol's headers.
  */
 import { MustRefetchError, RequestAbortedError, UnavailableError } from '../errors.js'
-import { electricSchema, type TableInfo } from '../pg/introspect.js'
+import type { TableInfo } from '../pg/introspect.js'
+import { electricSchema } from '../protocol/electric-schema.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import { droppedError, type ActiveShape } from '../shapes/active-shape.js'

@@ -14,7 +14,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import { MustRefetchError } from '../errors.js'
-import { electricSchema } from '../pg/introspect.js'
+import { electricSchema } from '../protocol/electric-schema.js'
 import { CONTROL, HEADERS, OFFSET_NOW, SSE } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'

@@ -76,18 +76,6 @@ export interface TableInfo {
   readonly system: boolean
 }
 
-/** One column of the `electric-schema` header. */
-export type SchemaColumn = {
-  type: string
-  dims?: number
-  pk_index?: number
-  not_null?: boolean
-  max_length?: number
-  length?: number
-  precision?: number
-  scale?: number
-}
-
 const RELREPLIDENT: Readonly<Record<string, ReplicaIdentity>> = {
   d: 'default',
   n: 'nothing',
@@ -192,24 +180,6 @@ export async function loadTableInfo(db: Queryable, table: TableName): Promise<Ta
     persistence: RELPERSISTENCE[row.relpersistence] ?? 'permanent',
     system: row.oid < FIRST_NORMAL_OBJECT_ID,
   }
-}
-
-/** The `electric-schema` header value: column name → type and modifiers, in column order. */
-export function electricSchema(info: TableInfo): Record<string, SchemaColumn> {
-  const schema: Record<string, SchemaColumn> = {}
-  for (const column of info.columns) {
-    const { typeName, dims } = column.declared ?? column
-    const entry: SchemaColumn = { type: typeName }
-    if (dims > 0) entry.dims = dims
-    if (column.pkIndex !== undefined) entry.pk_index = column.pkIndex
-    if (column.notNull) entry.not_null = true
-    if (column.maxLength !== undefined) entry.max_length = column.maxLength
-    if (column.length !== undefined) entry.length = column.length
-    if (column.precision !== undefined) entry.precision = column.precision
-    if (column.scale !== undefined) entry.scale = column.scale
-    schema[column.name] = entry
-  }
-  return schema
 }
 
 interface AttributeRow {
