@@ -10,7 +10,6 @@ import type { Logger } from '../log.js'
 import { HEADERS, PARAMS, SUBSET_BODY } from '../protocol/constants.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { parseShapeHandle } from '../shapes/shape-handle.js'
-import type { ShapeManager } from '../shapes/shape-manager.js'
 import type { TableName } from '../pg/table-name.js'
 import type { Metrics } from '../metrics.js'
 import { requireAllowedTable } from './allow-list.js'
@@ -20,7 +19,7 @@ import { commonHeaders } from './common-headers.js'
 import { UNCACHEABLE } from './cache-headers.js'
 import { errorResponse } from './error-response.js'
 import { HEALTH_RETRY_AFTER_SECONDS } from './retry-after.js'
-import { serveShape } from './shape-route.js'
+import { serveShape, type ShapeRegistry } from './shape-route.js'
 import { nodeRequestUrl, nodeResponse, responseAlreadySent } from './node-response.js'
 import { SseHub } from './sse-hub.js'
 import { streamShape } from './sse-route.js'
@@ -36,7 +35,7 @@ export const HEALTH = { active: 'active', starting: 'starting', waiting: 'waitin
 export type Health = (typeof HEALTH)[keyof typeof HEALTH]
 
 export interface AppDeps extends SubsetRouteDeps {
-  readonly manager: ShapeManager
+  readonly manager: ShapeRegistry
   readonly secret: string | undefined
   readonly allowShapeDeletion: boolean
   readonly allowedTables: readonly TableName[] | undefined

@@ -13,9 +13,9 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import { HEADERS, PARAMS } from '../protocol/constants.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
-import type { ShapeManager } from '../shapes/shape-manager.js'
 import { commonHeaders, matchesEtag } from './common-headers.js'
 import { hasSecret } from './secret.js'
+import type { ShapeRegistry } from './shape-route.js'
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 /** Unknown query parameters are ignored, so URLs are many; this keeps the index itself small. */
@@ -32,7 +32,7 @@ interface ChunkResponse {
 }
 
 export interface ChunkResponseDeps {
-  readonly manager: ShapeManager
+  readonly manager: Pick<ShapeRegistry, 'byHandle'>
   readonly secret: string | undefined
   readonly metrics: Metrics
   readonly log: Logger

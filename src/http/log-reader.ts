@@ -7,18 +7,17 @@ import { RequestAbortedError } from '../errors.js'
 import { CONTROL } from '../protocol/constants.js'
 import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
-import type { ShapeNotifier } from '../shapes/shape-notifier.js'
-import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { nextSlice, READ_MODE, viewLog, WAIT, type Slice } from './next-slice.js'
+import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 
 export interface LogSlice extends Slice {
-  /** Stored entries in order, as parts that join with commas (`ShapeLogStore.readJoinable`). */
+  /** Stored entries in order, as parts that join with commas (`ShapeLogReader.readJoinable`). */
   readonly parts: readonly Buffer[]
 }
 
 export interface LogReaderDeps {
-  readonly store: ShapeLogStore
-  readonly notifier: ShapeNotifier
+  readonly store: ShapeLogReader
+  readonly notifier: ShapeLogWaiter
 }
 
 /** How long one wait for a snapshot's progress lasts before checking again. */
@@ -49,7 +48,7 @@ export async function readLog(
 }
 
 /** The head of a complete shape, for `offset=now`: its last log entry, or its snapshot's end. */
-export function headOf(store: ShapeLogStore, shape: ActiveShape): Offset {
+export function headOf(store: ShapeLogReader, shape: ActiveShape): Offset {
   return store.head(shape.stored.id) ?? SNAPSHOT_END
 }
 

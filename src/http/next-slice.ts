@@ -14,8 +14,8 @@
  */
 import { BEFORE_ALL, compareOffsets, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
-import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { lastSeenLsn, processedLsn, resumeLsn } from './last-seen-lsn.js'
+import type { ShapeLogReader } from './shape-log.js'
 
 /** What storage says of one shape at one position. */
 export interface LogView {
@@ -34,7 +34,7 @@ export interface LogView {
  * The view at `after`. One synchronous step: the processed LSN must be read with the head
  * (I16), and the chunk's end with the head it is compared to.
  */
-export function viewLog(store: ShapeLogStore, shape: ActiveShape, after: Offset): LogView {
+export function viewLog(store: ShapeLogReader, shape: ActiveShape, after: Offset): LogView {
   const id = shape.stored.id
   return {
     after,

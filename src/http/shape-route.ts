@@ -11,23 +11,28 @@ import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { schemaChange } from '../shapes/schema-drift.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
-import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import { compileWhere } from '../shapes/where/compile-where.js'
-import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
 import { lastSeenLsn, processedLsn } from './last-seen-lsn.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import { FOREIGN_HANDLE, type ShapeRequest } from './shape-request.js'
+import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 import type { SseOptions } from './sse-hub.js'
 import type { TableCatalog } from '../pg/table-catalog.js'
 
+/** What a route asks of the shape registry (`shapes/ShapeManager`). */
+export type ShapeRegistry = Pick<ShapeManager, 'byHandle' | 'byDefinition' | 'getOrCreate' | 'mustRefetch' | 'drop'>
+
+/** What a route asks of the table catalog (`pg/TableCatalog`). */
+export type TableLookup = Pick<TableCatalog, 'get' | 'find' | 'forget'>
+
 export interface ShapeRouteDeps {
-  readonly store: ShapeLogStore
-  readonly notifier: ShapeNotifier
-  readonly manager: ShapeManager
-  readonly tables: TableCatalog
+  readonly store: ShapeLogReader
+  readonly notifier: ShapeLogWaiter
+  readonly manager: ShapeRegistry
+  readonly tables: TableLookup
   readonly longPollMs: number
   readonly cache: CachePolicy
   /** False while replication is not streaming: new shapes cannot be made consistent then. */

@@ -13,9 +13,9 @@
 import type { ServerResponse } from 'node:http'
 import { formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
-import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { upToDateMessage } from './log-reader.js'
 import { nextSlice, READ_MODE, viewLog } from './next-slice.js'
+import type { ShapeLogReader } from './shape-log.js'
 import { encodeEvents, formatEventId, KEEP_ALIVE, SSE_FRAMING, type SseFraming } from './sse-events.js'
 
 export const SSE_STATE = {
@@ -43,14 +43,14 @@ export class SseConnection {
   readonly shape: ActiveShape
   readonly openedAtMs: number
   readonly #res: ServerResponse
-  readonly #store: ShapeLogStore
+  readonly #store: ShapeLogReader
   #after: Offset
   readonly #framing: SseFraming
   #state: SseState = SSE_STATE.idle
   /** The client knows it is live: no up-to-date is owed at the head. */
   #knowsLive: boolean
 
-  constructor(shape: ActiveShape, after: Offset, framing: SseFraming, res: ServerResponse, store: ShapeLogStore, nowMs: number) {
+  constructor(shape: ActiveShape, after: Offset, framing: SseFraming, res: ServerResponse, store: ShapeLogReader, nowMs: number) {
     this.shape = shape
     this.#after = after
     this.#framing = framing

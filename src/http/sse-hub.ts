@@ -11,10 +11,9 @@
 import type { ServerResponse } from 'node:http'
 import type { Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
-import type { ShapeNotifier } from '../shapes/shape-notifier.js'
-import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { SSE_STATE, SseConnection, type BatchCache } from './sse-connection.js'
 import type { SseFraming } from './sse-events.js'
+import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 
 export interface SseOptions {
   /** The server ends a stream after this long; the client reconnects (docs/PROTOCOL.md: Server-Sent Events). */
@@ -28,8 +27,8 @@ export interface SseOptions {
 export const SSE_DEFAULTS: SseOptions = { timeoutMs: 60_000, keepAliveMs: 20_000, retryMs: 1_000 }
 
 export interface SseHubDeps {
-  readonly store: ShapeLogStore
-  readonly notifier: ShapeNotifier
+  readonly store: ShapeLogReader
+  readonly notifier: ShapeLogWaiter
   readonly sse?: SseOptions
   /** Aborted when the server shuts down: every stream ends at once. */
   readonly shutdown?: AbortSignal
@@ -41,8 +40,8 @@ const WATCH_MS = 30_000
 
 export class SseHub {
   readonly options: SseOptions
-  readonly #store: ShapeLogStore
-  readonly #notifier: ShapeNotifier
+  readonly #store: ShapeLogReader
+  readonly #notifier: ShapeLogWaiter
   readonly #now: () => number
   /** In opening order, which is also deadline order. */
   readonly #all = new Set<SseConnection>()
