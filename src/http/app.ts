@@ -177,10 +177,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (deps.demo) app.route('/', demoRoutes(deps.demo, (c) => authorize(c, deps.secret)))
 
-  app.notFound((c) => {
-    uncacheable(c)
-    return c.json({ message: `Not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404)
-  })
+  app.notFound((c) => send(c, new NotFoundError(`Not found: ${c.req.method} ${new URL(c.req.url).pathname}`), deps.log))
 
   app.onError((error, c) => send(c, error, deps.log))
   return app

@@ -57,10 +57,10 @@ export async function serveSubset(
   } catch (error) {
     release()
     // The table changed under the shape: its clients must start again, as a shape snapshot's would.
-    if (error instanceof TableChangedError) throw new MustRefetchError(undefined, error.message)
+    if (error instanceof TableChangedError) throw new MustRefetchError(undefined, error.message, { cause: error })
     const code = (error as { code?: unknown }).code
     if (typeof code === 'string' && DATA_EXCEPTION.test(code)) {
-      throw InvalidRequestError.of(PARAMS.subsetWhere, `PostgreSQL could not evaluate the subset: ${(error as Error).message}`)
+      throw new InvalidRequestError({ [PARAMS.subsetWhere]: [`PostgreSQL could not evaluate the subset: ${(error as Error).message}`] }, { cause: error })
     }
     throw error
   }

@@ -84,6 +84,16 @@ describe('offset and handle validation', () => {
   })
 })
 
+describe('unknown routes', () => {
+  it('answers 404 through the error table: uncacheable JSON naming the method and path', async () => {
+    const { app } = memoryApp()
+    const response = await app.request('/v2/shape?table=items', { method: 'PUT' })
+    expect(response.status).toBe(404)
+    expect(headersOf(response)).toEqual({ ...UNCACHEABLE, 'content-type': 'application/json' })
+    expect(await json(response)).toEqual({ message: 'Not found: PUT /v2/shape' })
+  })
+})
+
 describe('must-refetch', () => {
   it.each([
     ['an unknown handle', 'deadbeef-1'],
