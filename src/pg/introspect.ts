@@ -9,6 +9,7 @@
  * values as text, exactly as it does against Electric.
  */
 import type { QueryResult, QueryResultRow } from 'pg'
+import type { SchemaSourceColumn } from '../protocol/electric-schema.js'
 import type { TableName } from './table-name.js'
 
 /** Anything that runs a query: a `pg.Pool`, `pg.Client` or `pg.PoolClient`. */
@@ -16,29 +17,10 @@ export interface Queryable {
   query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>
 }
 
-export interface ColumnInfo {
-  readonly name: string
+/** A column as the catalog describes it: what `electric-schema` says of it, and more. */
+export interface ColumnInfo extends SchemaSourceColumn {
   /** The declared type as pgoutput reports it (a domain's own OID, not its base type's). */
   readonly typeOid: number
-  /** Base type name, the element type's for arrays, e.g. 'int4'. */
-  readonly typeName: string
-  /** Array dimensions; 0 for scalars. */
-  readonly dims: number
-  /**
-   * For a domain (or an array of one), the type as `electric-schema` names it: the domain's own
-   * name, and a domain over an array as a scalar. Unset: `typeName` and `dims`.
-   */
-  readonly declared?: { readonly typeName: string; readonly dims: number }
-  readonly notNull: boolean
-  /** Position in the row identity (primary key or unique index), from 0; undefined when not part of it. */
-  readonly pkIndex: number | undefined
-  /** varchar(n); the modifiers below are unset for domains, which `electric-schema` gives none. */
-  readonly maxLength?: number
-  /** char(n) */
-  readonly length?: number
-  /** numeric(p, s) */
-  readonly precision?: number
-  readonly scale?: number
   /** For enum columns (and arrays of enums): the labels in sort order. */
   readonly enumLabels?: readonly string[]
 }
