@@ -20,6 +20,7 @@ import { LOG_MODES } from '../shapes/shape-definition.js'
 import { compileSubset, type SubsetParams } from '../shapes/subset/compile-subset.js'
 import { TableChangedError } from '../shapes/snapshot.js'
 import { takeSubset, type SubsetMetadata, type SubsetRows } from '../shapes/subset/take-subset.js'
+import { isDataException } from '../pg/permanent-errors.js'
 import { electricSchema } from '../protocol/electric-schema.js'
 import { CACHE_CONTROL } from './cache-headers.js'
 import { headOf } from './log-reader.js'
@@ -31,9 +32,6 @@ export interface SubsetRouteDeps extends ShapeRouteDeps {
   /** Subset queries running at once, each on its own connection. */
   readonly subsetSlots: Semaphore
 }
-
-/** PostgreSQL's class 22, data exceptions: a value the client's clause cannot handle (`1/x` with x = 0). */
-const DATA_EXCEPTION = /^22/
 
 export async function serveSubset(
   deps: SubsetRouteDeps,
@@ -58,8 +56,8 @@ export async function serveSubset(
     release()
     // The table changed under the shape: its clients must start again, as a shape snapshot's would.
     if (error instanceof TableChangedError) throw new MustRefetchError(undefined, error.message, { cause: error })
-    const code = (error as { code?: unknown }).code
-    if (typeof code === 'string' && DATA_EXCEPTION.test(code)) {
+    // A value the client's clause cannot handle is the client's to fix.
+    if (isDataException(error)) {
       throw new InvalidRequestError({ [PARAMS.subsetWhere]: [`PostgreSQL could not evaluate the subset: ${(error as Error).message}`] }, { cause: error })
     }
     throw error
