@@ -4,6 +4,7 @@
  */
 import { MustRefetchError, RequestAbortedError, UnavailableError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'
+import type { TableCatalog } from '../pg/table-catalog.js'
 import { electricSchema } from '../protocol/electric-schema.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
@@ -20,7 +21,6 @@ import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js
 import { FOREIGN_HANDLE, type ShapeRequest } from './shape-request.js'
 import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 import type { SseOptions } from './sse-hub.js'
-import type { TableCatalog } from '../pg/table-catalog.js'
 
 /** What a route asks of the shape registry (`shapes/ShapeManager`). */
 export type ShapeRegistry = Pick<ShapeManager, 'byHandle' | 'byDefinition' | 'getOrCreate' | 'mustRefetch' | 'drop'>
