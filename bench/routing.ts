@@ -18,11 +18,12 @@ import { createLogger } from '../src/log.js'
 import type { Lsn } from '../src/pg/lsn.js'
 import type { TableInfo } from '../src/pg/introspect.js'
 import type { Relation, Transaction } from '../src/replication/transaction.js'
-import { MERGE_PHASE, type ActiveShape } from '../src/shapes/active-shape.js'
+import { ActiveShape } from '../src/shapes/active-shape.js'
 import { definitionKey, type ShapeDefinition } from '../src/shapes/shape-definition.js'
 import { ShapeRouter } from '../src/shapes/shape-router.js'
 import type { ShapeNotifier } from '../src/shapes/shape-notifier.js'
 import { compileWhere } from '../src/shapes/where/compile-where.js'
+import { visibilityOf } from '../src/shapes/xid-visibility.js'
 import type { ShapeLogStore, StoredShape } from '../src/storage/shape-log-store.js'
 
 export interface RoutingBenchResult {
@@ -70,7 +71,11 @@ function makeRouter(shapes: number, operator: '=' | 'LIKE'): ShapeRouter {
     const where = compileWhere(`owner ${operator} $1`, () => `user${i}`, TABLE)
     const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full', where: where.canonical }
     const stored = { id: i, handle: `h${i}`, definition, definitionKey: definitionKey(definition), status: 'ready', createdAtMs: 0 } as unknown as StoredShape
-    const shape: ActiveShape = { stored, table: TABLE, where, phase: MERGE_PHASE.appendAll, visibility: undefined, held: [], snapshotComplete: true, dropped: false }
+    const shape = ActiveShape.waiting(stored, { table: TABLE, where })
+    // A snapshot behind every transaction of the run: the shape appends them all.
+    shape.startSnapshot(visibilityOf({ xmin: '1', xmax: '1', xip: [] }))
+    shape.passSnapshot()
+    shape.completeSnapshot()
     router.add(shape)
   }
   return router

@@ -13,7 +13,7 @@ import { refusalOf, type ServeOptions } from '../pg/servable.js'
 import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
 import { CONTROL, PARAMS } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
-import { MERGE_PHASE, type ActiveShape } from './active-shape.js'
+import { ActiveShape } from './active-shape.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
 import { qualifiedName } from '../pg/sql.js'
 import type { TableName } from '../pg/table-name.js'
@@ -114,15 +114,7 @@ export class ShapeManager {
       }
       // After a restart, transactions past the durable LSN may still predate the snapshot:
       // filter them again rather than assume the shape was past xmax.
-      this.#activate({
-        stored,
-        ...bound,
-        phase: MERGE_PHASE.filtering,
-        visibility: visibilityOf(stored.snapshot),
-        held: [],
-        snapshotComplete: true,
-        dropped: false,
-      })
+      this.#activate(ActiveShape.resumed(stored, bound, visibilityOf(stored.snapshot)))
     }
     log.info({ shapes: this.#byHandle.size }, 'shapes loaded')
   }
@@ -168,10 +160,12 @@ export class ShapeManager {
     return creating
   }
 
-  /** Drops a shape: its clients get 409 and the next request for its definition a new handle. */
-  async drop(shape: ActiveShape, reason: string): Promise<void> {
-    if (shape.dropped) return
-    shape.dropped = true
+  /**
+   * Drops a shape: its clients get 409 and the next request for its definition a new handle; with
+   * `failure`, they get that 400 instead (the definition can never be served).
+   */
+  async drop(shape: ActiveShape, reason: string, failure?: InvalidRequestError): Promise<void> {
+    if (!shape.drop(failure)) return
     this.#queued.get(shape)?.abort()
     this.#options.log.info({ handle: shape.stored.handle, reason, shapes: this.size - 1 }, 'dropping shape')
     this.#router?.remove(shape)
@@ -219,15 +213,7 @@ export class ShapeManager {
     }
     await this.#makeRoom()
     const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
-    const shape: ActiveShape = {
-      stored,
-      ...bound,
-      phase: MERGE_PHASE.awaitingSnapshot,
-      visibility: undefined,
-      held: [],
-      snapshotComplete: false,
-      dropped: false,
-    }
+    const shape = ActiveShape.waiting(stored, bound)
     this.#activate(shape)
     log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
     const running = this.#runSnapshot(shape, router)
@@ -289,10 +275,7 @@ export class ShapeManager {
             log.info({ handle: shape.stored.handle, transactions: missed.length }, 'snapshot taken again once transactions already replicated are visible in it (committed, not yet visible: a synchronous standby, or a busy server)')
             this.#options.onSnapshotRetaken?.()
           },
-          onSnapshotInfo: (info) => {
-            shape.visibility = visibilityOf(info)
-            router.snapshotStarted(shape)
-          },
+          onSnapshotInfo: (info) => router.snapshotStarted(shape, visibilityOf(info)),
           onRows: async (batch) => {
             if (shape.dropped) throw new Error('shape dropped during its snapshot')
             if (this.#stopping) throw new Error('server stopping')
@@ -306,13 +289,14 @@ export class ShapeManager {
       if (shape.dropped || this.#stopping) return
       const end = { headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }
       await store.finishSnapshot(id, Buffer.from(JSON.stringify(end)), info)
-      shape.snapshotComplete = true
+      shape.completeSnapshot()
       notifier.notify(id)
       log.info({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
       this.#options.onSnapshotTaken?.((Date.now() - started) / 1000)
     } catch (error) {
       if (this.#stopping) return
       const sqlState = permanentSqlState(error)
+      let failure: InvalidRequestError | undefined
       if (error instanceof TableChangedError) {
         // Not a 400: the table is there, just not the one the shape was bound to. Its clients get
         // 409 and refetch against the table as it is now.
@@ -321,8 +305,8 @@ export class ShapeManager {
       } else if (sqlState) {
         // The same snapshot would fail again: its clients get a 400, not a 409 to refetch into it.
         const param = shape.stored.definition.where === undefined ? PARAMS.table : PARAMS.where
-        shape.failure = InvalidRequestError.of(param, `PostgreSQL could not take this shape's snapshot: ${(error as Error).message} (SQLSTATE ${sqlState})`)
-        this.#failures.set(shape.stored.definitionKey, shape.failure)
+        failure = InvalidRequestError.of(param, `PostgreSQL could not take this shape's snapshot: ${(error as Error).message} (SQLSTATE ${sqlState})`)
+        this.#failures.set(shape.stored.definitionKey, failure)
         log.warn({ handle: shape.stored.handle, err: (error as Error).message, sqlState }, 'snapshot failed for good; its clients get 400')
       } else {
         log.error(
@@ -330,7 +314,7 @@ export class ShapeManager {
           'snapshot failed; the shape is dropped and will be recreated on the next request',
         )
       }
-      await this.drop(shape, 'snapshot failed')
+      await this.drop(shape, 'snapshot failed', failure)
     } finally {
       release()
     }

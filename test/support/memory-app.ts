@@ -13,11 +13,12 @@ import { Metrics } from '../../src/metrics.js'
 import type { TableInfo } from '../../src/pg/introspect.js'
 import { qualifiedName } from '../../src/pg/sql.js'
 import type { TableName } from '../../src/pg/table-name.js'
-import { MERGE_PHASE, type ActiveShape } from '../../src/shapes/active-shape.js'
+import { ActiveShape } from '../../src/shapes/active-shape.js'
 import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-definition.js'
 import { bindShape } from '../../src/shapes/shape-filter.js'
 import { makeShapeHandle } from '../../src/shapes/shape-handle.js'
 import { Semaphore } from '../../src/shapes/semaphore.js'
+import { visibilityOf } from '../../src/shapes/xid-visibility.js'
 import { SHAPE_STATUS } from '../../src/storage/shape-log-store.js'
 import { MemoryShapeLog } from './memory-shape-log.js'
 
@@ -53,6 +54,9 @@ export class MemoryTables implements TableLookup {
   forget(): void {}
 }
 
+/** A snapshot's visibility when no transaction is ever routed. */
+const NO_TRANSACTIONS = visibilityOf({ xmin: '1', xmax: '1', xip: [] })
+
 /** Shapes made on request, with an empty log and their snapshot still running until the test says. */
 export class MemoryShapes implements ShapeRegistry {
   readonly #byHandle = new Map<string, ActiveShape>()
@@ -77,15 +81,8 @@ export class MemoryShapes implements ShapeRegistry {
     const existing = this.#byKey.get(key)
     if (existing) return existing
     const id = this.#byHandle.size + 1
-    const shape: ActiveShape = {
-      stored: { id, handle: makeShapeHandle(key, this.#clock++), definition, definitionKey: key, status: SHAPE_STATUS.snapshotting, createdAtMs: 0 },
-      ...bindShape(definition, table),
-      phase: MERGE_PHASE.awaitingSnapshot,
-      visibility: undefined,
-      held: [],
-      snapshotComplete: false,
-      dropped: false,
-    }
+    const stored = { id, handle: makeShapeHandle(key, this.#clock++), definition, definitionKey: key, status: SHAPE_STATUS.snapshotting, createdAtMs: 0 }
+    const shape = ActiveShape.waiting(stored, bindShape(definition, table))
     this.#byHandle.set(shape.stored.handle, shape)
     this.#byKey.set(key, shape)
     return shape
@@ -96,7 +93,7 @@ export class MemoryShapes implements ShapeRegistry {
   }
 
   async drop(shape: ActiveShape): Promise<void> {
-    shape.dropped = true
+    shape.drop()
     this.#byHandle.delete(shape.stored.handle)
     if (this.#byKey.get(shape.stored.definitionKey) === shape) this.#byKey.delete(shape.stored.definitionKey)
     this.#log.notify(shape.stored.id)
@@ -106,7 +103,8 @@ export class MemoryShapes implements ShapeRegistry {
   completeSnapshot(shape: ActiveShape, rows: readonly unknown[]): void {
     this.#log.append(shape.stored.id, '0_0', ...rows)
     this.#log.closeChunk(shape.stored.id, '0_0')
-    shape.snapshotComplete = true
+    shape.startSnapshot(NO_TRANSACTIONS)
+    shape.completeSnapshot()
     this.#log.notify(shape.stored.id)
   }
 }

@@ -6,15 +6,12 @@ import { describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/log.js'
 import { lsn, type Lsn } from '../../src/pg/lsn.js'
 import type { Transaction } from '../../src/replication/transaction.js'
-import { MERGE_PHASE, type ActiveShape } from '../../src/shapes/active-shape.js'
-import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-definition.js'
 import type { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
 import { ShapeRouter } from '../../src/shapes/shape-router.js'
 import { parseSnapshotText, visibilityOf } from '../../src/shapes/xid-visibility.js'
-import type { ShapeLogStore, StoredShape } from '../../src/storage/shape-log-store.js'
-import { ITEMS_TABLE, itemsRelation } from '../support/items-table.js'
+import type { ShapeLogStore } from '../../src/storage/shape-log-store.js'
+import { itemsRelation, SHOWS_NONE, waitingShape } from '../support/items-table.js'
 
-const TABLE = ITEMS_TABLE
 const RELATION = itemsRelation('f')
 
 function makeRouter(): ShapeRouter {
@@ -23,21 +20,12 @@ function makeRouter(): ShapeRouter {
   return new ShapeRouter({ store, notifier, acknowledge: () => {}, invalidate: () => {}, onStorageFailure: (error) => { throw error }, maxHeldChanges: 1_000, log: createLogger('silent') })
 }
 
-function waitingShape(id: number): ActiveShape {
-  const definition: ShapeDefinition = { table: TABLE.table, replica: 'default', log: 'full' }
-  const stored = { id, handle: `h${id}`, definition, definitionKey: definitionKey(definition), status: 'snapshotting', createdAtMs: 0 } as unknown as StoredShape
-  return { stored, table: TABLE, where: undefined, phase: MERGE_PHASE.awaitingSnapshot, visibility: undefined, held: [], snapshotComplete: false, dropped: false }
-}
-
 const insert = (xid: number): Transaction => ({
   xid,
   commitLsn: lsn(BigInt(xid * 100)),
   endLsn: lsn(BigInt(xid * 100 + 1)),
   changes: [{ kind: 'insert', relation: RELATION, record: [String(xid)] }],
 })
-
-/** A snapshot in which 100 and up are still running: it shows none of the test's transactions. */
-const SHOWS_NONE = visibilityOf(parseSnapshotText('100:100:'))
 
 describe('commitsMissedBy', () => {
   it('names the transactions routed before the shape joined, not those after', async () => {
@@ -73,8 +61,7 @@ describe('commitsMissedBy', () => {
     router.confirmCommits(visibilityOf(parseSnapshotText('101:102:101')))
     expect(router.unconfirmedCommits).toBe(1)
     expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([101])
-    shape.visibility = SHOWS_NONE
-    router.snapshotStarted(shape)
+    router.snapshotStarted(shape, SHOWS_NONE)
     expect(router.commitsMissedBy(shape, SHOWS_NONE)).toEqual([])
   })
 

@@ -3,13 +3,12 @@ import { createLogger } from '../../src/log.js'
 import { lsn, type Lsn } from '../../src/pg/lsn.js'
 import type { TableInfo } from '../../src/pg/introspect.js'
 import type { Relation, Transaction } from '../../src/replication/transaction.js'
-import { MERGE_PHASE, type ActiveShape } from '../../src/shapes/active-shape.js'
-import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-definition.js'
+import { SHAPE_PHASE, type ActiveShape } from '../../src/shapes/active-shape.js'
 import type { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
 import { ShapeRouter } from '../../src/shapes/shape-router.js'
-import type { LogBatch, ShapeLogStore, StoredShape } from '../../src/storage/shape-log-store.js'
+import type { LogBatch, ShapeLogStore } from '../../src/storage/shape-log-store.js'
 import { drained, waitFor } from '../support/wait.js'
-import { ITEMS_TABLE, itemsRelation } from '../support/items-table.js'
+import { ITEMS_TABLE, itemsRelation, liveShape, SHOWS_NONE, waitingShape } from '../support/items-table.js'
 
 const TABLE = ITEMS_TABLE
 const RELATION = itemsRelation('d')
@@ -42,22 +41,14 @@ function makeRouter(store: ShapeLogStore, options: { maxHeldChanges?: number; in
   })
 }
 
-/** A shape on the whole table; `waiting`: its snapshot has not started (its transactions are held). */
-function shapeOf(id: number, waiting = false, table = TABLE): ActiveShape {
-  const definition: ShapeDefinition = { table: table.table, replica: 'default', log: 'full' }
-  const stored = { id, handle: `h${id}`, definition, definitionKey: definitionKey(definition), status: 'ready', createdAtMs: 0 } as unknown as StoredShape
-  const phase = waiting ? MERGE_PHASE.awaitingSnapshot : MERGE_PHASE.appendAll
-  return { stored, table, where: undefined, phase, visibility: undefined, held: [], snapshotComplete: !waiting, dropped: false }
-}
-
-/** What `snapshotStarted` needs: a snapshot that sees none of the test's transactions. */
-const SEES_NOTHING = { xmin32: 0, xmax32: 0, inProgress: new Set() } as unknown as ActiveShape['visibility']
-
 function routerWithOneShape(store: ShapeLogStore): ShapeRouter {
   const router = makeRouter(store)
-  router.add(shapeOf(1))
+  router.add(liveShape(1))
   return router
 }
+
+/** Transactions held for a shape awaiting its snapshot. */
+const heldOf = (shape: ActiveShape) => (shape.phase.kind === SHAPE_PHASE.waiting ? shape.phase.held.length : 0)
 
 const OTHER: TableInfo = { ...TABLE, oid: 2, table: { schema: 'public', name: 'other' } }
 const OTHER_RELATION: Relation = { ...RELATION, oid: 2, name: 'other' }
@@ -111,12 +102,12 @@ describe('router memory bounds', () => {
       maxHeldChanges: 1_000,
       invalidate: (shape, reason) => {
         dropped.push(`${shape.stored.handle}: ${reason}`)
-        shape.dropped = true
+        shape.drop()
         router.remove(shape)
       },
     })
-    const early = shapeOf(1, true)
-    const late = shapeOf(2, true)
+    const early = waitingShape(1)
+    const late = waitingShape(2)
     router.add(early)
     for (let tx = 0; tx < 3; tx++) await router.onTransaction(inserts(300, tx))
     router.add(late)
@@ -125,14 +116,13 @@ describe('router memory bounds', () => {
     await router.onTransaction(inserts(300, 3))
     expect(dropped).toEqual(['h1: too many changes arrived while its snapshot waited for a slot'])
     // Its held changes go at once, though its snapshot task may wait for a slot a while yet.
-    expect(early.held).toHaveLength(0)
+    expect(heldOf(early)).toBe(0)
     // The second holds 300 (its part of the last transaction); once its snapshot starts, held
     // changes no longer count and it keeps every transaction whatever the limit.
-    expect(late.held).toHaveLength(1)
-    late.visibility = SEES_NOTHING
-    router.snapshotStarted(late)
+    expect(heldOf(late)).toBe(1)
+    router.snapshotStarted(late, SHOWS_NONE)
     // A third waiting shape may hold up to the limit itself: 900, with nothing else counted.
-    router.add(shapeOf(3, true))
+    router.add(waitingShape(3))
     for (let tx = 4; tx < 7; tx++) await router.onTransaction(inserts(300, tx))
     expect(dropped).toHaveLength(1)
     for (const { finish } of waiting) finish()
@@ -147,24 +137,23 @@ describe('router memory bounds', () => {
     const router = makeRouter(store, {
       maxHeldChanges: 1_000,
       invalidate: (shape) => {
-        dropped.push(`${shape.stored.handle} ${shape.phase}`)
-        shape.dropped = true
+        dropped.push(`${shape.stored.handle} ${shape.phase.kind}`)
+        shape.drop()
         router.remove(shape)
       },
     })
-    const started = shapeOf(1, true)
-    const other = shapeOf(2, true, OTHER)
+    const started = waitingShape(1)
+    const other = waitingShape(2, OTHER)
     router.add(other)
     await router.onTransaction(inserts(450, 0, OTHER_RELATION))
     router.add(started)
     const tx = inserts(1_100, 1)
     router.onBegin(tx)
     await router.onChanges(tx.changes.slice(0, 500))
-    started.visibility = SEES_NOTHING
-    router.snapshotStarted(started)
+    router.snapshotStarted(started, SHOWS_NONE)
     // 450 + 500 + 51 passes the limit: the shape still waiting goes, not the one whose snapshot runs.
     await router.onChanges(tx.changes.slice(500))
-    expect(dropped).toEqual([`h2 ${MERGE_PHASE.awaitingSnapshot}`])
+    expect(dropped).toEqual([`h2 ${SHAPE_PHASE.waiting}`])
     await router.onCommit(tx)
     for (const { finish } of waiting) finish()
     await router.flushed()
