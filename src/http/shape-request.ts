@@ -9,15 +9,9 @@ import { BEFORE_ALL, compareOffsets, parseOffset, type Offset } from '../protoco
 import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDefinition } from '../shapes/shape-definition.js'
 import type { TableName } from '../pg/table-name.js'
 import { parseColumnList } from '../shapes/column-list.js'
-import { parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
+import { FOREIGN_HANDLE, parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 import { canonicalizeWhere, type ParamReader } from '../shapes/where/compile-where.js'
 import { parameterErrorsOf } from './error-response.js'
-
-/**
- * A `handle` this server cannot have issued (malformed). Electric takes any text as a handle and
- * answers one it does not know with 409 must-refetch and the current handle; so does Sluice.
- */
-export const FOREIGN_HANDLE = Symbol('foreign handle')
 
 export interface ShapeRequest {
   readonly definition: ShapeDefinition

@@ -2,15 +2,14 @@
  * GET /v1/shape: resolves the request to a shape (creating it, or answering 409 when the
  * client's handle is gone), reads the log slice and sets the protocol's headers.
  */
-import { MustRefetchError, RequestAbortedError, UnavailableError } from '../errors.js'
+import { MustRefetchError, UnavailableError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'
 import type { TableCatalog } from '../pg/table-catalog.js'
 import { electricSchema } from '../protocol/electric-schema.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
-import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
-import { definitionKey } from '../shapes/shape-definition.js'
-import { schemaChange } from '../shapes/schema-drift.js'
+import type { ActiveShape } from '../shapes/active-shape.js'
+import { lookUpShape, LOOKUP, waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
 import { compileWhere } from '../shapes/where/compile-where.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
@@ -18,7 +17,7 @@ import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
 import { lastSeenLsn, processedLsn } from './last-seen-lsn.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
-import { FOREIGN_HANDLE, type ShapeRequest } from './shape-request.js'
+import type { ShapeRequest } from './shape-request.js'
 import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 import type { SseOptions } from './sse-hub.js'
 
@@ -76,7 +75,7 @@ async function serveResolved(
   let slice: LogSlice
   let requested: Offset
   if (request.offset === OFFSET_NOW) {
-    await waitForSnapshot(deps, shape, signal)
+    await waitForSnapshot(deps.notifier, shape, signal)
     const processed = processedLsn(deps.store.committedLsn)
     const head = headOf(deps.store, shape)
     requested = head
@@ -128,44 +127,12 @@ function schemaHeaderOf(shape: ActiveShape): string {
 }
 
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
-  const { manager } = deps
-  if (request.handle !== undefined) {
-    const shape = request.handle === FOREIGN_HANDLE ? undefined : await stillCurrent(deps, manager.byHandle(request.handle))
-    if (shape && definitionKey(shape.stored.definition) === definitionKey(request.definition)) return shape
-    const table = await tableFor(deps, request)
-    requireReplication(deps)
-    return manager.mustRefetch(
-      request.definition,
-      table,
-      shape ? 'the handle belongs to a different shape definition' : 'the shape handle is unknown or was removed',
-    )
-  }
-  const existing = await stillCurrent(deps, manager.byDefinition(request.definition))
-  if (existing) return existing
+  const found = await lookUpShape(deps, request.definition, request.handle)
+  if (found.kind === LOOKUP.current) return found.shape
   const table = await tableFor(deps, request)
   requireReplication(deps)
-  return manager.getOrCreate(request.definition, table)
-}
-
-/**
- * The shape, unless its table changed in a way its log cannot follow (a DDL with no write
- * after it sends no Relation message; a dropped table none at all): then it is dropped here.
- * The catalog answer is cached for a few seconds. When the database is unreachable the shape
- * is served from storage as it is.
- */
-async function stillCurrent(deps: ShapeRouteDeps, shape: ActiveShape | undefined): Promise<ActiveShape | undefined> {
-  if (!shape) return undefined
-  let why: string | undefined
-  try {
-    const current = await deps.tables.find(shape.stored.definition.table)
-    why = current ? schemaChange(shape, { ...current.table, oid: current.oid, columns: current.columns, key: current.primaryKey }) : 'the table was dropped'
-  } catch {
-    return shape
-  }
-  if (!why) return shape
-  deps.tables.forget(shape.stored.definition.table)
-  await deps.manager.drop(shape, `schema change: ${why}`)
-  return undefined
+  if (found.kind === LOOKUP.refetch) return deps.manager.mustRefetch(request.definition, table, found.why)
+  return deps.manager.getOrCreate(request.definition, table)
 }
 
 /**
@@ -182,14 +149,6 @@ async function tableFor(deps: ShapeRouteDeps, request: ShapeRequest): Promise<Ta
 function requireReplication(deps: ShapeRouteDeps): void {
   if (!deps.canCreateShapes()) {
     throw new UnavailableError('Sluice is not connected to PostgreSQL replication yet; retry shortly.')
-  }
-}
-
-export async function waitForSnapshot(deps: ShapeRouteDeps, shape: ActiveShape, signal?: AbortSignal): Promise<void> {
-  while (!shape.snapshotComplete) {
-    if (shape.dropped) throw droppedError(shape)
-    await deps.notifier.wait(shape.stored.id, 1_000, signal)
-    if (signal?.aborted) throw new RequestAbortedError()
   }
 }
 

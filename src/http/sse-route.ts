@@ -18,10 +18,11 @@ import { electricSchema } from '../protocol/electric-schema.js'
 import { CONTROL, HEADERS, OFFSET_NOW, SSE } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
+import { waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import { nextCursor } from './cursor.js'
 import { headOf } from './log-reader.js'
 import type { ShapeRequest } from './shape-request.js'
-import { resolveShape, waitForSnapshot, type ShapeRouteDeps } from './shape-route.js'
+import { resolveShape, type ShapeRouteDeps } from './shape-route.js'
 import { encodeEvents, parseEventId, retryField, SSE_FRAMING, sseCacheControl, sseFramingOf } from './sse-events.js'
 import type { SseHub } from './sse-hub.js'
 
@@ -98,7 +99,7 @@ async function resolveStart(deps: ShapeRouteDeps, request: ShapeRequest, http: S
   const onClose = () => aborted.abort()
   http.res.once('close', onClose)
   try {
-    await waitForSnapshot(deps, shape, aborted.signal)
+    await waitForSnapshot(deps.notifier, shape, aborted.signal)
   } finally {
     http.res.off('close', onClose)
   }

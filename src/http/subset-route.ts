@@ -20,11 +20,12 @@ import { LOG_MODES } from '../shapes/shape-definition.js'
 import { compileSubset, type SubsetParams } from '../shapes/subset/compile-subset.js'
 import { TableChangedError } from '../shapes/snapshot.js'
 import { takeSubset, type SubsetMetadata, type SubsetRows } from '../shapes/subset/take-subset.js'
+import { waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import { isDataException } from '../pg/permanent-errors.js'
 import { electricSchema } from '../protocol/electric-schema.js'
 import { CACHE_CONTROL } from './cache-headers.js'
 import { headOf } from './log-reader.js'
-import { resolveShape, waitForSnapshot, type ShapeRouteDeps } from './shape-route.js'
+import { resolveShape, type ShapeRouteDeps } from './shape-route.js'
 import type { ShapeRequest } from './shape-request.js'
 
 export interface SubsetRouteDeps extends ShapeRouteDeps {
@@ -77,7 +78,7 @@ async function resumeOffset(deps: ShapeRouteDeps, request: ShapeRequest, shape: 
   if (request.offset !== OFFSET_NOW && compareOffsets(request.offset, BEFORE_ALL) !== 0) return formatOffset(request.offset)
   // A full log's snapshot can take long; the client only follows this offset on changes_only shapes.
   if (shape.stored.definition.log === LOG_MODES.full && !shape.snapshotComplete) return formatOffset(BEFORE_ALL)
-  await waitForSnapshot(deps, shape, signal)
+  await waitForSnapshot(deps.notifier, shape, signal)
   return formatOffset(headOf(deps.store, shape))
 }
 

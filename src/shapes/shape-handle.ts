@@ -6,6 +6,12 @@ import { createHash } from 'node:crypto'
 
 export type ShapeHandle = string & { readonly __brand: 'ShapeHandle' }
 
+/**
+ * A `handle` this server cannot have issued (malformed). Electric takes any text as a handle and
+ * answers one it does not know with 409 must-refetch and the current handle; so does Sluice.
+ */
+export const FOREIGN_HANDLE = Symbol('foreign handle')
+
 const HANDLE_TEXT = /^[0-9a-f]{8}-[0-9]{1,20}$/
 
 export function makeShapeHandle(definitionKey: string, clock: bigint): ShapeHandle {

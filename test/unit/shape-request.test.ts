@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
-import { FOREIGN_HANDLE, parseShapeRequest, type ShapeRequest } from '../../src/http/shape-request.js'
+import { parseShapeRequest, type ShapeRequest } from '../../src/http/shape-request.js'
+import { FOREIGN_HANDLE } from '../../src/shapes/shape-handle.js'
 
 const HANDLE = '3f2a9c1b-1732623456789000'
 
