@@ -16,7 +16,9 @@ import { relationPrefix } from './row-key.js'
 export const TRUNCATED = 'truncated'
 
 export class ShapeEntries {
-  readonly #shape: ActiveShape
+  readonly #shapeId: number
+  readonly #schema: string
+  readonly #name: string
   readonly #context: EncodeContext
   readonly #tx: Lsn
   /** The shape's last message so far, held back until commit: it gets `last: true`. */
@@ -27,16 +29,17 @@ export class ShapeEntries {
   #op = 0
 
   constructor(shape: ActiveShape, tx: { readonly xid: number; readonly commitLsn: Lsn }, lsnText = String(tx.commitLsn)) {
-    this.#shape = shape
+    this.#shapeId = shape.stored.id
+    this.#schema = shape.table.table.schema
+    this.#name = shape.table.table.name
     this.#context = encodeContext(encodingOf(shape), lsnText, tx.xid)
     this.#tx = tx.commitLsn
   }
 
   /** Encodes one change at its position in the transaction: the entries it made, or TRUNCATED. */
   add(change: Change, position: number): number | typeof TRUNCATED {
-    const { schema, name } = this.#shape.table.table
-    if (change.kind === 'truncate') return change.relations.some((r) => r.schema === schema && r.name === name) ? TRUNCATED : 0
-    if (change.relation.schema !== schema || change.relation.name !== name) return 0
+    if (change.kind === 'truncate') return change.relations.some((r) => r.schema === this.#schema && r.name === this.#name) ? TRUNCATED : 0
+    if (change.relation.schema !== this.#schema || change.relation.name !== this.#name) return 0
     let made = 0
     for (const message of encodeChange(this.#context, change, position)) {
       if (this.#pending) {
@@ -51,7 +54,7 @@ export class ShapeEntries {
   /** The entries made so far but the pending last one, to stage before the commit. */
   take(): ShapeAppend | undefined {
     if (this.#entries.length === 0) return undefined
-    const append = { shapeId: this.#shape.stored.id, tx: this.#tx, firstOp: this.#firstOp, entries: this.#entries }
+    const append = { shapeId: this.#shapeId, tx: this.#tx, firstOp: this.#firstOp, entries: this.#entries }
     this.#entries = []
     this.#firstOp = this.#op
     return append

@@ -207,20 +207,17 @@ export class ShapeRouter implements ReplicationSink {
     let part = open.parts.get(shape)
     if (!part) open.parts.set(shape, (part = this.#startPart(open, shape)))
     if (shape.dropped) return
-    switch (part.kind) {
-      case MERGE_DECISION.hold:
-        part.changes.push(change)
-        this.#merge.hold(shape, 1)
-        return
-      case MERGE_DECISION.skip:
-        return
-      case MERGE_DECISION.append: {
-        const made = part.entries.add(change, position)
-        if (made === TRUNCATED) {
-          this.#options.invalidate(shape, 'table truncated')
-          open.parts.set(shape, SKIP)
-        } else open.buffered += made
+    // The common case first: this runs per change and candidate shape.
+    if (part.kind === MERGE_DECISION.append) {
+      const made = part.entries.add(change, position)
+      if (made !== TRUNCATED) open.buffered += made
+      else {
+        this.#options.invalidate(shape, 'table truncated')
+        open.parts.set(shape, SKIP)
       }
+    } else if (part.kind === MERGE_DECISION.hold) {
+      part.changes.push(change)
+      this.#merge.hold(shape, 1)
     }
   }
 
