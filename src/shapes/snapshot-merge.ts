@@ -2,7 +2,8 @@
  * The snapshot/log merge (docs/ARCHITECTURE.md I2, I3): for each shape and transaction, whether
  * the transaction is held (the shape's snapshot has not started), skipped (the snapshot shows it)
  * or appended; which routed transactions a new shape's snapshot must show; and the bound on the
- * changes held meanwhile (SLUICE_MAX_HELD_CHANGES, I11). No I/O: the router feeds it.
+ * changes held meanwhile (SLUICE_MAX_HELD_CHANGES, I11). No storage and no database: the router
+ * feeds it, so it is tested alone.
  */
 import type { Logger } from '../log.js'
 import type { Lsn } from '../pg/lsn.js'
