@@ -89,6 +89,9 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     onStorageFailure: (error) => {
       // Nothing past storage was acknowledged; a restart replays from there.
       log.fatal({ err: error, dataDir: config.dataDir, freeBytes: freeBytes(config.dataDir) }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; free space or fix storage, then start it again — nothing acknowledged is lost, the slot replays the rest')
+      // lmdb's exit hook closes the environment and can wait on a write that cannot finish on a
+      // full disk: the soak saw the process stay up after this line. Nothing needs flushing here.
+      process.removeAllListeners('exit')
       process.exit(1)
     },
     invalidate: (shape, reason) => {
