@@ -22,8 +22,8 @@ import { bindShape, type BoundShape } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
-import { Semaphore } from './semaphore.js'
-import { TableChangedError, takeSnapshot } from './snapshot.js'
+import { SnapshotScheduler } from './snapshot-batch.js'
+import { TableChangedError } from './snapshot.js'
 import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
 
 export interface ShapeManagerOptions {
@@ -67,7 +67,7 @@ export class ShapeManager {
   readonly #creating = new Map<string, Promise<ActiveShape>>()
   /** Shapes in order of last use, least recent first (a Map keeps insertion order). */
   readonly #recent = new Map<ActiveShape, true>()
-  readonly #snapshots: Semaphore
+  readonly #snapshots: SnapshotScheduler
   /** Shapes whose snapshot waits for a slot, to take out of the queue when dropped. */
   readonly #queued = new Map<ActiveShape, AbortController>()
   /** Snapshots in progress, so stopping can wait for them to let go of storage. */
@@ -81,7 +81,7 @@ export class ShapeManager {
 
   constructor(options: ShapeManagerOptions) {
     this.#options = options
-    this.#snapshots = new Semaphore(options.maxConcurrentSnapshots)
+    this.#snapshots = new SnapshotScheduler(options.pool, options.maxConcurrentSnapshots, options.log)
   }
 
   /** Loads stored shapes into `router`; drops those whose snapshot never finished. */
@@ -149,7 +149,7 @@ export class ShapeManager {
     if (!creating) {
       const failure = this.#failures.get(key)
       if (failure) throw failure
-      if (this.#snapshots.free === 0 && this.#snapshots.waiting >= this.#options.snapshotQueueLength) {
+      if (this.#snapshots.busy && this.#snapshots.waiting >= this.#options.snapshotQueueLength) {
         throw new OverloadedError(`Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`)
       }
       // Columns and where are checked against the table first: a 400 leaves nothing behind.
@@ -249,44 +249,54 @@ export class ShapeManager {
   }
 
   async #runSnapshot(shape: ActiveShape, router: ShapeRouter): Promise<void> {
-    const { pool, store, notifier, log } = this.#options
+    const { store, notifier, log } = this.#options
     const id = shape.stored.id
     // A shape dropped while it waits leaves the queue at once (its clients' refetch queues anew).
     const leave = new AbortController()
     this.#queued.set(shape, leave)
-    const release = await this.#snapshots.acquire(leave.signal).finally(() => this.#queued.delete(shape))
-    if (!release) return
-    const started = Date.now()
+    let started = Date.now()
+    const stillWanted = () => {
+      if (shape.dropped) throw new Error('shape dropped during its snapshot')
+      if (this.#stopping) throw new Error('server stopping')
+    }
     try {
       if (shape.dropped || this.#stopping) return
-      const { info, rows } = await takeSnapshot(
-        pool,
-        shape.table,
-        shape.where?.sql,
-        {
-          missedCommits: (info) => {
-            if (shape.dropped) throw new Error('shape dropped during its snapshot')
-            if (this.#stopping) throw new Error('server stopping')
-            const visibility = visibilityOf(info)
-            router.confirmCommits(visibility)
-            return router.commitsMissedBy(shape, visibility)
+      const outcome = await this.#snapshots
+        .run(
+          {
+            table: shape.table,
+            whereSql: shape.where?.sql,
+            rows: shape.stored.definition.log === LOG_MODES.full,
+            tableKey: `${shape.table.oid}:${qualifiedName(shape.table.table)}`,
+            batchable: shape.where?.equalityIndex !== undefined,
+            sink: {
+              missedCommits: (info) => {
+                stillWanted()
+                const visibility = visibilityOf(info)
+                router.confirmCommits(visibility)
+                return router.commitsMissedBy(shape, visibility)
+              },
+              onRetake: (missed) => {
+                log.info({ handle: shape.stored.handle, transactions: missed.length }, 'snapshot taken again once transactions already replicated are visible in it (committed, not yet visible: a synchronous standby, or a busy server)')
+                this.#options.onSnapshotRetaken?.()
+              },
+              onSnapshotInfo: (info) => {
+                started = Date.now()
+                router.snapshotStarted(shape, visibilityOf(info))
+              },
+              onRows: async (batch) => {
+                stillWanted()
+                await store.appendSnapshotRows(id, batch)
+                notifier.notify(id)
+              },
+            },
           },
-          onRetake: (missed) => {
-            log.info({ handle: shape.stored.handle, transactions: missed.length }, 'snapshot taken again once transactions already replicated are visible in it (committed, not yet visible: a synchronous standby, or a busy server)')
-            this.#options.onSnapshotRetaken?.()
-          },
-          onSnapshotInfo: (info) => router.snapshotStarted(shape, visibilityOf(info)),
-          onRows: async (batch) => {
-            if (shape.dropped) throw new Error('shape dropped during its snapshot')
-            if (this.#stopping) throw new Error('server stopping')
-            await store.appendSnapshotRows(id, batch)
-            notifier.notify(id)
-          },
-        },
-        log,
-        { rows: shape.stored.definition.log === LOG_MODES.full },
-      )
-      if (shape.dropped || this.#stopping) return
+          leave.signal,
+        )
+        .finally(() => this.#queued.delete(shape))
+      if (!outcome || shape.dropped || this.#stopping) return
+      if ('left' in outcome) throw outcome.left
+      const { info, rows } = outcome
       const end = { headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }
       await store.finishSnapshot(id, Buffer.from(JSON.stringify(end)), info)
       shape.completeSnapshot()
@@ -315,8 +325,6 @@ export class ShapeManager {
         )
       }
       await this.drop(shape, 'snapshot failed', failure)
-    } finally {
-      release()
     }
   }
 }

@@ -11,8 +11,16 @@ import { textOutputSql } from '../pg/text-output-sql.js'
 import { qualifiedName } from '../pg/sql.js'
 import { relationPrefix, rowKeySql } from './row-key.js'
 
-/** `extraHeaders` join `operation` and `relation` in every row's headers (a subset's `snapshot_mark`). */
-export function snapshotRowSql(table: TableInfo, whereSql?: string, extraHeaders: Readonly<Record<string, string | number>> = {}): string {
+/**
+ * `extraHeaders` join `operation` and `relation` in every row's headers (a subset's `snapshot_mark`);
+ * `prefix` goes before each row's JSON (a batched snapshot's member number, `snapshot-batch.ts`).
+ */
+export function snapshotRowSql(
+  table: TableInfo,
+  whereSql?: string,
+  extraHeaders: Readonly<Record<string, string | number>> = {},
+  prefix = '',
+): string {
   const values = table.columns.map((column, i) => {
     const name = `${i === 0 ? '' : ','}${JSON.stringify(column.name)}:`
     return `${sqlLiteral(name)} || coalesce(to_json(${textOutputSql(column)})::text, 'null')`
@@ -21,7 +29,7 @@ export function snapshotRowSql(table: TableInfo, whereSql?: string, extraHeaders
   const pkColumns = table.primaryKey.map((name) => table.columns.find((c) => c.name === name)!)
   const key = rowKeySql(relationPrefix(table.table), pkColumns)
   const parts = [
-    sqlLiteral('{"key":'),
+    sqlLiteral(`${prefix}{"key":`),
     `to_json(${key})::text`,
     sqlLiteral(',"value":{'),
     ...values,

@@ -1,13 +1,17 @@
 /**
- * Takes a shape's snapshot (docs/ARCHITECTURE.md I1–I3): a REPEATABLE READ READ ONLY transaction
+ * Takes shapes' snapshots (docs/ARCHITECTURE.md I1–I3): a REPEATABLE READ READ ONLY transaction
  * that first reads `pg_current_snapshot()` and the WAL position after it — handed to the caller
  * at once, so replicated transactions can be filtered while rows are still streaming — then
  * streams every row as wire JSON through binary COPY, in batches, with backpressure from storage.
  * A snapshot that misses transactions already replicated is dropped and taken again once they
  * are visible (`unconfirmed-commits.ts`).
  *
+ * Several shapes of one table can share the transaction (`snapshot-batch.ts`, I20): one query,
+ * a `UNION ALL` of each shape's own `SELECT`, every row prefixed with its shape's number, so each
+ * shape gets exactly its rows and all of them the same snapshot and WAL position.
+ *
  * The table is locked (ACCESS SHARE) before the transaction's snapshot is taken, and must still
- * be the one the shape was bound to: otherwise a concurrent DROP and CREATE (or a rewrite) would
+ * be the one the shapes were bound to: otherwise a concurrent DROP and CREATE (or a rewrite) would
  * make the COPY wait for the DDL, then read the new table with the older snapshot — without
  * the rows the DDL's transaction wrote.
  */
@@ -24,10 +28,14 @@ import { qualifiedName } from '../pg/sql.js'
 import { snapshotRowSql } from './snapshot-query.js'
 import { parseSnapshotText } from './xid-visibility.js'
 
+/**
+ * One shape's side of a snapshot. A sink that throws leaves the snapshot (its shape was
+ * dropped, or the server is stopping): the others in the same transaction go on.
+ */
 export interface SnapshotSink {
   /**
    * xids of transactions already replicated that this snapshot (or, while waiting, a fresh
-   * one) still counts as running. May throw to give up (the shape was dropped).
+   * one) still counts as running.
    */
   missedCommits(info: SnapshotInfo): readonly number[]
   /** The snapshot missed these: it is dropped, and taken again once they are visible. */
@@ -37,6 +45,19 @@ export interface SnapshotSink {
   /** Called with each batch of rows in order; the next batch waits for the promise. */
   onRows(rows: readonly Buffer[]): Promise<void>
 }
+
+export interface SnapshotMember {
+  /** The shape's table, narrowed to its selected columns. */
+  readonly table: TableInfo
+  /** The shape's rebuilt where SQL, if any. */
+  readonly whereSql: string | undefined
+  /** False for a shape that only follows changes: it takes part for the snapshot's visibility. */
+  readonly rows: boolean
+  readonly sink: SnapshotSink
+}
+
+/** Per member: its row count, or why it left the snapshot. */
+export type SnapshotOutcome = { readonly rows: number; readonly info: SnapshotInfo } | { readonly left: unknown }
 
 /**
  * The table's name no longer leads to the table (and columns) the shape was bound to: the shape
@@ -49,66 +70,88 @@ const PROGRESS_EVERY_MS = 5_000
 /** Missed transactions have committed: they turn visible as soon as their backends finish. */
 const MISSED_FIRST_POLL_MS = 2
 const MISSED_MAX_POLL_MS = 100
+const COMMA = 0x2c
 
-export async function takeSnapshot(
-  pool: pg.Pool,
-  table: TableInfo,
-  /** The shape's rebuilt where SQL, if any. */
-  whereSql: string | undefined,
-  sink: SnapshotSink,
-  log: Logger,
-  options: { readonly rows: boolean },
-): Promise<{ info: SnapshotInfo; rows: number }> {
+/**
+ * Takes one snapshot for `members`, shapes of one table. Throws only for what fails the whole
+ * transaction (the table changed, PostgreSQL refused the query, the connection broke); a member
+ * whose sink throws gets `{ left }` in its outcome.
+ */
+export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMember[], log: Logger): Promise<SnapshotOutcome[]> {
+  const outcomes: (SnapshotOutcome | undefined)[] = members.map(() => undefined)
+  const counts = members.map(() => 0)
+  const inside = (i: number) => outcomes[i] === undefined
+  const guard = <T>(i: number, step: () => T): T | undefined => {
+    try {
+      return step()
+    } catch (error) {
+      outcomes[i] = { left: error }
+      return undefined
+    }
+  }
   const client = await pool.connect()
   let broken = false
   try {
     let info: SnapshotInfo
     for (;;) {
-      info = await beginSnapshot(client, table)
-      const missed = sink.missedCommits(info)
+      info = await beginSnapshot(client, ...members.map((m) => m.table))
+      const missed = missedBy(members, info, inside, guard)
       if (missed.length === 0) break
       await client.query('ROLLBACK')
-      sink.onRetake(missed)
+      members.forEach((m, i) => {
+        if (inside(i)) guard(i, () => m.sink.onRetake(missed))
+      })
       for (let pollMs = MISSED_FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MISSED_MAX_POLL_MS)) {
         await sleep(pollMs)
-        if (sink.missedCommits(await readSnapshot(client)).length === 0) break
+        if (missedBy(members, await readSnapshot(client), inside, guard).length === 0) break
       }
     }
-    sink.onSnapshotInfo(info)
+    members.forEach((m, i) => {
+      if (inside(i)) guard(i, () => m.sink.onSnapshotInfo(info))
+    })
 
-    if (!options.rows) {
-      await client.query('COMMIT')
-      return { info, rows: 0 }
-    }
-    const started = Date.now()
-    let lastProgress = started
-    let rows = 0
-    const reader = new CopyBinaryRowReader()
-    const stream = client.query(copyTo(`COPY (${snapshotRowSql(table, whereSql)}) TO STDOUT (FORMAT binary)`))
-    let batch: Buffer[] = []
-    let batchBytes = 0
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      for (const row of reader.push(chunk)) {
-        batch.push(row)
-        batchBytes += row.length
+    const branches = members.flatMap((m, i) => (m.rows && inside(i) ? [`(${snapshotRowSql(m.table, m.whereSql, {}, `${i},`)})`] : []))
+    if (branches.length > 0) {
+      const started = Date.now()
+      let lastProgress = started
+      const reader = new CopyBinaryRowReader()
+      const stream = client.query(copyTo(`COPY (${branches.join(' UNION ALL ')}) TO STDOUT (FORMAT binary)`))
+      const pending = new Map<number, Buffer[]>()
+      let pendingBytes = 0
+      const flush = async () => {
+        for (const [i, rows] of pending) {
+          if (!inside(i)) continue
+          counts[i]! += rows.length
+          try {
+            await members[i]!.sink.onRows(rows)
+          } catch (error) {
+            outcomes[i] = { left: error }
+          }
+        }
+        pending.clear()
+        pendingBytes = 0
       }
-      if (batchBytes >= BATCH_BYTES) {
-        rows += batch.length
-        await sink.onRows(batch)
-        batch = []
-        batchBytes = 0
-        if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
-          lastProgress = Date.now()
-          log.info({ table: table.table, rows, elapsedMs: lastProgress - started }, 'snapshot in progress')
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        for (const row of reader.push(chunk)) {
+          const comma = row.indexOf(COMMA)
+          const i = Number(row.toString('latin1', 0, comma))
+          let rows = pending.get(i)
+          if (!rows) pending.set(i, (rows = []))
+          rows.push(row.subarray(comma + 1))
+          pendingBytes += row.length
+        }
+        if (pendingBytes >= BATCH_BYTES) {
+          await flush()
+          if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+            lastProgress = Date.now()
+            log.info({ table: members[0]!.table.table, shapes: members.length, rows: counts.reduce((a, b) => a + b, 0), elapsedMs: lastProgress - started }, 'snapshot in progress')
+          }
         }
       }
-    }
-    if (batch.length > 0) {
-      rows += batch.length
-      await sink.onRows(batch)
+      await flush()
     }
     await client.query('COMMIT')
-    return { info, rows }
+    return outcomes.map((outcome, i) => outcome ?? { rows: counts[i]!, info })
   } catch (error) {
     broken = true
     throw error
@@ -118,25 +161,40 @@ export async function takeSnapshot(
   }
 }
 
+/** The replicated transactions the snapshot misses, over the members still in it. */
+function missedBy(
+  members: readonly SnapshotMember[],
+  info: SnapshotInfo,
+  inside: (i: number) => boolean,
+  guard: <T>(i: number, step: () => T) => T | undefined,
+): number[] {
+  const missed = new Set<number>()
+  members.forEach((m, i) => {
+    if (inside(i)) for (const xid of guard(i, () => m.sink.missedCommits(info)) ?? []) missed.add(xid)
+  })
+  return [...missed]
+}
+
 /**
  * Opens the REPEATABLE READ READ ONLY transaction a snapshot (or a subset) reads in: the table
  * locked and checked first, before any query fixes the transaction's view, then the pinned output
  * settings, then the snapshot and the WAL position after it.
  */
-export async function beginSnapshot(client: pg.PoolClient, table: TableInfo): Promise<SnapshotInfo & { readonly lsn: string }> {
+export async function beginSnapshot(client: pg.PoolClient, ...tables: readonly TableInfo[]): Promise<SnapshotInfo & { readonly lsn: string }> {
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-  await lockBoundTable(client, table)
-  for (const [name, value] of Object.entries(OUTPUT_SETTINGS)) {
-    await client.query(`SELECT set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`)
-  }
+  await lockBoundTable(client, tables)
+  // One round trip for all of them: snapshots are taken thousands of times a second.
+  await client.query(`SELECT ${Object.entries(OUTPUT_SETTINGS).map(([name, value]) => `set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`).join(', ')}`)
   return readSnapshot(client)
 }
 
 /**
  * Waits out DDL on the table (a READ ONLY transaction may take ACCESS SHARE), then checks that
- * its name still leads to the shape's table OID with the shape's columns and their types.
+ * its name still leads to the shapes' table OID with each shape's columns and their types
+ * (`tables`: one table, as each shape narrows it).
  */
-async function lockBoundTable(client: pg.PoolClient, table: TableInfo): Promise<void> {
+async function lockBoundTable(client: pg.PoolClient, tables: readonly TableInfo[]): Promise<void> {
+  const table = tables[0]!
   const name = qualifiedName(table.table)
   await client.query(`LOCK TABLE ${name} IN ACCESS SHARE MODE`)
   const { rows } = await client.query<{ oid: string; name: string | null; type: string | null }>(
@@ -150,7 +208,7 @@ async function lockBoundTable(client: pg.PoolClient, table: TableInfo): Promise<
     throw new TableChangedError(`${where} was dropped and created again (OID ${table.oid} is now ${rows[0]!.oid}) before its snapshot`)
   }
   const types = new Map(rows.map((row) => [row.name, Number(row.type)]))
-  for (const column of table.columns) {
+  for (const column of new Set(tables.flatMap((t) => t.columns))) {
     const type = types.get(column.name)
     if (type === undefined) throw new TableChangedError(`column ${column.name} of ${where} was dropped or renamed before its snapshot`)
     if (type !== column.typeOid) throw new TableChangedError(`column ${column.name} of ${where} changed type before its snapshot`)

@@ -1,0 +1,164 @@
+/**
+ * Runs shapes' snapshots on a bounded number of PostgreSQL connections, many shapes of one table
+ * to a snapshot (docs/ARCHITECTURE.md I20). After a deploy every user of a per-user app asks for
+ * a new `user_id = k` shape at once: one transaction and one `UNION ALL` query for a few hundred
+ * of them costs about what one of them alone does, so shapes that wait for a connection are
+ * answered together when one frees up. No timer: a batch is whatever queued while the previous
+ * snapshots ran.
+ *
+ * Fairness: only shapes with an equality index (`col = c`, `col IN (…)`, few rows each) share a
+ * snapshot, at most `maxBatch` of them. The others (a whole table, a range) run one to a
+ * snapshot in their own lane, which never holds every connection: a large snapshot cannot keep
+ * the small ones waiting.
+ *
+ * A shared snapshot that PostgreSQL refuses for good (a `where` that fails on some row) is
+ * taken again for each of its shapes alone, so only the shape at fault gets its 400; a shape
+ * that had already received rows cannot start over and fails as after a lost connection (its
+ * clients refetch).
+ */
+import type pg from 'pg'
+import type { Logger } from '../log.js'
+import { permanentSqlState } from '../pg/permanent-errors.js'
+import { takeSnapshot, type SnapshotMember, type SnapshotOutcome } from './snapshot.js'
+
+export interface SnapshotRequest extends SnapshotMember {
+  /** Shapes share a snapshot only with shapes of the same table (name and OID). */
+  readonly tableKey: string
+  /** Whether the shape may share a snapshot (it has an equality index). */
+  readonly batchable: boolean
+}
+
+interface Waiting {
+  readonly request: SnapshotRequest
+  /** Taken again alone after a shared snapshot failed. */
+  readonly alone: boolean
+  readonly settle: (outcome: SnapshotOutcome | undefined, error?: unknown) => void
+  readonly signal: AbortSignal | undefined
+  readonly leave: () => void
+}
+
+/** Shapes in one shared snapshot at most: bounds its SQL and the wait of its last shape. */
+export const MAX_BATCH = 256
+
+export class SnapshotScheduler {
+  readonly #pool: pg.Pool
+  readonly #log: Logger
+  readonly #permits: number
+  readonly #lonePermits: number
+  readonly #maxBatch: number
+  readonly #queue: Waiting[] = []
+  #running = 0
+  #loneRunning = 0
+
+  /** `permits` connections at most; snapshots that cannot share one take at most `permits - 1`. */
+  constructor(pool: pg.Pool, permits: number, log: Logger, maxBatch = MAX_BATCH) {
+    this.#pool = pool
+    this.#log = log
+    this.#permits = permits
+    this.#lonePermits = Math.max(1, permits - 1)
+    this.#maxBatch = maxBatch
+  }
+
+  /** Snapshots waiting for a connection. */
+  get waiting(): number {
+    return this.#queue.length
+  }
+
+  /** Whether every connection is taken (a new snapshot would wait). */
+  get busy(): boolean {
+    return this.#running >= this.#permits
+  }
+
+  /**
+   * Takes the shape's snapshot, alone or with others; resolves with undefined when `signal`
+   * aborts while it still waits (it then leaves the queue).
+   */
+  run(request: SnapshotRequest, signal?: AbortSignal): Promise<SnapshotOutcome | undefined> {
+    if (signal?.aborted) return Promise.resolve(undefined)
+    return new Promise((resolve, reject) => this.#enqueue(request, false, signal, (outcome, error) => (error === undefined ? resolve(outcome) : reject(error))))
+  }
+
+  #enqueue(request: SnapshotRequest, alone: boolean, signal: AbortSignal | undefined, settle: Waiting['settle'], first = false): void {
+    if (signal?.aborted) {
+      settle(undefined)
+      return
+    }
+    const leave = () => {
+      const at = this.#queue.indexOf(waiting)
+      if (at < 0) return
+      this.#queue.splice(at, 1)
+      settle(undefined)
+    }
+    const waiting: Waiting = { request, alone, settle, signal, leave }
+    signal?.addEventListener('abort', leave, { once: true })
+    if (first) this.#queue.unshift(waiting)
+    else this.#queue.push(waiting)
+    this.#pump()
+  }
+
+  #pump(): void {
+    while (this.#running < this.#permits) {
+      const batch = this.#nextBatch()
+      if (!batch) return
+      this.#running++
+      const lone = !batch[0]!.request.batchable
+      if (lone) this.#loneRunning++
+      void this.#runBatch(batch).finally(() => {
+        this.#running--
+        if (lone) this.#loneRunning--
+        this.#pump()
+      })
+    }
+  }
+
+  /** The oldest snapshot that may start, with the queued shapes of its table that may join it. */
+  #nextBatch(): Waiting[] | undefined {
+    const loneFree = this.#loneRunning < this.#lonePermits
+    const at = this.#queue.findIndex((w) => w.request.batchable || loneFree)
+    if (at < 0) return undefined
+    const head = this.#queue[at]!
+    const batch = [head]
+    if (head.request.batchable && !head.alone) {
+      for (let i = at + 1; i < this.#queue.length && batch.length < this.#maxBatch; i++) {
+        const other = this.#queue[i]!
+        if (other.request.batchable && !other.alone && other.request.tableKey === head.request.tableKey) batch.push(other)
+      }
+    }
+    const taken = new Set(batch)
+    for (let i = this.#queue.length - 1; i >= at; i--) if (taken.has(this.#queue[i]!)) this.#queue.splice(i, 1)
+    for (const w of batch) w.signal?.removeEventListener('abort', w.leave)
+    return batch
+  }
+
+  async #runBatch(batch: readonly Waiting[]): Promise<void> {
+    const received = batch.map(() => false)
+    const members = batch.map(({ request }, i): SnapshotMember => ({
+      ...request,
+      sink: {
+        missedCommits: (info) => request.sink.missedCommits(info),
+        onRetake: (missed) => request.sink.onRetake(missed),
+        onSnapshotInfo: (info) => request.sink.onSnapshotInfo(info),
+        onRows: (rows) => {
+          received[i] = true
+          return request.sink.onRows(rows)
+        },
+      },
+    }))
+    try {
+      const outcomes = await takeSnapshot(this.#pool, members, this.#log)
+      batch.forEach((w, i) => w.settle(outcomes[i]))
+    } catch (error) {
+      if (batch.length === 1 || permanentSqlState(error) === undefined) {
+        for (const w of batch) w.settle(undefined, error)
+        return
+      }
+      this.#log.info({ shapes: batch.length, err: (error as Error).message }, 'a shared snapshot failed for good; each of its shapes is taken alone')
+      // Back to the head of the queue, in their order: they have waited longest.
+      for (let i = batch.length - 1; i >= 0; i--) {
+        const w = batch[i]!
+        if (received[i]) w.settle(undefined, new Error(`a snapshot shared with other shapes failed after this shape received rows: ${(error as Error).message}`))
+        else this.#enqueue(w.request, true, w.signal, w.settle, true)
+      }
+    }
+  }
+}
