@@ -7,6 +7,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 export interface MetricSources {
   shapes(): number
+  /** Shape snapshots waiting for a connection (SLUICE_MAX_CONCURRENT_SNAPSHOTS). */
+  snapshotsWaiting(): number
   storageBytes(): number
   /** Every change up to this LSN is durable in storage (the slot is never acknowledged past it). */
   durableLsn(): bigint
@@ -23,6 +25,7 @@ export class Metrics {
   readonly liveConnections: Gauge
   readonly snapshotSeconds: Histogram
   readonly snapshotsRetaken: Counter
+  readonly snapshotQueries: Counter
 
   constructor(sources: MetricSources) {
     const registers = [this.registry]
@@ -63,12 +66,25 @@ export class Metrics {
       help: 'Shape snapshots taken again because they did not yet show transactions already replicated (committed, still finishing in PostgreSQL).',
       registers,
     })
+    this.snapshotQueries = new Counter({
+      name: 'sluice_snapshot_queries_total',
+      help: 'Snapshot queries run; each answers one or more shapes of one table (sluice_snapshot_duration_seconds counts shapes).',
+      registers,
+    })
     new Gauge({
       name: 'sluice_shapes',
       help: 'Shapes currently served.',
       registers,
       collect() {
         this.set(sources.shapes())
+      },
+    })
+    new Gauge({
+      name: 'sluice_snapshots_waiting',
+      help: 'Shape snapshots waiting for a connection (SLUICE_MAX_CONCURRENT_SNAPSHOTS); they are taken together when one frees up.',
+      registers,
+      collect() {
+        this.set(sources.snapshotsWaiting())
       },
     })
     new Gauge({

@@ -79,6 +79,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     serve: servable,
     onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
     onSnapshotRetaken: () => metrics?.snapshotsRetaken.inc(),
+    onSnapshotQuery: () => metrics?.snapshotQueries.inc(),
     onTableChanged: (table) => tables.forget(table),
   })
   let replication: ReplicationStream | undefined
@@ -104,6 +105,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
   await manager.start(router)
   metrics = new Metrics({
     shapes: () => manager.size,
+    snapshotsWaiting: () => manager.snapshotsWaiting,
     storageBytes: () => store.sizeBytes(),
     durableLsn: () => store.durableLsn,
     replicationLagBytes: async () => {

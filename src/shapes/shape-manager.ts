@@ -41,6 +41,8 @@ export interface ShapeManagerOptions {
   /** Which tables may be served; a stored shape of a table no longer servable is dropped at start. */
   readonly serve: ServeOptions
   readonly onSnapshotTaken?: (seconds: number) => void
+  /** A snapshot query started for this many shapes (`snapshot-batch.ts`). */
+  readonly onSnapshotQuery?: (shapes: number) => void
   /** A snapshot missed transactions already replicated and is taken again (`unconfirmed-commits.ts`). */
   readonly onSnapshotRetaken?: () => void
   /** A snapshot found its table dropped and created again, or altered: what is cached about it is stale. */
@@ -81,7 +83,7 @@ export class ShapeManager {
 
   constructor(options: ShapeManagerOptions) {
     this.#options = options
-    this.#snapshots = new SnapshotScheduler(options.pool, options.maxConcurrentSnapshots, options.log)
+    this.#snapshots = new SnapshotScheduler({ pool: options.pool, permits: options.maxConcurrentSnapshots, log: options.log, ...(options.onSnapshotQuery ? { onQuery: options.onSnapshotQuery } : {}) })
   }
 
   /** Loads stored shapes into `router`; drops those whose snapshot never finished. */
@@ -121,6 +123,11 @@ export class ShapeManager {
 
   get size(): number {
     return this.#byHandle.size
+  }
+
+  /** Snapshots waiting for a connection. */
+  get snapshotsWaiting(): number {
+    return this.#snapshots.waiting
   }
 
   /** Looking a shape up counts as using it (for SLUICE_MAX_SHAPES eviction). */

@@ -40,23 +40,34 @@ interface Waiting {
 /** Shapes in one shared snapshot at most: bounds its SQL and the wait of its last shape. */
 export const MAX_BATCH = 256
 
+export interface SnapshotSchedulerOptions {
+  readonly pool: pg.Pool
+  /** Connections (snapshots running) at most; snapshots that cannot share one take at most `permits - 1`. */
+  readonly permits: number
+  readonly log: Logger
+  readonly maxBatch?: number
+  /** A snapshot query started, for this many shapes. */
+  readonly onQuery?: (shapes: number) => void
+}
+
 export class SnapshotScheduler {
   readonly #pool: pg.Pool
   readonly #log: Logger
   readonly #permits: number
   readonly #lonePermits: number
   readonly #maxBatch: number
+  readonly #onQuery: ((shapes: number) => void) | undefined
   readonly #queue: Waiting[] = []
   #running = 0
   #loneRunning = 0
 
-  /** `permits` connections at most; snapshots that cannot share one take at most `permits - 1`. */
-  constructor(pool: pg.Pool, permits: number, log: Logger, maxBatch = MAX_BATCH) {
-    this.#pool = pool
-    this.#log = log
-    this.#permits = permits
-    this.#lonePermits = Math.max(1, permits - 1)
-    this.#maxBatch = maxBatch
+  constructor(options: SnapshotSchedulerOptions) {
+    this.#pool = options.pool
+    this.#log = options.log
+    this.#permits = options.permits
+    this.#lonePermits = Math.max(1, options.permits - 1)
+    this.#maxBatch = options.maxBatch ?? MAX_BATCH
+    this.#onQuery = options.onQuery
   }
 
   /** Snapshots waiting for a connection. */
@@ -144,6 +155,7 @@ export class SnapshotScheduler {
         },
       },
     }))
+    this.#onQuery?.(batch.length)
     try {
       const outcomes = await takeSnapshot(this.#pool, members, this.#log)
       batch.forEach((w, i) => w.settle(outcomes[i]))
