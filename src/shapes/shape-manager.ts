@@ -67,6 +67,8 @@ export class ShapeManager {
   readonly #byKey = new Map<string, ActiveShape>()
   readonly #byHandle = new Map<string, ActiveShape>()
   readonly #creating = new Map<string, Promise<ActiveShape>>()
+  /** Publication checks in flight, by table (`#replicated`). */
+  readonly #replicating = new Map<string, Promise<void>>()
   /** Shapes in order of last use, least recent first (a Map keeps insertion order). */
   readonly #recent = new Map<ActiveShape, true>()
   readonly #snapshots: SnapshotScheduler
@@ -206,27 +208,44 @@ export class ShapeManager {
   }
 
   async #create(definition: ShapeDefinition, key: string, bound: BoundShape): Promise<ActiveShape> {
-    const { pool, publication, store, log } = this.#options
+    const { store, log } = this.#options
     const table = bound.table
     const router = this.#router
     if (!router) throw new UnavailableError('Sluice is starting')
-    const replicated = await ensureTableReplicated(pool, publication, table)
-    if (replicated.changed) {
-      // Changes written before the table joined the publication are not decoded, even when
-      // their transaction commits later: wait those transactions out before the snapshot.
-      await waitForTransactionsBefore(pool, replicated.xid, (waitedMs: number) =>
-        log.warn({ table: table.table, waitedMs }, 'waiting for older transactions to end before the first snapshot of this table'),
-      )
-    }
+    await this.#replicated(table)
     await this.#makeRoom()
     const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
     const shape = ActiveShape.waiting(stored, bound)
     this.#activate(shape)
-    log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
+    if (log.isLevelEnabled('info')) log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
     const running = this.#runSnapshot(shape, router)
     this.#running.add(running)
     void running.finally(() => this.#running.delete(running))
     return shape
+  }
+
+  /**
+   * The table is in the publication and no transaction older than its joining is open
+   * (docs/ARCHITECTURE.md I2). Shapes created at once share one check: after a deploy a
+   * thousand new shapes of one table would otherwise queue a thousand catalog queries.
+   */
+  #replicated(table: TableInfo): Promise<void> {
+    const key = `${table.oid}:${qualifiedName(table.table)}`
+    let checking = this.#replicating.get(key)
+    if (!checking) {
+      const { pool, publication, log } = this.#options
+      checking = (async () => {
+        const replicated = await ensureTableReplicated(pool, publication, table)
+        if (!replicated.changed) return
+        // Changes written before the table joined the publication are not decoded, even when
+        // their transaction commits later: wait those transactions out before the snapshot.
+        await waitForTransactionsBefore(pool, replicated.xid, (waitedMs: number) =>
+          log.warn({ table: table.table, waitedMs }, 'waiting for older transactions to end before the first snapshot of this table'),
+        )
+      })().finally(() => this.#replicating.delete(key))
+      this.#replicating.set(key, checking)
+    }
+    return checking
   }
 
   #activate(shape: ActiveShape): void {

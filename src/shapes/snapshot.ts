@@ -118,18 +118,19 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
       const stream = client.query(copyTo(`COPY (${branches.join(' UNION ALL ')}) TO STDOUT (FORMAT binary)`))
       const pending = new Map<number, Buffer[]>()
       let pendingBytes = 0
+      // All members' rows at once: storage writes them in one transaction, not one after another.
       const flush = async () => {
-        for (const [i, rows] of pending) {
-          if (!inside(i)) continue
+        const writes = [...pending].filter(([i]) => inside(i)).map(async ([i, rows]) => {
           counts[i]! += rows.length
           try {
             await members[i]!.sink.onRows(rows)
           } catch (error) {
             outcomes[i] = { left: error }
           }
-        }
+        })
         pending.clear()
         pendingBytes = 0
+        await Promise.all(writes)
       }
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         for (const row of reader.push(chunk)) {
