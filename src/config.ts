@@ -27,6 +27,8 @@ export interface Config {
   readonly logLevel: LogLevel
   readonly tables: readonly TableName[] | undefined
   readonly maxLiveConnections: number
+  readonly maxInitialRequests: number
+  readonly maxExistingRequests: number
   readonly shutdownTimeoutMs: number
   readonly maxShapes: number
   readonly maxHeaderBytes: number
@@ -147,6 +149,10 @@ export const CONFIG_OPTIONS = [
     description: 'Comma-separated allow-list of tables that may be served (`items, app."My Table"`). Unset: any table Sluice\'s role can read.' }),
   option({ key: 'maxLiveConnections', env: 'SLUICE_MAX_LIVE_CONNECTIONS', default: '10000', parse: integer(1, 1_000_000),
     description: 'Open live requests (long-poll and SSE) beyond which new ones get 503 with `retry-after`.' }),
+  option({ key: 'maxInitialRequests', env: 'SLUICE_MAX_CONCURRENT_REQUESTS_INITIAL', default: '300', parse: integer(1, 1_000_000),
+    description: 'Requests for shapes that do not exist yet (each takes a snapshot) in flight at once; past that they get 503 with `retry-after` (Electric\'s `max_concurrent_requests.initial`).' }),
+  option({ key: 'maxExistingRequests', env: 'SLUICE_MAX_CONCURRENT_REQUESTS_EXISTING', default: '10000', parse: integer(1, 1_000_000),
+    description: 'Non-live requests for existing shapes in flight at once; past that they get 503 with `retry-after` (Electric\'s `max_concurrent_requests.existing`). Live requests count against `SLUICE_MAX_LIVE_CONNECTIONS`.' }),
   option({ key: 'shutdownTimeoutMs', env: 'SLUICE_SHUTDOWN_TIMEOUT_MS', default: '8000', parse: integer(0, 600_000),
     description: 'On SIGTERM, how long in-flight requests may take before connections are closed.' }),
   option({ key: 'sseTimeoutMs', env: 'SLUICE_SSE_TIMEOUT_MS', default: '60000', parse: integer(1, 3_600_000),
@@ -157,11 +163,11 @@ export const CONFIG_OPTIONS = [
     description: 'The `retry:` field of SSE streams: how soon a browser `EventSource` reconnects after a drop.' }),
   option({ key: 'maxHeaderBytes', env: 'SLUICE_MAX_HEADER_BYTES', default: String(256 * 1024), parse: integer(1024, 16 * 1024 * 1024),
     description: 'Largest request line plus headers accepted (Node answers 431 beyond it). Large enough for a `where` at its own 10 KiB limit, percent-encoded.' }),
-  option({ key: 'maxShapes', env: 'SLUICE_MAX_SHAPES', default: '10000', parse: integer(1, 10_000_000),
+  option({ key: 'maxShapes', env: 'SLUICE_MAX_SHAPES', default: '100000', parse: integer(1, 10_000_000),
     description: 'Shapes kept at most; creating one more drops the least recently used (its clients get 409 and refetch).' }),
   option({ key: 'maxConcurrentSnapshots', env: 'SLUICE_MAX_CONCURRENT_SNAPSHOTS', default: '4', parse: integer(1, 64),
     description: 'Snapshot queries running at once (each holds one PostgreSQL connection); more wait in a queue.' }),
-  option({ key: 'snapshotQueueLength', env: 'SLUICE_SNAPSHOT_QUEUE', default: '100', parse: integer(0, 100_000),
+  option({ key: 'snapshotQueueLength', env: 'SLUICE_SNAPSHOT_QUEUE', default: '1000', parse: integer(0, 100_000),
     description: 'Snapshots allowed to wait for a slot; past that a request for a new shape gets 503 with `retry-after`.' }),
   option({ key: 'maxHeldChanges', env: 'SLUICE_MAX_HELD_CHANGES', default: '1000000', parse: integer(1_000, 1_000_000_000),
     description: 'Row changes kept in memory for new shapes whose snapshot waits in the queue; past that the shape holding the most is dropped (its clients refetch) and a warning says to raise `SLUICE_MAX_CONCURRENT_SNAPSHOTS`.' }),

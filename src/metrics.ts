@@ -9,6 +9,8 @@ export interface MetricSources {
   shapes(): number
   /** Shape snapshots waiting for a connection (SLUICE_MAX_CONCURRENT_SNAPSHOTS). */
   snapshotsWaiting(): number
+  /** Non-live requests in flight, for new shapes (`initial`) and existing ones (`http/admission.ts`). */
+  requestsInFlight(): Readonly<Record<'initial' | 'existing', number>>
   storageBytes(): number
   /** Every change up to this LSN is durable in storage (the slot is never acknowledged past it). */
   durableLsn(): bigint
@@ -85,6 +87,15 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.snapshotsWaiting())
+      },
+    })
+    new Gauge({
+      name: 'sluice_requests_in_flight',
+      help: 'Non-live shape requests in flight by admission budget: `initial` (their shape is new) and `existing` (SLUICE_MAX_CONCURRENT_REQUESTS_*).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const [kind, n] of Object.entries(sources.requestsInFlight())) this.set({ kind }, n)
       },
     })
     new Gauge({

@@ -18,6 +18,7 @@ import { TableCatalog, type TableCatalogOptions } from './pg/table-catalog.js'
 import { Metrics } from './metrics.js'
 import type { Logger } from './log.js'
 import { createPool } from './pg/pool.js'
+import { ADMISSION, Admission } from './http/admission.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
 import { REPLICATION_STATUS, ReplicationStream, type ReplicationStatus } from './replication/replication-stream.js'
@@ -103,9 +104,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     log: log.child({ component: 'router' }),
   })
   await manager.start(router)
+  const admission = new Admission({ initial: config.maxInitialRequests, existing: config.maxExistingRequests })
   metrics = new Metrics({
     shapes: () => manager.size,
     snapshotsWaiting: () => manager.snapshotsWaiting,
+    requestsInFlight: () => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }),
     storageBytes: () => store.sizeBytes(),
     durableLsn: () => store.durableLsn,
     replicationLagBytes: async () => {
@@ -163,6 +166,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     tables,
     pool,
     subsetSlots: new Semaphore(config.maxConcurrentSnapshots),
+    subsetQueueLength: config.snapshotQueueLength,
     chunkResponses,
     longPollMs: config.longPollMs,
     cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },
@@ -171,6 +175,7 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     allowShapeDeletion: config.allowShapeDeletion,
     allowedTables: config.tables,
     liveSlots: new LiveSlots(config.maxLiveConnections, counted),
+    admission,
     metrics: counted,
     openapi: await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'),
     shutdown: shutdown.signal,

@@ -1,5 +1,5 @@
 /**
- * Shared snapshots (docs/ARCHITECTURE.md I20, `shapes/snapshot-batch.ts`): hundreds of
+ * Shared snapshots (docs/ARCHITECTURE.md I21, `shapes/snapshot-batch.ts`): hundreds of
  * `user_id = k` shapes asked for at once while writers run are answered from a few snapshot
  * queries, and each ends equal to PostgreSQL with no change twice and none its snapshot holds.
  * A whole-table snapshot that cannot go on leaves a connection to the small ones, and a shared

@@ -12,6 +12,7 @@ import { HEADERS, PARAMS, SUBSET_BODY } from '../protocol/constants.js'
 import { definitionKey } from '../shapes/shape-definition.js'
 import { parseShapeHandle } from '../shapes/shape-handle.js'
 import type { Metrics } from '../metrics.js'
+import { ADMISSION, type Admission } from './admission.js'
 import { requireAllowedTable } from './allow-list.js'
 import type { LiveSlots } from './live-slots.js'
 import type { ChunkResponses } from './chunk-responses.js'
@@ -40,6 +41,8 @@ export interface AppDeps extends SubsetRouteDeps {
   readonly allowShapeDeletion: boolean
   readonly allowedTables: readonly TableName[] | undefined
   readonly liveSlots: LiveSlots
+  /** Budgets of requests in flight for new and for existing shapes (`admission.ts`). */
+  readonly admission: Admission
   /** Complete chunks answered by URL ahead of these routes (`chunk-responses.ts`). */
   readonly chunkResponses?: ChunkResponses
   readonly metrics: Metrics
@@ -94,7 +97,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         if (subset) {
           // A HEAD answer drops the body unread, which would leave the query holding its connection.
           if (c.req.method !== 'GET') throw InvalidRequestError.of(PARAMS.subsetWhere, 'subset snapshots are answered to GET and POST only')
-          return await subsetResponse(c, deps, request, subset)
+          return await admitted(deps, request, () => subsetResponse(c, deps, request, subset))
         }
         const outgoing = request.liveSse && c.req.method === 'GET' ? nodeResponse(c) : undefined
         if (outgoing) {
@@ -103,7 +106,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
           await streamShape(deps, sse, request, { res: outgoing, lastEventId, common: c.get('common'), onClose })
           return responseAlreadySent()
         }
-        const release = request.live ? deps.liveSlots.acquire() : undefined
+        const release = request.live ? deps.liveSlots.acquire() : admit(deps, request)
         try {
           // Building the Request for its abort signal costs; only waiting requests need it.
           const signal = request.live ? AbortSignal.any([c.req.raw.signal, deps.shutdown]) : deps.shutdown
@@ -127,14 +130,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         authorize(c, deps.secret)
         const request = parseShapeRequest((name) => c.req.query(name))
         requireAllowedTable(deps.allowedTables, request.definition.table)
-        const text = await readCappedBody(c.req.raw, MAX_SUBSET_BODY_BYTES)
-        let body: unknown
-        try {
-          body = JSON.parse(text)
-        } catch {
-          throw InvalidRequestError.of(SUBSET_BODY.nested, 'the request body must be JSON: {"where": ..., "params": ..., "limit": ..., "offset": ..., "order_by": ...}')
-        }
-        return await subsetResponse(c, deps, request, subsetFromBody(body))
+        return await admitted(deps, request, async () => {
+          const text = await readCappedBody(c.req.raw, MAX_SUBSET_BODY_BYTES)
+          let body: unknown
+          try {
+            body = JSON.parse(text)
+          } catch {
+            throw InvalidRequestError.of(SUBSET_BODY.nested, 'the request body must be JSON: {"where": ..., "params": ..., "limit": ..., "offset": ..., "order_by": ...}')
+          }
+          return await subsetResponse(c, deps, request, subsetFromBody(body))
+        })
       }),
     )
 
@@ -181,6 +186,23 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((error, c) => send(c, error, deps.log))
   return app
+}
+
+/**
+ * A place in the budget of requests for new shapes, or for existing ones (docs/ARCHITECTURE.md
+ * I22): a request counts as new when no shape of its definition exists yet, whatever its offset.
+ */
+function admit(deps: AppDeps, request: ShapeRequest): () => void {
+  return deps.admission.admit(deps.manager.byDefinition(request.definition) ? ADMISSION.existing : ADMISSION.initial)
+}
+
+async function admitted(deps: AppDeps, request: ShapeRequest, handler: () => Promise<Response>): Promise<Response> {
+  const release = admit(deps, request)
+  try {
+    return await handler()
+  } finally {
+    release()
+  }
 }
 
 async function subsetResponse(c: Context, deps: AppDeps, request: ShapeRequest, subset: SubsetParams): Promise<Response> {

@@ -11,7 +11,7 @@
  * change past it commits after the rows were read or is one the snapshot holds.
  */
 import type pg from 'pg'
-import { InvalidRequestError, MustRefetchError, RequestAbortedError } from '../errors.js'
+import { InvalidRequestError, MustRefetchError, OverloadedError, RequestAbortedError } from '../errors.js'
 import { HEADERS, OFFSET_NOW, PARAMS } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
@@ -32,6 +32,8 @@ export interface SubsetRouteDeps extends ShapeRouteDeps {
   readonly pool: pg.Pool
   /** Subset queries running at once, each on its own connection. */
   readonly subsetSlots: Semaphore
+  /** Subsets allowed to wait for a slot (SLUICE_SNAPSHOT_QUEUE); past that, 503. Each holds its parameters meanwhile. */
+  readonly subsetQueueLength: number
 }
 
 export async function serveSubset(
@@ -46,6 +48,9 @@ export async function serveSubset(
   const compiled = compileSubset(subset, await deps.tables.get(request.definition.table), queryable)
   const offset = await resumeOffset(deps, request, shape, signal)
 
+  if (deps.subsetSlots.free === 0 && deps.subsetSlots.waiting >= deps.subsetQueueLength) {
+    throw new OverloadedError(`Too many subset snapshots are waiting for a connection (${deps.subsetSlots.waiting}); retry shortly.`)
+  }
   const release = await deps.subsetSlots.acquire(signal)
   if (!release) throw new RequestAbortedError()
   let rows: SubsetRows

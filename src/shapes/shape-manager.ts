@@ -213,7 +213,6 @@ export class ShapeManager {
     const router = this.#router
     if (!router) throw new UnavailableError('Sluice is starting')
     await this.#replicated(table)
-    await this.#makeRoom()
     const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
     const shape = ActiveShape.waiting(stored, bound)
     this.#activate(shape)
@@ -221,6 +220,7 @@ export class ShapeManager {
     const running = this.#runSnapshot(shape, router)
     this.#running.add(running)
     void running.finally(() => this.#running.delete(running))
+    await this.#evictOverflow()
     return shape
   }
 
@@ -255,10 +255,14 @@ export class ShapeManager {
     this.#router?.add(shape)
   }
 
-  /** Drops least recently used shapes until one more fits under SLUICE_MAX_SHAPES. */
-  async #makeRoom(): Promise<void> {
+  /**
+   * Drops least recently used shapes while more than SLUICE_MAX_SHAPES are kept. Run once a new
+   * shape is registered (it is the most recently used), not before: shapes created at once would
+   * all see the same free room, and shapes still being created cannot be dropped.
+   */
+  async #evictOverflow(): Promise<void> {
     for (const shape of this.#recent.keys()) {
-      if (this.#byHandle.size < this.#options.maxShapes) return
+      if (this.#byHandle.size <= this.#options.maxShapes) return
       await this.drop(shape, `evicted: least recently used of ${this.#options.maxShapes} shapes (SLUICE_MAX_SHAPES)`)
     }
   }

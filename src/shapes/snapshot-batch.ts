@@ -1,6 +1,6 @@
 /**
  * Runs shapes' snapshots on a bounded number of PostgreSQL connections, many shapes of one table
- * to a snapshot (docs/ARCHITECTURE.md I20). After a deploy every user of a per-user app asks for
+ * to a snapshot (docs/ARCHITECTURE.md I21). After a deploy every user of a per-user app asks for
  * a new `user_id = k` shape at once: one transaction and one `UNION ALL` query for a few hundred
  * of them costs about what one of them alone does, so shapes that wait for a connection are
  * answered together when one frees up. No timer: a batch is whatever queued while the previous

@@ -6,7 +6,7 @@
  * A snapshot that misses transactions already replicated is dropped and taken again once they
  * are visible (`unconfirmed-commits.ts`).
  *
- * Several shapes of one table can share the transaction (`snapshot-batch.ts`, I20): one query,
+ * Several shapes of one table can share the transaction (`snapshot-batch.ts`, I21): one query,
  * a `UNION ALL` of each shape's own `SELECT`, every row prefixed with its shape's number, so each
  * shape gets exactly its rows and all of them the same snapshot and WAL position.
  *
