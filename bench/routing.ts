@@ -99,7 +99,7 @@ function transactions(count: number, users: number, firstLsn: bigint, shapesPerT
 }
 
 /** Nanoseconds per change, median of `rounds` timed passes after a warm-up pass. */
-async function perChangeNs(shapes: number, operator: '=' | 'LIKE', txCount: number, rounds: number, shapesPerTx = 10): Promise<number> {
+export async function perChangeNs(shapes: number, operator: '=' | 'LIKE', txCount: number, rounds: number, shapesPerTx = 10): Promise<number> {
   const router = makeRouter(shapes, operator)
   let lsn = 1_000n
   const pass = async () => {

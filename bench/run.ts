@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { runCachedBench } from './cached.js'
 import { runCatchupBench } from './catchup.js'
 import { runLargeTxBench } from './largetx.js'
+import { runShapesBench } from './shapes.js'
 import { runSnapshotBench } from './snapshot.js'
 import { runThroughputBench } from './throughput.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
@@ -22,6 +23,7 @@ const BUILT_IN: Record<string, Scenario> = {
   cached: runCachedBench,
   catchup: runCatchupBench,
   largetx: runLargeTxBench,
+  shapes: runShapesBench,
 }
 
 const EXTERNAL: Record<string, ExternalScenario> = {
@@ -30,7 +32,7 @@ const EXTERNAL: Record<string, ExternalScenario> = {
   routing: { scenario: 'routing', file: 'routing.ts', exports: ['runRoutingBench', 'default'], pendingNote: 'pending: routing bench (issue 3)', adapt: adaptRoutingResult },
 }
 
-const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing']
+const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes']
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--')

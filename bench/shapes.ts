@@ -1,0 +1,244 @@
+/**
+ * shapes: one node with 100,000 `user_id = k` shapes on one table (issue #17).
+ * - creation rate: every shape asked for once (`offset=-1`) by 256 concurrent HTTP clients (after a deploy, every user at once), beside
+ *   the rate PostgreSQL answers the same `SELECT … WHERE user_id = k` one by one on as many
+ *   connections as Sluice may use for snapshots (the same-run baseline);
+ * - resident memory per idle shape: Sluice's RSS after `gc()` with the shapes, less before them;
+ * - restart: from starting the process to the first answer for a stored shape, all of them loaded;
+ * - routing cost per change with 10, 1,000 and 100,000 equality shapes (`routing.ts`'s workload).
+ * Sluice runs in a child process (`--expose-gc`), so the load generator's memory never counts.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { perChangeNs } from './routing.js'
+import type { BenchRow } from './support/report.js'
+import type { ScenarioContext } from './support/scenario.js'
+import { createItemsTable, jsonRowsSql } from './support/table.js'
+import { benchRows, formatCount, FULL_ROWS, progress, scaled } from './support/timing.js'
+
+const SELF = fileURLToPath(import.meta.url)
+const CHILD_FLAG = '--shapes-bench-child'
+const FULL_SHAPES = 100_000
+const CLIENTS = 256
+const ROWS_PER_SHAPE = 2
+/** SLUICE_MAX_CONCURRENT_SNAPSHOTS's default: the baseline gets as many connections. */
+const SNAPSHOT_CONNECTIONS = 4
+/** Queries the baseline times (it is steady long before 100,000). */
+const BASELINE_QUERIES = 20_000
+
+interface ChildReady {
+  readonly kind: 'ready'
+  readonly url: string
+  /** `startSluice` alone, without the process start and module loading. */
+  readonly startMs: number
+}
+interface ChildMemory {
+  readonly kind: 'memory'
+  readonly rss: number
+  readonly heapUsed: number
+}
+
+export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> {
+  const shapes = benchRows() >= FULL_ROWS ? FULL_SHAPES : scaled(FULL_SHAPES, 2_000)
+  const db = await ctx.cluster.createDatabase('bench_shapes')
+  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-shapes-'))
+  let child: ChildProcess | undefined
+  try {
+    await createItemsTable(db.pool, 'items_by_user', { userIndex: true })
+    await db.pool.query(
+      `INSERT INTO items_by_user (id, user_id, title, amount)
+       SELECT g, g % ${shapes}, 'item ' || md5(g::text), (g % 100000) / 100.0 FROM generate_series(1, ${shapes * ROWS_PER_SHAPE}) g`,
+    )
+    await db.pool.query('ANALYZE items_by_user')
+    const baselineRate = await rawQueryRate(db.url, Math.min(shapes, BASELINE_QUERIES))
+    progress(`baseline: ${formatCount(Math.round(baselineRate))} SELECTs/s on ${SNAPSHOT_CONNECTIONS} connections`)
+
+    const env = { databaseUrl: db.url, dataDir, maxShapes: String(shapes + 1_000) }
+    const first = await startChild(env)
+    child = first.child
+    const url = (user: number) => `${first.ready.url}/v1/shape?table=items_by_user&offset=-1&where=${encodeURIComponent(`user_id = ${user}`)}`
+    // The first shape adds the table to the publication; it is not a creation like the others.
+    await answer(url(shapes - 1))
+    const before = await ask<ChildMemory>(child, 'memory')
+    progress(`creating ${formatCount(shapes)} shapes with ${CLIENTS} clients`)
+    const started = performance.now()
+    let next = 0
+    let handle = ''
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        for (let user = next++; user < shapes - 1; user = next++) {
+          const response = await answer(url(user))
+          if (user === 0) handle = response.headers.get('electric-handle')!
+          if ((user + 1) % 20_000 === 0) progress(`${formatCount(user + 1)} shapes`)
+        }
+      }),
+    )
+    const creationRate = (shapes - 1) / ((performance.now() - started) / 1000)
+    progress(`${formatCount(shapes)} shapes at ${formatCount(Math.round(creationRate))}/s`)
+    const after = await ask<ChildMemory>(child, 'memory')
+    const perShape = (after.rss - before.rss) / shapes
+    const heapPerShape = (after.heapUsed - before.heapUsed) / shapes
+
+    await stopChild(child)
+    child = undefined
+    const restartStarted = performance.now()
+    const second = await startChild(env)
+    child = second.child
+    await answer(`${second.ready.url}/v1/shape?table=items_by_user&offset=-1&handle=${handle}&where=${encodeURIComponent('user_id = 0')}`)
+    const restartMs = performance.now() - restartStarted
+    progress(`restart with ${formatCount(shapes)} shapes: ${(restartMs / 1000).toFixed(2)} s (startSluice ${(second.ready.startMs / 1000).toFixed(2)} s)`)
+    await stopChild(child)
+    child = undefined
+
+    const routing = await routingCosts(shapes)
+    const rows: BenchRow[] = [
+      {
+        scenario: 'shapes',
+        measure: `shape creation, ${formatCount(shapes)} new \`user_id = k\` shapes on one table (${ROWS_PER_SHAPE} rows each), ${CLIENTS} concurrent clients`,
+        value: creationRate,
+        unit: 'shapes/s',
+        baseline: { label: `the same SELECTs one by one on ${SNAPSHOT_CONNECTIONS} connections`, value: baselineRate, unit: 'queries/s' },
+        goal: { on: 'value', op: '>=', target: 2_000 },
+      },
+      {
+        scenario: 'shapes',
+        measure: `resident memory per idle shape, ${formatCount(shapes)} shapes`,
+        value: perShape / 1024,
+        unit: 'KiB',
+        goal: { on: 'value', op: '<=', target: 10 },
+        note: `RSS ${mib(before.rss)} → ${mib(after.rss)} MiB after gc(); JS heap ${(heapPerShape / 1024).toFixed(2)} KiB per shape`,
+      },
+      {
+        scenario: 'shapes',
+        measure: `restart with ${formatCount(shapes)} shapes: process start to the first answer for a stored shape`,
+        value: restartMs / 1000,
+        unit: 's',
+        goal: { on: 'value', op: '<=', target: 10 },
+        note: `startSluice ${(second.ready.startMs / 1000).toFixed(2)} s; the rest is Node and module loading`,
+      },
+      ...routing,
+    ]
+    return rows
+  } finally {
+    if (child) await stopChild(child)
+    await rm(dataDir, { recursive: true, force: true })
+    await db.drop()
+  }
+}
+
+/** `SELECT … WHERE user_id = k` for `count` users, on SNAPSHOT_CONNECTIONS connections: queries a second. */
+async function rawQueryRate(url: string, count: number): Promise<number> {
+  const pool = new pg.Pool({ connectionString: url, max: SNAPSHOT_CONNECTIONS })
+  try {
+    const sql = jsonRowsSql('items_by_user', 'user_id = $1')
+    await pool.query(sql, [0])
+    const started = performance.now()
+    let next = 0
+    await Promise.all(
+      Array.from({ length: SNAPSHOT_CONNECTIONS }, async () => {
+        for (let user = next++; user < count; user = next++) await pool.query(sql, [user])
+      }),
+    )
+    return count / ((performance.now() - started) / 1000)
+  } finally {
+    await pool.end()
+  }
+}
+
+/** Router cost per change at 10, 1,000 and `shapes` equality shapes; the ratio is against 10. */
+async function routingCosts(shapes: number): Promise<BenchRow[]> {
+  const sizes = [1_000, shapes]
+  const tenNs = await perChangeNs(10, '=', 200, 5)
+  const rows: BenchRow[] = []
+  for (const size of sizes) {
+    progress(`routing with ${formatCount(size)} shapes`)
+    const ns = await perChangeNs(size, '=', 200, 5)
+    rows.push({
+      scenario: 'shapes',
+      measure: `router cost per change, ${formatCount(size)} equality shapes (in-process, storage stubbed; routing.ts's workload)`,
+      value: ns,
+      unit: 'ns',
+      baseline: { label: '10 shapes', value: tenNs, unit: 'ns' },
+      goal: { on: 'ratio', op: '<=', target: 2 },
+    })
+  }
+  return rows
+}
+
+async function answer(url: string): Promise<Response> {
+  const response = await fetch(url)
+  const body = await response.text()
+  if (response.status !== 200) throw new Error(`${url}: ${response.status} ${body.slice(0, 200)}`)
+  return response
+}
+
+const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0)
+
+// --- the child process -------------------------------------------------------------------------
+
+type ChildEnv = Record<'databaseUrl' | 'dataDir' | 'maxShapes', string>
+
+async function startChild(env: ChildEnv): Promise<{ child: ChildProcess; ready: ChildReady }> {
+  const child = fork(SELF, [CHILD_FLAG, JSON.stringify(env)], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return { child, ready: await next<ChildReady>(child) }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.send('stop')
+  await exited
+}
+
+function next<T>(child: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the Sluice child exited with ${code}`))
+    child.once('exit', onExit)
+    child.once('message', (message) => {
+      child.off('exit', onExit)
+      resolve(message as T)
+    })
+  })
+}
+
+function ask<T>(child: ChildProcess, what: string): Promise<T> {
+  const answered = next<T>(child)
+  child.send(what)
+  return answered
+}
+
+async function runChild(env: ChildEnv): Promise<void> {
+  const { loadConfig } = await import('../src/config.js')
+  const { createLogger } = await import('../src/log.js')
+  const { startSluice } = await import('../src/server.js')
+  const config = {
+    ...loadConfig({}),
+    port: 0,
+    host: '127.0.0.1',
+    dataDir: env.dataDir,
+    replicationSlot: 'sluice_bench_shapes',
+    publication: 'sluice_bench_shapes',
+    logLevel: (process.env['BENCH_LOG'] ?? 'silent') as 'silent',
+    maxShapes: Number(env.maxShapes),
+    snapshotQueueLength: 1_000,
+    databaseUrl: env.databaseUrl,
+  }
+  const started = performance.now()
+  const server = await startSluice(config, createLogger(config.logLevel))
+  const startMs = performance.now() - started
+  process.on('message', (message) => {
+    if (message === 'stop') {
+      void server.stop().then(() => process.exit(0))
+      return
+    }
+    for (let i = 0; i < 3; i++) globalThis.gc?.()
+    const { rss, heapUsed } = process.memoryUsage()
+    process.send!({ kind: 'memory', rss, heapUsed } satisfies ChildMemory)
+  })
+  process.send!({ kind: 'ready', url: server.url, startMs } satisfies ChildReady)
+}
+
+if (process.argv[2] === CHILD_FLAG) void runChild(JSON.parse(process.argv[3]!) as ChildEnv)
