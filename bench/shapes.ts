@@ -9,6 +9,7 @@
  * Sluice runs in a child process (`--expose-gc`), so the load generator's memory never counts.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -40,6 +41,9 @@ interface ChildMemory {
   readonly kind: 'memory'
   readonly rss: number
   readonly heapUsed: number
+  /** RSS in anonymous pages (heap, malloc) and in mapped files (LMDB's pages, reclaimable cache). */
+  readonly rssAnon: number
+  readonly rssFile: number
 }
 
 export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> {
@@ -110,7 +114,7 @@ export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> 
         value: perShape / 1024,
         unit: 'KiB',
         goal: { on: 'value', op: '<=', target: 10 },
-        note: `RSS ${mib(before.rss)} → ${mib(after.rss)} MiB after gc(); JS heap ${(heapPerShape / 1024).toFixed(2)} KiB per shape`,
+        note: `RSS ${mib(before.rss)} → ${mib(after.rss)} MiB after gc(), of which anonymous ${kibPer(before.rssAnon, after.rssAnon, shapes)} and LMDB's mapped file ${kibPer(before.rssFile, after.rssFile, shapes)} KiB per shape; JS heap ${(heapPerShape / 1024).toFixed(2)} KiB per shape`,
       },
       {
         scenario: 'shapes',
@@ -177,6 +181,7 @@ async function answer(url: string): Promise<Response> {
 }
 
 const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0)
+const kibPer = (before: number, after: number, n: number) => ((after - before) / n / 1024).toFixed(2)
 
 // --- the child process -------------------------------------------------------------------------
 
@@ -236,7 +241,9 @@ async function runChild(env: ChildEnv): Promise<void> {
     }
     for (let i = 0; i < 3; i++) globalThis.gc?.()
     const { rss, heapUsed } = process.memoryUsage()
-    process.send!({ kind: 'memory', rss, heapUsed } satisfies ChildMemory)
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const kb = (field: string) => 1024 * Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0)
+    process.send!({ kind: 'memory', rss, heapUsed, rssAnon: kb('RssAnon'), rssFile: kb('RssFile') } satisfies ChildMemory)
   })
   process.send!({ kind: 'ready', url: server.url, startMs } satisfies ChildReady)
 }

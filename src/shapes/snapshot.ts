@@ -143,6 +143,8 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
         }
         if (pendingBytes >= BATCH_BYTES) {
           await flush()
+          // Every shape was dropped (or the server is stopping): stop reading the table now.
+          if (!members.some((_, i) => inside(i))) throw new EveryShapeLeft()
           if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
             lastProgress = Date.now()
             log.info({ table: members[0]!.table.table, shapes: members.length, rows: counts.reduce((a, b) => a + b, 0), elapsedMs: lastProgress - started }, 'snapshot in progress')
@@ -155,12 +157,15 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
     return outcomes.map((outcome, i) => outcome ?? { rows: counts[i]!, info })
   } catch (error) {
     broken = true
+    if (error instanceof EveryShapeLeft) return outcomes.map((outcome) => outcome!)
     throw error
   } finally {
-    // A connection that failed mid-COPY is in an unknown state: discard it.
+    // A connection that failed (or was left) mid-COPY is in an unknown state: discard it.
     client.release(broken)
   }
 }
+
+class EveryShapeLeft extends Error {}
 
 /** The replicated transactions the snapshot misses, over the members still in it. */
 function missedBy(
