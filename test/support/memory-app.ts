@@ -6,6 +6,7 @@
 import pg from 'pg'
 import { pino } from 'pino'
 import { ERROR_CODES, MustRefetchError, TableError } from '../../src/errors.js'
+import { Admission } from '../../src/http/admission.js'
 import { createApp, HEALTH } from '../../src/http/app.js'
 import { LiveSlots } from '../../src/http/live-slots.js'
 import type { ShapeRegistry, TableLookup } from '../../src/http/shape-route.js'
@@ -119,7 +120,7 @@ export function memoryApp(options: MemoryAppOptions = {}) {
   const log = new MemoryShapeLog()
   const shapes = new MemoryShapes(log)
   const shutdown = new AbortController()
-  const metrics = new Metrics({ shapes: () => 0, storageBytes: () => 0, durableLsn: () => 0n, replicationLagBytes: async () => 0 })
+  const metrics = new Metrics({ shapes: () => 0, snapshotsWaiting: () => 0, requestsInFlight: () => ({ initial: 0, existing: 0 }), storageBytes: () => 0, durableLsn: () => 0n, replicationLagBytes: async () => 0 })
   const app = createApp({
     store: log,
     notifier: log,
@@ -131,6 +132,8 @@ export function memoryApp(options: MemoryAppOptions = {}) {
     // Never connected: a route that reached for PostgreSQL would fail the test.
     pool: new pg.Pool({ host: '/nonexistent', max: 1 }),
     subsetSlots: new Semaphore(1),
+    subsetQueueLength: 10,
+    admission: new Admission({ initial: 100, existing: 100 }),
     liveSlots: new LiveSlots(options.maxLiveConnections ?? 100, metrics),
     secret: undefined,
     allowShapeDeletion: true,
