@@ -299,6 +299,7 @@ export class ShapeManager {
             rows: shape.stored.definition.log === LOG_MODES.full,
             tableKey: `${shape.table.oid}:${qualifiedName(shape.table.table)}`,
             batchable: shape.where?.equalityIndex !== undefined,
+            key: shape.stored.definitionKey,
             sink: {
               missedCommits: (info) => {
                 stillWanted()

@@ -11,11 +11,12 @@
  * snapshot in their own lane, which never holds every connection: a large snapshot cannot keep
  * the small ones waiting.
  *
- * A shared snapshot that PostgreSQL refuses for good (a `where` that fails on some row) is
- * taken again for each of its shapes alone, so only the shape at fault gets its 400; a shape
- * that had already received rows cannot start over and fails as after a lost connection (its
- * clients refetch).
+ * A shared snapshot that PostgreSQL refuses for good (a `where` that fails on some row) fails
+ * each of its shapes as a lost connection would (their clients refetch: a shape whose merge has
+ * begun cannot start over, I20), and their definitions are then taken alone for a while, so
+ * only the shape at fault gets its 400.
  */
+import { LRUCache } from 'lru-cache'
 import type pg from 'pg'
 import type { Logger } from '../log.js'
 import { permanentSqlState } from '../pg/permanent-errors.js'
@@ -26,12 +27,12 @@ export interface SnapshotRequest extends SnapshotMember {
   readonly tableKey: string
   /** Whether the shape may share a snapshot (it has an equality index). */
   readonly batchable: boolean
+  /** The shape's definition key: one that was in a failed shared snapshot is taken alone. */
+  readonly key: string
 }
 
 interface Waiting {
   readonly request: SnapshotRequest
-  /** Taken again alone after a shared snapshot failed. */
-  readonly alone: boolean
   readonly settle: (outcome: SnapshotOutcome | undefined, error?: unknown) => void
   readonly signal: AbortSignal | undefined
   readonly leave: () => void
@@ -60,6 +61,8 @@ export class SnapshotScheduler {
   readonly #queue: Waiting[] = []
   #running = 0
   #loneRunning = 0
+  /** Definitions that were in a shared snapshot PostgreSQL refused for good. */
+  readonly #alone = new LRUCache<string, true>({ max: 10_000, ttl: 60_000 })
 
   constructor(options: SnapshotSchedulerOptions) {
     this.#pool = options.pool
@@ -86,10 +89,10 @@ export class SnapshotScheduler {
    */
   run(request: SnapshotRequest, signal?: AbortSignal): Promise<SnapshotOutcome | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined)
-    return new Promise((resolve, reject) => this.#enqueue(request, false, signal, (outcome, error) => (error === undefined ? resolve(outcome) : reject(error))))
+    return new Promise((resolve, reject) => this.#enqueue(request, signal, (outcome, error) => (error === undefined ? resolve(outcome) : reject(error))))
   }
 
-  #enqueue(request: SnapshotRequest, alone: boolean, signal: AbortSignal | undefined, settle: Waiting['settle'], first = false): void {
+  #enqueue(request: SnapshotRequest, signal: AbortSignal | undefined, settle: Waiting['settle']): void {
     if (signal?.aborted) {
       settle(undefined)
       return
@@ -100,10 +103,9 @@ export class SnapshotScheduler {
       this.#queue.splice(at, 1)
       settle(undefined)
     }
-    const waiting: Waiting = { request, alone, settle, signal, leave }
+    const waiting: Waiting = { request, settle, signal, leave }
     signal?.addEventListener('abort', leave, { once: true })
-    if (first) this.#queue.unshift(waiting)
-    else this.#queue.push(waiting)
+    this.#queue.push(waiting)
     this.#pump()
   }
 
@@ -129,10 +131,11 @@ export class SnapshotScheduler {
     if (at < 0) return undefined
     const head = this.#queue[at]!
     const batch = [head]
-    if (head.request.batchable && !head.alone) {
+    const shares = (w: Waiting) => w.request.batchable && !this.#alone.has(w.request.key)
+    if (shares(head)) {
       for (let i = at + 1; i < this.#queue.length && batch.length < this.#maxBatch; i++) {
         const other = this.#queue[i]!
-        if (other.request.batchable && !other.alone && other.request.tableKey === head.request.tableKey) batch.push(other)
+        if (shares(other) && other.request.tableKey === head.request.tableKey) batch.push(other)
       }
     }
     const taken = new Set(batch)
@@ -142,34 +145,19 @@ export class SnapshotScheduler {
   }
 
   async #runBatch(batch: readonly Waiting[]): Promise<void> {
-    const received = batch.map(() => false)
-    const members = batch.map(({ request }, i): SnapshotMember => ({
-      ...request,
-      sink: {
-        missedCommits: (info) => request.sink.missedCommits(info),
-        onRetake: (missed) => request.sink.onRetake(missed),
-        onSnapshotInfo: (info) => request.sink.onSnapshotInfo(info),
-        onRows: (rows) => {
-          received[i] = true
-          return request.sink.onRows(rows)
-        },
-      },
-    }))
     this.#onQuery?.(batch.length)
     try {
-      const outcomes = await takeSnapshot(this.#pool, members, this.#log)
+      const outcomes = await takeSnapshot(this.#pool, batch.map((w) => w.request), this.#log)
       batch.forEach((w, i) => w.settle(outcomes[i]))
     } catch (error) {
       if (batch.length === 1 || permanentSqlState(error) === undefined) {
         for (const w of batch) w.settle(undefined, error)
         return
       }
-      this.#log.info({ shapes: batch.length, err: (error as Error).message }, 'a shared snapshot failed for good; each of its shapes is taken alone')
-      // Back to the head of the queue, in their order: they have waited longest.
-      for (let i = batch.length - 1; i >= 0; i--) {
-        const w = batch[i]!
-        if (received[i]) w.settle(undefined, new Error(`a snapshot shared with other shapes failed after this shape received rows: ${(error as Error).message}`))
-        else this.#enqueue(w.request, true, w.signal, w.settle, true)
+      this.#log.info({ shapes: batch.length, err: (error as Error).message }, 'a shared snapshot failed for good; its shapes are taken alone when asked for again')
+      for (const w of batch) {
+        this.#alone.set(w.request.key, true)
+        w.settle(undefined, new Error(`a snapshot shared with other shapes failed: ${(error as Error).message}`))
       }
     }
   }
