@@ -11,6 +11,7 @@ import { runLargeTxBench } from './largetx.js'
 import { runShapesBench } from './shapes.js'
 import { runSnapshotBench } from './snapshot.js'
 import { runThroughputBench } from './throughput.js'
+import { runWaitersBench } from './waiters.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
 import { adaptRoutingResult, runExternal, type ExternalScenario } from './support/external.js'
 import { codeVersion, machineInfo, mergeWithPrevious, printRow, toResults, writeResults, type BenchRow } from './support/report.js'
@@ -24,6 +25,7 @@ const BUILT_IN: Record<string, Scenario> = {
   catchup: runCatchupBench,
   largetx: runLargeTxBench,
   shapes: runShapesBench,
+  waiters: runWaitersBench,
 }
 
 const EXTERNAL: Record<string, ExternalScenario> = {
@@ -32,7 +34,7 @@ const EXTERNAL: Record<string, ExternalScenario> = {
   routing: { scenario: 'routing', file: 'routing.ts', exports: ['runRoutingBench', 'default'], pendingNote: 'pending: routing bench (issue 3)', adapt: adaptRoutingResult },
 }
 
-const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes']
+const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters']
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--')
