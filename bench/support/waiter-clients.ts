@@ -42,7 +42,7 @@ export type WaiterClientsMessage =
     }
 
 /** How many connections are being opened at once. */
-const OPEN_BATCH = 500
+const OPEN_BATCH = 100
 
 class Waiter {
   #seen = ''

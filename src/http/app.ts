@@ -20,7 +20,9 @@ import { commonHeaders } from './common-headers.js'
 import { UNCACHEABLE } from './cache-headers.js'
 import { errorResponse } from './error-response.js'
 import { HEALTH_RETRY_AFTER_SECONDS } from './retry-after.js'
-import { serveShape, type ShapeRegistry } from './shape-route.js'
+import { resolveShape, serveShape, type ShapeRegistry } from './shape-route.js'
+import { LongPollHub } from './long-poll-hub.js'
+import type { ActiveShape } from '../shapes/active-shape.js'
 import { nodeRequestUrl, nodeResponse, responseAlreadySent } from './node-response.js'
 import { SseHub } from './sse-hub.js'
 import { streamShape } from './sse-route.js'
@@ -64,6 +66,7 @@ type AppEnv = { Variables: { common: Record<string, string> } }
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
   const sse = new SseHub(deps)
+  const longPolls = new LongPollHub(deps)
 
   app.use('*', async (c, next) => {
     const started = performance.now()
@@ -107,10 +110,20 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
           return responseAlreadySent()
         }
         const release = request.live ? deps.liveSlots.acquire() : admit(deps, request)
+        let parked = false
         try {
+          const ifNoneMatch = c.req.header(HEADERS.ifNoneMatch)
+          const waiting = request.live && c.req.method === 'GET' ? nodeResponse(c) : undefined
+          let shape: ActiveShape | undefined
+          if (waiting) {
+            // A request that waits at the head is held by the hub, not by this handler (I20).
+            shape = await resolveShape(deps, request)
+            parked = longPolls.park(shape, request, ifNoneMatch, c.get('common'), waiting, release!)
+            if (parked) return responseAlreadySent()
+          }
           // Building the Request for its abort signal costs; only waiting requests need it.
           const signal = request.live ? AbortSignal.any([c.req.raw.signal, deps.shutdown]) : deps.shutdown
-          const response = await serveShape(deps, request, c.req.header(HEADERS.ifNoneMatch), signal)
+          const response = await serveShape(deps, request, ifNoneMatch, signal, shape)
           for (const [name, value] of Object.entries(response.headers)) c.header(name, value)
           if (response.status === 304) return c.body(null, 304)
           const url = nodeRequestUrl(c)
@@ -119,7 +132,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
           const { buffer, byteOffset, byteLength } = response.body
           return c.body(new Uint8Array(buffer as ArrayBuffer, byteOffset, byteLength), 200)
         } finally {
-          release?.()
+          if (!parked) release?.()
         }
       }),
     )

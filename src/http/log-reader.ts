@@ -7,7 +7,7 @@ import { RequestAbortedError } from '../errors.js'
 import { CONTROL } from '../protocol/constants.js'
 import { SNAPSHOT_END, type Offset } from '../protocol/offset.js'
 import { droppedError, type ActiveShape } from '../shapes/active-shape.js'
-import { nextSlice, READ_MODE, viewLog, WAIT, type Slice } from './next-slice.js'
+import { nextSlice, READ_MODE, viewLog, WAIT, type ReadMode, type Slice, type Wait } from './next-slice.js'
 import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 
 export interface LogSlice extends Slice {
@@ -36,8 +36,8 @@ export async function readLog(
   for (;;) {
     if (shape.dropped) throw droppedError(shape)
     const waitAtHead = wait.live && Date.now() < deadline && !wait.signal?.aborted
-    const next = nextSlice(viewLog(store, shape, after), mode, waitAtHead)
-    if (!('wait' in next)) return { ...next, parts: next.hasEntries ? store.readJoinable(id, after, next.end) : [] }
+    const next = sliceAt(store, shape, after, mode, waitAtHead)
+    if (!('wait' in next)) return next
     if (next.wait === WAIT.snapshot) {
       await notifier.wait(id, SNAPSHOT_POLL_MS, wait.signal)
       if (wait.signal?.aborted) throw new RequestAbortedError()
@@ -45,6 +45,13 @@ export async function readLog(
     }
     await notifier.wait(id, deadline - Date.now(), wait.signal)
   }
+}
+
+/** The slice `nextSlice` decides after `after`, read from storage, or what it waits for. */
+export function sliceAt(store: ShapeLogReader, shape: ActiveShape, after: Offset, mode: ReadMode, waitAtHead: boolean): LogSlice | { readonly wait: Wait } {
+  const next = nextSlice(viewLog(store, shape, after), mode, waitAtHead)
+  if ('wait' in next) return next
+  return { ...next, parts: next.hasEntries ? store.readJoinable(shape.stored.id, after, next.end) : [] }
 }
 
 /** The head of a complete shape, for `offset=now`: its last log entry, or its snapshot's end. */

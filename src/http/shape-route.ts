@@ -9,6 +9,7 @@ import { electricSchema } from '../protocol/electric-schema.js'
 import { HEADERS, OFFSET_NOW } from '../protocol/constants.js'
 import { BEFORE_ALL, compareOffsets, formatOffset, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
+import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { lookUpShape, LOOKUP, waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
 import { compileWhere } from '../shapes/where/compile-where.js'
@@ -49,9 +50,16 @@ export interface ShapeResponse {
   readonly immutableOf?: ActiveShape
 }
 
-export async function serveShape(deps: ShapeRouteDeps, request: ShapeRequest, ifNoneMatch: string | undefined, signal?: AbortSignal): Promise<ShapeResponse> {
+/** `resolved`: the shape when the caller already resolved the request (`resolveShape`). */
+export async function serveShape(
+  deps: ShapeRouteDeps,
+  request: ShapeRequest,
+  ifNoneMatch: string | undefined,
+  signal?: AbortSignal,
+  resolved?: ActiveShape,
+): Promise<ShapeResponse> {
   try {
-    return await serveResolved(deps, request, await resolveShape(deps, request), ifNoneMatch, signal)
+    return await serveResolved(deps, request, resolved ?? (await resolveShape(deps, request)), ifNoneMatch, signal)
   } catch (error) {
     // A shape dropped under a waiting request: point the client at its replacement.
     if (error instanceof MustRefetchError && error.handle === undefined) {
@@ -70,8 +78,6 @@ async function serveResolved(
   ifNoneMatch: string | undefined,
   signal: AbortSignal | undefined,
 ): Promise<ShapeResponse> {
-  const fromStart = request.offset !== OFFSET_NOW && compareOffsets(request.offset, BEFORE_ALL) === 0
-
   let slice: LogSlice
   let requested: Offset
   if (request.offset === OFFSET_NOW) {
@@ -89,6 +95,25 @@ async function serveResolved(
     })
   }
 
+  return respond(deps, request, shape, requested, slice, ifNoneMatch)
+}
+
+/** What a request answers once its slice is read: headers and body (docs/PROTOCOL.md: Response headers). */
+export type AnsweredRequest = Pick<ShapeRequest, 'offset' | 'live' | 'cursor' | 'handle'>
+
+/**
+ * The response for `slice`, read after `requested` (the request's offset, or the head for
+ * `offset=now`). Synchronous: a parked long-poll (`long-poll-hub.ts`) answers with it too.
+ */
+export function respond(
+  deps: Pick<ShapeRouteDeps, 'cache' | 'now'>,
+  request: AnsweredRequest,
+  shape: ActiveShape,
+  requested: Offset,
+  slice: LogSlice,
+  ifNoneMatch: string | undefined,
+): ShapeResponse {
+  const fromStart = request.offset !== OFFSET_NOW && compareOffsets(request.offset, BEFORE_ALL) === 0
   const handle = shape.stored.handle
   const requestedText = request.offset === OFFSET_NOW ? OFFSET_NOW : formatOffset(requested)
   const emptyLive = request.live && slice.parts.length === 0
@@ -124,6 +149,13 @@ function schemaHeaderOf(shape: ActiveShape): string {
   let header = schemaHeaders.get(shape)
   if (header === undefined) schemaHeaders.set(shape, (header = JSON.stringify(electricSchema(shape.table))))
   return header
+}
+
+/** The 409 for a shape dropped under a waiting request: the client is pointed at its replacement. */
+export async function replaceDropped(deps: ShapeRouteDeps, definition: ShapeDefinition, why: string): Promise<never> {
+  const table = await deps.tables.get(definition.table)
+  requireReplication(deps)
+  return deps.manager.mustRefetch(definition, table, why)
 }
 
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
