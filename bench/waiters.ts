@@ -18,13 +18,13 @@
  * CAP_SYS_RESOURCE can go (on this project's machines the hard limit is 20,000 and the capability
  * is withheld, so the count there is 19,000).
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
-import { formatCount, progress, waitUntil } from './support/timing.js'
-import { WAITER_CLIENTS, type WaiterClientsMessage, type WaiterClientsRequest } from './support/waiter-clients.js'
-import { WAITER_SERVER, type WaiterServerMessage, type WaiterServerRequest } from './support/waiter-server.js'
+import { formatCount, progress } from './support/timing.js'
+import { collect, memory, openOn, pathsFor, startGenerator, startWaiterServer, stopChild, stopGenerator, waitForCount } from './support/waiter-control.js'
+import type { WaiterServerRequest } from './support/waiter-server.js'
 
 const DEFAULT_WAITERS = 100_000
 /** Descriptors a process keeps for itself besides the connections (PostgreSQL, LMDB, IPC, …). */
@@ -111,13 +111,9 @@ interface Measured {
 }
 
 async function measure(plan: Plan): Promise<Measured> {
-  const server = fork(WAITER_SERVER, plan.databaseUrl ? [plan.kind, plan.databaseUrl] : [plan.kind], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
+  const { server, port } = await startWaiterServer(plan.databaseUrl)
   const generators: ChildProcess[] = []
   try {
-    const { port } = await reply<{ port: number }>(server, 'ready')
     let paths = await pathsFor(port, plan.kind)
     const perGenerator = plan.limit - RESERVED_FDS
     const generatorCount = Math.max(2, Math.ceil(plan.count / perGenerator))
@@ -128,7 +124,7 @@ async function measure(plan: Plan): Promise<Measured> {
     await openOn(warm, { ...paths, port, count: WARM_UP, localAddresses: sources, firstIndex: 0 })
     await waitForCount(server, WARM_UP)
     await plan.commit(server, 'warm-up')
-    await collect(warm, 'warm-up')
+    await collect(warm, 'warm-up', COLLECT_TIMEOUT_MS)
     await stopGenerator(warm)
     await waitForCount(server, 0)
     // The warm-up's commit moved the head: the measured requests wait after it.
@@ -155,7 +151,7 @@ async function measure(plan: Plan): Promise<Measured> {
     const after = await memory(server)
 
     const marker = `waiters-${Date.now()}`
-    const collecting = generators.map((generator) => collect(generator, marker))
+    const collecting = generators.map((generator) => collect(generator, marker, COLLECT_TIMEOUT_MS))
     const startedAt = await plan.commit(server, marker)
     const results = await Promise.all(collecting)
     const delays = results.flatMap((r) => r.arrivals.map((at) => at - startedAt)).sort((a, b) => a - b)
@@ -176,30 +172,7 @@ async function measure(plan: Plan): Promise<Measured> {
     }
   } finally {
     await Promise.all(generators.map(stopGenerator))
-    if (server.exitCode === null && server.signalCode === null) {
-      const exited = new Promise((resolve) => server.once('exit', resolve))
-      server.kill()
-      await exited
-    }
-  }
-}
-
-async function pathsFor(port: number, kind: Plan['kind']): Promise<{ longPollPath: string; ssePath: string }> {
-  // The raw server holds any request; Sluice's are at the head of a real shape.
-  const { handle, offset } = kind === 'raw' ? { handle: 'raw', offset: '0_0' } : await headOf(`http://127.0.0.1:${port}/v1/shape?table=items`)
-  const longPollPath = `/v1/shape?table=items&handle=${handle}&offset=${offset}&live=true&cursor=0`
-  return { longPollPath, ssePath: `${longPollPath}&live_sse=true` }
-}
-
-async function headOf(shapeUrl: string): Promise<{ handle: string; offset: string }> {
-  let handle = ''
-  let offset = '-1'
-  for (;;) {
-    const response = await fetch(`${shapeUrl}&offset=${offset}${handle ? `&handle=${handle}` : ''}`)
-    await response.arrayBuffer()
-    handle = response.headers.get('electric-handle')!
-    offset = response.headers.get('electric-offset')!
-    if (response.headers.has('electric-up-to-date')) return { handle, offset }
+    await stopChild(server)
   }
 }
 
@@ -216,69 +189,6 @@ function sluiceCommit(pool: import('pg').Pool): Plan['commit'] {
     await pool.query(`UPDATE items SET title = $1 WHERE id = 1`, [marker])
     return at
   }
-}
-
-function startGenerator(): ChildProcess {
-  return fork(WAITER_CLIENTS, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-}
-
-async function openOn(generator: ChildProcess, request: Omit<Extract<WaiterClientsRequest, { type: 'open' }>, 'type'>): Promise<void> {
-  const opened = reply(generator, 'opened')
-  generator.send({ type: 'open', ...request } satisfies WaiterClientsRequest)
-  await opened
-}
-
-async function collect(generator: ChildProcess, marker: string): Promise<Extract<WaiterClientsMessage, { type: 'collected' }>> {
-  const collected = reply<Extract<WaiterClientsMessage, { type: 'collected' }>>(generator, 'collected')
-  generator.send({ type: 'collect', marker, timeoutMs: COLLECT_TIMEOUT_MS } satisfies WaiterClientsRequest)
-  return collected
-}
-
-async function stopGenerator(generator: ChildProcess): Promise<void> {
-  if (generator.exitCode !== null || generator.signalCode !== null) return
-  const exited = new Promise((resolve) => generator.once('exit', resolve))
-  generator.send({ type: 'close' } satisfies WaiterClientsRequest)
-  await exited
-}
-
-async function waitForCount(server: ChildProcess, waiting: number): Promise<void> {
-  await waitUntil(
-    `${formatCount(waiting)} waiting requests`,
-    async () => {
-      const answer = reply<{ waiting: number }>(server, 'count')
-      server.send({ type: 'count' } satisfies WaiterServerRequest)
-      return (await answer).waiting === waiting
-    },
-    60_000,
-    100,
-  )
-}
-
-async function memory(server: ChildProcess): Promise<{ rss: number; heapUsed: number }> {
-  const answer = reply<{ rss: number; heapUsed: number }>(server, 'memory')
-  server.send({ type: 'memory' } satisfies WaiterServerRequest)
-  return answer
-}
-
-/** The next message of `type` from a child; rejects if the child exits first. */
-function reply<T>(child: ChildProcess, type: (WaiterServerMessage | WaiterClientsMessage)['type']): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: { type: string }) => {
-      if (message.type !== type) return
-      cleanup()
-      resolve(message as T)
-    }
-    const onExit = (code: number | null) => {
-      cleanup()
-      reject(new Error(`bench child exited (${code}) before '${type}'`))
-    }
-    const cleanup = () => {
-      child.off('message', onMessage)
-      child.off('exit', onExit)
-    }
-    child.on('message', onMessage)
-    child.once('exit', onExit)
-  })
 }
 
 /** The soft `RLIMIT_NOFILE` of this process, which its children inherit. */
