@@ -79,7 +79,7 @@ export async function runWaitersBench({ cluster }: ScenarioContext): Promise<Ben
         value: round(sluice.p99),
         unit: 'ms',
         baseline: baseline(round(raw.p99), 'ms'),
-        note: `from the UPDATE's send (raw: the broadcast's) to its first bytes at each client; ${formatCount(sluice.received)}/${formatCount(count)} waiters got it (raw ${formatCount(raw.received)}); max ${ms(sluice.max)} (raw ${ms(raw.max)}); ${sluice.generators} load-generator processes on ${sluice.sources} source addresses`,
+        note: `from the UPDATE's send (raw: the broadcast's) to its first bytes at each client; ${formatCount(sluice.received)}/${formatCount(count)} waiters got it (raw ${formatCount(raw.received)}); max ${ms(sluice.max)} (raw ${ms(raw.max)}); ${sluice.generators} load-generator processes on ${sluice.sources} source addresses; requests sent again after a 408 while opening (the machine too busy to read them within the server's headers timeout): Sluice ${formatCount(sluice.retried)}, raw ${formatCount(raw.retried)}`,
       },
     ]
   } finally {
@@ -107,6 +107,8 @@ interface Measured {
   readonly max: number
   readonly received: number
   readonly generators: number
+  /** Requests the server answered 408 (not read within its headers timeout) and that were sent again. */
+  readonly retried: number
   readonly sources: number
 }
 
@@ -134,6 +136,7 @@ async function measure(plan: Plan): Promise<Measured> {
     const steps: { open: number; rss: number }[] = []
     for (let i = 0; i < generatorCount; i++) generators.push(startGenerator())
     let open = 0
+    const retries = generators.map(() => 0)
     for (let step = 1; step <= STEPS; step++) {
       const target = Math.round((plan.count * step) / STEPS)
       const opening = target - open
@@ -141,7 +144,7 @@ async function measure(plan: Plan): Promise<Measured> {
         generators.map((generator, g) => {
           const share = Math.floor(opening / generatorCount) + (g < opening % generatorCount ? 1 : 0)
           const firstIndex = open + g
-          return openOn(generator, { ...paths, port, count: share, localAddresses: sources, firstIndex })
+          return openOn(generator, { ...paths, port, count: share, localAddresses: sources, firstIndex }).then((n) => (retries[g] = n))
         }),
       )
       open = target
@@ -168,6 +171,7 @@ async function measure(plan: Plan): Promise<Measured> {
       max: delays[delays.length - 1] ?? NaN,
       received: delays.length,
       generators: generatorCount,
+      retried: retries.reduce((a, b) => a + b, 0),
       sources: sources.length,
     }
   } finally {

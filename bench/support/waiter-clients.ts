@@ -32,7 +32,8 @@ export type WaiterClientsRequest =
   | { readonly type: 'close' }
 
 export type WaiterClientsMessage =
-  | { readonly type: 'opened'; readonly open: number }
+  /** `retries`: requests sent again after a 408, since the process started. */
+  | { readonly type: 'opened'; readonly open: number; readonly retries: number }
   | {
       readonly type: 'collected'
       /** Wall-clock milliseconds (`performance.timeOrigin + performance.now()`) per connection that got the marker. */
@@ -44,20 +45,32 @@ export type WaiterClientsMessage =
 /** How many connections are being opened at once. */
 const OPEN_BATCH = 100
 
+/**
+ * A request Node's server answered 408 without reading it (its headers came later than
+ * `headersTimeout` after the connection opened: on a loaded machine the generator can be that
+ * slow to get to a new socket). The request is sent again on a new connection, and counted.
+ */
+const TOO_SLOW = 'HTTP/1.1 408'
+let retries = 0
+
 class Waiter {
   #seen = ''
   #headersDone = false
+  socket: net.Socket
   arrivedAt: number | undefined
   failed = false
 
   constructor(
-    readonly socket: net.Socket,
+    readonly connect: () => net.Socket,
+    readonly request: string,
     readonly sse: boolean,
     readonly onChange: () => void,
-  ) {}
+  ) {
+    this.socket = connect()
+  }
 
   /** SSE: resolves once the headers arrived; a long-poll: once its request is written. */
-  start(path: string, host: string): Promise<void> {
+  start(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.socket.once('error', (error) => {
         this.failed = true
@@ -65,6 +78,7 @@ class Waiter {
       })
       this.socket.on('data', (chunk: Buffer) => {
         this.#seen += chunk.toString('latin1')
+        if (this.#seen.startsWith(TOO_SLOW)) return this.#again(resolve, reject)
         if (this.sse && !this.#headersDone) {
           if (!this.#seen.startsWith('HTTP/1.1 200')) return reject(new Error(`unexpected answer: ${this.#seen.slice(0, 200)}`))
           const end = this.#seen.indexOf('\r\n\r\n')
@@ -75,11 +89,18 @@ class Waiter {
         }
         this.onChange()
       })
-      const accept = this.sse ? 'Accept: text/event-stream\r\n' : ''
-      this.socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${accept}\r\n`, () => {
+      this.socket.write(this.request, () => {
         if (!this.sse) resolve()
       })
     })
+  }
+
+  #again(resolve: () => void, reject: (error: unknown) => void): void {
+    retries++
+    this.socket.destroy()
+    this.#seen = ''
+    this.socket = this.connect()
+    this.start().then(resolve, reject)
   }
 
   /** True when this call saw the marker arrive. */
@@ -101,12 +122,14 @@ async function open(request: OpenRequest): Promise<void> {
     for (let j = i; j < Math.min(i + OPEN_BATCH, request.count); j++) {
       const sse = (request.firstIndex + j) % 2 === 1
       const localAddress = request.localAddresses[j % request.localAddresses.length]!
-      const socket = net.connect({ port: request.port, host: '127.0.0.1', localAddress })
-      const waiter: Waiter = new Waiter(socket, sse, () => {
+      const connect = () => net.connect({ port: request.port, host: '127.0.0.1', localAddress })
+      const accept = sse ? 'Accept: text/event-stream\r\n' : ''
+      const text = `GET ${sse ? request.ssePath : request.longPollPath} HTTP/1.1\r\nHost: 127.0.0.1\r\n${accept}\r\n`
+      const waiter: Waiter = new Waiter(connect, text, sse, () => {
         if (marker !== undefined && waiter.check(marker)) onArrival?.()
       })
       waiters.push(waiter)
-      batch.push(waiter.start(sse ? request.ssePath : request.longPollPath, '127.0.0.1'))
+      batch.push(waiter.start())
     }
     await Promise.all(batch)
   }
@@ -137,7 +160,7 @@ async function handle(message: WaiterClientsRequest): Promise<void> {
   switch (message.type) {
     case 'open':
       await open(message)
-      process.send!({ type: 'opened', open: waiters.length } satisfies WaiterClientsMessage)
+      process.send!({ type: 'opened', open: waiters.length, retries } satisfies WaiterClientsMessage)
       return
     case 'collect':
       process.send!(await collect(message.marker, message.timeoutMs))

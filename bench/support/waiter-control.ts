@@ -30,10 +30,11 @@ export function startGenerator(): ChildProcess {
   return fork(WAITER_CLIENTS, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 }
 
-export async function openOn(generator: ChildProcess, request: Omit<OpenRequest, 'type'>): Promise<void> {
-  const opened = reply(generator, 'opened')
+/** Opens connections on a generator; resolves with its requests sent again after a 408 so far. */
+export async function openOn(generator: ChildProcess, request: Omit<OpenRequest, 'type'>): Promise<number> {
+  const opened = reply<{ retries: number }>(generator, 'opened')
   generator.send({ type: 'open', ...request } satisfies WaiterClientsRequest)
-  await opened
+  return (await opened).retries
 }
 
 export async function collect(generator: ChildProcess, marker: string, timeoutMs: number): Promise<Collected> {
