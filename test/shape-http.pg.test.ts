@@ -19,6 +19,7 @@ beforeAll(async () => {
   await pool.query(`CREATE TABLE big (id int PRIMARY KEY, payload text)`)
   await pool.query(`INSERT INTO big SELECT g, repeat('x', 20) FROM generate_series(1, 10000) g`)
   await pool.query(`CREATE TABLE live_items (id int PRIMARY KEY, title text)`)
+  await pool.query(`CREATE TABLE dropped_while_waiting (id int PRIMARY KEY, title text)`)
   await pool.query(`CREATE TABLE deletable (id int PRIMARY KEY, title text)`)
   await pool.query(`INSERT INTO deletable VALUES (1, 'a')`)
   await pool.query(`CREATE TABLE numbered (id int PRIMARY KEY, payload text)`)
@@ -187,6 +188,25 @@ describe('long-poll', () => {
     expect(response.headers.get('electric-cursor')).toMatch(/^\d+$/)
     expect(response.headers.get('electric-up-to-date')).toBe('')
     expect(response.headers.get('cache-control')).toBe('public, max-age=5, stale-while-revalidate=5')
+  })
+
+  it('answers a waiting long-poll 409 with the new handle when its shape is deleted', async () => {
+    const follower = new Follower(() => sluice.shapeUrl(), { table: 'dropped_while_waiting' })
+    await follower.catchUp()
+    const shapeId = sluice.server.manager.byHandle(parseShapeHandle(follower.handle!)!)!.stored.id
+    const request = fetch(url(`table=dropped_while_waiting&offset=${follower.offset}&handle=${follower.handle}&live=true`), {
+      headers: { 'x-request-id': 'parked-1', origin: 'https://app.example' },
+    })
+    await waitFor(() => expect(sluice.server.notifier.waiting(shapeId)).toBe(1))
+    expect((await fetch(url(`table=dropped_while_waiting&handle=${follower.handle}`), { method: 'DELETE' })).status).toBe(202)
+    const response = await request
+    expect(response.status).toBe(409)
+    expect(await response.json()).toEqual([{ headers: { control: 'must-refetch' } }])
+    expect(response.headers.get('electric-handle')).toMatch(/^[0-9a-f]{8}-\d+$/)
+    expect(response.headers.get('electric-handle')).not.toBe(follower.handle)
+    // Answered by the hub on the socket: the request's own id and CORS origin still come back.
+    expect(response.headers.get('x-request-id')).toBe('parked-1')
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example')
   })
 
   it('answers only up-to-date after SLUICE_LONG_POLL_MS when nothing changes', async () => {
