@@ -50,7 +50,7 @@ class ParkedPoll implements AnsweredRequest {
   }
 }
 
-/** Slices read during one wake-up, by offset: polls at the same position share one read. */
+/** Slices read during one round, by shape and offset: polls at the same position share one read. */
 type Round = Map<string, LogSlice | null>
 
 export class LongPollHub {
@@ -147,7 +147,8 @@ export class LongPollHub {
       void this.#answerDropped(poll)
       return
     }
-    const key = `${formatOffset(poll.offset)}${waitAtHead ? '' : '!'}`
+    // A deadline or shutdown round spans shapes: the key names the shape too.
+    const key = `${poll.shape.stored.id}:${formatOffset(poll.offset)}${waitAtHead ? '' : '!'}`
     let slice = round.get(key)
     if (slice === undefined) {
       const next = sliceAt(this.#deps.store, poll.shape, poll.offset, READ_MODE.longPoll, waitAtHead)
