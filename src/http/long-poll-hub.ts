@@ -20,7 +20,7 @@ import { errorResponse } from './error-response.js'
 import { sliceAt, type LogSlice } from './log-reader.js'
 import { READ_MODE, WAIT } from './next-slice.js'
 import type { ShapeRequest } from './shape-request.js'
-import { replaceDropped, respond, type AnsweredRequest, type ShapeRouteDeps } from './shape-route.js'
+import { replaceDropped, respond, type AnsweredRequest, type RequestedHandle, type ShapeRouteDeps } from './shape-route.js'
 
 export interface LongPollHubDeps extends ShapeRouteDeps {
   /** Aborted when the server shuts down: every parked poll answers up-to-date at once. */
@@ -37,7 +37,7 @@ class ParkedPoll implements AnsweredRequest {
     readonly shape: ActiveShape,
     readonly offset: Offset,
     readonly cursor: string | undefined,
-    readonly handle: ShapeRequest['handle'],
+    readonly handle: RequestedHandle,
     readonly ifNoneMatch: string | undefined,
     readonly common: Readonly<Record<string, string>>,
     readonly res: ServerResponse,

@@ -19,6 +19,7 @@ import { nextCursor } from './cursor.js'
 import { lastSeenLsn, processedLsn } from './last-seen-lsn.js'
 import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js'
 import type { ShapeRequest } from './shape-request.js'
+import type { FOREIGN_HANDLE, ShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
 import type { SseOptions } from './sse-hub.js'
 
@@ -98,8 +99,16 @@ async function serveResolved(
   return respond(deps, request, shape, requested, slice, ifNoneMatch)
 }
 
-/** What a request answers once its slice is read: headers and body (docs/PROTOCOL.md: Response headers). */
-export type AnsweredRequest = Pick<ShapeRequest, 'offset' | 'live' | 'cursor' | 'handle'>
+/** What of a request its answer depends on, once its slice is read (docs/PROTOCOL.md: Response headers). */
+export interface AnsweredRequest {
+  readonly offset: Offset | typeof OFFSET_NOW
+  readonly live: boolean
+  readonly cursor: string | undefined
+  readonly handle: RequestedHandle
+}
+
+/** The `handle` a request named: ours, one we cannot have issued, or none. */
+export type RequestedHandle = ShapeHandle | typeof FOREIGN_HANDLE | undefined
 
 /**
  * The response for `slice`, read after `requested` (the request's offset, or the head for
