@@ -1,5 +1,5 @@
 /**
- * Many waiting live requests in one Sluice process (docs/ARCHITECTURE.md I21), the `waiters`
+ * Many waiting live requests in one Sluice process (docs/ARCHITECTURE.md I23), the `waiters`
  * bench scenario at a test's size: 2,000 requests at the head of one shape, half long-polls and
  * half SSE streams, held by raw sockets of a separate process. Every one of them gets the next
  * commit, and the server's JS heap grows by under 8 KB per waiting request (about 12 KB when each

@@ -116,7 +116,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
           const waiting = request.live && c.req.method === 'GET' ? nodeResponse(c) : undefined
           let shape: ActiveShape | undefined
           if (waiting) {
-            // A request that waits at the head is held by the hub, not by this handler (I21).
+            // A request that waits at the head is held by the hub, not by this handler (I23).
             shape = await resolveShape(deps, request)
             parked = longPolls.park(shape, request, ifNoneMatch, c.get('common'), waiting, release!)
             if (parked) return responseAlreadySent()

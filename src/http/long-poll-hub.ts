@@ -1,5 +1,5 @@
 /**
- * Live long-polls waiting at the head of their shape (docs/ARCHITECTURE.md I21). A waiting
+ * Live long-polls waiting at the head of their shape (docs/ARCHITECTURE.md I23). A waiting
  * request is parked here and its handler returns, so it holds no Hono context, promise chain,
  * timer or abort signal while it waits: only a `ParkedPoll` and its socket. As in `SseHub`:
  * - one notifier waiter per *shape*; a wake-up answers that shape's parked polls that now have

@@ -1,5 +1,5 @@
 /**
- * Parked long-polls (`src/http/long-poll-hub.ts`, docs/ARCHITECTURE.md I21) through
+ * Parked long-polls (`src/http/long-poll-hub.ts`, docs/ARCHITECTURE.md I23) through
  * `app.request()` with a Node response and no socket, over the shape logs in memory: what the
  * hub writes when a parked poll's deadline passes.
  */
