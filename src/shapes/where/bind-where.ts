@@ -7,7 +7,10 @@
 import { InvalidRequestError } from '../../errors.js'
 import type { TableInfo } from '../../pg/introspect.js'
 import type { Typed } from './typed-ast.js'
+import { qualifiedName } from '../../pg/sql.js'
 import { foldConstants } from './fold-constants.js'
+import { isKeyable } from './subquery-key.js'
+import { ValueSet } from './value-set.js'
 import { canCast, parseValue, type Value } from './values.js'
 import type { CompareOp, WhereNode } from './where-ast.js'
 import { whereErrorAt } from './where-error.js'
@@ -32,14 +35,42 @@ import {
 
 const ORDERING: ReadonlySet<CompareOp> = new Set(['<', '<=', '>', '>='])
 
+/** The tables subqueries read, by `qualifiedName`; a 400 for one missing. */
+export type SubqueryTables = ReadonlyMap<string, TableInfo>
+
+const NO_TABLES: SubqueryTables = new Map()
+
 /** Errors point at the nodes' locations in the text `node` was parsed from. */
-export function bindWhere(node: WhereNode, table: TableInfo): Typed {
-  const binder = new Binder(table)
+export function bindWhere(node: WhereNode, table: TableInfo, tables: SubqueryTables = NO_TABLES): Typed {
+  checkSubqueryPlacement(node, true)
+  const binder = new Binder(table, tables)
   return foldConstants(binder.coerce(binder.bind(node), BOOL, 'the where clause'))
 }
 
+/**
+ * A subquery may stand where AND, OR and NOT combine conditions, not inside an expression
+ * (`(x IN (SELECT …)) = false`): moves in and out are decided per condition of the clause.
+ */
+function checkSubqueryPlacement(node: WhereNode, logical: boolean): void {
+  if (node.kind === 'subquery') {
+    if (!logical) throw whereErrorAt(node.at, 'a subquery can only be combined with AND, OR and NOT, not used inside an expression')
+    for (const arg of node.args) checkSubqueryPlacement(arg, false)
+    if (node.where) checkSubqueryPlacement(node.where, true)
+    return
+  }
+  const inLogic = node.kind === 'and' || node.kind === 'or' || node.kind === 'not'
+  for (const value of Object.values(node)) {
+    for (const child of Array.isArray(value) ? value : [value]) {
+      if (child && typeof child === 'object' && 'kind' in child) checkSubqueryPlacement(child as WhereNode, logical && inLogic)
+    }
+  }
+}
+
 class Binder {
-  constructor(readonly table: TableInfo) {}
+  constructor(
+    readonly table: TableInfo,
+    readonly tables: SubqueryTables,
+  ) {}
 
   bind(node: WhereNode): Typed {
     const at = node.at
@@ -161,7 +192,30 @@ class Binder {
       }
       case 'call':
         return this.call(node.name, node.args.map((a) => this.bind(a)), at)
+      case 'subquery':
+        return this.subquery(node, at)
     }
+  }
+
+  subquery(node: Extract<WhereNode, { kind: 'subquery' }>, at: number): Typed {
+    const inner = this.tables.get(qualifiedName(node.table))
+    if (!inner) throw this.error(`table ${node.table.schema}.${node.table.name} is not available to subqueries`, node.tableAt)
+    const innerBinder = new Binder(inner, this.tables)
+    const args: Typed[] = []
+    const columns: Typed[] = []
+    node.args.forEach((written, i) => {
+      const arg = this.bind(written)
+      const column = innerBinder.bind(node.columns[i]!)
+      const type = commonType(arg.type, column.type)
+      if (!type) throw this.error(`cannot compare ${typeName(arg.type)} with ${typeName(column.type)} in IN (SELECT …)`, written.at)
+      if (!isKeyable(type)) {
+        throw this.error(`IN (SELECT …) cannot compare ${typeName(type)} values (supported: integers, numeric, text, uuid, bool, enums, date)`, written.at)
+      }
+      args.push(this.coerce(arg, type))
+      columns.push(innerBinder.coerce(column, type))
+    })
+    const where = node.where && foldConstants(innerBinder.coerce(innerBinder.bind(node.where), BOOL, "the subquery's WHERE"))
+    return { kind: 'subquery', args, table: inner, columns, where, values: { set: new ValueSet() }, type: BOOL, at }
   }
 
   literal(kind: string, text: string, at: number): Typed {

@@ -5,7 +5,7 @@
  * literals give one shape. It is itself a valid clause that parses back to the same tree,
  * which is how stored shapes are compiled again after a restart.
  */
-import { quoteIdent } from '../../pg/sql.js'
+import { qualifiedName, quoteIdent } from '../../pg/sql.js'
 import type { WhereNode } from './where-ast.js'
 
 export function canonicalWhere(node: WhereNode): string {
@@ -53,6 +53,11 @@ export function canonicalWhere(node: WhereNode): string {
       return `ARRAY[${node.elements.map(r).join(', ')}]`
     case 'call':
       return `${node.name === 'coalesce' ? 'COALESCE' : node.name}(${node.args.map(r).join(', ')})`
+    case 'subquery': {
+      const args = node.args.length === 1 ? r(node.args[0]!) : `(${node.args.map(r).join(', ')})`
+      const where = node.where ? ` WHERE ${r(node.where)}` : ''
+      return `(${args} IN (SELECT ${node.columns.map(r).join(', ')} FROM ${qualifiedName(node.table)}${where}))`
+    }
   }
 }
 

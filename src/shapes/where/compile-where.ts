@@ -5,12 +5,15 @@
  * changes — plus the equality index the router uses.
  */
 import type { TableInfo } from '../../pg/introspect.js'
-import { bindWhere } from './bind-where.js'
+import type { TableName } from '../../pg/table-name.js'
+import { bindWhere, type SubqueryTables } from './bind-where.js'
 import { canonicalWhere } from './canonical.js'
 import { findEqualityIndex, type EqualityIndex } from './equality-index.js'
 import { buildEvaluator, type Row } from './evaluate.js'
 import { parseWhere, type ParamReader } from './parse-where.js'
 import { renderSql } from './render-sql.js'
+import type { Typed } from './typed-ast.js'
+import type { WhereNode } from './where-ast.js'
 import { EvaluationError } from './values.js'
 
 export interface CompiledWhere {
@@ -22,7 +25,13 @@ export interface CompiledWhere {
   readonly matches: (row: Row) => boolean
   readonly canonical: string
   readonly equalityIndex?: EqualityIndex
+  /** The clause's subqueries, outermost first (nested ones inside their `where`); empty without. */
+  readonly subqueries: readonly SubqueryNode[]
+  /** The typed clause, for what subqueries need to know of its shape (`subquery/`). */
+  readonly typed: Typed
 }
+
+export type SubqueryNode = Extract<Typed, { kind: 'subquery' }>
 
 const noParams: ParamReader = () => undefined
 
@@ -31,14 +40,32 @@ export function canonicalizeWhere(text: string, params: ParamReader = noParams):
   return canonicalWhere(parseWhere(text, params))
 }
 
-/** Compiles a clause for `table`. Throws InvalidRequestError naming `where` (or `params[n]`). */
-export function compileWhere(text: string, params: ParamReader, table: TableInfo): CompiledWhere {
+/** The tables the clause's subqueries read, with where each is named, for loading before `compileWhere`. */
+export function tablesOfWhere(text: string, params: ParamReader = noParams): { table: TableName; at: number }[] {
+  const found: { table: TableName; at: number }[] = []
+  const visit = (node: WhereNode) => {
+    if (node.kind === 'subquery') found.push({ table: node.table, at: node.tableAt })
+    for (const value of Object.values(node)) {
+      for (const child of Array.isArray(value) ? value : [value]) {
+        if (child && typeof child === 'object' && 'kind' in child) visit(child as WhereNode)
+      }
+    }
+  }
+  visit(parseWhere(text, params))
+  return found
+}
+
+/**
+ * Compiles a clause for `table`, its subqueries for the tables in `tables`. Throws
+ * InvalidRequestError naming `where` (or `params[n]`).
+ */
+export function compileWhere(text: string, params: ParamReader, table: TableInfo, tables?: SubqueryTables): CompiledWhere {
   const parsed = parseWhere(text, params)
   const canonical = canonicalWhere(parsed)
   // Errors point into `text`, but the result is bound from the canonical text, as a stored
   // shape's is, so the same definition always compiles to the same SQL and evaluator.
-  const fromText = bindWhere(parsed, table)
-  const typed = text === canonical ? fromText : bindWhere(parseWhere(canonical, noParams), table)
+  const fromText = bindWhere(parsed, table, tables)
+  const typed = text === canonical ? fromText : bindWhere(parseWhere(canonical, noParams), table, tables)
   const evaluate = buildEvaluator(typed)
   const equalityIndex = findEqualityIndex(typed)
   // A clause that is nothing but its equality index (`col = c`, `col IN (…)`) holds exactly
@@ -60,7 +87,24 @@ export function compileWhere(text: string, params: ParamReader, table: TableInfo
         },
     canonical,
     ...(equalityIndex ? { equalityIndex } : {}),
+    subqueries: subqueriesOf(typed),
+    typed,
   }
+}
+
+function subqueriesOf(node: Typed): SubqueryNode[] {
+  const found: SubqueryNode[] = []
+  const visit = (n: Typed) => {
+    if (n.kind === 'subquery') {
+      found.push(n)
+      if (n.where) visit(n.where)
+      return
+    }
+    if (n.kind === 'and' || n.kind === 'or') n.args.forEach(visit)
+    else if (n.kind === 'not') visit(n.arg)
+  }
+  visit(node)
+  return found
 }
 
 function keyMatcher({ column, values, keyOf }: EqualityIndex): (row: Row) => boolean {
@@ -73,6 +117,6 @@ function keyMatcher({ column, values, keyOf }: EqualityIndex): (row: Row) => boo
   }
 }
 
-export type { Row, EqualityIndex, ParamReader }
+export type { Row, EqualityIndex, ParamReader, SubqueryTables }
 export { EvaluationError }
 export { WHERE_LIMITS } from './parse-where.js'

@@ -82,7 +82,7 @@ function rowKeyFunction(type: WhereType): ((text: string) => string | null) | un
 }
 
 /** Equal numerics, one key: no trailing fractional zeros, no negative zero. */
-function numericKey(value: Decimal): string {
+export function numericKey(value: Decimal): string {
   if (value.kind !== 'finite') return formatDecimal(value)
   let { digits, scale } = value
   while (scale > 0 && digits % 10n === 0n) {

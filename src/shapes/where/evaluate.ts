@@ -8,7 +8,9 @@
 import { arithmeticOn } from './arithmetic.js'
 import { absDecimal, negateDecimal, type Decimal } from './decimal.js'
 import { asciiLower, asciiUpper, like } from './like.js'
+import { valueKey } from './subquery-key.js'
 import type { Typed } from './typed-ast.js'
+import { tupleKey } from './value-set.js'
 import {
   arraysEqual,
   checkInt,
@@ -245,6 +247,8 @@ function build(node: Typed): Fn {
       return arithmetic(node)
     case 'call':
       return call(node)
+    case 'subquery':
+      return subquery(node)
   }
 }
 
@@ -278,6 +282,26 @@ function arithmetic(node: Extract<Typed, { kind: 'arith' }>): Fn {
     const r = right(row)
     if (r === null) return null
     return compute(l as ScalarValue, r as ScalarValue)
+  }
+}
+
+/** `args IN (SELECT …)` against the tuples the runtime keeps, with PostgreSQL's NULL rules. */
+function subquery(node: Extract<Typed, { kind: 'subquery' }>): Fn {
+  const args = node.args.map(build)
+  const types = node.args.map((arg) => arg.type)
+  const values = node.values
+  return (row) => {
+    const parts = args.map((arg, i) => {
+      const v = arg(row)
+      return v === null ? null : valueKey(types[i]!, v as ScalarValue)
+    })
+    const set = values.set
+    if (!parts.includes(null)) {
+      if (set.has(tupleKey(parts))) return true
+      if (!set.hasNullTuples) return false
+    }
+    if (set.size === 0) return false
+    return set.unknownMatch(parts) ? null : false
   }
 }
 

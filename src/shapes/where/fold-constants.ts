@@ -13,6 +13,8 @@ import { whereErrorAt } from './where-error.js'
  */
 export function foldConstants(node: Typed, strictNull = true): Typed {
   if (node.kind === 'const' || node.kind === 'column') return node
+  // Its value depends on the inner table, never constant; only its outer values fold.
+  if (node.kind === 'subquery') return { ...node, args: node.args.map((arg) => foldConstants(arg)) }
   // PostgreSQL turns `x IN (a, b)` into `x = ANY(...)`, which it does not simplify; a single
   // item becomes a plain `x = a`, which it does.
   if (node.kind === 'in' && node.list.length > 1) {
@@ -76,6 +78,7 @@ function childrenOf(node: Typed): readonly Typed[] {
     case 'and':
     case 'or':
     case 'call':
+    case 'subquery':
       return node.args
     case 'array':
       return node.elements
@@ -104,6 +107,7 @@ function mapChildren(node: Typed, f: (n: Typed) => Typed): Typed {
     case 'and':
     case 'or':
     case 'call':
+    case 'subquery':
       return { ...node, args: node.args.map(f) }
     case 'array':
       return { ...node, elements: node.elements.map(f) }

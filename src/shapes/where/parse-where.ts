@@ -1,8 +1,9 @@
 /**
  * Reads a client's `where` text with PostgreSQL's real parser (libpg-query) as
  * `SELECT 1 WHERE <clause>`, and accepts exactly one boolean expression made of the supported
- * nodes — anything else (a second statement, FROM/ORDER BY/UNION, subqueries, comments,
- * functions outside the list) is a 400 naming the position. Limits apply before parsing so a
+ * nodes — anything else (a second statement, FROM/ORDER BY/UNION, comments, functions outside
+ * the list, subqueries other than `IN (SELECT cols FROM table WHERE …)`) is a 400 naming the
+ * position. Limits apply before parsing so a
  * hostile clause never costs more than a bounded amount of work.
  */
 import { loadModule, parseSync, scanSync } from 'libpg-query'
@@ -21,6 +22,10 @@ export const WHERE_LIMITS = {
   maxParamLength: 10_240,
   /** Nesting of parentheses and of the expression tree. */
   maxDepth: 64,
+  /** Subqueries in one clause, nested ones included. */
+  maxSubqueries: 8,
+  /** Subqueries inside subqueries: `a IN (SELECT b FROM t WHERE c IN (SELECT …))` is 2. */
+  maxSubqueryDepth: 3,
 } as const
 
 // The parser is WebAssembly: load it once, when this module is first imported.
@@ -76,6 +81,9 @@ export function parseWhere(text: string, param: ParamReader): WhereNode {
 type Json = Record<string, unknown>
 
 class Converter {
+  #subqueries = 0
+  #subqueryDepth = 0
+
   constructor(
     readonly sql: string,
     readonly param: ParamReader,
@@ -144,7 +152,7 @@ class Converter {
       case 'A_Expr':
         return this.expression(body, at, next)
       case 'SubLink':
-        throw this.error('subqueries are not supported', at)
+        return this.subquery(body, at, depth)
       case 'SQLValueFunction':
         throw this.error('functions of the current time or session (CURRENT_DATE, CURRENT_USER, ...) are not allowed: a shape must be deterministic', at)
       case 'CollateClause':
@@ -152,6 +160,48 @@ class Converter {
       default:
         throw this.error(`${describe(tag)} is not supported in where`, at)
     }
+  }
+
+  /**
+   * `x IN (SELECT col FROM table [WHERE …])` and its row-value form. The inner select is one
+   * table and plain columns: no join, alias, function, aggregate, DISTINCT, GROUP BY, ORDER BY or
+   * LIMIT. Its columns cannot name the outer table (no prefixes), so it cannot be correlated.
+   */
+  subquery(body: Json, at: number, depth: number): WhereNode {
+    if (body['subLinkType'] !== 'ANY_SUBLINK' || body['operName']) {
+      throw this.error('only IN (SELECT …) subqueries are supported (not EXISTS, scalar subqueries or ANY/ALL with an operator)', at)
+    }
+    if (++this.#subqueries > WHERE_LIMITS.maxSubqueries) throw this.error(`has more than ${WHERE_LIMITS.maxSubqueries} subqueries`, at)
+    if (this.#subqueryDepth >= WHERE_LIMITS.maxSubqueryDepth) throw this.error(`nests subqueries deeper than ${WHERE_LIMITS.maxSubqueryDepth}`, at)
+    const next = (child: unknown) => this.convert(child, depth + 1)
+    const test = body['testexpr'] as Json
+    const row = test['RowExpr'] as Json | undefined
+    const args = row ? ((row['args'] as unknown[] | undefined) ?? []).map(next) : [next(test)]
+    const select = (body['subselect'] as Json)['SelectStmt'] as Json
+    for (const [key, value] of Object.entries(select)) {
+      if (!SUBSELECT_KEYS.has(key)) throw this.error(`a subquery may not use ${SUBSELECT_CLAUSES[key] ?? key}`, this.at(firstLocation(value)) || at)
+    }
+    if (select['op'] !== 'SETOP_NONE') throw this.error('a subquery may not use UNION, INTERSECT or EXCEPT', at)
+    const from = (select['fromClause'] as Json[] | undefined) ?? []
+    const range = from[0]?.['RangeVar'] as Json | undefined
+    if (from.length !== 1 || !range) throw this.error('a subquery must read exactly one table (FROM table, no joins or functions)', this.at(firstLocation(from[1] ?? from[0])) || at)
+    const tableAt = this.at(range['location'])
+    if (range['alias'] || range['catalogname']) throw this.error('a subquery\'s table may not have an alias or a database name', tableAt)
+    const table = { schema: String(range['schemaname'] ?? 'public'), name: String(range['relname']) }
+    const columns = (select['targetList'] as Json[]).map((target) => {
+      const result = target['ResTarget'] as Json
+      const value = result['val'] as Json
+      const columnAt = this.at(result['location'])
+      if (!('ColumnRef' in value)) throw this.error('a subquery must select plain columns of its table (no functions, aggregates or expressions)', columnAt)
+      return this.convert(value, depth + 1)
+    })
+    if (columns.length !== args.length) {
+      throw this.error(`the subquery selects ${columns.length} column${columns.length === 1 ? '' : 's'} but IN compares ${args.length}`, at)
+    }
+    this.#subqueryDepth++
+    const where = select['whereClause'] === undefined ? undefined : this.convert(select['whereClause'], depth + 1)
+    this.#subqueryDepth--
+    return { kind: 'subquery', args, table, tableAt, columns, where, at }
   }
 
   constant(body: Json, at: number): WhereNode {
@@ -247,6 +297,39 @@ class Converter {
   error(message: string, at: number): InvalidRequestError {
     return whereErrorAt(at, message)
   }
+}
+
+/** Keys a subquery's `SELECT cols FROM table WHERE x` has; any other is a clause we refuse. */
+const SUBSELECT_KEYS = new Set(['targetList', 'fromClause', 'whereClause', 'limitOption', 'op'])
+const SUBSELECT_CLAUSES: Readonly<Record<string, string>> = {
+  distinctClause: 'DISTINCT',
+  groupClause: 'GROUP BY',
+  havingClause: 'HAVING',
+  sortClause: 'ORDER BY',
+  limitCount: 'LIMIT',
+  limitOffset: 'OFFSET',
+  windowClause: 'WINDOW',
+  withClause: 'WITH',
+  lockingClause: 'FOR UPDATE/SHARE',
+  intoClause: 'INTO',
+  valuesLists: 'VALUES',
+  larg: 'UNION, INTERSECT or EXCEPT',
+}
+
+/** The smallest parse location in a subtree (-1 and absent ones skipped), for errors about a clause. */
+function firstLocation(node: unknown): number | undefined {
+  let first: number | undefined
+  const visit = (value: unknown) => {
+    if (Array.isArray(value)) value.forEach(visit)
+    else if (value && typeof value === 'object') {
+      for (const [key, child] of Object.entries(value)) {
+        if (key === 'location' && typeof child === 'number' && child >= 0) first = first === undefined ? child : Math.min(first, child)
+        else visit(child)
+      }
+    }
+  }
+  visit(node)
+  return first
 }
 
 function describe(tag: string): string {

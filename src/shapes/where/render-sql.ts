@@ -6,7 +6,7 @@
  * so PostgreSQL answers exactly what the TypeScript evaluator answers, whatever the database's
  * default collation is.
  */
-import { quoteIdent } from '../../pg/sql.js'
+import { qualifiedName, quoteIdent } from '../../pg/sql.js'
 import { quoteLiteral } from './canonical.js'
 import type { Typed } from './typed-ast.js'
 import { formatValue, type Value } from './values.js'
@@ -62,6 +62,12 @@ export function renderSql(node: Typed): string {
     case 'call':
       if (node.name === 'coalesce') return `COALESCE(${node.args.map(r).join(', ')})`
       return `pg_catalog.${node.name}(${node.name === 'lower' || node.name === 'upper' ? collated(node.args[0]!, true) : r(node.args[0]!)})`
+    case 'subquery': {
+      // Both sides as converted: PostgreSQL compares in the type the binder chose.
+      const args = node.args.length === 1 ? r(node.args[0]!) : `ROW(${node.args.map(r).join(', ')})`
+      const where = node.where ? ` WHERE ${r(node.where)}` : ''
+      return `(${args} IN (SELECT ${node.columns.map(r).join(', ')} FROM ${qualifiedName(node.table.table)}${where}))`
+    }
   }
 }
 

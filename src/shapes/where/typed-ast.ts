@@ -4,6 +4,8 @@
  * (`convert`). Both the SQL for snapshots and the TypeScript evaluator are built from it.
  */
 import type { ArithmeticOp, ArrayOp, CompareOp, FunctionName } from './where-ast.js'
+import type { TableInfo } from '../../pg/introspect.js'
+import type { ValueSet } from './value-set.js'
 import type { Value } from './values.js'
 import type { WhereType } from './where-types.js'
 
@@ -29,4 +31,19 @@ export type Typed = { readonly type: WhereType; readonly at: number } & (
   | { readonly kind: 'arrayOp'; readonly op: ArrayOp; readonly left: Typed; readonly right: Typed }
   | { readonly kind: 'array'; readonly elements: readonly Typed[] }
   | { readonly kind: 'call'; readonly name: FunctionName; readonly args: readonly Typed[] }
+  | {
+      readonly kind: 'subquery'
+      /** The outer values and the inner columns, each converted to the type they compare in. */
+      readonly args: readonly Typed[]
+      readonly table: TableInfo
+      readonly columns: readonly Typed[]
+      readonly where: Typed | undefined
+      /** The inner rows' tuples, kept by the subquery runtime (docs/ARCHITECTURE.md I20). */
+      readonly values: SubqueryValues
+    }
 )
+
+/** Where the evaluator finds a subquery's current tuples; the runtime swaps `set` in. */
+export interface SubqueryValues {
+  set: ValueSet
+}

@@ -5,6 +5,8 @@
  * already replaced by the string literals they stand for. `at` is a 0-based character offset
  * into the clause, for error messages.
  */
+import type { TableName } from '../../pg/table-name.js'
+
 export type CompareOp = '=' | '<>' | '<' | '<=' | '>' | '>='
 export type ArithmeticOp = '+' | '-' | '*' | '/' | '%'
 export type ArrayOp = '@>' | '<@' | '&&'
@@ -36,4 +38,13 @@ export type WhereNode = { readonly at: number } & (
   | { readonly kind: 'quantified'; readonly op: CompareOp; readonly left: WhereNode; readonly right: WhereNode; readonly all: boolean }
   | { readonly kind: 'array'; readonly elements: readonly WhereNode[] }
   | { readonly kind: 'call'; readonly name: FunctionName; readonly args: readonly WhereNode[] }
+  | {
+      /** `args IN (SELECT columns FROM table WHERE where)`: one arg, or a row value of several. */
+      readonly kind: 'subquery'
+      readonly args: readonly WhereNode[]
+      readonly table: TableName
+      readonly tableAt: number
+      readonly columns: readonly WhereNode[]
+      readonly where: WhereNode | undefined
+    }
 )
