@@ -1,4 +1,6 @@
 /** `SLUICE_TABLES`: when set, only the listed tables may be served. */
+import { tablesOfWhere, type ParamReader } from '../shapes/where/compile-where.js'
+import { whereErrorAt } from '../shapes/where/where-error.js'
 import { InvalidRequestError } from '../errors.js'
 import { PARAMS } from '../protocol/constants.js'
 import { qualifiedName } from '../pg/sql.js'
@@ -8,4 +10,14 @@ export function requireAllowedTable(allowed: readonly TableName[] | undefined, t
   if (!allowed) return
   if (allowed.some((t) => t.schema === table.schema && t.name === table.name)) return
   throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(table)} is not served here (see SLUICE_TABLES)`)
+}
+
+/** The tables a `where`'s subqueries read are held to the same list: a 400 at the table's position. */
+export function requireAllowedSubqueryTables(allowed: readonly TableName[] | undefined, where: { readonly text: string; readonly params: ParamReader } | undefined): void {
+  if (!allowed || !where) return
+  for (const { table, at } of tablesOfWhere(where.text, where.params)) {
+    if (!allowed.some((t) => t.schema === table.schema && t.name === table.name)) {
+      throw whereErrorAt(at, `a subquery cannot read ${table.schema}.${table.name}: it is not served here (see SLUICE_TABLES)`)
+    }
+  }
 }

@@ -13,7 +13,7 @@ import { definitionKey } from '../shapes/shape-definition.js'
 import { parseShapeHandle } from '../shapes/shape-handle.js'
 import type { Metrics } from '../metrics.js'
 import { ADMISSION, type Admission } from './admission.js'
-import { requireAllowedTable } from './allow-list.js'
+import { requireAllowedSubqueryTables, requireAllowedTable } from './allow-list.js'
 import type { LiveSlots } from './live-slots.js'
 import type { ChunkResponses } from './chunk-responses.js'
 import { commonHeaders } from './common-headers.js'
@@ -96,6 +96,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         authorize(c, deps.secret)
         const request = parseShapeRequest((name) => c.req.query(name))
         requireAllowedTable(deps.allowedTables, request.definition.table)
+        requireAllowedSubqueryTables(deps.allowedTables, request.whereSource)
         const subset = subsetFromQuery(new URL(c.req.url).searchParams)
         if (subset) {
           // A HEAD answer drops the body unread, which would leave the query holding its connection.
@@ -143,6 +144,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         authorize(c, deps.secret)
         const request = parseShapeRequest((name) => c.req.query(name))
         requireAllowedTable(deps.allowedTables, request.definition.table)
+        requireAllowedSubqueryTables(deps.allowedTables, request.whereSource)
         return await admitted(deps, request, async () => {
           const text = await readCappedBody(c.req.raw, MAX_SUBSET_BODY_BYTES)
           let body: unknown

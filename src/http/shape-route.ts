@@ -12,7 +12,7 @@ import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { lookUpShape, LOOKUP, waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
-import { compileWhere } from '../shapes/where/compile-where.js'
+import { compileWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
@@ -21,6 +21,7 @@ import { headOf, readLog, upToDateMessage, type LogSlice } from './log-reader.js
 import type { ShapeRequest } from './shape-request.js'
 import type { FOREIGN_HANDLE, ShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeLogReader, ShapeLogWaiter } from './shape-log.js'
+import { subqueryTables } from './subquery-tables.js'
 import type { SseOptions } from './sse-hub.js'
 
 /** What a route asks of the shape registry (`shapes/ShapeManager`). */
@@ -64,9 +65,9 @@ export async function serveShape(
   } catch (error) {
     // A shape dropped under a waiting request: point the client at its replacement.
     if (error instanceof MustRefetchError && error.handle === undefined) {
-      const table = await tableFor(deps, request)
+      const { table, tables } = await tableFor(deps, request)
       requireReplication(deps)
-      return deps.manager.mustRefetch(request.definition, table, error.message)
+      return deps.manager.mustRefetch(request.definition, table, error.message, tables)
     }
     throw error
   }
@@ -163,28 +164,33 @@ function schemaHeaderOf(shape: ActiveShape): string {
 /** The 409 for a shape dropped under a waiting request: the client is pointed at its replacement. */
 export async function replaceDropped(deps: ShapeRouteDeps, definition: ShapeDefinition, why: string): Promise<never> {
   const table = await deps.tables.get(definition.table)
+  // The stored where is canonical, its parameters inlined.
+  const tables = definition.where === undefined ? new Map() : await subqueryTables(deps.tables, definition.where, () => undefined)
   requireReplication(deps)
-  return deps.manager.mustRefetch(definition, table, why)
+  return deps.manager.mustRefetch(definition, table, why, tables)
 }
 
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
   const found = await lookUpShape(deps, request.definition, request.handle)
   if (found.kind === LOOKUP.current) return found.shape
-  const table = await tableFor(deps, request)
+  const { table, tables } = await tableFor(deps, request)
   requireReplication(deps)
-  if (found.kind === LOOKUP.refetch) return deps.manager.mustRefetch(request.definition, table, found.why)
-  return deps.manager.getOrCreate(request.definition, table)
+  if (found.kind === LOOKUP.refetch) return deps.manager.mustRefetch(request.definition, table, found.why, tables)
+  return deps.manager.getOrCreate(request.definition, table, tables)
 }
 
 /**
- * The request's table, with its `where` checked against it as the client wrote it: a clause
- * the table cannot take is a 400 that points into the client's text, not into the canonical
- * form the shape is stored and bound by.
+ * The request's table and the tables its subqueries read, with its `where` checked against them
+ * as the client wrote it: a clause the tables cannot take is a 400 that points into the client's
+ * text, not into the canonical form the shape is stored and bound by.
  */
-async function tableFor(deps: ShapeRouteDeps, request: ShapeRequest): Promise<TableInfo> {
+async function tableFor(deps: ShapeRouteDeps, request: ShapeRequest): Promise<{ table: TableInfo; tables: SubqueryTables }> {
   const table = await deps.tables.get(request.definition.table)
-  if (request.whereSource) compileWhere(request.whereSource.text, request.whereSource.params, table)
-  return table
+  const source = request.whereSource
+  if (!source) return { table, tables: new Map() }
+  const tables = await subqueryTables(deps.tables, source.text, source.params)
+  compileWhere(source.text, source.params, table, tables)
+  return { table, tables }
 }
 
 function requireReplication(deps: ShapeRouteDeps): void {

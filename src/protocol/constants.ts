@@ -62,6 +62,13 @@ export const CONTROL = {
   mustRefetch: 'must-refetch',
 } as const
 
+/** Event messages of shapes with subqueries: rows of a value moved out of (or into) a subquery's result. */
+export const EVENTS = { moveOut: 'move-out', moveIn: 'move-in' } as const
+export type MoveEvent = (typeof EVENTS)[keyof typeof EVENTS]
+
+/** Headers a change or event message of a shape with subqueries carries, as Electric names them. */
+export const SUBQUERY_HEADERS = { tags: 'tags', removedTags: 'removed_tags', activeConditions: 'active_conditions' } as const
+
 export const OPERATIONS = { insert: 'insert', update: 'update', delete: 'delete' } as const
 export type Operation = (typeof OPERATIONS)[keyof typeof OPERATIONS]
 

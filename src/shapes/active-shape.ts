@@ -17,6 +17,7 @@ import type { TableInfo } from '../pg/introspect.js'
 import type { Transaction } from '../replication/transaction.js'
 import type { StoredShape } from '../storage/shape-log-store.js'
 import type { BoundShape } from './shape-filter.js'
+import type { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import type { CompiledWhere } from './where/compile-where.js'
 import type { Visibility } from './xid-visibility.js'
 
@@ -72,18 +73,21 @@ export class ActiveShape {
   readonly table: TableInfo
   /** The compiled `where`; undefined for the whole table. */
   readonly where: CompiledWhere | undefined
+  /** The results of the where's subqueries, if it has any (docs/ARCHITECTURE.md I25). */
+  readonly subqueries: ShapeSubqueries | undefined
   #phase: Phase
 
-  private constructor(stored: StoredShape, bound: BoundShape, phase: Phase) {
+  private constructor(stored: StoredShape, bound: BoundShape, phase: Phase, subqueries?: ShapeSubqueries) {
     this.stored = stored
     this.table = bound.table
     this.where = bound.where
+    this.subqueries = subqueries
     this.#phase = phase
   }
 
   /** A new shape: its snapshot has yet to start. */
-  static waiting(stored: StoredShape, bound: BoundShape): ActiveShape {
-    return new ActiveShape(stored, bound, { kind: SHAPE_PHASE.waiting, held: [] })
+  static waiting(stored: StoredShape, bound: BoundShape, subqueries?: ShapeSubqueries): ActiveShape {
+    return new ActiveShape(stored, bound, { kind: SHAPE_PHASE.waiting, held: [] }, subqueries)
   }
 
   /** A shape loaded from storage, its snapshot complete: transactions it shows are still skipped. */

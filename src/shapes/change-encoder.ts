@@ -12,6 +12,7 @@ import { UNCHANGED_TOAST, type Tuple, type TupleValue } from '../replication/pgo
 import type { Relation } from '../replication/transaction.js'
 import { REPLICA_MODES, type ReplicaMode } from './shape-definition.js'
 import { rowKey } from './row-key.js'
+import type { RowTags } from './subquery/tags.js'
 
 export type Row = Record<string, string | null>
 
@@ -25,6 +26,10 @@ export interface ChangeMessage {
     readonly lsn: string
     readonly op_position: number
     readonly txids: readonly [number]
+    /** Shapes with subqueries (docs/PROTOCOL.md: Subqueries). */
+    readonly tags?: readonly string[]
+    readonly removed_tags?: readonly string[]
+    readonly active_conditions?: readonly boolean[]
     last?: true
   }
 }
@@ -38,6 +43,13 @@ export interface EncodeContext {
   readonly xid: number
   /** Whether a row is in the shape; absent: every row is. */
   readonly matches?: ((row: Row) => boolean) | undefined
+  /**
+   * Whether an old row was in the shape, when that differs from `matches`: a subquery's result
+   * may change in the same transaction, and the old row was in with the result before it.
+   */
+  readonly matchesOld?: ((row: Row) => boolean) | undefined
+  /** A row's tags and active conditions, for a shape with subqueries. */
+  readonly tagsOf?: ((row: Row) => RowTags) | undefined
   /** Selected column names; absent: all columns. */
   readonly columns?: ReadonlySet<string> | undefined
 }
@@ -58,6 +70,8 @@ export function encodeContext(shape: ShapeEncoding, lsn: string, xid: number): E
     lsn,
     xid,
     matches: shape.matches,
+    matchesOld: shape.matchesOld,
+    tagsOf: shape.tagsOf,
     columns: shape.columns,
   }
 }
@@ -77,14 +91,14 @@ export function encodeChange(ctx: EncodeContext, change: RowChange, position: nu
     }
     case 'delete': {
       const old = toRow(names, change.old, undefined)
-      return inShape(ctx, old) ? [deleteOf(ctx, names, old, position)] : []
+      return wasInShape(ctx, old) ? [deleteOf(ctx, names, old, position)] : []
     }
     case 'update': {
       const row = toRow(names, change.record, change.old)
       const old = change.old ? toRow(names, change.old, undefined) : undefined
       const isIn = inShape(ctx, row)
       // Without the old row (no REPLICA IDENTITY FULL) assume it was where the new one is.
-      const wasIn = old ? inShape(ctx, old) : isIn
+      const wasIn = old ? wasInShape(ctx, old) : isIn
       if (!wasIn) return isIn ? [insertOf(ctx, names, row, position)] : []
       if (!isIn) return [deleteOf(ctx, names, old ?? row, position)]
       const newKey = keyOf(ctx, row)
@@ -95,22 +109,43 @@ export function encodeChange(ctx: EncodeContext, change: RowChange, position: nu
       const changed = (old ? names.filter((n) => n in row && row[n] !== old[n]) : Object.keys(row)).filter(
         (n) => !ctx.columns || ctx.columns.has(n),
       )
-      if (changed.length === 0) return []
+      const tags = updateTags(ctx, row, old)
+      if (changed.length === 0 && !tags?.removed_tags) return []
       if (ctx.replica === REPLICA_MODES.full) {
-        return [messageOf(ctx, OPERATIONS.update, newKey, project(ctx, names, row), old ? pick(old, changed) : undefined, position)]
+        return [messageOf(ctx, OPERATIONS.update, newKey, project(ctx, names, row), old ? pick(old, changed) : undefined, position, tags)]
       }
-      return [messageOf(ctx, OPERATIONS.update, newKey, { ...pick(row, ctx.primaryKey), ...pick(row, changed) }, undefined, position)]
+      return [messageOf(ctx, OPERATIONS.update, newKey, { ...pick(row, ctx.primaryKey), ...pick(row, changed) }, undefined, position, tags)]
     }
   }
 }
 
-function messageOf(ctx: EncodeContext, operation: Operation, key: string, value: Row, oldValue: Row | undefined, position: number): ChangeMessage {
-  const headers = { operation, relation: ctx.relationName, lsn: ctx.lsn, op_position: position, txids: [ctx.xid] as const }
+interface TagHeaders extends RowTags {
+  readonly removed_tags?: readonly string[]
+}
+
+function messageOf(
+  ctx: EncodeContext,
+  operation: Operation,
+  key: string,
+  value: Row,
+  oldValue: Row | undefined,
+  position: number,
+  tags?: TagHeaders,
+): ChangeMessage {
+  const headers = { operation, relation: ctx.relationName, lsn: ctx.lsn, op_position: position, txids: [ctx.xid] as const, ...tags }
   return oldValue ? { key, value, old_value: oldValue, headers } : { key, value, headers }
 }
 
 function insertOf(ctx: EncodeContext, names: readonly string[], row: Row, position: number): ChangeMessage {
-  return messageOf(ctx, OPERATIONS.insert, keyOf(ctx, row), project(ctx, names, row), undefined, position)
+  return messageOf(ctx, OPERATIONS.insert, keyOf(ctx, row), project(ctx, names, row), undefined, position, ctx.tagsOf?.(row))
+}
+
+/** An update's tags: the new row's, and the old row's it no longer has (a client drops those). */
+function updateTags(ctx: EncodeContext, row: Row, old: Row | undefined): TagHeaders | undefined {
+  if (!ctx.tagsOf) return undefined
+  const now = ctx.tagsOf(row)
+  const removed = old ? ctx.tagsOf(old).tags.filter((tag) => !now.tags.includes(tag)) : []
+  return removed.length > 0 ? { ...now, removed_tags: removed } : now
 }
 
 function deleteOf(ctx: EncodeContext, names: readonly string[], old: Row, position: number): ChangeMessage {
@@ -120,6 +155,10 @@ function deleteOf(ctx: EncodeContext, names: readonly string[], old: Row, positi
 
 function inShape(ctx: EncodeContext, row: Row): boolean {
   return ctx.matches === undefined || ctx.matches(row)
+}
+
+function wasInShape(ctx: EncodeContext, row: Row): boolean {
+  return ctx.matchesOld ? ctx.matchesOld(row) : inShape(ctx, row)
 }
 
 function project(ctx: EncodeContext, names: readonly string[], row: Row): Row {

@@ -32,7 +32,7 @@ export class ShapeEntries {
     this.#shapeId = shape.stored.id
     this.#schema = shape.table.table.schema
     this.#name = shape.table.table.name
-    this.#context = encodeContext(encodingOf(shape), lsnText, tx.xid)
+    this.#context = contextOf(shape, tx, lsnText)
     this.#tx = tx.commitLsn
   }
 
@@ -83,6 +83,11 @@ export function entriesOf(shape: ActiveShape, tx: Transaction): ShapeAppend | ty
     if (entries.add(tx.changes[position]!, position) === TRUNCATED) return TRUNCATED
   }
   return entries.finish()
+}
+
+/** A shape's encoding context for one transaction. */
+export function contextOf(shape: ActiveShape, tx: { readonly xid: number; readonly commitLsn: Lsn }, lsnText = String(tx.commitLsn)): EncodeContext {
+  return encodeContext(encodingOf(shape), lsnText, tx.xid)
 }
 
 const encodings = new WeakMap<ActiveShape, ShapeEncoding>()

@@ -9,7 +9,8 @@ import { InvalidRequestError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'
 import { PARAMS } from '../protocol/constants.js'
 import type { ShapeDefinition } from './shape-definition.js'
-import { compileWhere, type CompiledWhere } from './where/compile-where.js'
+import { planWhere } from './subquery/plan.js'
+import { compileWhere, type CompiledWhere, type SubqueryTables } from './where/compile-where.js'
 
 export interface BoundShape {
   /** The table with only the selected columns, in table order. */
@@ -17,7 +18,8 @@ export interface BoundShape {
   readonly where: CompiledWhere | undefined
 }
 
-export function bindShape(definition: ShapeDefinition, table: TableInfo): BoundShape {
+/** `tables`: those the where's subqueries read (`tablesOfWhere`), already checked as servable. */
+export function bindShape(definition: ShapeDefinition, table: TableInfo, tables?: SubqueryTables): BoundShape {
   let projected = table
   if (definition.columns) {
     const known = new Set(table.columns.map((c) => c.name))
@@ -33,6 +35,8 @@ export function bindShape(definition: ShapeDefinition, table: TableInfo): BoundS
     projected = { ...table, columns: table.columns.filter((c) => selected.has(c.name)) }
   }
   // The stored where text is canonical, with parameters already inlined.
-  const where = definition.where === undefined ? undefined : compileWhere(definition.where, () => undefined, table)
+  const where = definition.where === undefined ? undefined : compileWhere(definition.where, () => undefined, table, tables)
+  // A clause too wide for tags is a 400 now, not when the shape's runtime is built.
+  if (where && where.subqueries.length > 0) planWhere(where.typed)
   return { table: projected, where }
 }

@@ -11,7 +11,7 @@ import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
 import { permanentSqlState } from '../pg/permanent-errors.js'
 import { refusalOf, type ServeOptions } from '../pg/servable.js'
 import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
-import { CONTROL, PARAMS } from '../protocol/constants.js'
+import { CONTROL, PARAMS, SUBQUERY_HEADERS } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
 import { ActiveShape } from './active-shape.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
@@ -23,6 +23,8 @@ import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
 import { SnapshotScheduler } from './snapshot-batch.js'
+import { ShapeSubqueries } from './subquery/shape-subqueries.js'
+import type { SubqueryTables } from './where/compile-where.js'
 import { TableChangedError } from './snapshot.js'
 import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
 
@@ -149,8 +151,11 @@ export class ShapeManager {
     return shape
   }
 
-  /** The shape for `definition`, created (and its snapshot started) when there is none. */
-  async getOrCreate(definition: ShapeDefinition, table: TableInfo): Promise<ActiveShape> {
+  /**
+   * The shape for `definition`, created (and its snapshot started) when there is none. `tables`:
+   * those its where's subqueries read, already checked as servable.
+   */
+  async getOrCreate(definition: ShapeDefinition, table: TableInfo, tables?: SubqueryTables): Promise<ActiveShape> {
     const key = definitionKey(definition)
     const existing = this.#touch(this.#byKey.get(key))
     if (existing) return existing
@@ -162,8 +167,8 @@ export class ShapeManager {
         throw new OverloadedError(`Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`)
       }
       // Columns and where are checked against the table first: a 400 leaves nothing behind.
-      const bound = bindShape(definition, table)
-      creating = this.#create(definition, key, bound).finally(() => this.#creating.delete(key))
+      const bound = bindShape(definition, table, tables)
+      creating = this.#create(definition, key, bound, table).finally(() => this.#creating.delete(key))
       this.#creating.set(key, creating)
     }
     return creating
@@ -202,19 +207,23 @@ export class ShapeManager {
   }
 
   /** Throws the 409 for a request whose handle is gone, naming the current handle. */
-  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string): Promise<never> {
-    const current = await this.getOrCreate(definition, table)
+  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string, tables?: SubqueryTables): Promise<never> {
+    const current = await this.getOrCreate(definition, table, tables)
     throw new MustRefetchError(current.stored.handle, why)
   }
 
-  async #create(definition: ShapeDefinition, key: string, bound: BoundShape): Promise<ActiveShape> {
-    const { store, log } = this.#options
+  /** `fullTable`: the table with every column (a where may read columns the shape does not select). */
+  async #create(definition: ShapeDefinition, key: string, bound: BoundShape, fullTable: TableInfo): Promise<ActiveShape> {
+    const { store, log, pool } = this.#options
     const table = bound.table
     const router = this.#router
     if (!router) throw new UnavailableError('Sluice is starting')
-    await this.#replicated(table)
+    // The tables subqueries read are replicated too (docs/ARCHITECTURE.md I2, I25).
+    const nodes = bound.where?.subqueries ?? []
+    await Promise.all([table, ...nodes.map((node) => node.table)].map((each) => this.#replicated(each)))
     const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
-    const shape = ActiveShape.waiting(stored, bound)
+    const subqueries = bound.where && nodes.length > 0 ? new ShapeSubqueries(bound.where, fullTable, stored.handle, pool) : undefined
+    const shape = ActiveShape.waiting(stored, bound, subqueries)
     this.#activate(shape)
     if (log.isLevelEnabled('info')) log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
     const running = this.#runSnapshot(shape, router)
@@ -289,6 +298,7 @@ export class ShapeManager {
       if (shape.dropped) throw new Error('shape dropped during its snapshot')
       if (this.#stopping) throw new Error('server stopping')
     }
+    const subqueries = shape.subqueries
     try {
       if (shape.dropped || this.#stopping) return
       const outcome = await this.#snapshots
@@ -298,7 +308,11 @@ export class ShapeManager {
             whereSql: shape.where?.sql,
             rows: shape.stored.definition.log === LOG_MODES.full,
             tableKey: `${shape.table.oid}:${qualifiedName(shape.table.table)}`,
-            batchable: shape.where?.equalityIndex !== undefined,
+            // A shape with subqueries reads their results in its transaction: it runs alone (I21, I25).
+            batchable: shape.where?.equalityIndex !== undefined && !subqueries,
+            ...(subqueries && {
+              headersSql: { [SUBQUERY_HEADERS.tags]: subqueries.headersSql.tags, [SUBQUERY_HEADERS.activeConditions]: subqueries.headersSql.activeConditions },
+            }),
             key: shape.stored.definitionKey,
             sink: {
               missedCommits: (info) => {
@@ -311,6 +325,7 @@ export class ShapeManager {
                 log.info({ handle: shape.stored.handle, transactions: missed.length }, 'snapshot taken again once transactions already replicated are visible in it (committed, not yet visible: a synchronous standby, or a busy server)')
                 this.#options.onSnapshotRetaken?.()
               },
+              ...(subqueries && { inSnapshot: (client: pg.PoolClient) => subqueries.load(client) }),
               onSnapshotInfo: (info) => {
                 started = Date.now()
                 router.snapshotStarted(shape, visibilityOf(info))

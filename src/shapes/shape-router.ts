@@ -18,6 +18,9 @@ import { schemaChange } from './schema-drift.js'
 import { entriesOf, ShapeEntries, TRUNCATED } from './shape-entries.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import { MERGE_DECISION, SnapshotMerge } from './snapshot-merge.js'
+import type { TakenChange } from './subquery/shape-subqueries.js'
+import { SubqueryCommits, truncates } from './subquery/subquery-commits.js'
+import { SubqueryRoutes } from './subquery/subquery-routes.js'
 import type { Visibility } from './xid-visibility.js'
 
 export interface ShapeRouterOptions {
@@ -49,8 +52,11 @@ type ShapePart =
   /** The snapshot already holds this transaction, or the shape ended. */
   | { readonly kind: typeof MERGE_DECISION.skip }
   | { readonly kind: typeof MERGE_DECISION.append; readonly entries: ShapeEntries }
+  /** A shape with subqueries: its changes of every table it reads, finished whole at commit (I25). */
+  | { readonly kind: typeof SUBQUERY; readonly changes: TakenChange[] }
 
 const SKIP: ShapePart = { kind: MERGE_DECISION.skip }
+const SUBQUERY = 'subquery'
 
 /** A transaction being received. */
 interface OpenTransaction {
@@ -71,6 +77,9 @@ const REPLAY = 'replay'
 export class ShapeRouter implements ReplicationSink {
   readonly #options: ShapeRouterOptions
   readonly #index = new RoutingIndex<ActiveShape>()
+  /** Shapes by the tables their subqueries read. */
+  readonly #subqueryRoutes = new SubqueryRoutes<ActiveShape>()
+  readonly #subqueries: SubqueryCommits
   /** Every routed shape, for the rare look-up by table OID. */
   readonly #shapes = new Set<ActiveShape>()
   readonly #merge: SnapshotMerge
@@ -81,11 +90,13 @@ export class ShapeRouter implements ReplicationSink {
     this.#options = options
     this.#merge = new SnapshotMerge({ maxHeldChanges: options.maxHeldChanges, invalidate: options.invalidate, log: options.log })
     this.#pipeline = new CommitPipeline(options)
+    this.#subqueries = new SubqueryCommits({ invalidate: options.invalidate, log: options.log, missed: (visibility) => this.#merge.commitsMissed(visibility) })
   }
 
   add(shape: ActiveShape): void {
     const { schema, name } = shape.table.table
     this.#index.add(shape, schema, name, shape.where?.equalityIndex)
+    this.#subqueryRoutes.add(shape)
     this.#shapes.add(shape)
     const open = this.#open
     this.#merge.join(shape, open !== undefined && open !== REPLAY && open.position === 0)
@@ -94,6 +105,7 @@ export class ShapeRouter implements ReplicationSink {
   /** A dropped shape leaves: it gets nothing more, and what it held goes now. */
   remove(shape: ActiveShape): void {
     this.#index.remove(shape)
+    this.#subqueryRoutes.remove(shape)
     this.#shapes.delete(shape)
     this.#merge.leave(shape)
   }
@@ -177,6 +189,9 @@ export class ShapeRouter implements ReplicationSink {
       } else if (part.kind === MERGE_DECISION.append) {
         const append = part.entries.finish()
         if (append) appends.push(append)
+      } else if (part.kind === SUBQUERY) {
+        const append = await this.#subqueries.finish(shape, { xid: open.xid, commitLsn: open.commitLsn, changes: part.changes }, open.lsnText)
+        if (append && !shape.dropped) appends.push(append)
       }
     }
     await this.#pipeline.commitTransaction(commit.endLsn, appends)
@@ -218,6 +233,12 @@ export class ShapeRouter implements ReplicationSink {
     } else if (part.kind === MERGE_DECISION.hold) {
       part.changes.push(change)
       this.#merge.hold(shape, 1)
+    } else if (part.kind === SUBQUERY) {
+      if (change.kind !== 'truncate') part.changes.push({ change, position })
+      else if (truncates(shape, change)) {
+        this.#options.invalidate(shape, 'table truncated')
+        open.parts.set(shape, SKIP)
+      }
     }
   }
 
@@ -228,6 +249,7 @@ export class ShapeRouter implements ReplicationSink {
       case MERGE_DECISION.skip:
         return SKIP
       case MERGE_DECISION.append:
+        if (shape.subqueries) return { kind: SUBQUERY, changes: [] }
         return { kind: MERGE_DECISION.append, entries: new ShapeEntries(shape, open, open.lsnText) }
     }
   }
@@ -245,6 +267,11 @@ export class ShapeRouter implements ReplicationSink {
   /** A held transaction, once its shape's snapshot started: appended unless the snapshot has it. */
   #appendHeld(shape: ActiveShape, tx: HeldTransaction): void {
     if (this.#merge.decide(shape, tx) !== MERGE_DECISION.append) return
+    if (shape.subqueries) {
+      const append = this.#subqueries.finishHeld(shape, tx)
+      if (append) this.#pipeline.commitReleased(append)
+      return
+    }
     const append = entriesOf(shape, tx)
     if (append === TRUNCATED) this.#options.invalidate(shape, 'table truncated')
     else if (append) this.#pipeline.commitReleased(append)
@@ -264,11 +291,18 @@ export class ShapeRouter implements ReplicationSink {
   #candidates(change: Change): Iterable<ActiveShape> {
     if (change.kind === 'truncate') {
       const shapes = new Set<ActiveShape>()
-      for (const relation of change.relations) for (const shape of this.#index.shapesOf(relation.schema, relation.name)) shapes.add(shape)
+      for (const relation of change.relations) {
+        for (const shape of this.#index.shapesOf(relation.schema, relation.name)) shapes.add(shape)
+        for (const shape of this.#subqueryRoutes.shapesOf(relation.schema, relation.name)) shapes.add(shape)
+      }
       return shapes
     }
     const record = change.kind === 'delete' ? undefined : change.record
     const old = change.kind === 'insert' ? undefined : change.old
-    return this.#index.candidates(change.relation, record, old)
+    const candidates = this.#index.candidates(change.relation, record, old)
+    if (this.#subqueryRoutes.size === 0) return candidates
+    const both = new Set(candidates)
+    for (const shape of this.#subqueryRoutes.candidates(change.relation, record, old)) both.add(shape)
+    return both
   }
 }

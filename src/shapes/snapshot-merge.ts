@@ -93,6 +93,11 @@ export class SnapshotMerge {
     return joinedAt === undefined ? [] : this.#unconfirmed.missedBy(visibility, joinedAt)
   }
 
+  /** Every routed transaction this snapshot does not show yet (a move-in's read must show them, I25). */
+  commitsMissed(visibility: Visibility): number[] {
+    return this.#unconfirmed.missedBy(visibility, this.#unconfirmed.next)
+  }
+
   /** Any snapshot: the routed transactions it shows need no more watching. */
   confirmCommits(visibility: Visibility): void {
     this.#unconfirmed.confirm(visibility)

@@ -13,13 +13,16 @@ import { relationPrefix, rowKeySql } from './row-key.js'
 
 /**
  * `extraHeaders` join `operation` and `relation` in every row's headers (a subset's `snapshot_mark`);
- * `prefix` goes before each row's JSON (a batched snapshot's member number, `snapshot-batch.ts`).
+ * `prefix` goes before each row's JSON (a batched snapshot's member number, `snapshot-batch.ts`);
+ * `headersSql` joins them too, each the SQL of a JSON text computed for the row (the tags of a
+ * shape with subqueries).
  */
 export function snapshotRowSql(
   table: TableInfo,
   whereSql?: string,
   extraHeaders: Readonly<Record<string, string | number>> = {},
   prefix = '',
+  headersSql: Readonly<Record<string, string>> = {},
 ): string {
   const values = table.columns.map((column, i) => {
     const name = `${i === 0 ? '' : ','}${JSON.stringify(column.name)}:`
@@ -33,7 +36,9 @@ export function snapshotRowSql(
     `to_json(${key})::text`,
     sqlLiteral(',"value":{'),
     ...values,
-    sqlLiteral(`},"headers":${headers}}`),
+    sqlLiteral(`},"headers":${headers.slice(0, -1)}`),
+    ...Object.entries(headersSql).flatMap(([name, sql]) => [sqlLiteral(`,${JSON.stringify(name)}:`), sql]),
+    sqlLiteral('}}'),
   ]
   const filter = whereSql === undefined ? '' : ` WHERE ${whereSql}`
   // Keyed on all columns, identical rows share a key: send each once.

@@ -40,6 +40,8 @@ export interface SnapshotSink {
   missedCommits(info: SnapshotInfo): readonly number[]
   /** The snapshot missed these: it is dropped, and taken again once they are visible. */
   onRetake(missed: readonly number[]): void
+  /** Reads what else the shape needs in the snapshot's transaction (its subqueries' rows), before `onSnapshotInfo`. */
+  inSnapshot?(client: pg.PoolClient): Promise<void>
   /** Called once, before any row, with the snapshot's visibility. */
   onSnapshotInfo(info: SnapshotInfo): void
   /** Called with each batch of rows in order; the next batch waits for the promise. */
@@ -53,6 +55,8 @@ export interface SnapshotMember {
   readonly whereSql: string | undefined
   /** False for a shape that only follows changes: it takes part for the snapshot's visibility. */
   readonly rows: boolean
+  /** Per-row headers computed by PostgreSQL (`snapshotRowSql`): a shape with subqueries' tags. */
+  readonly headersSql?: Readonly<Record<string, string>>
   readonly sink: SnapshotSink
 }
 
@@ -106,11 +110,13 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
         if (missedBy(members, await readSnapshot(client), inside, guard).length === 0) break
       }
     }
+    // A query that fails here aborts the transaction: it fails the snapshot (such a shape runs alone).
+    for (const [i, m] of members.entries()) if (inside(i)) await m.sink.inSnapshot?.(client)
     members.forEach((m, i) => {
       if (inside(i)) guard(i, () => m.sink.onSnapshotInfo(info))
     })
 
-    const branches = members.flatMap((m, i) => (m.rows && inside(i) ? [`(${snapshotRowSql(m.table, m.whereSql, {}, `${i},`)})`] : []))
+    const branches = members.flatMap((m, i) => (m.rows && inside(i) ? [`(${snapshotRowSql(m.table, m.whereSql, {}, `${i},`, m.headersSql)})`] : []))
     if (branches.length > 0) {
       const started = Date.now()
       let lastProgress = started

@@ -9,13 +9,13 @@ import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
-import { CONTROL, HEADERS, PARAMS } from '../../src/protocol/constants.js'
+import { CONTROL, EVENTS, HEADERS, PARAMS, SUBQUERY_HEADERS } from '../../src/protocol/constants.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const SRC = join(ROOT, 'src')
 const CONSTANTS_FILE = join(SRC, 'protocol', 'constants.ts')
 
-const FORBIDDEN = new Set<string>([...Object.values(HEADERS), ...Object.values(PARAMS), ...Object.values(CONTROL)])
+const FORBIDDEN = new Set<string>([...Object.values(HEADERS), ...Object.values(PARAMS), ...Object.values(CONTROL), ...Object.values(EVENTS), ...Object.values(SUBQUERY_HEADERS)])
 
 interface Violation {
   readonly file: string

@@ -191,7 +191,7 @@ describe('parseShapeRequest: rejected', () => {
     expect(errorsOf('offset=5_0&handle=bad&live=true&replica=x&where=(select%201)')).toEqual({
       table: ['is required'],
       replica: ['must be one of default, full'],
-      where: ['At location 0: subqueries are not supported'],
+      where: ['At location 0: only IN (SELECT …) subqueries are supported (not EXISTS, scalar subqueries or ANY/ALL with an operator)'],
     })
   })
 })

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
 import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
-import { canonicalizeWhere, compileWhere, tablesOfWhere, type SubqueryTables } from '../../src/shapes/where/compile-where.js'
+import { canonicalizeWhere, compileWhere, tablesOfWhere, type CompiledWhere, type SubqueryTables } from '../../src/shapes/where/compile-where.js'
+import { ValueSet } from '../../src/shapes/where/value-set.js'
 
 const column = (name: string, typeName: string, pk = false): ColumnInfo => ({ name, typeOid: 0, typeName, dims: 0, notNull: pk, pkIndex: pk ? 0 : undefined })
 
@@ -26,6 +27,13 @@ const TABLES: SubqueryTables = new Map([
   ['"public"."tasks"', TASKS],
 ])
 const params = (values: Record<number, string>) => (n: number) => values[n]
+
+/** A fresh set the clause's first subquery evaluates against. */
+function setOf(compiled: CompiledWhere): ValueSet {
+  const set = new ValueSet()
+  compiled.subqueries[0]!.values.set = set
+  return set
+}
 
 function rejection(where: string, values: Record<number, string> = {}): readonly string[] | undefined {
   try {
@@ -65,7 +73,7 @@ describe('where with subqueries', () => {
   it('evaluates IN, NOT IN and row values against the tuples set, with PostgreSQL NULL rules', () => {
     const inSet = compileWhere(`project_id IN (SELECT project_id FROM memberships)`, params({}), TASKS, TABLES)
     const notIn = compileWhere(`project_id NOT IN (SELECT project_id FROM memberships)`, params({}), TASKS, TABLES)
-    const set = inSet.subqueries[0]!.values.set
+    const set = setOf(inSet)
     notIn.subqueries[0]!.values.set = set
     expect(inSet.evaluate({ project_id: '1' })).toBe(false)
     expect(notIn.evaluate({ project_id: '1' })).toBe(true)
@@ -86,7 +94,7 @@ describe('where with subqueries', () => {
     expect(inSet.evaluate({ project_id: '1' })).toBe(false)
 
     const row = compileWhere(`(project_id, owner) IN (SELECT project_id, user_id FROM memberships)`, params({}), TASKS, TABLES)
-    const tuples = row.subqueries[0]!.values.set
+    const tuples = setOf(row)
     tuples.add(['1', 'a'])
     expect(row.evaluate({ project_id: '1', owner: 'a' })).toBe(true)
     expect(row.evaluate({ project_id: '1', owner: 'b' })).toBe(false)
@@ -96,10 +104,10 @@ describe('where with subqueries', () => {
 
   it('compares in the common type: int4 with int8, numeric without trailing zeros', () => {
     const compiled = compileWhere(`cost IN (SELECT budget FROM projects)`, params({}), TASKS, TABLES)
-    compiled.subqueries[0]!.values.set.add(['1.5'])
+    setOf(compiled).add(['1.5'])
     expect(compiled.evaluate({ cost: '1.50' })).toBe(true)
     const widened = compileWhere(`project_id IN (SELECT project_id FROM memberships)`, params({}), TASKS, TABLES)
-    widened.subqueries[0]!.values.set.add(['7'])
+    setOf(widened).add(['7'])
     expect(widened.evaluate({ project_id: '7' })).toBe(true)
   })
 

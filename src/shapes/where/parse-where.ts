@@ -185,13 +185,13 @@ class Converter {
     const from = (select['fromClause'] as Json[] | undefined) ?? []
     const range = from[0]?.['RangeVar'] as Json | undefined
     if (from.length !== 1 || !range) throw this.error('a subquery must read exactly one table (FROM table, no joins or functions)', this.at(firstLocation(from[1] ?? from[0])) || at)
-    const tableAt = this.at(range['location'])
+    const tableAt = this.at((range as { location?: unknown }).location)
     if (range['alias'] || range['catalogname']) throw this.error('a subquery\'s table may not have an alias or a database name', tableAt)
     const table = { schema: String(range['schemaname'] ?? 'public'), name: String(range['relname']) }
     const columns = (select['targetList'] as Json[]).map((target) => {
       const result = target['ResTarget'] as Json
       const value = result['val'] as Json
-      const columnAt = this.at(result['location'])
+      const columnAt = this.at((result as { location?: unknown }).location)
       if (!('ColumnRef' in value)) throw this.error('a subquery must select plain columns of its table (no functions, aggregates or expressions)', columnAt)
       return this.convert(value, depth + 1)
     })
@@ -322,10 +322,9 @@ function firstLocation(node: unknown): number | undefined {
   const visit = (value: unknown) => {
     if (Array.isArray(value)) value.forEach(visit)
     else if (value && typeof value === 'object') {
-      for (const [key, child] of Object.entries(value)) {
-        if (key === 'location' && typeof child === 'number' && child >= 0) first = first === undefined ? child : Math.min(first, child)
-        else visit(child)
-      }
+      const at = (value as { location?: unknown }).location
+      if (typeof at === 'number' && at >= 0) first = first === undefined ? at : Math.min(first, at)
+      Object.values(value).forEach(visit)
     }
   }
   visit(node)

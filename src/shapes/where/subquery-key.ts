@@ -25,5 +25,7 @@ export function valueKey(type: WhereType, value: ScalarValue): string {
 /** SQL giving the same key as `valueKey` for an expression of `type` (pinned output settings). */
 export function keySql(type: WhereType, sql: string): string {
   if (type.scalar === 'numeric') return `(pg_catalog.trim_scale(${sql}))::text`
+  // bool's cast to text says `true`; its output (and the key) says `t`.
+  if (type.scalar === 'bool') return `(CASE WHEN ${sql} THEN 't' WHEN NOT ${sql} THEN 'f' END)`
   return `(${sql})::text`
 }

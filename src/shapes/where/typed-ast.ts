@@ -5,7 +5,7 @@
  */
 import type { ArithmeticOp, ArrayOp, CompareOp, FunctionName } from './where-ast.js'
 import type { TableInfo } from '../../pg/introspect.js'
-import type { ValueSet } from './value-set.js'
+import type { TupleSet } from './value-set.js'
 import type { Value } from './values.js'
 import type { WhereType } from './where-types.js'
 
@@ -38,12 +38,12 @@ export type Typed = { readonly type: WhereType; readonly at: number } & (
       readonly table: TableInfo
       readonly columns: readonly Typed[]
       readonly where: Typed | undefined
-      /** The inner rows' tuples, kept by the subquery runtime (docs/ARCHITECTURE.md I20). */
+      /** The inner rows' tuples, kept by the subquery runtime (docs/ARCHITECTURE.md I25). */
       readonly values: SubqueryValues
     }
 )
 
-/** Where the evaluator finds a subquery's current tuples; the runtime swaps `set` in. */
+/** Where the evaluator finds a subquery's tuples; the runtime swaps in the view it evaluates with. */
 export interface SubqueryValues {
-  set: ValueSet
+  set: TupleSet
 }

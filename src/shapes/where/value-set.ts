@@ -9,7 +9,17 @@ export type TupleKey = string
 /** One tuple's parts: a value's key, or null for NULL. */
 export type TupleParts = readonly (string | null)[]
 
-export class ValueSet {
+/** What the evaluator asks of a subquery's tuples. */
+export interface TupleSet {
+  readonly size: number
+  readonly hasNullTuples: boolean
+  has(key: TupleKey): boolean
+  unknownMatch(parts: TupleParts): boolean
+  contains(parts: TupleParts): boolean
+  tuples(): Iterable<TupleParts>
+}
+
+export class ValueSet implements TupleSet {
   readonly #counts = new Map<TupleKey, number>()
   readonly #withNull = new Map<TupleKey, number>()
 
@@ -24,6 +34,14 @@ export class ValueSet {
 
   has(key: TupleKey): boolean {
     return this.#counts.has(key)
+  }
+
+  contains(parts: TupleParts): boolean {
+    return (parts.includes(null) ? this.#withNull : this.#counts).has(tupleKey(parts))
+  }
+
+  *tuples(): Iterable<TupleParts> {
+    for (const map of [this.#counts, this.#withNull]) for (const key of map.keys()) yield JSON.parse(key) as TupleParts
   }
 
   /** Adds one row's tuple; true when the tuple was not in the set before. */
@@ -54,13 +72,57 @@ export class ValueSet {
    * never (an equal tuple has no NULL), NULL when some tuple is equal wherever both are known.
    */
   unknownMatch(parts: TupleParts): boolean {
-    for (const map of [this.#counts, this.#withNull]) {
-      for (const key of map.keys()) {
-        const other = JSON.parse(key) as (string | null)[]
-        if (parts.every((part, i) => part === null || other[i] === null || part === other[i])) return true
-      }
-    }
+    return unknownMatchIn(this.tuples(), parts)
+  }
+}
+
+function unknownMatchIn(tuples: Iterable<TupleParts>, parts: TupleParts): boolean {
+  for (const other of tuples) {
+    if (parts.every((part, i) => part === null || other[i] === null || part === other[i])) return true
+  }
+  return false
+}
+
+/**
+ * A set as it was, or would be, with some tuples present or absent: the tuples before the
+ * transaction being encoded (for its old rows), or without those a move-in has already read.
+ */
+export class TupleOverlay implements TupleSet {
+  readonly #base: TupleSet
+  /** Tuple key → its parts and whether the overlay holds it. */
+  readonly #present: ReadonlyMap<TupleKey, { readonly parts: TupleParts; readonly present: boolean }>
+
+  constructor(base: TupleSet, present: ReadonlyMap<TupleKey, { readonly parts: TupleParts; readonly present: boolean }>) {
+    this.#base = base
+    this.#present = present
+  }
+
+  get size(): number {
+    let size = this.#base.size
+    for (const { parts, present } of this.#present.values()) size += present === this.#base.contains(parts) ? 0 : present ? 1 : -1
+    return size
+  }
+
+  get hasNullTuples(): boolean {
+    for (const parts of this.tuples()) if (parts.includes(null)) return true
     return false
+  }
+
+  has(key: TupleKey): boolean {
+    return this.#present.get(key)?.present ?? this.#base.has(key)
+  }
+
+  contains(parts: TupleParts): boolean {
+    return this.#present.get(tupleKey(parts))?.present ?? this.#base.contains(parts)
+  }
+
+  *tuples(): Iterable<TupleParts> {
+    for (const parts of this.#base.tuples()) if (this.#present.get(tupleKey(parts))?.present !== false) yield parts
+    for (const { parts, present } of this.#present.values()) if (present && !this.#base.contains(parts)) yield parts
+  }
+
+  unknownMatch(parts: TupleParts): boolean {
+    return unknownMatchIn(this.tuples(), parts)
   }
 }
 

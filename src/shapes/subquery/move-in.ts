@@ -1,0 +1,90 @@
+/**
+ * Reads the outer rows that values entering a subquery's result may bring in: the rows whose
+ * values equal one of them (an indexed lookup when the outer column has an index), every column
+ * as text, in a REPEATABLE READ snapshot taken as a shape's is (docs/ARCHITECTURE.md I2, I3):
+ * one that does not show every routed transaction is taken again once it does. Which of them
+ * enter, and what snapshot they were read at, the caller decides (`shape-subqueries.ts`).
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import type pg from 'pg'
+import type { TableInfo } from '../../pg/introspect.js'
+import { qualifiedName, sqlLiteral } from '../../pg/sql.js'
+import { textOutputSql } from '../../pg/text-output-sql.js'
+import { OPERATIONS } from '../../protocol/constants.js'
+import type { ChangeMessage, EncodeContext } from '../change-encoder.js'
+import { rowKey } from '../row-key.js'
+import { beginSnapshot } from '../snapshot.js'
+import type { Row } from '../where/evaluate.js'
+import { renderSql } from '../where/render-sql.js'
+import type { TupleParts } from '../where/value-set.js'
+import { parseValue } from '../where/values.js'
+import { visibilityOf, type Visibility } from '../xid-visibility.js'
+import type { Dependency } from './dependency.js'
+import type { RowTags } from './tags.js'
+
+export interface MoveIn {
+  readonly dependency: Dependency
+  readonly tuples: readonly TupleParts[]
+}
+
+export interface MoveInRead {
+  readonly rows: readonly Row[]
+  readonly visibility: Visibility
+  /** The WAL insert position read after the snapshot: every commit it shows lies before it. */
+  readonly lsn: bigint
+  toMessage(row: Row, context: EncodeContext, tags: RowTags): ChangeMessage
+}
+
+const FIRST_POLL_MS = 2
+const MAX_POLL_MS = 100
+
+export async function queryMoveIns(
+  pool: pg.Pool,
+  table: TableInfo,
+  moves: readonly MoveIn[],
+  /** Routed transactions this snapshot does not show yet. */
+  missed: (visibility: Visibility) => readonly number[],
+): Promise<MoveInRead> {
+  const filters = moves.map(filterOf).filter((sql) => sql !== undefined)
+  const fields = table.columns.map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
+  const sql = `SELECT json_build_object(${fields.join(', ')})::text AS r FROM ${qualifiedName(table.table)} WHERE ${filters.length > 0 ? filters.join(' OR ') : 'false'}`
+  const client = await pool.connect()
+  let broken = false
+  try {
+    for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
+      const info = await beginSnapshot(client, table)
+      const visibility = visibilityOf(info)
+      if (missed(visibility).length > 0) {
+        await client.query('ROLLBACK')
+        await sleep(pollMs)
+        continue
+      }
+      const { rows } = await client.query<{ r: string }>(sql)
+      await client.query('COMMIT')
+      return { rows: rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(info.lsn), toMessage }
+    }
+  } catch (error) {
+    broken = true
+    throw error
+  } finally {
+    client.release(broken)
+  }
+}
+
+/** `args IN (tuples)` with each value a literal of the type it is compared in; NULLs never match. */
+function filterOf({ dependency, tuples }: MoveIn): string | undefined {
+  const args = dependency.node.args
+  const known = tuples.filter((parts) => !parts.includes(null))
+  if (known.length === 0) return undefined
+  const literal = (parts: TupleParts) => parts.map((part, i) => renderSql({ kind: 'const', value: parseValue(args[i]!.type, part!) ?? null, type: args[i]!.type, at: 0 }))
+  if (args.length === 1) return `(${renderSql(args[0]!)} IN (${known.map((parts) => literal(parts)[0]).join(', ')}))`
+  return `((${args.map(renderSql).join(', ')}) IN (${known.map((parts) => `(${literal(parts).join(', ')})`).join(', ')}))`
+}
+
+function toMessage(row: Row, context: EncodeContext, tags: RowTags): ChangeMessage {
+  const key = rowKey(context.keyPrefix, context.primaryKey.map((column) => row[column] ?? null))
+  const value: Record<string, string | null> = {}
+  for (const [name, text] of Object.entries(row)) if (!context.columns || context.columns.has(name)) value[name] = text ?? null
+  const headers = { operation: OPERATIONS.insert, relation: context.relationName, lsn: context.lsn, op_position: 0, txids: [context.xid] as const, ...tags }
+  return { key, value, headers }
+}
