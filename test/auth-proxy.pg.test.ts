@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuthProxy, demoAuthenticate } from '../examples/auth-proxy/auth-proxy.js'
 import { Follower } from './support/follower.js'
 import { startTestSluice, waitForReplication, type TestSluice } from './support/sluice.js'
+import { TaggedRows } from './support/tagged-rows.js'
+import { waitFor } from './support/wait.js'
 
 const SECRET = 'proxy-secret'
 let sluice: TestSluice
@@ -18,8 +20,10 @@ let proxyUrl: string
 
 beforeAll(async () => {
   sluice = await startTestSluice({ secret: SECRET })
-  await sluice.db.pool.query(`CREATE TABLE todos (id int PRIMARY KEY, owner_id text NOT NULL, title text)`)
-  await sluice.db.pool.query(`INSERT INTO todos VALUES (1, 'alice', 'a1'), (2, 'bob', 'b1'), (3, 'alice', 'a2')`)
+  await sluice.db.pool.query(`CREATE TABLE todos (id int PRIMARY KEY, owner_id text NOT NULL, title text, list_id int)`)
+  await sluice.db.pool.query(`INSERT INTO todos VALUES (1, 'alice', 'a1', 1), (2, 'bob', 'b1', 2), (3, 'alice', 'a2', 2)`)
+  await sluice.db.pool.query(`CREATE TABLE list_members (list_id int, user_id text, PRIMARY KEY (list_id, user_id))`)
+  await sluice.db.pool.query(`INSERT INTO list_members VALUES (1, 'bob')`)
   const app = createAuthProxy({ sluiceUrl: sluice.server.url, sluiceSecret: SECRET, authenticate: demoAuthenticate })
   proxy = await new Promise<Server>((resolve) => {
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(server as Server)) as Server
@@ -56,6 +60,24 @@ describe('auth proxy example', () => {
     await bob.catchUp()
     expect(alice.sortedRows().map((r) => r['title'])).toEqual(['a2'])
     expect(bob.sortedRows().map((r) => r['title']).sort()).toEqual(['a1', 'b1', 'b2'])
+  })
+
+  it('serves a per-user relational shape: rows move in and out as the user joins and leaves lists', async () => {
+    const stop = new AbortController()
+    const bob = new ShapeStream({ url: proxyUrl.replace('/todos', '/shared-todos'), headers: { authorization: 'Bearer user-bob' }, signal: stop.signal })
+    const rows = new TaggedRows()
+    bob.subscribe((messages) => rows.apply(messages))
+    const ids = () => [...rows.rows.values()].map((row) => Number(row.value['id'])).sort()
+    try {
+      await waitFor(() => expect(ids()).toEqual([1]))
+      await sluice.db.pool.query(`INSERT INTO list_members VALUES (2, 'bob')`)
+      await waitFor(() => expect(ids()).toEqual([1, 2, 3]))
+      await sluice.db.pool.query(`DELETE FROM list_members WHERE list_id = 1 AND user_id = 'bob'`)
+      await waitFor(() => expect(ids()).toEqual([2, 3]))
+    } finally {
+      stop.abort()
+      bob.unsubscribeAll()
+    }
   })
 
   it('refuses anonymous requests and marks responses as varying by user', async () => {

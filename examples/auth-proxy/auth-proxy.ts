@@ -31,15 +31,25 @@ export interface AuthProxyOptions {
   readonly authenticate: (authorization: string | undefined) => User | undefined
 }
 
+/** The shape each route serves, fixed from the user's identity. */
+const ROUTES: Readonly<Record<string, { readonly table: string; readonly where: string }>> = {
+  // The user's own todos.
+  '/todos': { table: 'todos', where: 'owner_id = $1' },
+  // A relational shape: the todos of every list the user is a member of. Rows move in and out
+  // as memberships change; SLUICE_TABLES must list list_members too.
+  '/shared-todos': { table: 'todos', where: 'list_id IN (SELECT list_id FROM list_members WHERE user_id = $1)' },
+}
+
 export function createAuthProxy(options: AuthProxyOptions): Hono {
   const app = new Hono()
-  app.on(['GET', 'POST'], '/todos', async (c) => {
+  app.on(['GET', 'POST'], Object.keys(ROUTES), async (c) => {
     const user = options.authenticate(c.req.header('authorization'))
     if (!user) return c.json({ message: 'Sign in first.' }, 401)
 
+    const shape = ROUTES[c.req.path]!
     const upstream = new URL('/v1/shape', options.sluiceUrl)
-    upstream.searchParams.set('table', 'todos')
-    upstream.searchParams.set('where', 'owner_id = $1')
+    upstream.searchParams.set('table', shape.table)
+    upstream.searchParams.set('where', shape.where)
     upstream.searchParams.set('params[1]', user.id)
     for (const [name, value] of new URL(c.req.url).searchParams) {
       if (FORWARDED_PARAMS.includes(name) || name.startsWith(FORWARDED_PREFIX)) upstream.searchParams.append(name, value)
@@ -77,5 +87,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     authenticate: demoAuthenticate,
   })
   const port = Number(process.env['PORT'] ?? 3001)
-  serve({ fetch: app.fetch, port }, () => process.stdout.write(`auth proxy on http://127.0.0.1:${port}/todos\n`))
+  serve({ fetch: app.fetch, port }, () => process.stdout.write(`auth proxy on http://127.0.0.1:${port}/todos and /shared-todos\n`))
 }
