@@ -10,6 +10,7 @@ import { runCatchupBench } from './catchup.js'
 import { runLargeTxBench } from './largetx.js'
 import { runShapesBench } from './shapes.js'
 import { runSnapshotBench } from './snapshot.js'
+import { runSubqueryBench } from './subquery.js'
 import { runThroughputBench } from './throughput.js'
 import { runWaitersBench } from './waiters.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
@@ -26,6 +27,7 @@ const BUILT_IN: Record<string, Scenario> = {
   largetx: runLargeTxBench,
   shapes: runShapesBench,
   waiters: runWaitersBench,
+  subquery: runSubqueryBench,
 }
 
 const EXTERNAL: Record<string, ExternalScenario> = {
@@ -34,7 +36,7 @@ const EXTERNAL: Record<string, ExternalScenario> = {
   routing: { scenario: 'routing', file: 'routing.ts', exports: ['runRoutingBench', 'default'], pendingNote: 'pending: routing bench (issue 3)', adapt: adaptRoutingResult },
 }
 
-const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters']
+const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters', 'subquery']
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--')

@@ -1,24 +1,28 @@
 /**
  * Reads the outer rows that values entering a subquery's result may bring in: the rows whose
  * values equal one of them (an indexed lookup when the outer column has an index), every column
- * as text, in a REPEATABLE READ snapshot taken as a shape's is (docs/ARCHITECTURE.md I2, I3):
- * one that does not show every routed transaction is taken again once it does. Which of them
- * enter, and what snapshot they were read at, the caller decides (`shape-subqueries.ts`).
+ * as text, in a REPEATABLE READ snapshot with the pinned output settings (docs/ARCHITECTURE.md
+ * I14): one that does not show every routed transaction is taken again once it does (as I2).
+ * Which of them enter, and what snapshot they were read at, the caller decides
+ * (`shape-subqueries.ts`). The replication stream waits for this read, so it takes two round
+ * trips: the transaction's start with its snapshot, then the rows with the commit. (The table is
+ * not locked as a shape's snapshot locks it: a table dropped or altered under a shape ends it
+ * through the stream's Relation message or its TRUNCATE.)
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import type { TableInfo } from '../../pg/introspect.js'
+import { OUTPUT_SETTINGS } from '../../pg/output-settings.js'
 import { qualifiedName, sqlLiteral } from '../../pg/sql.js'
 import { textOutputSql } from '../../pg/text-output-sql.js'
 import { OPERATIONS } from '../../protocol/constants.js'
 import type { ChangeMessage, EncodeContext } from '../change-encoder.js'
 import { rowKey } from '../row-key.js'
-import { beginSnapshot } from '../snapshot.js'
 import type { Row } from '../where/evaluate.js'
 import { renderSql } from '../where/render-sql.js'
 import type { TupleParts } from '../where/value-set.js'
 import { parseValue } from '../where/values.js'
-import { visibilityOf, type Visibility } from '../xid-visibility.js'
+import { parseSnapshotText, visibilityOf, type Visibility } from '../xid-visibility.js'
 import type { Dependency } from './dependency.js'
 import type { RowTags } from './tags.js'
 
@@ -35,6 +39,11 @@ export interface MoveInRead {
   toMessage(row: Row, context: EncodeContext, tags: RowTags): ChangeMessage
 }
 
+const BEGIN = [
+  'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  `SELECT ${Object.entries(OUTPUT_SETTINGS).map(([name, value]) => `set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`).join(', ')}`,
+  `SELECT pg_current_snapshot()::text AS s, (pg_current_wal_insert_lsn() - '0/0')::text AS lsn`,
+].join('; ')
 const FIRST_POLL_MS = 2
 const MAX_POLL_MS = 100
 
@@ -52,16 +61,16 @@ export async function queryMoveIns(
   let broken = false
   try {
     for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
-      const info = await beginSnapshot(client, table)
-      const visibility = visibilityOf(info)
+      const results = (await client.query(BEGIN)) as unknown as pg.QueryResult<{ s: string; lsn: string }>[]
+      const snapshot = results.at(-1)!.rows[0]!
+      const visibility = visibilityOf(parseSnapshotText(snapshot.s))
       if (missed(visibility).length > 0) {
         await client.query('ROLLBACK')
         await sleep(pollMs)
         continue
       }
-      const { rows } = await client.query<{ r: string }>(sql)
-      await client.query('COMMIT')
-      return { rows: rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(info.lsn), toMessage }
+      const [read] = (await client.query(`${sql}; COMMIT`)) as unknown as [pg.QueryResult<{ r: string }>]
+      return { rows: read.rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(snapshot.lsn), toMessage }
     }
   } catch (error) {
     broken = true
