@@ -32,9 +32,14 @@
 import type { Lsn } from '../pg/lsn.js'
 import type { Offset } from '../protocol/offset.js'
 
-/** The server-wide LSN processed, from storage's `committedLsn` (see above). */
-export function processedLsn(committedLsn: Lsn): bigint {
-  return committedLsn > 0n ? committedLsn - 1n : 0n
+/**
+ * The server-wide LSN processed, from storage's `committedLsn` (see above). `heldFrom`: the shape
+ * waits for a move-in's rows (docs/ARCHITECTURE.md I25), and its transactions from this commit LSN
+ * on are still to come: the value stays below it.
+ */
+export function processedLsn(committedLsn: Lsn, heldFrom?: Lsn): bigint {
+  const processed = committedLsn > 0n ? committedLsn - 1n : 0n
+  return heldFrom !== undefined && heldFrom <= processed ? heldFrom - 1n : processed
 }
 
 /**

@@ -41,7 +41,7 @@ export function viewLog(store: ShapeLogReader, shape: ActiveShape, after: Offset
     head: store.head(id),
     chunkEnd: store.chunkEndAfter(id, after),
     snapshotComplete: shape.snapshotComplete,
-    processed: processedLsn(store.committedLsn),
+    processed: processedLsn(store.committedLsn, shape.heldFrom),
   }
 }
 

@@ -84,7 +84,7 @@ async function serveResolved(
   let requested: Offset
   if (request.offset === OFFSET_NOW) {
     await waitForSnapshot(deps.notifier, shape, signal)
-    const processed = processedLsn(deps.store.committedLsn)
+    const processed = processedLsn(deps.store.committedLsn, shape.heldFrom)
     const head = headOf(deps.store, shape)
     requested = head
     slice = { parts: [], end: head, hasEntries: false, complete: false, upToDate: { lastSeenLsn: lastSeenLsn(head, processed) } }

@@ -14,6 +14,7 @@
  */
 import { MustRefetchError, type InvalidRequestError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'
+import type { Lsn } from '../pg/lsn.js'
 import type { Transaction } from '../replication/transaction.js'
 import type { StoredShape } from '../storage/shape-log-store.js'
 import type { BoundShape } from './shape-filter.js'
@@ -101,6 +102,11 @@ export class ActiveShape {
 
   get dropped(): boolean {
     return this.#phase.kind === SHAPE_PHASE.dropped
+  }
+
+  /** Set while a move-in is read: the log holds nothing at or after this commit LSN yet (I16, I25). */
+  get heldFrom(): Lsn | undefined {
+    return this.subqueries?.heldFrom
   }
 
   /** The snapshot is complete in storage (it stays so once the shape is dropped). */

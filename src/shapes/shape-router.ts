@@ -90,7 +90,13 @@ export class ShapeRouter implements ReplicationSink {
     this.#options = options
     this.#merge = new SnapshotMerge({ maxHeldChanges: options.maxHeldChanges, invalidate: options.invalidate, log: options.log })
     this.#pipeline = new CommitPipeline(options)
-    this.#subqueries = new SubqueryCommits({ invalidate: options.invalidate, log: options.log, missed: (visibility) => this.#merge.commitsMissed(visibility) })
+    this.#subqueries = new SubqueryCommits({
+      invalidate: options.invalidate,
+      log: options.log,
+      mark: () => this.#merge.routingMark(),
+      missed: (visibility, mark) => this.#merge.commitsMissedBefore(visibility, mark),
+      commitReleased: (append) => this.#pipeline.commitReleased(append),
+    })
   }
 
   add(shape: ActiveShape): void {
@@ -190,8 +196,8 @@ export class ShapeRouter implements ReplicationSink {
         const append = part.entries.finish()
         if (append) appends.push(append)
       } else if (part.kind === SUBQUERY) {
-        const append = await this.#subqueries.finish(shape, { xid: open.xid, commitLsn: open.commitLsn, changes: part.changes }, open.lsnText)
-        if (append && !shape.dropped) appends.push(append)
+        const append = this.#subqueries.take(shape, { xid: open.xid, commitLsn: open.commitLsn, lsnText: open.lsnText, changes: part.changes })
+        if (append) appends.push(append)
       }
     }
     await this.#pipeline.commitTransaction(commit.endLsn, appends)
@@ -208,7 +214,8 @@ export class ShapeRouter implements ReplicationSink {
   }
 
   /** No more commits after this (the stream has stopped); resolves when the last one is durable. */
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
+    await this.#subqueries.settled()
     return this.#pipeline.stop()
   }
 
@@ -268,8 +275,7 @@ export class ShapeRouter implements ReplicationSink {
   #appendHeld(shape: ActiveShape, tx: HeldTransaction): void {
     if (this.#merge.decide(shape, tx) !== MERGE_DECISION.append) return
     if (shape.subqueries) {
-      const append = this.#subqueries.finishHeld(shape, tx)
-      if (append) this.#pipeline.commitReleased(append)
+      this.#subqueries.takeHeld(shape, tx)
       return
     }
     const append = entriesOf(shape, tx)

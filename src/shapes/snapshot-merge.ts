@@ -93,9 +93,14 @@ export class SnapshotMerge {
     return joinedAt === undefined ? [] : this.#unconfirmed.missedBy(visibility, joinedAt)
   }
 
-  /** Every routed transaction this snapshot does not show yet (a move-in's read must show them, I25). */
-  commitsMissed(visibility: Visibility): number[] {
-    return this.#unconfirmed.missedBy(visibility, this.#unconfirmed.next)
+  /** Where the stream of routed transactions is now (a move-in's read must show those before it, I25). */
+  routingMark(): RoutingMark {
+    return this.#unconfirmed.next
+  }
+
+  /** Transactions routed before `mark` that this snapshot does not show yet. */
+  commitsMissedBefore(visibility: Visibility, mark: RoutingMark): number[] {
+    return this.#unconfirmed.missedBy(visibility, mark)
   }
 
   /** Any snapshot: the routed transactions it shows need no more watching. */

@@ -22,6 +22,13 @@ describe('processedLsn: the server-wide LSN processed', () => {
     expect(processedLsn(26848400n as Lsn)).toBe(26848399n)
     expect(processedLsn(0n as Lsn)).toBe(0n)
   })
+
+  it('stays below the first transaction a shape waiting for a move-in still has to append', () => {
+    expect(processedLsn(26848400n as Lsn, 26848000n as Lsn)).toBe(26847999n)
+    expect(processedLsn(26848400n as Lsn, 26848400n as Lsn)).toBe(26848399n)
+    // Promises nothing it could not: every entry still to come has a commit LSN above it.
+    expect(lastSeenLsn({ tx: 26847000n, op: 4 }, processedLsn(26848400n as Lsn, 26848000n as Lsn))).toBeLessThan(26848000n)
+  })
 })
 
 describe('lastSeenLsn: the value of an up-to-date at the head', () => {

@@ -4,8 +4,9 @@
  * as text, in a REPEATABLE READ snapshot with the pinned output settings (docs/ARCHITECTURE.md
  * I14): one that does not show every routed transaction is taken again once it does (as I2).
  * Which of them enter, and what snapshot they were read at, the caller decides
- * (`shape-subqueries.ts`). The replication stream waits for this read, so it takes two round
- * trips: the transaction's start with its snapshot, then the rows with the commit. (The table is
+ * (`shape-subqueries.ts`). The replication stream goes on meanwhile; only the shape waits
+ * (`subquery-commits.ts`), so the read takes two round trips: the transaction's start with its
+ * snapshot, then the rows with the commit. (The table is
  * not locked as a shape's snapshot locks it: a table dropped or altered under a shape ends it
  * through the stream's Relation message or its TRUNCATE.)
  */

@@ -9,6 +9,7 @@
  */
 import type pg from 'pg'
 import { EVENTS, type MoveEvent } from '../../protocol/constants.js'
+import type { Lsn } from '../../pg/lsn.js'
 import type { Change } from '../../replication/transaction.js'
 import type { TableInfo } from '../../pg/introspect.js'
 import { encodeChange, type ChangeMessage, type EncodeContext } from '../change-encoder.js'
@@ -20,6 +21,7 @@ import { Dependency, type TupleChanges } from './dependency.js'
 import { loadDependencies } from './load.js'
 import { queryMoveIns, type MoveIn, type MoveInRead } from './move-in.js'
 import { planWhere, type WherePlan } from './plan.js'
+import { spliceRows } from './splice-rows.js'
 import { rowTagger, rowTagsSql, slotHash, type RowTags } from './tags.js'
 
 export interface EventMessage {
@@ -54,13 +56,25 @@ export type FinishResult =
     }
   | { readonly invalidate: string }
 
+/** A transaction of the shape that waits while a move-in before it is read. */
+export interface QueuedTransaction {
+  readonly xid: number
+  readonly commitLsn: Lsn
+  readonly lsnText: string
+  readonly changes: readonly TakenChange[]
+}
+
 /** Rows a move-in read at a later snapshot than the transaction it belongs to (see `finish`). */
 interface PendingMoveIn {
   readonly visibility: Visibility
   readonly lsn: bigint
   /** Per dependency: its tuples as they were before the move, which that snapshot's rows reflect. */
   readonly before: ReadonlyMap<Dependency, ReadonlyMap<string, { parts: TupleParts; present: boolean }>>
+  /** The keys of the rows it sent: a transaction the snapshot shows sends nothing more for them. */
+  readonly keys: ReadonlySet<string>
 }
+
+const NONE: ReadonlySet<string> = new Set()
 
 export class ShapeSubqueries {
   readonly plan: WherePlan
@@ -74,6 +88,11 @@ export class ShapeSubqueries {
   readonly #byPosition: readonly (Dependency | undefined)[]
   readonly #handle: string
   #pending: PendingMoveIn[] = []
+  /**
+   * While a move-in's rows are read: the commit LSN of its transaction (nothing at or after it is
+   * in the shape's log yet) and the shape's transactions that came since, in commit order.
+   */
+  #moving: { readonly from: Lsn; readonly queued: QueuedTransaction[] } | undefined
 
   readonly #pool: pg.Pool
 
@@ -90,6 +109,28 @@ export class ShapeSubqueries {
     this.tagsOf = rowTagger(this.plan, handle)
     this.headersSql = rowTagsSql(this.plan, handle)
     this.#handle = handle
+  }
+
+  /** Set while a move-in is read: the shape's log holds nothing at or after this commit LSN yet. */
+  get heldFrom(): Lsn | undefined {
+    return this.#moving?.from
+  }
+
+  /** A move-in of the transaction at `from` is being read: later transactions queue behind it. */
+  startMoving(from: Lsn): void {
+    this.#moving = { from, queued: this.#moving?.queued ?? [] }
+  }
+
+  /** Queues a transaction behind the move-in being read (there must be one). */
+  queue(tx: QueuedTransaction): void {
+    this.#moving!.queued.push(tx)
+  }
+
+  /** The next queued transaction, once a move-in's rows are in; undefined when none is left (the move is over). */
+  nextQueued(): QueuedTransaction | undefined {
+    const next = this.#moving?.queued.shift()
+    if (!next) this.#moving = undefined
+    return next
   }
 
   /** Whether a TRUNCATE of this table empties a result the shape depends on. */
@@ -140,7 +181,7 @@ export class ShapeSubqueries {
       moves.set(dependency, moved)
     }
 
-    const after = this.#afterViews(tx)
+    const { views: after, covered } = this.#afterViews(tx)
     const before = new Map<Dependency, TupleSet>()
     for (const [dependency, recorded] of changes) {
       const base = after.get(dependency) ?? dependency.set
@@ -157,6 +198,8 @@ export class ShapeSubqueries {
       }
       for (const { change, position } of outer) {
         for (const message of encodeChange(context, change, position)) {
+          // A move-in's rows already hold what this transaction did to them.
+          if (covered.has(message.key)) continue
           touched.add(message.key)
           messages.push(message)
         }
@@ -178,13 +221,15 @@ export class ShapeSubqueries {
     if (moveIns.length === 0) return { messages: markLast(messages) }
     messages.push({ headers: { event: EVENTS.moveIn, patterns: inPatterns } })
     const complete = (read: MoveInRead) => {
-      const afterNow = this.#afterViews(tx)
+      const afterNow = this.#afterViews(tx).views
+      const rows: ChangeMessage[] = []
       for (const row of read.rows) {
         const entered = this.#withViews(afterNow, () => this.#where.matches(row)) && !this.#withViews(before, () => this.#where.matches(row))
-        const message = entered ? read.toMessage(row, tx.context, this.tagsOf(row)) : undefined
-        if (message && !touched.has(message.key)) messages.push(message)
+        if (entered) rows.push(read.toMessage(row, tx.context, this.tagsOf(row)))
       }
-      this.#pending.push({ visibility: read.visibility, lsn: read.lsn, before: beforeMove(moveIns, this.plan, this.#byPosition) })
+      const keys = new Set(rows.map((row) => row.key))
+      messages.splice(0, messages.length, ...spliceRows(messages, rows))
+      this.#pending.push({ visibility: read.visibility, lsn: read.lsn, before: beforeMove(moveIns, this.plan, this.#byPosition), keys })
       markLast(messages)
     }
     return { messages, moveIn: { moves: moveIns, complete } }
@@ -197,14 +242,16 @@ export class ShapeSubqueries {
    * (their changes are not sent twice). From the first commit past the snapshot's WAL position
    * on, no later transaction can be in it (docs/ARCHITECTURE.md I3).
    */
-  #afterViews(tx: SubqueryTransaction): Map<Dependency, TupleSet> {
+  #afterViews(tx: SubqueryTransaction): { views: Map<Dependency, TupleSet>; covered: ReadonlySet<string> } {
     this.#pending = this.#pending.filter((pending) => tx.commitLsn < pending.lsn)
     const views = new Map<Dependency, TupleSet>()
+    let covered: Set<string> | undefined
     for (const pending of this.#pending) {
       if (!isVisibleInSnapshot(tx.xid, pending.visibility)) continue
       for (const [dependency, present] of pending.before) views.set(dependency, new TupleOverlay(views.get(dependency) ?? dependency.set, present))
+      for (const key of pending.keys) (covered ??= new Set()).add(key)
     }
-    return views
+    return { views, covered: covered ?? NONE }
   }
 
   #withViews<T>(views: ReadonlyMap<Dependency, TupleSet>, run: () => T): T {

@@ -2,8 +2,16 @@
  * A transaction's entries for a shape with subqueries (docs/ARCHITECTURE.md I25). The router
  * gathers every change of the shape's tables for it (the outer table's and the inner tables'),
  * and hands them here whole at commit: `ShapeSubqueries.finish` applies them to the results and
- * encodes the messages; a value that entered a result needs its outer rows read before the
- * messages are whole. What cannot be followed exactly ends the shape (`invalidate`).
+ * encodes the messages. What cannot be followed exactly ends the shape (`invalidate`).
+ *
+ * A value that entered a result needs its outer rows read before the transaction's messages are
+ * whole. That read does not hold up replication: it runs at its own snapshot while the stream
+ * goes on, and only this shape waits. Its later transactions queue behind the read (`heldFrom`
+ * caps its up-to-date meanwhile, I16); once the rows are in, the transaction's messages and then
+ * the queued transactions go to storage in commit order (`commitReleased`, as held transactions
+ * do). Queued transactions the read's snapshot shows are evaluated as if the value had not
+ * entered, so the rows read are not sent twice; the others apply on top of them (the xid rule
+ * of the initial snapshot, I3).
  */
 import type { Logger } from '../../log.js'
 import type { Lsn } from '../../pg/lsn.js'
@@ -11,20 +19,19 @@ import type { Change } from '../../replication/transaction.js'
 import type { ShapeAppend } from '../../storage/shape-log-store.js'
 import type { ActiveShape } from '../active-shape.js'
 import { contextOf } from '../shape-entries.js'
+import type { RoutingMark } from '../unconfirmed-commits.js'
 import type { Visibility } from '../xid-visibility.js'
-import type { SubqueryMessage, TakenChange } from './shape-subqueries.js'
+import type { FinishResult, QueuedTransaction, SubqueryMessage } from './shape-subqueries.js'
 
 export interface SubqueryCommitsOptions {
   readonly invalidate: (shape: ActiveShape, reason: string) => void
-  /** Routed transactions a snapshot does not show yet: a move-in's read waits for them (as I2). */
-  readonly missed: (visibility: Visibility) => readonly number[]
+  /** Where the stream of routed transactions is: a move-in's read must show every one before it. */
+  readonly mark: () => RoutingMark
+  /** Transactions routed before `mark` that a snapshot does not show yet (as I2). */
+  readonly missed: (visibility: Visibility, mark: RoutingMark) => readonly number[]
+  /** Entries of a transaction whose commit has passed (they move no LSN). */
+  readonly commitReleased: (append: ShapeAppend) => void
   readonly log: Logger
-}
-
-export interface SubqueryTx {
-  readonly xid: number
-  readonly commitLsn: Lsn
-  readonly changes: readonly TakenChange[]
 }
 
 /** Whether a TRUNCATE ends the shape: its own table, or one its subqueries read. */
@@ -33,42 +40,83 @@ export function truncates(shape: ActiveShape, change: Extract<Change, { kind: 't
   return change.relations.some((r) => (r.schema === schema && r.name === name) || shape.subqueries!.reads(r))
 }
 
+const MOVING = 'moving'
+
 export class SubqueryCommits {
   readonly #options: SubqueryCommitsOptions
+  /** Move-in reads in flight, so stopping can wait for them. */
+  readonly #reads = new Set<Promise<void>>()
 
   constructor(options: SubqueryCommitsOptions) {
     this.#options = options
   }
 
-  /** A streamed transaction: a move-in's rows are read here, while the stream waits. */
-  async finish(shape: ActiveShape, tx: SubqueryTx, lsnText?: string): Promise<ShapeAppend | undefined> {
+  /**
+   * A committed transaction of the shape: its entries now, or undefined when it has none or they
+   * wait for a move-in's rows (they are then handed to `commitReleased` in order).
+   */
+  take(shape: ActiveShape, tx: QueuedTransaction): ShapeAppend | undefined {
     const subqueries = shape.subqueries!
-    const result = subqueries.finish({ ...tx, context: contextOf(shape, tx, lsnText) })
-    if ('invalidate' in result) return this.#end(shape, result.invalidate)
-    if (result.moveIn) {
-      try {
-        result.moveIn.complete(await subqueries.readMoveIns(result.moveIn.moves, this.#options.missed))
-      } catch (error) {
-        this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'reading the rows a subquery moved in failed; the shape is dropped and its clients refetch')
-        return this.#end(shape, 'reading the rows a subquery moved in failed')
-      }
+    if (subqueries.heldFrom !== undefined) {
+      subqueries.queue(tx)
+      return undefined
     }
-    return appendOf(shape, tx, result.messages)
+    const finished = this.#finish(shape, tx)
+    return finished === MOVING ? undefined : finished
   }
 
-  /** A transaction held while the snapshot started: nothing can be read here, so a move-in ends the shape. */
-  finishHeld(shape: ActiveShape, tx: { readonly xid: number; readonly commitLsn: Lsn; readonly changes: readonly Change[] }): ShapeAppend | undefined {
-    const changes = tx.changes.map((change, position) => ({ change, position }))
-    if (changes.some(({ change }) => change.kind === 'truncate' && truncates(shape, change))) return this.#end(shape, 'table truncated')
-    const result = shape.subqueries!.finish({ xid: tx.xid, commitLsn: tx.commitLsn, changes, context: contextOf(shape, tx) })
-    if ('invalidate' in result) return this.#end(shape, result.invalidate)
-    if (result.moveIn) return this.#end(shape, 'rows moved into it while its snapshot was being taken')
-    return appendOf(shape, tx, result.messages)
+  /** A transaction held while the snapshot started, in order: as `take`, already committed. */
+  takeHeld(shape: ActiveShape, tx: { readonly xid: number; readonly commitLsn: Lsn; readonly changes: readonly Change[] }): void {
+    if (tx.changes.some((change) => change.kind === 'truncate' && truncates(shape, change))) {
+      this.#options.invalidate(shape, 'table truncated')
+      return
+    }
+    const changes = tx.changes.flatMap((change, position) => (change.kind === 'truncate' ? [] : [{ change, position }]))
+    const append = this.take(shape, { xid: tx.xid, commitLsn: tx.commitLsn, lsnText: String(tx.commitLsn), changes })
+    if (append) this.#options.commitReleased(append)
   }
 
-  #end(shape: ActiveShape, reason: string): undefined {
-    this.#options.invalidate(shape, reason)
-    return undefined
+  /** Resolves once no move-in read is in flight. */
+  async settled(): Promise<void> {
+    while (this.#reads.size > 0) await Promise.allSettled([...this.#reads])
+  }
+
+  /** The transaction's entries, or MOVING when they wait for a move-in's rows. */
+  #finish(shape: ActiveShape, tx: QueuedTransaction): ShapeAppend | undefined | typeof MOVING {
+    const result = shape.subqueries!.finish({ ...tx, context: contextOf(shape, tx, tx.lsnText) })
+    if ('invalidate' in result) {
+      this.#options.invalidate(shape, result.invalidate)
+      return undefined
+    }
+    if (!result.moveIn) return appendOf(shape, tx, result.messages)
+    shape.subqueries!.startMoving(tx.commitLsn)
+    const read = this.#read(shape, tx, result, this.#options.mark())
+    this.#reads.add(read)
+    void read.finally(() => this.#reads.delete(read))
+    return MOVING
+  }
+
+  /** Reads a move-in's rows, then hands on its transaction and those queued behind it. */
+  async #read(shape: ActiveShape, tx: QueuedTransaction, result: Extract<FinishResult, { messages: unknown }>, mark: RoutingMark): Promise<void> {
+    const subqueries = shape.subqueries!
+    try {
+      const read = await subqueries.readMoveIns(result.moveIn!.moves, (visibility) => this.#options.missed(visibility, mark))
+      if (shape.dropped) return
+      result.moveIn!.complete(read)
+    } catch (error) {
+      if (shape.dropped) return
+      this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'reading the rows a subquery moved in failed; the shape is dropped and its clients refetch')
+      this.#options.invalidate(shape, 'reading the rows a subquery moved in failed')
+      return
+    }
+    const first = appendOf(shape, tx, result.messages)
+    if (first) this.#options.commitReleased(first)
+    for (let next = subqueries.nextQueued(); next && !shape.dropped; next = subqueries.nextQueued()) {
+      const append = this.#finish(shape, next)
+      // Another move-in: the rest stay queued behind its read.
+      if (append === MOVING) return
+      if (append) this.#options.commitReleased(append)
+    }
   }
 }
 
