@@ -5,7 +5,7 @@
  * shapes are followed live with `@electric-sql/client`. Every state a client holds at an
  * up-to-date must be PostgreSQL's answer after some transaction, in order, and the last one the
  * answer after the last. A shape may be rotated (409) where Sluice cannot follow a change
- * exactly (docs/ARCHITECTURE.md I20); its client then starts again, and its states still must be
+ * exactly (docs/ARCHITECTURE.md I25); its client then starts again, and its states still must be
  * answers. The seed is printed; SLUICE_TEST_SEED replays one.
  */
 import { ShapeStream } from '@electric-sql/client'

@@ -96,6 +96,7 @@ export class ShapeRouter implements ReplicationSink {
       mark: () => this.#merge.routingMark(),
       missed: (visibility, mark) => this.#merge.commitsMissedBefore(visibility, mark),
       commitReleased: (append) => this.#pipeline.commitReleased(append),
+      maxHeldChanges: options.maxHeldChanges,
     })
   }
 
@@ -114,6 +115,10 @@ export class ShapeRouter implements ReplicationSink {
     this.#subqueryRoutes.remove(shape)
     this.#shapes.delete(shape)
     this.#merge.leave(shape)
+    this.#subqueries.leave(shape)
+    // Its part of the open transaction is let go now, not at the commit.
+    const open = this.#open
+    if (open !== undefined && open !== REPLAY && open.parts.has(shape)) open.parts.set(shape, SKIP)
   }
 
   /** Ends every shape whose table this Relation message shows changed (rename, columns, types). */
@@ -163,7 +168,12 @@ export class ShapeRouter implements ReplicationSink {
     const open = this.#open
     if (open) {
       this.#pipeline.discardStaged()
-      if (open !== REPLAY) for (const [shape, part] of open.parts) if (part.kind === MERGE_DECISION.hold) this.#merge.unhold(shape, part.changes.length)
+      if (open !== REPLAY) {
+        for (const [shape, part] of open.parts) {
+          if (part.kind === MERGE_DECISION.hold) this.#merge.unhold(shape, part.changes.length)
+          else if (part.kind === SUBQUERY) this.#subqueries.release(shape, part.changes.length)
+        }
+      }
     }
     this.#merge.record(begin.xid)
     this.#open =
@@ -241,8 +251,10 @@ export class ShapeRouter implements ReplicationSink {
       part.changes.push(change)
       this.#merge.hold(shape, 1)
     } else if (part.kind === SUBQUERY) {
-      if (change.kind !== 'truncate') part.changes.push({ change, position })
-      else if (truncates(shape, change)) {
+      if (change.kind !== 'truncate') {
+        part.changes.push({ change, position })
+        this.#subqueries.hold(shape, 1)
+      } else if (truncates(shape, change)) {
         this.#options.invalidate(shape, 'table truncated')
         open.parts.set(shape, SKIP)
       }

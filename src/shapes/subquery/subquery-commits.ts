@@ -31,6 +31,11 @@ export interface SubqueryCommitsOptions {
   readonly missed: (visibility: Visibility, mark: RoutingMark) => readonly number[]
   /** Entries of a transaction whose commit has passed (they move no LSN). */
   readonly commitReleased: (append: ShapeAppend) => void
+  /**
+   * Row changes held at most, over all shapes with subqueries (SLUICE_MAX_HELD_CHANGES, I11): a
+   * transaction's changes until its commit, and transactions queued behind a move-in.
+   */
+  readonly maxHeldChanges: number
   readonly log: Logger
 }
 
@@ -46,6 +51,8 @@ export class SubqueryCommits {
   readonly #options: SubqueryCommitsOptions
   /** Move-in reads in flight, so stopping can wait for them. */
   readonly #reads = new Set<Promise<void>>()
+  readonly #held = new Map<ActiveShape, number>()
+  #heldTotal = 0
 
   constructor(options: SubqueryCommitsOptions) {
     this.#options = options
@@ -65,6 +72,42 @@ export class SubqueryCommits {
     return finished === MOVING ? undefined : finished
   }
 
+  /**
+   * Counts changes kept for a shape (`take` releases them once its transaction is finished).
+   * Past the limit the shape holding the most is dropped: its clients refetch, and memory stays
+   * bounded however large a transaction or however slow a move-in.
+   */
+  hold(shape: ActiveShape, changes: number): void {
+    this.#held.set(shape, (this.#held.get(shape) ?? 0) + changes)
+    this.#heldTotal += changes
+    if (this.#heldTotal <= this.#options.maxHeldChanges) return
+    let largest: ActiveShape | undefined
+    let most = 0
+    for (const [candidate, count] of this.#held) if (count > most) [largest, most] = [candidate, count]
+    if (!largest) return
+    this.leave(largest)
+    this.#options.log.warn(
+      { handle: largest.stored.handle, heldChanges: most, limit: this.#options.maxHeldChanges },
+      'dropping a shape with subqueries that held more changes than SLUICE_MAX_HELD_CHANGES allows (a large transaction, or many behind a move-in); its clients refetch',
+    )
+    this.#options.invalidate(largest, 'too many changes to hold for a shape with subqueries')
+  }
+
+  /** Changes no longer held: finished, or of a transaction that will be sent again. */
+  release(shape: ActiveShape, changes: number): void {
+    const count = this.#held.get(shape)
+    if (count === undefined) return
+    const left = Math.max(0, count - changes)
+    if (left === 0) this.#held.delete(shape)
+    else this.#held.set(shape, left)
+    this.#heldTotal -= count - left
+  }
+
+  /** The shape is gone: nothing of it is held any more. */
+  leave(shape: ActiveShape): void {
+    this.release(shape, Number.POSITIVE_INFINITY)
+  }
+
   /** A transaction held while the snapshot started, in order: as `take`, already committed. */
   takeHeld(shape: ActiveShape, tx: { readonly xid: number; readonly commitLsn: Lsn; readonly changes: readonly Change[] }): void {
     if (tx.changes.some((change) => change.kind === 'truncate' && truncates(shape, change))) {
@@ -72,6 +115,8 @@ export class SubqueryCommits {
       return
     }
     const changes = tx.changes.flatMap((change, position) => (change.kind === 'truncate' ? [] : [{ change, position }]))
+    this.hold(shape, changes.length)
+    if (shape.dropped) return
     const append = this.take(shape, { xid: tx.xid, commitLsn: tx.commitLsn, lsnText: String(tx.commitLsn), changes })
     if (append) this.#options.commitReleased(append)
   }
@@ -83,6 +128,7 @@ export class SubqueryCommits {
 
   /** The transaction's entries, or MOVING when they wait for a move-in's rows. */
   #finish(shape: ActiveShape, tx: QueuedTransaction): ShapeAppend | undefined | typeof MOVING {
+    this.release(shape, tx.changes.length)
     const result = shape.subqueries!.finish({ ...tx, context: contextOf(shape, tx, tx.lsnText) })
     if ('invalidate' in result) {
       this.#options.invalidate(shape, result.invalidate)
