@@ -7,6 +7,7 @@ import { LRUCache } from 'lru-cache'
 import type pg from 'pg'
 import { InvalidRequestError, MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
 import type { Logger } from '../log.js'
+import type { Lsn } from '../pg/lsn.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
 import { permanentSqlState } from '../pg/permanent-errors.js'
 import { refusalOf, type ServeOptions } from '../pg/servable.js'
@@ -24,7 +25,8 @@ import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
 import { SnapshotScheduler } from './snapshot-batch.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
-import type { SubqueryTables } from './where/compile-where.js'
+import { resumeShape } from './subquery/resume.js'
+import { tablesOfWhere, type SubqueryTables } from './where/compile-where.js'
 import { TableChangedError } from './snapshot.js'
 import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
 
@@ -105,9 +107,11 @@ export class ShapeManager {
       if (!table) tables.set(key, (table = loadTableInfo(this.#options.pool, name)))
       return table
     }
+    const resuming: ActiveShape[] = []
     for (const stored of store.shapes()) {
       const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
-      const bound = table && !refusalOf(table, this.#options.serve) ? tryBind(stored.definition, table) : undefined
+      const tables = table && (await this.#subqueryTables(stored.definition, tableOf))
+      const bound = table && tables && !refusalOf(table, this.#options.serve) ? tryBind(stored.definition, table, tables) : undefined
       // The identity may have changed while Sluice was down: the log's keys would not match new ones.
       const sameKey = !stored.key || (bound !== undefined && stored.key.join('\u0000') === bound.table.primaryKey.join('\u0000'))
       // A DDL while Sluice was down sent no Relation message (a re-created table is not even in
@@ -118,11 +122,76 @@ export class ShapeManager {
         await store.deleteShape(stored.id)
         continue
       }
+      if (bound.where && bound.where.subqueries.length > 0) {
+        // Its subqueries' results were in memory: it takes a snapshot again (docs/ARCHITECTURE.md I25).
+        const shape = ActiveShape.waiting(stored, bound, new ShapeSubqueries(bound.where, table!, stored.handle, this.#options.pool))
+        this.#activate(shape)
+        resuming.push(shape)
+        continue
+      }
       // After a restart, transactions past the durable LSN may still predate the snapshot:
       // filter them again rather than assume the shape was past xmax.
       this.#activate(ActiveShape.resumed(stored, bound, visibilityOf(stored.snapshot)))
     }
-    log.info({ shapes: this.#byHandle.size }, 'shapes loaded')
+    const durable = store.committedLsn
+    for (const shape of resuming) this.#track(this.#resume(shape, router, durable))
+    log.info({ shapes: this.#byHandle.size, resuming: resuming.length }, 'shapes loaded')
+  }
+
+  /** The tables a stored where's subqueries read; undefined when one can no longer be served. */
+  async #subqueryTables(definition: ShapeDefinition, tableOf: (name: TableName) => Promise<TableInfo | undefined>): Promise<SubqueryTables | undefined> {
+    const tables = new Map<string, TableInfo>()
+    if (definition.where === undefined) return tables
+    let named: TableName[]
+    try {
+      named = tablesOfWhere(definition.where).map(({ table }) => table)
+    } catch {
+      return undefined
+    }
+    for (const name of named) {
+      const table = await tableOf(name)
+      if (!table || refusalOf(table, this.#options.serve)) return undefined
+      tables.set(qualifiedName(name), table)
+    }
+    return tables
+  }
+
+  async #resume(shape: ActiveShape, router: ShapeRouter, durable: Lsn): Promise<void> {
+    const leave = new AbortController()
+    this.#queued.set(shape, leave)
+    try {
+      const resumed = await resumeShape(
+        shape,
+        durable,
+        {
+          store: this.#options.store,
+          snapshots: this.#snapshots,
+          missedCommits: (visibility) => {
+            router.confirmCommits(visibility)
+            return router.commitsMissedBy(shape, visibility)
+          },
+          resynced: (visibility, append) => router.resynced(shape, visibility, append),
+          log: this.#options.log,
+        },
+        leave.signal,
+      ).finally(() => this.#queued.delete(shape))
+      if (this.#stopping || shape.dropped) return
+      if (!resumed) {
+        await this.drop(shape, 'its subqueries could not be resumed')
+        return
+      }
+      shape.completeSnapshot()
+      this.#options.notifier.notify(shape.stored.id)
+    } catch (error) {
+      if (this.#stopping) return
+      this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'resuming a shape with subqueries failed; it is dropped and its clients refetch')
+      await this.drop(shape, 'resuming its subqueries failed')
+    }
+  }
+
+  #track(running: Promise<void>): void {
+    this.#running.add(running)
+    void running.finally(() => this.#running.delete(running))
   }
 
   get size(): number {
@@ -376,9 +445,9 @@ export class ShapeManager {
 }
 
 /** A stored shape bound to today's table; undefined when its columns or where no longer fit. */
-function tryBind(definition: ShapeDefinition, table: TableInfo): BoundShape | undefined {
+function tryBind(definition: ShapeDefinition, table: TableInfo, tables: SubqueryTables): BoundShape | undefined {
   try {
-    return bindShape(definition, table)
+    return bindShape(definition, table, tables)
   } catch {
     return undefined
   }

@@ -156,6 +156,15 @@ export class ShapeRouter implements ReplicationSink {
     for (const tx of this.#merge.start(shape, visibility)) this.#appendHeld(shape, tx)
   }
 
+  /**
+   * A resumed shape with subqueries took its snapshot (`subquery/resume.ts`): its differences go
+   * into its log first, then the transactions held for it.
+   */
+  resynced(shape: ActiveShape, visibility: Visibility, append: ShapeAppend | undefined): void {
+    if (append) this.#pipeline.commitReleased(append)
+    this.snapshotStarted(shape, visibility)
+  }
+
   /** A whole transaction at once (benchmarks and tests); the stream uses the three steps below. */
   async onTransaction(tx: Transaction): Promise<void> {
     this.onBegin(tx)

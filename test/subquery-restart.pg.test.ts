@@ -1,0 +1,96 @@
+/**
+ * A shape with subqueries survives a restart of Sluice (docs/ARCHITECTURE.md I25): its client goes
+ * on from its handle and offset (no 409), and reaches PostgreSQL's answer although its subqueries'
+ * results were only in memory and memberships and tasks changed while Sluice was down; after the
+ * restart, moves in and out follow from the results read again.
+ */
+import type { Message } from '@electric-sql/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { TaggedRows } from './support/tagged-rows.js'
+import { waitFor } from './support/wait.js'
+
+let sluice: TestSluice
+
+const WHERE = `project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u1')`
+
+beforeAll(async () => {
+  sluice = await startTestSluice()
+  const q = (sql: string) => sluice.db.pool.query(sql)
+  await q(`CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, title text NOT NULL)`)
+  await q(`CREATE TABLE memberships (id int PRIMARY KEY, project_id int NOT NULL, user_id text NOT NULL)`)
+  await q(`INSERT INTO tasks SELECT i, i % 5, 'task ' || i FROM generate_series(1, 30) i`)
+  await q(`INSERT INTO memberships VALUES (1, 1, 'u1'), (2, 2, 'u1')`)
+})
+
+afterAll(async () => {
+  await sluice?.close()
+})
+
+async function answer(): Promise<string> {
+  const { rows } = await sluice.db.pool.query<{ v: Record<string, string> }>(
+    `SELECT json_build_object('id', id::text, 'project_id', project_id::text, 'title', title) AS v
+       FROM tasks WHERE ${WHERE} ORDER BY ('"public"."tasks"/"' || id || '"')`,
+  )
+  return JSON.stringify(rows.map((row) => row.v))
+}
+
+/** Reads the shape from `at` to an up-to-date, applying what it gets; every answer must be a 200. */
+async function catchUp(rows: TaggedRows, at: { handle?: string; offset: string }): Promise<{ handle: string; offset: string }> {
+  let { handle, offset } = at
+  for (;;) {
+    const url = new URL(sluice.shapeUrl())
+    for (const [k, v] of Object.entries({ table: 'tasks', where: WHERE, offset, ...(handle ? { handle } : {}) })) url.searchParams.set(k, v)
+    const response = await fetch(url)
+    expect(response.status).toBe(200)
+    handle = response.headers.get('electric-handle')!
+    offset = response.headers.get('electric-offset')!
+    const messages = (await response.json()) as Message[]
+    rows.apply(messages)
+    if (messages.some((m) => (m.headers as Record<string, unknown>)['control'] === 'up-to-date')) return { handle, offset }
+  }
+}
+
+describe('a shape with subqueries across a restart', () => {
+  it('goes on from its offset to PostgreSQL’s answer, with what changed while Sluice was down', async () => {
+    const rows = new TaggedRows()
+    let at = await catchUp(rows, { offset: '-1' })
+    expect(rows.state()).toBe(await answer())
+    // A move-out and a move-in in the log before the restart.
+    await sluice.db.pool.query(`DELETE FROM memberships WHERE id = 2`)
+    await sluice.db.pool.query(`INSERT INTO memberships VALUES (3, 3, 'u1')`)
+    const before = await answer()
+    await waitFor(async () => {
+      at = await catchUp(rows, at)
+      expect(rows.state()).toBe(before)
+    })
+    const handle = at.handle
+
+    await sluice.restart({
+      whileDown: async () => {
+        await sluice.db.pool.query(`DELETE FROM memberships WHERE id = 1`)
+        await sluice.db.pool.query(`INSERT INTO memberships VALUES (4, 4, 'u1')`)
+        await sluice.db.pool.query(`UPDATE tasks SET title = 'renamed' WHERE id = 3`)
+        await sluice.db.pool.query(`UPDATE tasks SET project_id = 4 WHERE id = 8`)
+        await sluice.db.pool.query(`INSERT INTO tasks VALUES (100, 3, 'new')`)
+      },
+    })
+    const down = await answer()
+    await waitFor(async () => {
+      at = await catchUp(rows, at)
+      expect(rows.state()).toBe(down)
+    })
+    expect(at.handle).toBe(handle)
+
+    // The results read again keep following: a move-in, a move-out and a task moving between them.
+    await sluice.db.pool.query(`INSERT INTO memberships VALUES (5, 2, 'u1')`)
+    await sluice.db.pool.query(`DELETE FROM memberships WHERE id = 3`)
+    await sluice.db.pool.query(`UPDATE tasks SET project_id = 2 WHERE id = 4`)
+    const after = await answer()
+    await waitFor(async () => {
+      at = await catchUp(rows, at)
+      expect(rows.state()).toBe(after)
+    })
+    expect(at.handle).toBe(handle)
+  })
+})
