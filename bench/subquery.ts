@@ -10,7 +10,8 @@
  *   100 tasks; each followed user long-polls its shape, and the latency is from the commit's
  *   acknowledgement to the response that carries the move-in (goal: p99 ≤ 50 ms).
  *
- * Scale with BENCH_ROWS (users and projects scale with it).
+ * Scale with BENCH_ROWS (users and projects scale with it); BENCH_SUBQUERY_USERS sets the users
+ * (shapes) apart from the rows.
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -32,7 +33,7 @@ const WHERE = 'project_id IN (SELECT project_id FROM memberships WHERE user_id =
 
 export async function runSubqueryBench(ctx: ScenarioContext): Promise<BenchRow[]> {
   const rows = benchRows()
-  const users = scaled(10_000, 200)
+  const users = Number(process.env['BENCH_SUBQUERY_USERS'] ?? scaled(10_000, 200))
   const projects = Math.max(users, Math.ceil(rows / TASKS_PER_PROJECT))
   const rate = Number(process.env['BENCH_SUBQUERY_RATE'] ?? 100)
   const seconds = Number(process.env['BENCH_SUBQUERY_SECONDS'] ?? 10)

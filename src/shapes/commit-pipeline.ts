@@ -72,18 +72,20 @@ export class CommitPipeline {
    */
   async commitTransaction(endLsn: Lsn, appends: readonly ShapeAppend[]): Promise<void> {
     this.#accepted = maxLsn(this.#accepted, endLsn)
-    this.#commit(appends, endLsn, true)
+    void this.#commit(appends, endLsn, true)
     // Commits finish in order: waiting for the oldest frees room without draining the pipeline.
     while (this.#entriesInFlight > MAX_ENTRIES_IN_FLIGHT || this.#inFlight.length > MAX_COMMITS_IN_FLIGHT) await this.#inFlight[0]!.committed
   }
 
   /**
-   * A transaction's entries for a shape that held it until its snapshot started. It moves no LSN
-   * and acknowledges nothing: the transaction's own batch does that, and a shape whose snapshot
-   * is not complete does not survive a restart (it is dropped and its clients refetch).
+   * A transaction's entries for a shape that held it until its snapshot started (or, with
+   * subqueries, until a move-in's rows were read). It moves no LSN and acknowledges nothing: the
+   * transaction's own batch does that, and such a shape's log is made whole after a restart in
+   * its own way (one whose snapshot is not complete is dropped and its clients refetch; one with
+   * subqueries takes its differences, docs/ARCHITECTURE.md I25). Resolves once readers can read it.
    */
-  commitReleased(append: ShapeAppend): void {
-    this.#commit([append], this.#handed, false)
+  commitReleased(append: ShapeAppend): Promise<void> {
+    return this.#commit([append], this.#handed, false)
   }
 
   /** The first entries of a transaction still being received, so it never sits in memory whole. */
@@ -116,7 +118,7 @@ export class CommitPipeline {
     }
     this.#lastIdleCommitMs = this.#now()
     this.#accepted = maxLsn(this.#accepted, walEnd)
-    this.#commit([], walEnd, true)
+    void this.#commit([], walEnd, true)
   }
 
   /** Storage started over at `durable` (a new slot or cluster): forget what was accepted. */
@@ -144,7 +146,7 @@ export class CommitPipeline {
     this.#idlePending = undefined
   }
 
-  #commit(appends: readonly ShapeAppend[], through: Lsn, acknowledged: boolean): void {
+  #commit(appends: readonly ShapeAppend[], through: Lsn, acknowledged: boolean): Promise<void> {
     const { store, notifier, acknowledge } = this.#options
     const failed = (error: unknown) => this.#options.onStorageFailure(error)
     let entries = 0
@@ -168,5 +170,6 @@ export class CommitPipeline {
     this.#inFlight.push(record)
     this.#entriesInFlight += entries
     this.#lastCommit = record.committed
+    return record.committed
   }
 }

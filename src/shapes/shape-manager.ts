@@ -180,6 +180,9 @@ export class ShapeManager {
         await this.drop(shape, 'its subqueries could not be resumed')
         return
       }
+      // Its differences and held transactions are readable before any up-to-date is answered (I16).
+      await router.flushed()
+      if (this.#stopping || shape.dropped) return
       shape.completeSnapshot()
       this.#options.notifier.notify(shape.stored.id)
     } catch (error) {

@@ -161,7 +161,7 @@ export class ShapeRouter implements ReplicationSink {
    * into its log first, then the transactions held for it.
    */
   resynced(shape: ActiveShape, visibility: Visibility, append: ShapeAppend | undefined): void {
-    if (append) this.#pipeline.commitReleased(append)
+    if (append) void this.#pipeline.commitReleased(append)
     this.snapshotStarted(shape, visibility)
   }
 
@@ -301,7 +301,7 @@ export class ShapeRouter implements ReplicationSink {
     }
     const append = entriesOf(shape, tx)
     if (append === TRUNCATED) this.#options.invalidate(shape, 'table truncated')
-    else if (append) this.#pipeline.commitReleased(append)
+    else if (append) void this.#pipeline.commitReleased(append)
   }
 
   async #stage(open: OpenTransaction): Promise<void> {

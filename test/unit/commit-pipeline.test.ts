@@ -68,9 +68,9 @@ describe('CommitPipeline', () => {
   it('commits a released held transaction with the LSN already handed on, and acknowledges nothing for it', async () => {
     const { store, batches } = steppedStore(50n)
     const { pipeline, acknowledged, notified } = makePipeline(store)
-    pipeline.commitReleased(append(3, 40))
+    void pipeline.commitReleased(append(3, 40))
     await pipeline.commitTransaction(lsn(201n), [])
-    pipeline.commitReleased(append(3, 150))
+    void pipeline.commitReleased(append(3, 150))
     expect(batches.map(({ batch }) => [batch.durableLsn, batch.appends.length])).toEqual([[50n, 1], [201n, 0], [201n, 1]])
     for (const step of batches) {
       step.readable()
@@ -139,7 +139,7 @@ describe('CommitPipeline', () => {
     expect(batches).toHaveLength(1)
     pipeline.reset(lsn(5n))
     expect(pipeline.accepted).toBe(5n)
-    pipeline.commitReleased(append(1, 4))
+    void pipeline.commitReleased(append(1, 4))
     expect(batches[1]!.batch.durableLsn).toBe(5n)
   })
 })

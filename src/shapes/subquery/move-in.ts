@@ -5,8 +5,8 @@
  * I14): one that does not show every routed transaction is taken again once it does (as I2).
  * Which of them enter, and what snapshot they were read at, the caller decides
  * (`shape-subqueries.ts`). The replication stream goes on meanwhile; only the shape waits
- * (`subquery-commits.ts`), so the read takes two round trips: the transaction's start with its
- * snapshot, then the rows with the commit. (The table is
+ * (`subquery-commits.ts`), so the read is one round trip: the transaction's start, its snapshot,
+ * the rows and the commit; a snapshot that misses a routed transaction is read again. (The table is
  * not locked as a shape's snapshot locks it: a table dropped or altered under a shape ends it
  * through the stream's Relation message or its TRUNCATE.)
  */
@@ -62,15 +62,15 @@ export async function queryMoveIns(
   let broken = false
   try {
     for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
-      const results = (await client.query(BEGIN)) as unknown as pg.QueryResult<{ s: string; lsn: string }>[]
-      const snapshot = results.at(-1)!.rows[0]!
+      // One round trip; a snapshot that turns out to miss a routed transaction is read again.
+      const results = (await client.query(`${BEGIN}; ${sql}; COMMIT`)) as unknown as pg.QueryResult[]
+      const snapshot = (results[2] as pg.QueryResult<{ s: string; lsn: string }>).rows[0]!
       const visibility = visibilityOf(parseSnapshotText(snapshot.s))
       if (missed(visibility).length > 0) {
-        await client.query('ROLLBACK')
         await sleep(pollMs)
         continue
       }
-      const [read] = (await client.query(`${sql}; COMMIT`)) as unknown as [pg.QueryResult<{ r: string }>]
+      const read = results[3] as pg.QueryResult<{ r: string }>
       return { rows: read.rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(snapshot.lsn), toMessage }
     }
   } catch (error) {

@@ -126,11 +126,18 @@ export class ShapeSubqueries {
     this.#moving!.queued.push(tx)
   }
 
-  /** The next queued transaction, once a move-in's rows are in; undefined when none is left (the move is over). */
+  /** The next queued transaction, once a move-in's rows are in. */
   nextQueued(): QueuedTransaction | undefined {
-    const next = this.#moving?.queued.shift()
-    if (!next) this.#moving = undefined
-    return next
+    return this.#moving?.queued.shift()
+  }
+
+  get hasQueued(): boolean {
+    return (this.#moving?.queued.length ?? 0) > 0
+  }
+
+  /** The move is over: its rows and every queued transaction are readable in the log. */
+  stopMoving(): void {
+    this.#moving = undefined
   }
 
   /** Whether a TRUNCATE of this table empties a result the shape depends on. */

@@ -29,8 +29,8 @@ export interface SubqueryCommitsOptions {
   readonly mark: () => RoutingMark
   /** Transactions routed before `mark` that a snapshot does not show yet (as I2). */
   readonly missed: (visibility: Visibility, mark: RoutingMark) => readonly number[]
-  /** Entries of a transaction whose commit has passed (they move no LSN). */
-  readonly commitReleased: (append: ShapeAppend) => void
+  /** Entries of a transaction whose commit has passed (they move no LSN); resolves once readable. */
+  readonly commitReleased: (append: ShapeAppend) => Promise<void>
   /**
    * Row changes held at most, over all shapes with subqueries (SLUICE_MAX_HELD_CHANGES, I11): a
    * transaction's changes until its commit, and transactions queued behind a move-in.
@@ -118,7 +118,7 @@ export class SubqueryCommits {
     this.hold(shape, changes.length)
     if (shape.dropped) return
     const append = this.take(shape, { xid: tx.xid, commitLsn: tx.commitLsn, lsnText: String(tx.commitLsn), changes })
-    if (append) this.#options.commitReleased(append)
+    if (append) void this.#options.commitReleased(append)
   }
 
   /** Resolves once no move-in read is in flight. */
@@ -156,13 +156,20 @@ export class SubqueryCommits {
       return
     }
     const first = appendOf(shape, tx, result.messages)
-    if (first) this.#options.commitReleased(first)
-    for (let next = subqueries.nextQueued(); next && !shape.dropped; next = subqueries.nextQueued()) {
-      const append = this.#finish(shape, next)
-      // Another move-in: the rest stay queued behind its read.
-      if (append === MOVING) return
-      if (append) this.#options.commitReleased(append)
+    let readable = first ? this.#options.commitReleased(first) : Promise.resolve()
+    // The shape's up-to-date stays below what it still has to append until all of it is readable
+    // (I16); transactions that arrive meanwhile queue too, and go next.
+    for (;;) {
+      for (let next = subqueries.nextQueued(); next && !shape.dropped; next = subqueries.nextQueued()) {
+        const append = this.#finish(shape, next)
+        // Another move-in: the rest stay queued behind its read.
+        if (append === MOVING) return
+        if (append) readable = this.#options.commitReleased(append)
+      }
+      await readable
+      if (shape.dropped || !subqueries.hasQueued) break
     }
+    subqueries.stopMoving()
   }
 }
 
