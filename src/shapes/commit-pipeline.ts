@@ -78,14 +78,14 @@ export class CommitPipeline {
   }
 
   /**
-   * A transaction's entries for a shape that held it until its snapshot started (or, with
+   * Transactions' entries (one storage batch, I6) for a shape that held them until its snapshot started (or, with
    * subqueries, until a move-in's rows were read). It moves no LSN and acknowledges nothing: the
    * transaction's own batch does that, and such a shape's log is made whole after a restart in
    * its own way (one whose snapshot is not complete is dropped and its clients refetch; one with
    * subqueries takes its differences, docs/ARCHITECTURE.md I25). Resolves once readers can read it.
    */
-  commitReleased(append: ShapeAppend): Promise<void> {
-    return this.#commit([append], this.#handed, false)
+  commitReleased(...appends: ShapeAppend[]): Promise<void> {
+    return this.#commit(appends, this.#handed, false)
   }
 
   /** The first entries of a transaction still being received, so it never sits in memory whole. */

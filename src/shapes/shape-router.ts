@@ -95,7 +95,7 @@ export class ShapeRouter implements ReplicationSink {
       log: options.log,
       mark: () => this.#merge.routingMark(),
       missed: (visibility, mark) => this.#merge.commitsMissedBefore(visibility, mark),
-      commitReleased: (append) => this.#pipeline.commitReleased(append),
+      commitReleased: (...appends) => this.#pipeline.commitReleased(...appends),
       maxHeldChanges: options.maxHeldChanges,
     })
   }
@@ -219,10 +219,12 @@ export class ShapeRouter implements ReplicationSink {
         if (append) appends.push(append)
       }
     }
+    this.#subqueries.advance(commit.endLsn)
     await this.#pipeline.commitTransaction(commit.endLsn, appends)
   }
 
   onIdle(walEnd: Lsn): void {
+    this.#subqueries.advance(walEnd)
     this.#pipeline.idle(walEnd)
   }
 

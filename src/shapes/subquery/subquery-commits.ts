@@ -7,11 +7,12 @@
  * A value that entered a result needs its outer rows read before the transaction's messages are
  * whole. That read does not hold up replication: it runs at its own snapshot while the stream
  * goes on, and only this shape waits. Its later transactions queue behind the read (`heldFrom`
- * caps its up-to-date meanwhile, I16); once the rows are in, the transaction's messages and then
- * the queued transactions go to storage in commit order (`commitReleased`, as held transactions
- * do). Queued transactions the read's snapshot shows are evaluated as if the value had not
- * entered, so the rows read are not sent twice; the others apply on top of them (the xid rule
- * of the initial snapshot, I3).
+ * caps its up-to-date meanwhile, I16); once the rows are in and the stream has passed every
+ * transaction the read's snapshot shows, the transaction's messages and then the queued
+ * transactions go to storage in commit order, in one storage commit (`commitReleased`, as held
+ * transactions do). Queued transactions the read's snapshot shows are evaluated as if the value
+ * had not entered, so the rows read are not sent twice; the others apply on top of them (the xid
+ * rule of the initial snapshot, I3).
  */
 import type { Logger } from '../../log.js'
 import type { Lsn } from '../../pg/lsn.js'
@@ -29,8 +30,8 @@ export interface SubqueryCommitsOptions {
   readonly mark: () => RoutingMark
   /** Transactions routed before `mark` that a snapshot does not show yet (as I2). */
   readonly missed: (visibility: Visibility, mark: RoutingMark) => readonly number[]
-  /** Entries of a transaction whose commit has passed (they move no LSN); resolves once readable. */
-  readonly commitReleased: (append: ShapeAppend) => Promise<void>
+  /** Entries of transactions whose commit has passed, in one storage batch (they move no LSN); resolves once readable. */
+  readonly commitReleased: (...appends: ShapeAppend[]) => Promise<void>
   /**
    * Row changes held at most, over all shapes with subqueries (SLUICE_MAX_HELD_CHANGES, I11): a
    * transaction's changes until its commit, and transactions queued behind a move-in.
@@ -52,6 +53,10 @@ export class SubqueryCommits {
   /** Move-in reads in flight, so stopping can wait for them. */
   readonly #reads = new Set<Promise<void>>()
   readonly #held = new Map<ActiveShape, number>()
+  /** How far the stream has handed on: every transaction whose commit ends before it has been taken. */
+  #position = 0n as Lsn
+  /** Move-ins whose rows are in, waiting for the stream to pass their snapshot's WAL position. */
+  readonly #waiting = new Set<{ readonly lsn: Lsn; readonly resolve: () => void }>()
   #heldTotal = 0
 
   constructor(options: SubqueryCommitsOptions) {
@@ -121,9 +126,31 @@ export class SubqueryCommits {
     if (append) void this.#options.commitReleased(append)
   }
 
+  /** The stream has handed on every transaction whose commit ends at or before `position`. */
+  advance(position: Lsn): void {
+    if (position > this.#position) this.#position = position
+    for (const waiting of this.#waiting) {
+      if (waiting.lsn > this.#position) continue
+      this.#waiting.delete(waiting)
+      waiting.resolve()
+    }
+  }
+
   /** Resolves once no move-in read is in flight. */
   async settled(): Promise<void> {
+    for (const waiting of this.#waiting) waiting.resolve()
+    this.#waiting.clear()
     while (this.#reads.size > 0) await Promise.allSettled([...this.#reads])
+  }
+
+  /**
+   * Resolves once the stream has handed on every transaction the read's snapshot shows (each
+   * commit it shows ends at or before the WAL position read after it): they are all queued then,
+   * and go into the log with the rows, so no reader sees the rows newer than the log (I4).
+   */
+  #streamPast(lsn: Lsn): Promise<void> {
+    if (lsn <= this.#position) return Promise.resolve()
+    return new Promise((resolve) => this.#waiting.add({ lsn, resolve }))
   }
 
   /** The transaction's entries, or MOVING when they wait for a move-in's rows. */
@@ -149,23 +176,32 @@ export class SubqueryCommits {
       const read = await subqueries.readMoveIns(result.moveIn!.moves, (visibility) => this.#options.missed(visibility, mark))
       if (shape.dropped) return
       result.moveIn!.complete(read)
+      await this.#streamPast(read.lsn as Lsn)
+      if (shape.dropped) return
     } catch (error) {
       if (shape.dropped) return
       this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'reading the rows a subquery moved in failed; the shape is dropped and its clients refetch')
       this.#options.invalidate(shape, 'reading the rows a subquery moved in failed')
       return
     }
+    const appends: ShapeAppend[] = []
     const first = appendOf(shape, tx, result.messages)
-    let readable = first ? this.#options.commitReleased(first) : Promise.resolve()
+    if (first) appends.push(first)
     // The shape's up-to-date stays below what it still has to append until all of it is readable
     // (I16); transactions that arrive meanwhile queue too, and go next.
     for (;;) {
+      let moving = false
       for (let next = subqueries.nextQueued(); next && !shape.dropped; next = subqueries.nextQueued()) {
         const append = this.#finish(shape, next)
         // Another move-in: the rest stay queued behind its read.
-        if (append === MOVING) return
-        if (append) readable = this.#options.commitReleased(append)
+        if (append === MOVING) {
+          moving = true
+          break
+        }
+        if (append) appends.push(append)
       }
+      const readable = appends.length > 0 ? this.#options.commitReleased(...appends.splice(0)) : undefined
+      if (moving) return
       await readable
       if (shape.dropped || !subqueries.hasQueued) break
     }
