@@ -1,0 +1,89 @@
+/**
+ * Shapes with subqueries under concurrent writers (docs/ARCHITECTURE.md I25): four connections
+ * commit random transactions over tasks and memberships at once, so move-in reads run while
+ * other transactions commit, some of them shown by the read's snapshot and some not. Commit
+ * order is not known here, so only the end is compared: each client then holds PostgreSQL's answer.
+ */
+import { ShapeStream } from '@electric-sql/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { TaggedRows } from './support/tagged-rows.js'
+import { waitFor } from './support/wait.js'
+
+let sluice: TestSluice
+
+const SHAPES = [
+  `project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u1')`,
+  `project_id NOT IN (SELECT project_id FROM memberships WHERE user_id = 'u2')`,
+  `(project_id, owner) IN (SELECT project_id, user_id FROM memberships)`,
+  `done OR project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u3')`,
+]
+
+beforeAll(async () => {
+  sluice = await startTestSluice()
+  const q = (sql: string) => sluice.db.pool.query(sql)
+  await q(`CREATE TABLE tasks (id int PRIMARY KEY, project_id int NOT NULL, owner text NOT NULL, done bool NOT NULL)`)
+  await q(`CREATE TABLE memberships (id int PRIMARY KEY, project_id int NOT NULL, user_id text NOT NULL)`)
+  await q(`INSERT INTO tasks SELECT i, i % 8, 'u' || (1 + i % 3), i % 7 = 0 FROM generate_series(1, 80) i`)
+  await q(`INSERT INTO memberships VALUES (1, 1, 'u1'), (2, 2, 'u2'), (3, 3, 'u3')`)
+})
+
+afterAll(async () => {
+  await sluice?.close()
+})
+
+async function answer(where: string): Promise<string> {
+  const { rows } = await sluice.db.pool.query<{ v: Record<string, string> }>(
+    `SELECT json_build_object('id', id::text, 'project_id', project_id::text, 'owner', owner, 'done', format('%s', done)) AS v
+       FROM tasks WHERE ${where} ORDER BY ('"public"."tasks"/"' || id || '"')`,
+  )
+  return JSON.stringify(rows.map((row) => row.v))
+}
+
+const TEXT = { int4: (v: string) => v, bool: (v: string) => v }
+
+describe('shapes with subqueries under concurrent writers', () => {
+  it('end at PostgreSQL’s answer', async () => {
+    const clients = SHAPES.map((where) => {
+      const rows = new TaggedRows()
+      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT })
+      stream.subscribe((messages) => rows.apply(messages))
+      return { rows, stream }
+    })
+    await waitFor(() => expect(clients.every((c) => c.rows.states.length > 0)).toBe(true), 30_000)
+
+    let nextId = 1000
+    const statements = [
+      (n: number) => `INSERT INTO memberships VALUES (${nextId++}, ${n % 8}, 'u${1 + (n % 3)}')`,
+      () => `DELETE FROM memberships WHERE id = (SELECT id FROM memberships ORDER BY random() LIMIT 1)`,
+      (n: number) => `UPDATE tasks SET project_id = ${n % 8} WHERE id = (SELECT id FROM tasks ORDER BY random() LIMIT 1)`,
+      (n: number) => `UPDATE tasks SET owner = 'u${1 + (n % 3)}', done = NOT done WHERE id = (SELECT id FROM tasks ORDER BY random() LIMIT 1)`,
+      (n: number) => `INSERT INTO tasks VALUES (${nextId++}, ${n % 8}, 'u${1 + (n % 3)}', false)`,
+    ]
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, writer) => {
+        const client = await sluice.db.pool.connect()
+        try {
+          for (let t = 0; t < 40; t++) {
+            const n = writer * 1000 + t
+            try {
+              await client.query('BEGIN')
+              await client.query(statements[(n * 7 + writer) % statements.length]!(n))
+              if (t % 3 === 0) await client.query(statements[(n * 3 + 1) % statements.length]!(n + 1))
+              await client.query('COMMIT')
+            } catch (error) {
+              await client.query('ROLLBACK')
+              // Two writers' row locks in opposite orders: PostgreSQL ends one; the rest go on.
+              if ((error as { code?: string }).code !== '40P01') throw error
+            }
+          }
+        } finally {
+          client.release()
+        }
+      }),
+    )
+    const final = await Promise.all(SHAPES.map(answer))
+    await waitFor(() => expect(clients.map((c) => c.rows.state())).toEqual(final), 30_000)
+    for (const { stream } of clients) stream.unsubscribeAll()
+  })
+})
