@@ -10,12 +10,14 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import http from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { perChangeNs } from './routing.js'
+import { cpuOfPid, cpuOfTree, machineBusy, postmasterPid } from './support/cpu.js'
 import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
 import { createItemsTable, jsonRowsSql } from './support/table.js'
@@ -69,6 +71,8 @@ export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> 
     await answer(url(shapes - 1))
     const before = await ask<ChildMemory>(child, 'memory')
     progress(`creating ${formatCount(shapes)} shapes with ${CLIENTS} clients`)
+    const postmaster = await postmasterPid((sql) => db.pool.query<{ pid: number }>(sql))
+    const cpuBefore = await sampleCpu(child, postmaster)
     const started = performance.now()
     let next = 0
     let handle = ''
@@ -76,13 +80,15 @@ export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> 
       Array.from({ length: CLIENTS }, async () => {
         for (let user = next++; user < shapes - 1; user = next++) {
           const response = await answer(url(user))
-          if (user === 0) handle = response.headers.get('electric-handle')!
+          if (user === 0) handle = String(response.headers['electric-handle'])
           if ((user + 1) % 20_000 === 0) progress(`${formatCount(user + 1)} shapes`)
         }
       }),
     )
-    const creationRate = (shapes - 1) / ((performance.now() - started) / 1000)
-    progress(`${formatCount(shapes)} shapes at ${formatCount(Math.round(creationRate))}/s`)
+    const creationMs = performance.now() - started
+    const creationRate = (shapes - 1) / (creationMs / 1000)
+    const cpu = cpuText(cpuBefore, await sampleCpu(child, postmaster), creationMs, shapes - 1)
+    progress(`${formatCount(shapes)} shapes at ${formatCount(Math.round(creationRate))}/s; CPU ${cpu}`)
     const after = await ask<ChildMemory>(child, 'memory')
     const perShape = (after.rss - before.rss) / shapes
     const heapPerShape = (after.heapUsed - before.heapUsed) / shapes
@@ -107,6 +113,7 @@ export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> 
         unit: 'shapes/s',
         baseline: { label: `the same SELECTs one by one on ${SNAPSHOT_CONNECTIONS} connections`, value: baselineRate, unit: 'queries/s' },
         goal: { on: 'value', op: '>=', target: 2_000 },
+        note: `CPU during creation, % of one core (µs per shape): ${cpu}; load average ${loadavg()[0]!.toFixed(1)} at the end`,
       },
       {
         scenario: 'shapes',
@@ -173,11 +180,49 @@ async function routingCosts(shapes: number): Promise<BenchRow[]> {
   return rows
 }
 
-async function answer(url: string): Promise<Response> {
-  const response = await fetch(url)
-  const body = await response.text()
-  if (response.status !== 200) throw new Error(`${url}: ${response.status} ${body.slice(0, 200)}`)
-  return response
+/**
+ * node:http on keep-alive sockets, one per client: the load generator shares the two cores with
+ * Sluice and PostgreSQL, and costs about half of what `fetch` does per request.
+ */
+const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS })
+
+function answer(url: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (response) => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => chunks.push(chunk))
+        response.on('error', reject)
+        response.on('end', () => {
+          if (response.statusCode === 200) resolve(response)
+          else reject(new Error(`${url}: ${response.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 200)}`))
+        })
+      })
+      .on('error', reject)
+  })
+}
+
+interface CpuSample {
+  readonly sluice: number
+  readonly postgres: number
+  readonly self: number
+  readonly machine: number
+}
+
+async function sampleCpu(child: ChildProcess, postmaster: number): Promise<CpuSample> {
+  const [sluice, postgres, machine] = await Promise.all([cpuOfPid(child.pid!), cpuOfTree(postmaster), machineBusy()])
+  const { user, system } = process.cpuUsage()
+  return { sluice, postgres, self: (user + system) / 1000, machine }
+}
+
+/** Each part's CPU over `ms`, in % of one core and µs per shape. */
+function cpuText(before: CpuSample, after: CpuSample, ms: number, shapes: number): string {
+  const part = (label: string, used: number) => `${label} ${((100 * used) / ms).toFixed(0)}% (${((1000 * used) / shapes).toFixed(0)} µs)`
+  const sluice = after.sluice - before.sluice
+  const postgres = after.postgres - before.postgres
+  const self = after.self - before.self
+  const rest = after.machine - before.machine - sluice - postgres - self
+  return `${[part('Sluice', sluice), part('PostgreSQL', postgres), part('load generator', self), part('rest of the machine', rest)].join(', ')} (of ${cpus().length * 100}%)`
 }
 
 const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0)
@@ -188,7 +233,9 @@ const kibPer = (before: number, after: number, n: number) => ((after - before) /
 type ChildEnv = Record<'databaseUrl' | 'dataDir' | 'maxShapes', string>
 
 async function startChild(env: ChildEnv): Promise<{ child: ChildProcess; ready: ChildReady }> {
-  const child = fork(SELF, [CHILD_FLAG, JSON.stringify(env)], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // BENCH_CHILD_NODE_OPTIONS: extra Node flags for the Sluice child (`--cpu-prof`, `--heapsnapshot-signal=SIGUSR2`).
+  const extra = (process.env['BENCH_CHILD_NODE_OPTIONS'] ?? '').split(' ').filter((flag) => flag !== '')
+  const child = fork(SELF, [CHILD_FLAG, JSON.stringify(env)], { execArgv: ['--import', 'tsx', '--expose-gc', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return { child, ready: await next<ChildReady>(child) }
 }
 

@@ -29,7 +29,7 @@
  * (1,000 transactions/s); both runs use them. Run alone: `node --import tsx bench/sse-latency.ts`.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { readFile, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -38,6 +38,7 @@ import { freePort } from '../src/pg/free-port.js'
 import { createBaselineSlot, type BaselineSlot } from './support/baseline-decoder.js'
 import { followToUpToDate } from './support/chunk-follower.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
+import { cpuOfPid, machineBusy } from './support/cpu.js'
 import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
 import { BUCKET_MS, BUCKETS, clock, rowOfTransaction, type ClientResult, type FromClients, type RowShapes, type ToClients } from './support/sse-client-protocol.js'
@@ -522,22 +523,6 @@ function ask<T extends FromClients['type']>(child: ChildProcess, message: ToClie
     child.once('exit', onExit)
     child.send(message)
   })
-}
-
-/** CPU time (user + system) of a process so far, in ms, from /proc/<pid>/stat. */
-async function cpuOfPid(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
-  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 10
-}
-
-/** Busy CPU time of the whole machine so far (all CPUs, idle and iowait excluded), in ms, from /proc/stat. */
-async function machineBusy(): Promise<number> {
-  const stat = await readFile('/proc/stat', 'utf8').catch(() => '')
-  const fields = (stat.split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
-  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0)
-  return (total - (fields[3] ?? 0) - (fields[4] ?? 0)) * 10
 }
 
 async function stop(child: ChildProcess, graceMs: number): Promise<void> {
