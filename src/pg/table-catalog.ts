@@ -21,6 +21,14 @@ export interface TableCatalogOptions {
 export class TableCatalog {
   readonly #pool: pg.Pool
   readonly #cache: LRUCache<string, TableInfo>
+  /**
+   * Look-ups in flight, by table: when an entry expires under a burst of requests for new shapes,
+   * they share one load instead of each running the catalog queries (100 loads per expiry at 256
+   * concurrent requests).
+   */
+  readonly #loading = new Map<string, Promise<TableInfo | undefined>>()
+  /** Bumped by `clear` and `forget`: a load begun before them must not refill the cache. */
+  #generation = 0
   readonly #serve: ServeOptions
 
   constructor(pool: pg.Pool, serve: ServeOptions, { now }: TableCatalogOptions = {}) {
@@ -34,6 +42,8 @@ export class TableCatalog {
   /** Forgets everything (the database behind the pool changed). */
   clear(): void {
     this.#cache.clear()
+    this.#loading.clear()
+    this.#generation++
   }
 
   /**
@@ -53,13 +63,27 @@ export class TableCatalog {
     const key = qualifiedName(table)
     const cached = this.#cache.get(key)
     if (cached) return cached
-    const info = await loadTableInfo(this.#pool, table)
-    if (info) this.#cache.set(key, info)
-    return info
+    let loading = this.#loading.get(key)
+    if (!loading) {
+      const generation = this.#generation
+      loading = loadTableInfo(this.#pool, table)
+        .then((info) => {
+          if (info && generation === this.#generation) this.#cache.set(key, info)
+          return info
+        })
+        .finally(() => {
+          if (this.#loading.get(key) === loading) this.#loading.delete(key)
+        })
+      this.#loading.set(key, loading)
+    }
+    return loading
   }
 
   /** Forgets one table (its schema just changed). */
   forget(table: TableName): void {
-    this.#cache.delete(qualifiedName(table))
+    const key = qualifiedName(table)
+    this.#cache.delete(key)
+    this.#loading.delete(key)
+    this.#generation++
   }
 }
