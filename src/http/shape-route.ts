@@ -12,7 +12,7 @@ import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { lookUpShape, LOOKUP, waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
-import { compileWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
+import { compileWhere, type CompiledWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
@@ -65,9 +65,9 @@ export async function serveShape(
   } catch (error) {
     // A shape dropped under a waiting request: point the client at its replacement.
     if (error instanceof MustRefetchError && error.handle === undefined) {
-      const { table, tables } = await tableFor(deps, request)
+      const { table, tables, where } = await tableFor(deps, request)
       requireReplication(deps)
-      return deps.manager.mustRefetch(request.definition, table, error.message, tables)
+      return deps.manager.mustRefetch(request.definition, table, error.message, { tables, where })
     }
     throw error
   }
@@ -167,30 +167,39 @@ export async function replaceDropped(deps: ShapeRouteDeps, definition: ShapeDefi
   // The stored where is canonical, its parameters inlined.
   const tables = definition.where === undefined ? new Map() : await subqueryTables(deps.tables, definition.where, () => undefined)
   requireReplication(deps)
-  return deps.manager.mustRefetch(definition, table, why, tables)
+  return deps.manager.mustRefetch(definition, table, why, { tables })
 }
 
 export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest): Promise<ActiveShape> {
   const found = await lookUpShape(deps, request.definition, request.handle)
   if (found.kind === LOOKUP.current) return found.shape
-  const { table, tables } = await tableFor(deps, request)
+  const { table, tables, where } = await tableFor(deps, request)
   requireReplication(deps)
-  if (found.kind === LOOKUP.refetch) return deps.manager.mustRefetch(request.definition, table, found.why, tables)
-  return deps.manager.getOrCreate(request.definition, table, tables)
+  if (found.kind === LOOKUP.refetch) return deps.manager.mustRefetch(request.definition, table, found.why, { tables, where })
+  return deps.manager.getOrCreate(request.definition, table, { tables, where })
 }
 
 /**
- * The request's table and the tables its subqueries read, with its `where` checked against them
- * as the client wrote it: a clause the tables cannot take is a 400 that points into the client's
- * text, not into the canonical form the shape is stored and bound by.
+ * The request's table, the tables its subqueries read, and its `where` compiled for them, which
+ * the new shape is bound by. It is compiled from the canonical text the shape is stored by (one
+ * parse, where the client's text would take two); only a clause the tables cannot take is
+ * compiled again as the client wrote it, so the 400 points into the client's text.
  */
-async function tableFor(deps: ShapeRouteDeps, request: ShapeRequest): Promise<{ table: TableInfo; tables: SubqueryTables }> {
+async function tableFor(
+  deps: ShapeRouteDeps,
+  request: ShapeRequest,
+): Promise<{ table: TableInfo; tables: SubqueryTables; where: CompiledWhere | undefined }> {
   const table = await deps.tables.get(request.definition.table)
   const source = request.whereSource
-  if (!source) return { table, tables: new Map() }
+  const canonical = request.definition.where
+  if (!source || canonical === undefined) return { table, tables: new Map(), where: undefined }
   const tables = await subqueryTables(deps.tables, source.text, source.params)
-  compileWhere(source.text, source.params, table, tables)
-  return { table, tables }
+  try {
+    return { table, tables, where: compileWhere(canonical, () => undefined, table, tables) }
+  } catch (error) {
+    compileWhere(source.text, source.params, table, tables)
+    throw error
+  }
 }
 
 function requireReplication(deps: ShapeRouteDeps): void {

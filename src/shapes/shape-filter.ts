@@ -18,8 +18,12 @@ export interface BoundShape {
   readonly where: CompiledWhere | undefined
 }
 
-/** `tables`: those the where's subqueries read (`tablesOfWhere`), already checked as servable. */
-export function bindShape(definition: ShapeDefinition, table: TableInfo, tables?: SubqueryTables): BoundShape {
+/**
+ * `tables`: those the where's subqueries read (`tablesOfWhere`), already checked as servable.
+ * `compiled`: the definition's where already compiled for `table` (a request compiles it to check
+ * it), taken as it is rather than parsed again.
+ */
+export function bindShape(definition: ShapeDefinition, table: TableInfo, tables?: SubqueryTables, compiled?: CompiledWhere): BoundShape {
   let projected = table
   if (definition.columns) {
     const known = new Set(table.columns.map((c) => c.name))
@@ -35,7 +39,12 @@ export function bindShape(definition: ShapeDefinition, table: TableInfo, tables?
     projected = { ...table, columns: table.columns.filter((c) => selected.has(c.name)) }
   }
   // The stored where text is canonical, with parameters already inlined.
-  const where = definition.where === undefined ? undefined : compileWhere(definition.where, () => undefined, table, tables)
+  const where =
+    definition.where === undefined
+      ? undefined
+      : compiled?.canonical === definition.where
+        ? compiled
+        : compileWhere(definition.where, () => undefined, table, tables)
   // A clause too wide for tags is a 400 now, not when the shape's runtime is built.
   if (where && where.subqueries.length > 0) planWhere(where.typed)
   return { table: projected, where }

@@ -26,9 +26,15 @@ import type { ShapeRouter } from './shape-router.js'
 import { SnapshotScheduler } from './snapshot-batch.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { resumeShape } from './subquery/resume.js'
-import { tablesOfWhere, type SubqueryTables } from './where/compile-where.js'
+import { tablesOfWhere, type CompiledWhere, type SubqueryTables } from './where/compile-where.js'
 import { TableChangedError } from './snapshot.js'
 import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
+
+/** What a request already knows of its where: the subquery tables it reads and its compiled form. */
+export interface RequestWhere {
+  readonly tables?: SubqueryTables
+  readonly where?: CompiledWhere | undefined
+}
 
 export interface ShapeManagerOptions {
   readonly store: ShapeLogStore
@@ -224,10 +230,11 @@ export class ShapeManager {
   }
 
   /**
-   * The shape for `definition`, created (and its snapshot started) when there is none. `tables`:
-   * those its where's subqueries read, already checked as servable.
+   * The shape for `definition`, created (and its snapshot started) when there is none. `where`:
+   * the tables its where's subqueries read (already checked as servable) and, if the caller has
+   * it, the where already compiled for `table`.
    */
-  async getOrCreate(definition: ShapeDefinition, table: TableInfo, tables?: SubqueryTables): Promise<ActiveShape> {
+  async getOrCreate(definition: ShapeDefinition, table: TableInfo, where: RequestWhere = {}): Promise<ActiveShape> {
     const key = definitionKey(definition)
     const existing = this.#touch(this.#byKey.get(key))
     if (existing) return existing
@@ -239,7 +246,7 @@ export class ShapeManager {
         throw new OverloadedError(`Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`)
       }
       // Columns and where are checked against the table first: a 400 leaves nothing behind.
-      const bound = bindShape(definition, table, tables)
+      const bound = bindShape(definition, table, where.tables, where.where)
       creating = this.#create(definition, key, bound, table).finally(() => this.#creating.delete(key))
       this.#creating.set(key, creating)
     }
@@ -279,8 +286,8 @@ export class ShapeManager {
   }
 
   /** Throws the 409 for a request whose handle is gone, naming the current handle. */
-  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string, tables?: SubqueryTables): Promise<never> {
-    const current = await this.getOrCreate(definition, table, tables)
+  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string, where: RequestWhere = {}): Promise<never> {
+    const current = await this.getOrCreate(definition, table, where)
     throw new MustRefetchError(current.stored.handle, why)
   }
 
