@@ -74,7 +74,7 @@ describe('admission control', () => {
       // The first request creates the shape; the second finds it and waits for its snapshot.
       const first = fetch(url('a', 'id = 4'))
       await waitFor(async () => {
-        const { rows } = await sluice.db.pool.query(`SELECT 1 FROM pg_locks l JOIN pg_stat_activity s USING (pid) WHERE l.relation = 'a'::regclass AND NOT l.granted AND s.query LIKE 'LOCK TABLE%'`)
+        const { rows } = await sluice.db.pool.query(`SELECT 1 FROM pg_locks l JOIN pg_stat_activity s USING (pid) WHERE l.relation = 'a'::regclass AND NOT l.granted AND s.query LIKE '%LOCK TABLE%'`)
         expect(rows).toHaveLength(1)
       })
       const second = fetch(url('a', 'id = 4'))

@@ -113,7 +113,7 @@ describe('a commit replicated before PostgreSQL shows it to snapshots', () => {
     await locker.query('LOCK TABLE blocker IN ACCESS EXCLUSIVE MODE')
     const blocked = catchingUp(new Follower(() => sluice.shapeUrl(), { table: 'blocker', replica: 'full' }))
     await waitFor(async () => {
-      const { rows } = await sluice.db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE%blocker%' AND wait_event_type = 'Lock'`)
+      const { rows } = await sluice.db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE '%LOCK TABLE%blocker%' AND wait_event_type = 'Lock'`)
       expect(rows).toHaveLength(1)
     })
     const shapes = sluice.server.manager.size

@@ -67,7 +67,7 @@ async function writer(index: number, stop: AbortSignal): Promise<number> {
 }
 
 /** Snapshots waiting for a table lock. */
-const blockedSnapshots = `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = $1::regclass AND NOT l.granted AND a.query LIKE 'LOCK TABLE%'`
+const blockedSnapshots = `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = $1::regclass AND NOT l.granted AND a.query LIKE '%LOCK TABLE%'`
 
 const follower = (where: string, table = 'orders') => new Follower(() => sluice.shapeUrl(), { table, where })
 

@@ -188,38 +188,52 @@ function missedBy(
 }
 
 /**
- * Opens the REPEATABLE READ READ ONLY transaction a snapshot (or a subset) reads in: the table
- * locked and checked first, before any query fixes the transaction's view, then the pinned output
- * settings, then the snapshot and the WAL position after it.
+ * Opens the REPEATABLE READ READ ONLY transaction a snapshot (or a subset) reads in, in one round
+ * trip (snapshots are taken thousands of times a second, and each round trip waits for a busy
+ * server): the table locked first, then in one statement the pinned output settings, the table's
+ * check, the snapshot and the WAL position after it. LOCK takes no snapshot, and PostgreSQL takes
+ * the transaction's at the statement after it, once the lock is held. A READ ONLY transaction may
+ * take ACCESS SHARE, which waits out DDL on the table.
  */
 export async function beginSnapshot(client: pg.PoolClient, ...tables: readonly TableInfo[]): Promise<SnapshotInfo & { readonly lsn: string }> {
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-  await lockBoundTable(client, tables)
-  // One round trip for all of them: snapshots are taken thousands of times a second.
-  await client.query(`SELECT ${Object.entries(OUTPUT_SETTINGS).map(([name, value]) => `set_config(${sqlLiteral(name)}, ${sqlLiteral(value)}, true)`).join(', ')}`)
-  return readSnapshot(client)
+  const name = qualifiedName(tables[0]!.table)
+  const settings = Object.entries(OUTPUT_SETTINGS).map(([setting, value]) => `set_config(${sqlLiteral(setting)}, ${sqlLiteral(value)}, true)`)
+  // Several statements in one simple-protocol message: pg answers with one result each.
+  const results = (await client.query(
+    `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+     LOCK TABLE ${name} IN ACCESS SHARE MODE;
+     SELECT ${settings.join(', ')},
+            c.oid::int8::text AS oid,
+            (SELECT json_agg(json_build_object('name', a.attname, 'type', a.atttypid::int8::text))
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+            pg_current_snapshot()::text AS s,
+            (pg_current_wal_insert_lsn() - '0/0')::text AS lsn
+       FROM pg_catalog.pg_class c
+      WHERE c.oid = ${sqlLiteral(name)}::regclass`,
+  )) as unknown as pg.QueryResult<BoundTableRow & { s: string; lsn: string }>[]
+  const row = results[2]!.rows[0]!
+  checkBoundTable(tables, row)
+  return { ...parseSnapshotText(row.s), lsn: row.lsn }
+}
+
+/** The locked table as the catalog has it: its OID and its columns' names and type OIDs. */
+interface BoundTableRow {
+  readonly oid: string
+  readonly columns: readonly { readonly name: string; readonly type: string }[] | null
 }
 
 /**
- * Waits out DDL on the table (a READ ONLY transaction may take ACCESS SHARE), then checks that
- * its name still leads to the shapes' table OID with each shape's columns and their types
- * (`tables`: one table, as each shape narrows it).
+ * Checks that the table's name still leads to the shapes' table OID with each shape's columns
+ * and their types (`tables`: one table, as each shape narrows it).
  */
-async function lockBoundTable(client: pg.PoolClient, tables: readonly TableInfo[]): Promise<void> {
+function checkBoundTable(tables: readonly TableInfo[], row: BoundTableRow): void {
   const table = tables[0]!
-  const name = qualifiedName(table.table)
-  await client.query(`LOCK TABLE ${name} IN ACCESS SHARE MODE`)
-  const { rows } = await client.query<{ oid: string; name: string | null; type: string | null }>(
-    `SELECT c.oid::int8::text AS oid, a.attname AS name, a.atttypid::int8::text AS type
-       FROM pg_catalog.pg_class c
-       LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-      WHERE c.oid = ${sqlLiteral(name)}::regclass`,
-  )
   const where = `${table.table.schema}.${table.table.name}`
-  if (Number(rows[0]!.oid) !== table.oid) {
-    throw new TableChangedError(`${where} was dropped and created again (OID ${table.oid} is now ${rows[0]!.oid}) before its snapshot`)
+  if (Number(row.oid) !== table.oid) {
+    throw new TableChangedError(`${where} was dropped and created again (OID ${table.oid} is now ${row.oid}) before its snapshot`)
   }
-  const types = new Map(rows.map((row) => [row.name, Number(row.type)]))
+  const types = new Map((row.columns ?? []).map((column) => [column.name, Number(column.type)]))
   for (const column of new Set(tables.flatMap((t) => t.columns))) {
     const type = types.get(column.name)
     if (type === undefined) throw new TableChangedError(`column ${column.name} of ${where} was dropped or renamed before its snapshot`)
