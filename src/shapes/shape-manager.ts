@@ -11,7 +11,7 @@ import type { Lsn } from '../pg/lsn.js'
 import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
 import { permanentSqlState } from '../pg/permanent-errors.js'
 import { refusalOf, type ServeOptions } from '../pg/servable.js'
-import { ensureTableReplicated, waitForTransactionsBefore } from '../pg/publication.js'
+import { TableReplication } from '../pg/table-replication.js'
 import { CONTROL, PARAMS, SUBQUERY_HEADERS } from '../protocol/constants.js'
 import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
 import { ActiveShape } from './active-shape.js'
@@ -77,8 +77,8 @@ export class ShapeManager {
   readonly #byKey = new Map<string, ActiveShape>()
   readonly #byHandle = new Map<string, ActiveShape>()
   readonly #creating = new Map<string, Promise<ActiveShape>>()
-  /** Publication checks in flight, by table (`#replicated`). */
-  readonly #replicating = new Map<string, Promise<void>>()
+  /** The table is in the publication before a snapshot (docs/ARCHITECTURE.md I2). */
+  readonly #replication: TableReplication
   /** Shapes in order of last use, least recent first (a Map keeps insertion order). */
   readonly #recent = new Map<ActiveShape, true>()
   readonly #snapshots: SnapshotScheduler
@@ -95,6 +95,7 @@ export class ShapeManager {
 
   constructor(options: ShapeManagerOptions) {
     this.#options = options
+    this.#replication = new TableReplication({ db: options.pool, publication: options.publication, log: options.log })
     this.#snapshots = new SnapshotScheduler({ pool: options.pool, permits: options.maxConcurrentSnapshots, log: options.log, ...(options.onSnapshotQuery ? { onQuery: options.onSnapshotQuery } : {}) })
   }
 
@@ -299,7 +300,7 @@ export class ShapeManager {
     if (!router) throw new UnavailableError('Sluice is starting')
     // The tables subqueries read are replicated too (docs/ARCHITECTURE.md I2, I25).
     const nodes = bound.where?.subqueries ?? []
-    await Promise.all([table, ...nodes.map((node) => node.table)].map((each) => this.#replicated(each)))
+    await Promise.all([table, ...nodes.map((node) => node.table)].map((each) => this.#replication.ensure(each)))
     const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
     const subqueries = bound.where && nodes.length > 0 ? new ShapeSubqueries(bound.where, fullTable, stored.handle, pool) : undefined
     const shape = ActiveShape.waiting(stored, bound, subqueries)
@@ -310,30 +311,6 @@ export class ShapeManager {
     void running.finally(() => this.#running.delete(running))
     await this.#evictOverflow()
     return shape
-  }
-
-  /**
-   * The table is in the publication and no transaction older than its joining is open
-   * (docs/ARCHITECTURE.md I2). Shapes created at once share one check: after a deploy a
-   * thousand new shapes of one table would otherwise queue a thousand catalog queries.
-   */
-  #replicated(table: TableInfo): Promise<void> {
-    const key = `${table.oid}:${qualifiedName(table.table)}`
-    let checking = this.#replicating.get(key)
-    if (!checking) {
-      const { pool, publication, log } = this.#options
-      checking = (async () => {
-        const replicated = await ensureTableReplicated(pool, publication, table)
-        if (!replicated.changed) return
-        // Changes written before the table joined the publication are not decoded, even when
-        // their transaction commits later: wait those transactions out before the snapshot.
-        await waitForTransactionsBefore(pool, replicated.xid, (waitedMs: number) =>
-          log.warn({ table: table.table, waitedMs }, 'waiting for older transactions to end before the first snapshot of this table'),
-        )
-      })().finally(() => this.#replicating.delete(key))
-      this.#replicating.set(key, checking)
-    }
-    return checking
   }
 
   #activate(shape: ActiveShape): void {
