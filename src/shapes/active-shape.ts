@@ -68,12 +68,24 @@ type Phase =
   | { readonly kind: typeof SHAPE_PHASE.waiting; readonly held: HeldTransaction[] }
   | Exclude<ShapePhase, { readonly kind: typeof SHAPE_PHASE.waiting }>
 
+/**
+ * What a shape keeps of its compiled where. A change is decided by `matches`, which holds on to
+ * the evaluator only when it needs it: an equality-only where matches by key, and its unused
+ * evaluator's closures were a tenth of an idle shape's memory. The SQL, rendered as a tree of
+ * concatenations (a dozen strings), is kept as one flat copy.
+ */
+export type ShapeWhere = Omit<CompiledWhere, 'evaluate'>
+
+function withoutEvaluator({ evaluate: _unused, ...where }: CompiledWhere): ShapeWhere {
+  return { ...where, sql: Buffer.from(where.sql).toString() }
+}
+
 export class ActiveShape {
   readonly stored: StoredShape
   /** The shape's table narrowed to its selected columns (all of them without `columns`). */
   readonly table: TableInfo
   /** The compiled `where`; undefined for the whole table. */
-  readonly where: CompiledWhere | undefined
+  readonly where: ShapeWhere | undefined
   /** The results of the where's subqueries, if it has any (docs/ARCHITECTURE.md I25). */
   readonly subqueries: ShapeSubqueries | undefined
   #phase: Phase
@@ -81,7 +93,7 @@ export class ActiveShape {
   private constructor(stored: StoredShape, bound: BoundShape, phase: Phase, subqueries?: ShapeSubqueries) {
     this.stored = stored
     this.table = bound.table
-    this.where = bound.where
+    this.where = bound.where && withoutEvaluator(bound.where)
     this.subqueries = subqueries
     this.#phase = phase
   }

@@ -17,6 +17,8 @@ interface ColumnIndex<S> {
 }
 
 interface TableRoutes<S> {
+  /** Its key in the index (`tableKey`). */
+  readonly table: string
   readonly all: Set<S>
   /** Shapes without an equality index: candidates for every change. */
   readonly scanned: Set<S>
@@ -29,11 +31,12 @@ export class RoutingIndex<S> {
   readonly #positions = new WeakMap<Relation, Map<string, number>>()
 
   add(shape: S, schema: string, name: string, index: EqualityIndex | undefined): void {
-    const table = tableKey(schema, name)
-    let routes = this.#tables.get(table)
-    if (!routes) this.#tables.set(table, (routes = { all: new Set(), scanned: new Set(), columns: new Map() }))
+    const key = tableKey(schema, name)
+    let routes = this.#tables.get(key)
+    if (!routes) this.#tables.set(key, (routes = { table: key, all: new Set(), scanned: new Set(), columns: new Map() }))
     routes.all.add(shape)
-    this.#entries.set(shape, { table, index })
+    // The key the table's routes were made with: one string for all its shapes, not one each.
+    this.#entries.set(shape, { table: routes.table, index })
     if (!index) {
       routes.scanned.add(shape)
       return

@@ -13,7 +13,7 @@ import { permanentSqlState } from '../pg/permanent-errors.js'
 import { refusalOf, type ServeOptions } from '../pg/servable.js'
 import { TableReplication } from '../pg/table-replication.js'
 import { CONTROL, PARAMS, SUBQUERY_HEADERS } from '../protocol/constants.js'
-import { SHAPE_STATUS, type ShapeLogStore } from '../storage/shape-log-store.js'
+import { SHAPE_STATUS, type ShapeLogStore, type SnapshotInfo } from '../storage/shape-log-store.js'
 import { ActiveShape } from './active-shape.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
 import { qualifiedName } from '../pg/sql.js'
@@ -28,7 +28,7 @@ import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { resumeShape } from './subquery/resume.js'
 import { tablesOfWhere, type CompiledWhere, type SubqueryTables } from './where/compile-where.js'
 import { TableChangedError } from './snapshot.js'
-import { parseSnapshotText, visibilityOf } from './xid-visibility.js'
+import { parseSnapshotText, visibilityOf, type Visibility } from './xid-visibility.js'
 
 /** What a request already knows of its where: the subquery tables it reads and its compiled form. */
 export interface RequestWhere {
@@ -88,6 +88,8 @@ export class ShapeManager {
   readonly #running = new Set<Promise<void>>()
   /** Definitions whose snapshot failed for good, by definition key (see FAILURE_MEMORY_MS). */
   readonly #failures = new LRUCache<string, InvalidRequestError>({ max: 1_000, ttl: FAILURE_MEMORY_MS })
+  /** Visibility by snapshot: the shapes of one shared snapshot share one (docs/ARCHITECTURE.md I21). */
+  readonly #visibilities = new WeakMap<SnapshotInfo, Visibility>()
   #stopping = false
   #router: ShapeRouter | undefined
   #confirmTimer: NodeJS.Timeout | undefined
@@ -115,6 +117,14 @@ export class ShapeManager {
       return table
     }
     const resuming: ActiveShape[] = []
+    // Shapes that shared a snapshot share its visibility again.
+    const visibilities = new Map<string, Visibility>()
+    const visibilityOfStored = (info: SnapshotInfo) => {
+      const key = `${info.xmin}:${info.xmax}:${info.xip.join(',')}:${info.lsn ?? ''}`
+      let visibility = visibilities.get(key)
+      if (!visibility) visibilities.set(key, (visibility = visibilityOf(info)))
+      return visibility
+    }
     for (const stored of store.shapes()) {
       const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
       const tables = table && (await this.#subqueryTables(stored.definition, tableOf))
@@ -124,7 +134,7 @@ export class ShapeManager {
       // A DDL while Sluice was down sent no Relation message (a re-created table is not even in
       // the publication): compare with the table the shape was bound to.
       const changed = table && bound && stored.table ? schemaChange({ stored, table: stored.table }, { ...table.table, oid: table.oid, columns: table.columns }) : undefined
-      if (!bound || !stored.snapshot || !sameKey || changed) {
+      if (!table || !bound || !stored.snapshot || !sameKey || changed) {
         log.info({ handle: stored.handle, status: stored.status, ...(changed ? { schemaChange: changed } : {}) }, 'dropping shape that cannot be resumed')
         await store.deleteShape(stored.id)
         continue
@@ -136,9 +146,13 @@ export class ShapeManager {
         resuming.push(shape)
         continue
       }
+      // What the check above needed stays behind: a stored record's own copy of its table (parsed
+      // anew for each shape) would cost more than the rest of an idle shape.
+      const { table: _checked, key: _checkedKey, ...kept } = stored
+      const record = { ...kept, definition: compactDefinition(stored.definition, table, bound) }
       // After a restart, transactions past the durable LSN may still predate the snapshot:
       // filter them again rather than assume the shape was past xmax.
-      this.#activate(ActiveShape.resumed(stored, bound, visibilityOf(stored.snapshot)))
+      this.#activate(ActiveShape.resumed(record, bound, visibilityOfStored(stored.snapshot)))
     }
     const durable = store.committedLsn
     for (const shape of resuming) this.#track(this.#resume(shape, router, durable))
@@ -248,7 +262,7 @@ export class ShapeManager {
       }
       // Columns and where are checked against the table first: a 400 leaves nothing behind.
       const bound = bindShape(definition, table, where.tables, where.where)
-      creating = this.#create(definition, key, bound, table).finally(() => this.#creating.delete(key))
+      creating = this.#create(compactDefinition(definition, table, bound), key, bound, table).finally(() => this.#creating.delete(key))
       this.#creating.set(key, creating)
     }
     return creating
@@ -311,6 +325,16 @@ export class ShapeManager {
     void running.finally(() => this.#running.delete(running))
     await this.#evictOverflow()
     return shape
+  }
+
+  /**
+   * One Visibility for the shapes that share a snapshot: an idle shape keeps its snapshot's until a
+   * transaction passes it, and a set of xids, a bigint and their object each were 250 bytes a shape.
+   */
+  #visibilityOf(info: SnapshotInfo): Visibility {
+    let visibility = this.#visibilities.get(info)
+    if (!visibility) this.#visibilities.set(info, (visibility = visibilityOf(info)))
+    return visibility
   }
 
   #activate(shape: ActiveShape): void {
@@ -384,7 +408,7 @@ export class ShapeManager {
               ...(subqueries && { inSnapshot: (client: pg.PoolClient) => subqueries.load(client) }),
               onSnapshotInfo: (info) => {
                 started = Date.now()
-                router.snapshotStarted(shape, visibilityOf(info))
+                router.snapshotStarted(shape, this.#visibilityOf(info))
               },
               onRows: async (batch) => {
                 stillWanted()
@@ -429,6 +453,18 @@ export class ShapeManager {
       await this.drop(shape, 'snapshot failed', failure)
     }
   }
+}
+
+/**
+ * The definition as the shape keeps it, sharing what it can with what shapes keep anyway: the
+ * catalog's TableName, which every shape of the table shares (a name the request's query parser
+ * sliced out of its URL keeps the whole URL alive for as long as the shape lives), and the bound
+ * where's canonical text.
+ */
+function compactDefinition(definition: ShapeDefinition, table: TableInfo, bound: BoundShape): ShapeDefinition {
+  const sameTable = definition.table.schema === table.table.schema && definition.table.name === table.table.name
+  const where = bound.where?.canonical === definition.where ? bound.where?.canonical : definition.where
+  return { ...definition, ...(sameTable ? { table: table.table } : {}), ...(where !== undefined ? { where } : {}) }
 }
 
 /** A stored shape bound to today's table; undefined when its columns or where no longer fit. */
