@@ -315,14 +315,26 @@ export class ShapeManager {
     // The tables subqueries read are replicated too (docs/ARCHITECTURE.md I2, I25).
     const nodes = bound.where?.subqueries ?? []
     await Promise.all([table, ...nodes.map((node) => node.table)].map((each) => this.#replication.ensure(each)))
-    const stored = await store.createShape(definition, key, table.primaryKey, bound.table)
+    const { shape: stored, flushed } = await store.registerShape(definition, key, table.primaryKey, bound.table)
     const subqueries = bound.where && nodes.length > 0 ? new ShapeSubqueries(bound.where, fullTable, stored.handle, pool) : undefined
     const shape = ActiveShape.waiting(stored, bound, subqueries)
-    this.#activate(shape)
-    if (log.isLevelEnabled('info')) log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
+    // The router holds the shape's changes before its snapshot starts (docs/ARCHITECTURE.md I2),
+    // and the snapshot starts without waiting for the record's flush (a disk sync, 60 ms a shape
+    // on a busy machine). The handle is given out only once the record is on disk (I8): requests
+    // find the shape once it is registered, after the flush.
+    router.add(shape)
     const running = this.#runSnapshot(shape, router)
     this.#running.add(running)
     void running.finally(() => this.#running.delete(running))
+    try {
+      await flushed
+    } catch (error) {
+      await this.drop(shape, 'its record could not be written')
+      throw error
+    }
+    // A shape dropped meanwhile (its snapshot failed) is not registered; its request gets what its clients would.
+    if (!shape.dropped) this.#register(shape)
+    if (log.isLevelEnabled('info')) log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
     await this.#evictOverflow()
     return shape
   }
@@ -338,10 +350,15 @@ export class ShapeManager {
   }
 
   #activate(shape: ActiveShape): void {
+    this.#register(shape)
+    this.#router?.add(shape)
+  }
+
+  /** Requests find the shape by its definition and handle (and it may be evicted). */
+  #register(shape: ActiveShape): void {
     this.#byKey.set(shape.stored.definitionKey, shape)
     this.#byHandle.set(shape.stored.handle, shape)
     this.#recent.set(shape, true)
-    this.#router?.add(shape)
   }
 
   /**

@@ -265,6 +265,21 @@ export class ShapeLogStore {
    * `table` is the table as the shape is bound to it (kept for the check at start).
    */
   async createShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<StoredShape> {
+    const { shape, flushed } = await this.registerShape(definition, definitionKey, key, table)
+    await flushed
+    return shape
+  }
+
+  /**
+   * As `createShape`, but resolves once the shape is committed (its snapshot may be written), with
+   * `flushed`, which resolves once it is on disk: its handle may be given out only then.
+   */
+  async registerShape(
+    definition: ShapeDefinition,
+    definitionKey: string,
+    key?: readonly string[],
+    table?: TableInfo,
+  ): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
     const shape = await this.#transaction(() => {
       const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
       // Microseconds, but strictly increasing even when the clock steps back or two shapes
@@ -290,8 +305,7 @@ export class ShapeLogStore {
       this.#snapshotProgress.set(id, { chunk: 0, block: 0, bytes: 0 })
       return shape
     })
-    await this.flushed()
-    return shape
+    return { shape, flushed: this.flushed() }
   }
 
   /**
