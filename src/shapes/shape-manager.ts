@@ -8,17 +8,16 @@ import type pg from 'pg'
 import { InvalidRequestError, MustRefetchError, OverloadedError, UnavailableError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Lsn } from '../pg/lsn.js'
-import { loadTableInfo, type TableInfo } from '../pg/introspect.js'
-import { permanentSqlState } from '../pg/permanent-errors.js'
-import { refusalOf, type ServeOptions } from '../pg/servable.js'
+import type { TableInfo } from '../pg/introspect.js'
+import type { ServeOptions } from '../pg/servable.js'
 import { TableReplication } from '../pg/table-replication.js'
-import { CONTROL, PARAMS, SUBQUERY_HEADERS } from '../protocol/constants.js'
-import { SHAPE_STATUS, type ShapeLogStore, type SnapshotInfo } from '../storage/shape-log-store.js'
+import { CONTROL, SUBQUERY_HEADERS } from '../protocol/constants.js'
+import type { ShapeLogStore, SnapshotInfo } from '../storage/shape-log-store.js'
 import { ActiveShape } from './active-shape.js'
+import { compactDefinition, restoreStoredShapes } from './stored-shapes.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
 import { qualifiedName } from '../pg/sql.js'
 import type { TableName } from '../pg/table-name.js'
-import { schemaChange } from './schema-drift.js'
 import { bindShape, type BoundShape } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
@@ -26,8 +25,8 @@ import type { ShapeRouter } from './shape-router.js'
 import { SnapshotScheduler } from './snapshot-batch.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { resumeShape } from './subquery/resume.js'
-import { tablesOfWhere, type CompiledWhere, type SubqueryTables } from './where/compile-where.js'
-import { TableChangedError } from './snapshot.js'
+import type { CompiledWhere, SubqueryTables } from './where/compile-where.js'
+import { snapshotFailure } from './snapshot-failure.js'
 import { parseSnapshotText, visibilityOf, type Visibility } from './xid-visibility.js'
 
 /** What a request already knows of its where: the subquery tables it reads and its compiled form. */
@@ -107,74 +106,15 @@ export class ShapeManager {
     this.#confirmTimer = setInterval(() => {
       if (!this.#confirming && router.unconfirmedCommits > 0) this.#confirming = this.#confirmCommits(router).finally(() => (this.#confirming = undefined))
     }, CONFIRM_COMMITS_EVERY_MS).unref()
-    const { store, log } = this.#options
-    // Many shapes share a table: look each table up once.
-    const tables = new Map<string, Promise<TableInfo | undefined>>()
-    const tableOf = (name: TableName) => {
-      const key = qualifiedName(name)
-      let table = tables.get(key)
-      if (!table) tables.set(key, (table = loadTableInfo(this.#options.pool, name)))
-      return table
-    }
+    const { store, log, pool, serve } = this.#options
     const resuming: ActiveShape[] = []
-    // Shapes that shared a snapshot share its visibility again.
-    const visibilities = new Map<string, Visibility>()
-    const visibilityOfStored = (info: SnapshotInfo) => {
-      const key = `${info.xmin}:${info.xmax}:${info.xip.join(',')}:${info.lsn ?? ''}`
-      let visibility = visibilities.get(key)
-      if (!visibility) visibilities.set(key, (visibility = visibilityOf(info)))
-      return visibility
-    }
-    for (const stored of store.shapes()) {
-      const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
-      const tables = table && (await this.#subqueryTables(stored.definition, tableOf))
-      const bound = table && tables && !refusalOf(table, this.#options.serve) ? tryBind(stored.definition, table, tables) : undefined
-      // The identity may have changed while Sluice was down: the log's keys would not match new ones.
-      const sameKey = !stored.key || (bound !== undefined && stored.key.join('\u0000') === bound.table.primaryKey.join('\u0000'))
-      // A DDL while Sluice was down sent no Relation message (a re-created table is not even in
-      // the publication): compare with the table the shape was bound to.
-      const changed = table && bound && stored.table ? schemaChange({ stored, table: stored.table }, { ...table.table, oid: table.oid, columns: table.columns }) : undefined
-      if (!table || !bound || !stored.snapshot || !sameKey || changed) {
-        log.info({ handle: stored.handle, status: stored.status, ...(changed ? { schemaChange: changed } : {}) }, 'dropping shape that cannot be resumed')
-        await store.deleteShape(stored.id)
-        continue
-      }
-      if (bound.where && bound.where.subqueries.length > 0) {
-        // Its subqueries' results were in memory: it takes a snapshot again (docs/ARCHITECTURE.md I25).
-        const shape = ActiveShape.waiting(stored, bound, new ShapeSubqueries(bound.where, table!, stored.handle, this.#options.pool))
-        this.#activate(shape)
-        resuming.push(shape)
-        continue
-      }
-      // What the check above needed stays behind: a stored record's own copy of its table (parsed
-      // anew for each shape) would cost more than the rest of an idle shape.
-      const { table: _checked, key: _checkedKey, ...kept } = stored
-      const record = { ...kept, definition: compactDefinition(stored.definition, table, bound) }
-      // After a restart, transactions past the durable LSN may still predate the snapshot:
-      // filter them again rather than assume the shape was past xmax.
-      this.#activate(ActiveShape.resumed(record, bound, visibilityOfStored(stored.snapshot)))
+    for (const restored of await restoreStoredShapes({ store, pool, serve, log })) {
+      this.#activate(restored.shape)
+      if (restored.resuming) resuming.push(restored.shape)
     }
     const durable = store.committedLsn
     for (const shape of resuming) this.#track(this.#resume(shape, router, durable))
     log.info({ shapes: this.#byHandle.size, resuming: resuming.length }, 'shapes loaded')
-  }
-
-  /** The tables a stored where's subqueries read; undefined when one can no longer be served. */
-  async #subqueryTables(definition: ShapeDefinition, tableOf: (name: TableName) => Promise<TableInfo | undefined>): Promise<SubqueryTables | undefined> {
-    const tables = new Map<string, TableInfo>()
-    if (definition.where === undefined) return tables
-    let named: TableName[]
-    try {
-      named = tablesOfWhere(definition.where).map(({ table }) => table)
-    } catch {
-      return undefined
-    }
-    for (const name of named) {
-      const table = await tableOf(name)
-      if (!table || refusalOf(table, this.#options.serve)) return undefined
-      tables.set(qualifiedName(name), table)
-    }
-    return tables
   }
 
   async #resume(shape: ActiveShape, router: ShapeRouter, durable: Lsn): Promise<void> {
@@ -448,47 +388,10 @@ export class ShapeManager {
       this.#options.onSnapshotTaken?.((Date.now() - started) / 1000)
     } catch (error) {
       if (this.#stopping) return
-      const sqlState = permanentSqlState(error)
-      let failure: InvalidRequestError | undefined
-      if (error instanceof TableChangedError) {
-        // Not a 400: the table is there, just not the one the shape was bound to. Its clients get
-        // 409 and refetch against the table as it is now.
-        this.#options.onTableChanged?.(shape.stored.definition.table)
-        log.info({ handle: shape.stored.handle, reason: error.message }, 'snapshot found its table changed; the shape is dropped and its clients refetch')
-      } else if (sqlState) {
-        // The same snapshot would fail again: its clients get a 400, not a 409 to refetch into it.
-        const param = shape.stored.definition.where === undefined ? PARAMS.table : PARAMS.where
-        failure = InvalidRequestError.of(param, `PostgreSQL could not take this shape's snapshot: ${(error as Error).message} (SQLSTATE ${sqlState})`)
-        this.#failures.set(shape.stored.definitionKey, failure)
-        log.warn({ handle: shape.stored.handle, err: (error as Error).message, sqlState }, 'snapshot failed for good; its clients get 400')
-      } else {
-        log.error(
-          { handle: shape.stored.handle, err: (error as Error).message },
-          'snapshot failed; the shape is dropped and will be recreated on the next request',
-        )
-      }
-      await this.drop(shape, 'snapshot failed', failure)
+      const failure = snapshotFailure(error, shape.stored, log)
+      if (failure.kind === 'table-changed') this.#options.onTableChanged?.(shape.stored.definition.table)
+      if (failure.kind === 'permanent') this.#failures.set(shape.stored.definitionKey, failure.error)
+      await this.drop(shape, 'snapshot failed', failure.kind === 'permanent' ? failure.error : undefined)
     }
-  }
-}
-
-/**
- * The definition as the shape keeps it, sharing what it can with what shapes keep anyway: the
- * catalog's TableName, which every shape of the table shares (a name the request's query parser
- * sliced out of its URL keeps the whole URL alive for as long as the shape lives), and the bound
- * where's canonical text.
- */
-function compactDefinition(definition: ShapeDefinition, table: TableInfo, bound: BoundShape): ShapeDefinition {
-  const sameTable = definition.table.schema === table.table.schema && definition.table.name === table.table.name
-  const where = bound.where?.canonical === definition.where ? bound.where?.canonical : definition.where
-  return { ...definition, ...(sameTable ? { table: table.table } : {}), ...(where !== undefined ? { where } : {}) }
-}
-
-/** A stored shape bound to today's table; undefined when its columns or where no longer fit. */
-function tryBind(definition: ShapeDefinition, table: TableInfo, tables: SubqueryTables): BoundShape | undefined {
-  try {
-    return bindShape(definition, table, tables)
-  } catch {
-    return undefined
   }
 }
