@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics (`/metrics`). One registry per server rather than prom-client's global
  * one, so several servers in one process (tests) keep separate counts. Gauges that describe
- * state (shapes, storage, lag) are read from their owners at scrape time.
+ * state (shapes, storage, lag) are read from their owners at scrape time; they are registered
+ * apart from the counters (`readStateFrom`) because those owners count into the counters, so
+ * they are built after them.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -29,7 +31,7 @@ export class Metrics {
   readonly snapshotsRetaken: Counter
   readonly snapshotQueries: Counter
 
-  constructor(sources: MetricSources) {
+  constructor() {
     const registers = [this.registry]
     this.transactions = new Counter({
       name: 'sluice_transactions_total',
@@ -73,6 +75,11 @@ export class Metrics {
       help: 'Snapshot queries run; each answers one or more shapes of one table (sluice_snapshot_duration_seconds counts shapes).',
       registers,
     })
+  }
+
+  /** Registers the gauges read from `sources` at scrape time. */
+  readStateFrom(sources: MetricSources): void {
+    const registers = [this.registry]
     new Gauge({
       name: 'sluice_shapes',
       help: 'Shapes currently served.',

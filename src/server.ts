@@ -1,26 +1,27 @@
 /**
- * Assembles Sluice from its parts in the order the data flows (docs/ARCHITECTURE.md: Data flow): checks,
- * storage, shapes, replication, then HTTP. `main.ts` and the tests both start it from here.
+ * Assembles Sluice from its parts in the order the data flows (docs/ARCHITECTURE.md: Data flow,
+ * Lifecycle): checks, storage, shapes, replication, then HTTP, each a service that stops in
+ * reverse. `main.ts` and the tests both start it from here.
  */
-import { serve } from '@hono/node-server'
 import { setMaxListeners } from 'node:events'
 import { statfsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Config } from './config.js'
 import { seedDemo } from './demo.js'
+import { ADMISSION, Admission } from './http/admission.js'
 import { createApp, HEALTH, type Health } from './http/app.js'
 import { ChunkResponses } from './http/chunk-responses.js'
 import { LiveSlots } from './http/live-slots.js'
-import { TableCatalog, type TableCatalogOptions } from './pg/table-catalog.js'
-import { Metrics } from './metrics.js'
+import { HttpListener } from './http-listener.js'
+import { ServiceStack } from './lifecycle.js'
 import type { Logger } from './log.js'
+import { Metrics } from './metrics.js'
 import { createPool } from './pg/pool.js'
-import { ADMISSION, Admission } from './http/admission.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
+import { TableCatalog, type TableCatalogOptions } from './pg/table-catalog.js'
+import { Acknowledgements } from './replication/acknowledgements.js'
 import { REPLICATION_STATUS, ReplicationStream, type ReplicationStatus } from './replication/replication-stream.js'
 import { Semaphore } from './shapes/semaphore.js'
 import { ShapeManager } from './shapes/shape-manager.js'
@@ -45,26 +46,50 @@ export interface StartOptions {
 }
 
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger, options: StartOptions = {}): Promise<SluiceServer> {
-  // Snapshots each hold a connection; the rest serve catalog queries and shape creation.
-  // Shape snapshots and subset queries each get `maxConcurrentSnapshots` connections, plus a few for the rest.
-  const pool = createPool(config.databaseUrl, 2 * config.maxConcurrentSnapshots + 4, log)
+  const services = new ServiceStack(log)
   try {
-    const identity = await runStartupChecks(pool, { slotName: config.replicationSlot })
-    log.info({ serverVersionNum: identity.serverVersionNum }, 'PostgreSQL checks passed')
-    await ensurePublication(pool, config.publication)
+    return await compose(services, config, log, options)
   } catch (error) {
-    await pool.end()
+    // A stop that fails is logged by the stack; the start's failure is the one to report.
+    await services.stop().catch(() => undefined)
     throw error
   }
+}
 
-  let metrics: Metrics | undefined
+/**
+ * Builds each part once what it needs runs, and starts it on `services`, which stops them in
+ * reverse: HTTP first, so no request reaches a stopped part; then replication, so no commit
+ * arrives; then shapes, whose last commits land before storage closes; the pool last.
+ */
+async function compose(services: ServiceStack, config: Config & { databaseUrl: string }, log: Logger, options: StartOptions): Promise<SluiceServer> {
+  // Shape snapshots and subset queries each get `maxConcurrentSnapshots` connections, plus a few for the rest.
+  const pool = createPool(config.databaseUrl, 2 * config.maxConcurrentSnapshots + 4, log)
+  await services.start({
+    name: 'database',
+    start: async () => {
+      const identity = await runStartupChecks(pool, { slotName: config.replicationSlot })
+      log.info({ serverVersionNum: identity.serverVersionNum }, 'PostgreSQL checks passed')
+      await ensurePublication(pool, config.publication)
+    },
+    stop: () => pool.end(),
+  })
+
+  const metrics = new Metrics()
   const store = ShapeLogStore.open(join(config.dataDir, 'shapes'), {
     chunkBytes: config.chunkBytes,
-    onCommitted: (entries) => metrics?.changesAppended.inc(entries),
+    onCommitted: (entries) => metrics.changesAppended.inc(entries),
   })
-  if (store.droppedOldFormatShapes > 0) {
-    log.warn({ shapes: store.droppedOldFormatShapes }, 'shape storage was written in an older layout: its shapes were dropped and are rebuilt on request (clients refetch)')
-  }
+  await services.start({
+    name: 'storage',
+    start: () => {
+      if (store.droppedOldFormatShapes > 0) {
+        log.warn({ shapes: store.droppedOldFormatShapes }, 'shape storage was written in an older layout: its shapes were dropped and are rebuilt on request (clients refetch)')
+      }
+      return Promise.resolve()
+    },
+    stop: () => store.close(),
+  })
+
   const notifier = new ShapeNotifier()
   const servable = { allowKeylessTables: config.allowKeylessTables }
   const tables = new TableCatalog(pool, servable, options.catalog)
@@ -78,16 +103,16 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     maxConcurrentSnapshots: config.maxConcurrentSnapshots,
     snapshotQueueLength: config.snapshotQueueLength,
     serve: servable,
-    onSnapshotTaken: (seconds) => metrics?.snapshotSeconds.observe(seconds),
-    onSnapshotRetaken: () => metrics?.snapshotsRetaken.inc(),
-    onSnapshotQuery: () => metrics?.snapshotQueries.inc(),
+    onSnapshotTaken: (seconds) => metrics.snapshotSeconds.observe(seconds),
+    onSnapshotRetaken: () => metrics.snapshotsRetaken.inc(),
+    onSnapshotQuery: () => metrics.snapshotQueries.inc(),
     onTableChanged: (table) => tables.forget(table),
   })
-  let replication: ReplicationStream | undefined
+  const acknowledgements = new Acknowledgements()
   const router = new ShapeRouter({
     store,
     notifier,
-    acknowledge: (durable) => replication?.acknowledge(durable),
+    acknowledge: (durable) => acknowledgements.report(durable),
     onStorageFailure: (error) => {
       // Nothing past storage was acknowledged; a restart replays from there.
       log.fatal({ err: error, dataDir: config.dataDir, freeBytes: freeBytes(config.dataDir) }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; free space or fix storage, then start it again — nothing acknowledged is lost, the slot replays the rest')
@@ -103,9 +128,17 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     maxHeldChanges: config.maxHeldChanges,
     log: log.child({ component: 'router' }),
   })
-  await manager.start(router)
+  await services.start({
+    name: 'shapes',
+    start: () => manager.start(router),
+    // Replication has stopped: the last commits land, then running snapshots end.
+    stop: async () => {
+      await router.stop()
+      await manager.stop()
+    },
+  })
   const admission = new Admission({ initial: config.maxInitialRequests, existing: config.maxExistingRequests })
-  metrics = new Metrics({
+  metrics.readStateFrom({
     shapes: () => manager.size,
     snapshotsWaiting: () => manager.snapshotsWaiting,
     requestsInFlight: () => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }),
@@ -117,8 +150,8 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       return current === undefined ? undefined : Number(current > store.durableLsn ? current - store.durableLsn : 0n)
     },
   })
-  const counted = metrics
-  replication = new ReplicationStream({
+
+  const replication = new ReplicationStream({
     connectionString: config.databaseUrl,
     slot: config.replicationSlot,
     publication: config.publication,
@@ -141,22 +174,22 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
       onBegin: (begin) => router.onBegin(begin),
       onChanges: (changes) => router.onChanges(changes),
       onCommit: (commit) => {
-        counted.transactions.inc()
+        metrics.transactions.inc()
         return router.onCommit(commit)
       },
       onIdle: (walEnd) => router.onIdle(walEnd),
       onRelation: (relation) => router.onRelation(relation),
     },
+    acknowledgements,
     log: log.child({ component: 'replication' }),
   })
-  const stream = replication
-  await stream.start()
+  await services.start(replication)
 
+  if (config.demo) await seedDemo(config.databaseUrl)
   const shutdown = new AbortController()
   // Every waiting request listens to it (and stops listening when it is answered): thousands at
   // once are normal here, not a leak worth a warning.
   setMaxListeners(0, shutdown.signal)
-  if (config.demo) await seedDemo(config.databaseUrl)
   const chunkResponses = new ChunkResponses()
   const httpLog = log.child({ component: 'http' })
   const app = createApp({
@@ -170,51 +203,29 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
     chunkResponses,
     longPollMs: config.longPollMs,
     cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },
-    canCreateShapes: () => stream.status === REPLICATION_STATUS.streaming,
+    canCreateShapes: () => replication.status === REPLICATION_STATUS.streaming,
     secret: config.secret,
     allowShapeDeletion: config.allowShapeDeletion,
     allowedTables: config.tables,
-    liveSlots: new LiveSlots(config.maxLiveConnections, counted),
+    liveSlots: new LiveSlots(config.maxLiveConnections, metrics),
     admission,
-    metrics: counted,
+    metrics,
     openapi: await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'),
     shutdown: shutdown.signal,
     sse: { timeoutMs: config.sseTimeoutMs, keepAliveMs: config.sseKeepAliveMs, retryMs: config.sseRetryMs },
     demo: config.demo ? pool : undefined,
-    health: () => healthOf(stream.status),
+    health: () => healthOf(replication.status),
     log: httpLog,
   })
-  const answerCached = chunkResponses.answerer({ manager, secret: config.secret, metrics: counted, log: httpLog })
-  const server = await listen(app.fetch, answerCached, config)
-  const address = server.address() as AddressInfo
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}`
+  const http = new HttpListener({
+    fetch: app.fetch,
+    answerFirst: chunkResponses.answerer({ manager, secret: config.secret, metrics, log: httpLog }),
+    config,
+    shutdown,
+  })
+  await services.start(http)
 
-  return {
-    url,
-    store,
-    manager,
-    notifier,
-    replication: stream,
-    async stop() {
-      // Stop accepting, let waiting long-polls answer up-to-date at once, and give in-flight
-      // requests a bounded time before cutting connections.
-      shutdown.abort()
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-      // Keep-alive sockets go idle as their last response ends; close each as soon as it does.
-      server.closeIdleConnections()
-      const sweeper = setInterval(() => server.closeIdleConnections(), 50)
-      const timer = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutMs)
-      await closed
-      clearInterval(sweeper)
-      clearTimeout(timer)
-      await stream.stop()
-      await router.stop()
-      await manager.stop()
-      await store.close()
-      await pool.end()
-    },
-  }
+  return { url: http.url, store, manager, notifier, replication, stop: () => services.stop() }
 }
 
 /** Free bytes on the data directory's filesystem, for the storage failure's log line. */
@@ -230,34 +241,4 @@ function freeBytes(dir: string): number | undefined {
 function healthOf(status: ReplicationStatus): Health {
   if (status === REPLICATION_STATUS.streaming) return HEALTH.active
   return status === REPLICATION_STATUS.waiting ? HEALTH.waiting : HEALTH.starting
-}
-
-type Listener = (req: IncomingMessage, res: ServerResponse) => void
-
-/** `answerFirst` may answer a request itself (returning true) before Hono sees it. */
-function listen(
-  fetch: Parameters<typeof serve>[0]['fetch'],
-  answerFirst: (req: IncomingMessage, res: ServerResponse) => boolean,
-  config: Pick<Config, 'port' | 'host' | 'maxHeaderBytes'>,
-): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = serve(
-      {
-        fetch,
-        port: config.port,
-        hostname: config.host,
-        serverOptions: { maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval: 1_000 },
-        createServer: ((options: ServerOptions, hono: Listener) =>
-          createServer(options, (req, res) => {
-            if (!answerFirst(req, res)) hono(req, res)
-          })) as typeof createServer,
-      },
-      () => resolve(server as Server),
-    ) as Server
-    // Slow or idle clients must not pin sockets: headers within 10 s, a whole request within 30 s.
-    server.headersTimeout = 10_000
-    server.requestTimeout = 30_000
-    server.keepAliveTimeout = 5_000
-    server.once('error', reject)
-  })
 }

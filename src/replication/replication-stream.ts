@@ -8,10 +8,12 @@
  */
 import pg from 'pg'
 import { LogicalReplicationService } from 'pg-logical-replication'
+import type { Service } from '../lifecycle.js'
 import type { Logger } from '../log.js'
 import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
 import { outputSettingsOptions } from '../pg/output-settings.js'
 import type { PgoutputMessage, RelationMessage } from './pgoutput-messages.js'
+import type { Acknowledgements } from './acknowledgements.js'
 import { TextPgoutputPlugin } from './pgoutput-plugin.js'
 import { readSlotState, slotProblem, type SlotProblem } from './slot-check.js'
 import { StreamIntegrity, StreamIntegrityError } from './stream-integrity.js'
@@ -50,6 +52,8 @@ export interface ReplicationStreamOptions {
   /** The history storage continues; checked against the slot before every connection. */
   readonly history: ReplicationHistory
   readonly sink: ReplicationSink
+  /** What storage holds durably: the only LSNs acknowledged to PostgreSQL. */
+  readonly acknowledgements: Acknowledgements
   readonly log: Logger
 }
 
@@ -72,7 +76,8 @@ const RESUME_AT = 1_000
 const COMPACT_TASKS_AT = 4_096
 const MAX_BACKOFF_MS = 10_000
 
-export class ReplicationStream {
+export class ReplicationStream implements Service {
+  readonly name = 'replication'
   readonly #options: ReplicationStreamOptions
   /** Relations described on the current connection (PostgreSQL describes each again on a new one). */
   readonly #relations = new Map<number, RelationMessage>()
@@ -95,6 +100,7 @@ export class ReplicationStream {
 
   constructor(options: ReplicationStreamOptions) {
     this.#options = options
+    options.acknowledgements.listen((durable) => this.#acknowledge(durable))
   }
 
   get status(): ReplicationStatus {
@@ -130,7 +136,7 @@ export class ReplicationStream {
   }
 
   /** Tells PostgreSQL that everything up to `durable` is safe (the slot may release it). */
-  acknowledge(durable: Lsn): void {
+  #acknowledge(durable: Lsn): void {
     if (durable <= this.#acknowledged) return
     this.#acknowledged = durable
     this.#sendStatus()

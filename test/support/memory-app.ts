@@ -120,7 +120,7 @@ export function memoryApp(options: MemoryAppOptions = {}) {
   const log = new MemoryShapeLog()
   const shapes = new MemoryShapes(log)
   const shutdown = new AbortController()
-  const metrics = new Metrics({ shapes: () => 0, snapshotsWaiting: () => 0, requestsInFlight: () => ({ initial: 0, existing: 0 }), storageBytes: () => 0, durableLsn: () => 0n, replicationLagBytes: async () => 0 })
+  const metrics = new Metrics()
   const app = createApp({
     store: log,
     notifier: log,

@@ -10,7 +10,7 @@ const shape = { stored: { handle: 'h-1' }, dropped: false } as unknown as Active
 const deps = {
   manager: { byHandle: (handle: string) => (handle === 'h-1' ? shape : undefined) } as unknown as ShapeManager,
   secret: undefined,
-  metrics: new Metrics({ shapes: () => 0, snapshotsWaiting: () => 0, requestsInFlight: () => ({ initial: 0, existing: 0 }), storageBytes: () => 0, durableLsn: () => 0n, replicationLagBytes: async () => 0 }),
+  metrics: new Metrics(),
   log: createLogger('silent'),
 }
 const HEADERS = { etag: '"h-1:0_0:0_9"', 'content-type': 'application/json' }

@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { describe, expect, it, vi } from 'vitest'
+import { Acknowledgements } from '../../src/replication/acknowledgements.js'
 import { drained, waitFor } from '../support/wait.js'
 
 class FakeSocket {
@@ -93,6 +94,7 @@ describe('replication stream queue', () => {
       resumeFrom: () => 0n as never,
       history: { systemIdentifier: () => '1', adopt: async () => {}, reset: async () => {} },
       sink,
+      acknowledgements: new Acknowledgements(),
       log: createLogger('silent'),
     })
     await stream.start()
