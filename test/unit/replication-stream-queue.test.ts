@@ -1,45 +1,49 @@
 /**
- * The replication stream's message queue, with the replication library and the slot check
+ * The replication stream's message queue, with the connection (passed in) and the slot check
  * replaced by fakes: messages are handled in order, the socket is paused while 10,000 wait and
  * resumed once 1,000 are left, and after a reconnect the old connection's queued messages are
- * dropped while the task it was running finishes first.
+ * dropped while the task it was running finishes first. Acknowledgements go out as reported.
  */
-import { EventEmitter } from 'node:events'
 import { describe, expect, it, vi } from 'vitest'
+import type { Lsn } from '../../src/pg/lsn.js'
 import { Acknowledgements } from '../../src/replication/acknowledgements.js'
+import type { OpenReplicationConnection, ReplicationConnection, ReplicationConnectionEvents } from '../../src/replication/replication-connection.js'
+import { beginMessage, commitMessage, insertMessage, relationMessage } from '../support/pgoutput-encode.js'
 import { drained, waitFor } from '../support/wait.js'
 
-class FakeSocket {
+/** A replication connection whose frames the test sends. */
+class FakeConnection implements ReplicationConnection {
   paused = 0
   resumed = 0
+  readonly statuses: bigint[] = []
+  constructor(readonly events: ReplicationConnectionEvents) {
+    queueMicrotask(() => events.onStart())
+  }
+  sendStatus(durable: bigint): void {
+    this.statuses.push(durable)
+  }
   pause(): void {
     this.paused++
   }
   resume(): void {
     this.resumed++
   }
-}
-
-const services: FakeService[] = []
-class FakeService extends EventEmitter {
-  readonly _connection = { stream: new FakeSocket(), on(): void {} }
-  constructor() {
-    super()
-    services.push(this)
+  async close(): Promise<void> {}
+  message(bytes: Buffer): void {
+    this.events.onFrame({ kind: 'xlog', walStart: 0n as Lsn, message: bytes })
   }
-  subscribe(): Promise<void> {
-    queueMicrotask(() => this.emit('start'))
-    return new Promise(() => {})
-  }
-  acknowledge(): Promise<boolean> {
-    return Promise.resolve(true)
-  }
-  async destroy(): Promise<this> {
-    return this
+  keepalive(walEnd: bigint): void {
+    this.events.onFrame({ kind: 'keepalive', walEnd: walEnd as Lsn, replyRequested: false })
   }
 }
 
-vi.mock('pg-logical-replication', () => ({ LogicalReplicationService: FakeService }))
+const connections: FakeConnection[] = []
+const openConnection: OpenReplicationConnection = (_start, events) => {
+  const connection = new FakeConnection(events)
+  connections.push(connection)
+  return connection
+}
+
 vi.mock('pg', () => ({
   default: {
     Client: class {
@@ -61,15 +65,12 @@ const { ReplicationStream } = await import('../../src/replication/replication-st
 const { createLogger } = await import('../../src/log.js')
 type Sink = ConstructorParameters<typeof ReplicationStream>[0]['sink']
 
-const RELATION = { tag: 'relation', oid: 1, schema: 'public', name: 't', replicaIdentity: 'd', columns: [{ name: 'id', typeOid: 23, isKey: true }] }
-const begin = (xid: number) => ({ tag: 'begin', xid, finalLsn: BigInt(xid * 100) })
-const insert = (id: string) => ({ tag: 'insert', relationOid: 1, tuple: [id] })
-const commit = (xid: number) => ({ tag: 'commit', commitLsn: BigInt(xid * 100), endLsn: BigInt(xid * 100 + 1) })
+const RELATION = relationMessage(1, 't', ['id'])
 
-function transaction(service: FakeService, xid: number): void {
-  service.emit('data', '0/0', begin(xid))
-  service.emit('data', '0/0', insert(String(xid)))
-  service.emit('data', '0/0', commit(xid))
+function transaction(connection: FakeConnection, xid: number): void {
+  connection.message(beginMessage(xid, BigInt(xid * 100)))
+  connection.message(insertMessage(1, [String(xid)]))
+  connection.message(commitMessage(BigInt(xid * 100), BigInt(xid * 100 + 1)))
 }
 
 describe('replication stream queue', () => {
@@ -87,6 +88,7 @@ describe('replication stream queue', () => {
       onIdle: (lsn) => void seen.push(`idle ${lsn}`),
       onRelation: () => void seen.push('relation'),
     }
+    const acknowledgements = new Acknowledgements()
     const stream = new ReplicationStream({
       connectionString: 'unused',
       slot: 's',
@@ -94,31 +96,38 @@ describe('replication stream queue', () => {
       resumeFrom: () => 0n as never,
       history: { systemIdentifier: () => '1', adopt: async () => {}, reset: async () => {} },
       sink,
-      acknowledgements: new Acknowledgements(),
+      acknowledgements,
       log: createLogger('silent'),
+      openConnection,
     })
     await stream.start()
-    const first = services[0]!
-    first.emit('data', '0/0', RELATION)
+    const first = connections[0]!
+    first.message(RELATION)
     transaction(first, 1)
     // Commit 1 holds the queue: keepalives pile up behind it until the socket is paused.
-    for (let i = 0; i < 10_500; i++) first.emit('heartbeat', '0/5', 0, false)
-    expect(first._connection.stream.paused).toBe(1)
+    for (let i = 0; i < 10_500; i++) first.keepalive(5n)
+    expect(first.paused).toBe(1)
     await drained()
-    expect(first._connection.stream.resumed).toBe(0)
+    expect(first.resumed).toBe(0)
     release!()
     await waitFor(() => expect(seen.filter((s) => s.startsWith('idle')).length).toBe(10_500))
-    expect(first._connection.stream.resumed).toBe(1)
+    expect(first.resumed).toBe(1)
+    expect(seen.at(-1)).toBe('idle 5')
+
+    // What storage reports durable is sent as it is, and never backwards.
+    acknowledgements.report(101n as Lsn)
+    acknowledgements.report(50n as Lsn)
+    expect(first.statuses).toEqual([101n])
 
     // The connection breaks while commit 3 is being handled.
     seen.length = 0
     transaction(first, 3)
-    for (let i = 0; i < 20; i++) first.emit('heartbeat', '0/6', 0, false)
+    for (let i = 0; i < 20; i++) first.keepalive(6n)
     await drained()
-    first.emit('error', new Error('connection lost'))
+    first.events.onEnd(new Error('connection lost'))
     // The stream reconnects after its backoff (250 ms).
-    const second = await waitFor(() => services[1] ?? expect.fail('no second connection yet'))
-    second.emit('data', '0/0', RELATION)
+    const second = await waitFor(() => connections[1] ?? expect.fail('no second connection yet'))
+    second.message(RELATION)
     transaction(second, 2)
     await drained()
     // Nothing of the new connection before the old task ends, and none of the old queued keepalives.
