@@ -16,101 +16,31 @@
  * committed (the pages are in the OS cache); an OS crash rolls back to the last flushed commit,
  * and the slot — acknowledged only up to `durableLsn` (docs/ARCHITECTURE.md I5) — replays
  * what was lost into the same offsets, chunks and bytes, since they derive from the WAL alone.
+ *
+ * This class keeps what storage must know between writes (heads readers may see, what queued
+ * transactions hold, snapshots in progress) and decides what each write does. The LMDB
+ * databases are `log-databases.ts`; reads `log-reads.ts`; puts and removals `log-writes.ts`; the
+ * order of write transactions and group commit `write-queue.ts`; opening after a crash
+ * `log-recovery.ts`.
  */
-import { open, type Database, type RootDatabase } from 'lmdb'
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import type { TableInfo } from '../pg/introspect.js'
 import type { Lsn } from '../pg/lsn.js'
-import { compareOffsets, INF_OP, type Offset } from '../protocol/offset.js'
+import { compareOffsets, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
-import { makeShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import {
-  isSnapshotBlockKey,
-  KEY_BYTES,
-  LOG_START,
-  logKey,
-  offsetAfter,
-  offsetOfKey,
-  shapeKeyRange,
-  shapeReverseRange,
-  snapshotBlockKey,
-  snapshotChunkKey,
-} from './log-keys.js'
-import { BLOCK_BYTES, encodeBlock, joinedRows, SnapshotBlock } from './snapshot-block.js'
+import { makeShapeHandle } from '../shapes/shape-handle.js'
+import { META, openLogDatabases, sizeBytes, type LogDatabases } from './log-databases.js'
+import { LOG_START, offsetAfter } from './log-keys.js'
+import { bytesSinceLastLogBoundary, chunkEndAfter, readEntries, readJoinable } from './log-reads.js'
+import { recoverLogs } from './log-recovery.js'
+import { EntryWriter, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotProgress } from './log-writes.js'
+import { SHAPE_STATUS, type LogBatch, type ShapeAppend, type SnapshotInfo, type StoredShape } from './stored-shape.js'
+import { WriteQueue } from './write-queue.js'
 
-export const SHAPE_STATUS = { snapshotting: 'snapshotting', ready: 'ready' } as const
-export type ShapeStatus = (typeof SHAPE_STATUS)[keyof typeof SHAPE_STATUS]
-
-/** `pg_current_snapshot()` of a shape's snapshot, 64-bit xids as decimal text. */
-export interface SnapshotInfo {
-  readonly xmin: string
-  readonly xmax: string
-  readonly xip: readonly string[]
-  /** `pg_current_wal_insert_lsn()` read after it, decimal; absent in shapes stored before it was kept. */
-  readonly lsn?: string
-}
-
-export interface StoredShape {
-  readonly id: number
-  readonly handle: ShapeHandle
-  readonly definition: ShapeDefinition
-  readonly definitionKey: string
-  readonly status: ShapeStatus
-  readonly snapshot?: SnapshotInfo
-  /** The snapshot's last chunk, once it is complete: its end `0_<n>` is where the log begins. */
-  readonly lastSnapshotChunk?: number
-  readonly createdAtMs: number
-  /** The row identity's columns the log's keys are made of (absent in shapes stored before it was kept). */
-  readonly key?: readonly string[]
-  /**
-   * The table as the shape was bound to it (its selected columns), so a start can tell whether
-   * it changed while Sluice was down. Absent in shapes stored before it was kept.
-   */
-  readonly table?: TableInfo
-}
-
-/**
- * One transaction's entries for one shape: wire JSON at offsets `<tx>_<firstOp>`,
- * `<tx>_<firstOp + 1>`, … (a shape's ops in a transaction are consecutive).
- */
-export interface ShapeAppend {
-  readonly shapeId: number
-  readonly tx: Lsn
-  readonly firstOp: number
-  readonly entries: readonly string[]
-}
-
-export interface LogBatch {
-  /** Everything up to this LSN is processed once the batch is durable. */
-  readonly durableLsn: Lsn
-  readonly appends: readonly ShapeAppend[]
-}
-
-/** Commit batches written in one LMDB transaction. */
-interface CommitGroup {
-  readonly batches: LogBatch[]
-  committed: Promise<void>
-}
-
-const META_DURABLE_LSN = 'durableLsn'
-const META_HANDLE_CLOCK = 'handleClock'
-const META_NEXT_SHAPE_ID = 'nextShapeId'
-const META_SYSTEM_IDENTIFIER = 'systemIdentifier'
-/**
- * Layout of the entries database; 2: snapshot rows in blocks (`snapshot-block.ts`); 3: snapshot
- * blocks keyed by chunk, and log chunks that may end inside a transaction (`log-keys.ts`).
- */
-const META_FORMAT = 'format'
-const FORMAT = '3'
-const MARK = Buffer.of(1)
+export { SHAPE_STATUS, type LogBatch, type ShapeAppend, type ShapeStatus, type SnapshotInfo, type StoredShape } from './stored-shape.js'
 
 export class ShapeLogStore {
-  readonly #root: RootDatabase
-  readonly #entries: Database<Buffer, Buffer>
-  readonly #boundaries: Database<Buffer, Buffer>
-  readonly #shapes: Database<StoredShape, number>
-  readonly #meta: Database<string, string>
+  readonly #dbs: LogDatabases
+  readonly #entryWriter: EntryWriter
   /** Each shape's committed head: entries past it belong to a transaction still being written. */
   readonly #heads = new Map<number, Offset>()
   /**
@@ -132,7 +62,7 @@ export class ShapeLogStore {
   readonly #chunkBytes: number
   readonly #onCommitted: ((entries: number) => void) | undefined
   /** Progress of snapshots being written: the open chunk, its next block and its bytes. */
-  readonly #snapshotProgress = new Map<number, { chunk: number; block: number; bytes: number }>()
+  readonly #snapshotProgress = new Map<number, SnapshotProgress>()
   /** Each complete snapshot's last chunk (`StoredShape.lastSnapshotChunk`, kept at hand). */
   readonly #lastSnapshotChunk = new Map<number, number>()
   /** Every transaction whose commit ends at or before this LSN is committed (visible) in storage. */
@@ -141,49 +71,32 @@ export class ShapeLogStore {
   #durableLsn: Lsn
   /** The LSN stored by the last batch written (inside transaction callbacks; see `#written`). */
   #writtenLsn: Lsn
-  /** Commit batches waiting for an LMDB transaction that has not started: later ones join it. */
-  #openGroup: CommitGroup | undefined
-  /** Reused by `#putEntries` (its own memory, not a slice of Node's shared pool). */
-  readonly #scratch = { key: Buffer.allocUnsafeSlow(KEY_BYTES), value: Buffer.allocUnsafeSlow(64 * 1024) }
+  /** Commit groups return the heads they move, applied once they have committed. */
+  readonly #writes: WriteQueue<LogBatch, Map<number, Offset>>
   /** Shapes removed at open because storage held them in an older layout (to log). */
   readonly droppedOldFormatShapes: number
 
   private constructor(dir: string, chunkBytes: number, onCommitted: ((entries: number) => void) | undefined) {
     this.#onCommitted = onCommitted
-    mkdirSync(dir, { recursive: true })
-    this.#root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: true, compression: false })
-    this.#entries = this.#root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' })
-    this.#boundaries = this.#root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' })
-    this.#shapes = this.#root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' })
-    this.#meta = this.#root.openDB({ name: 'meta', encoding: 'string' })
+    const dbs = openLogDatabases(dir)
+    this.#dbs = dbs
+    this.#entryWriter = new EntryWriter(dbs, chunkBytes)
     this.#chunkBytes = chunkBytes
-    this.#committedLsn = BigInt(this.#meta.get(META_DURABLE_LSN) ?? '0') as Lsn
+    this.#writes = new WriteQueue(dbs.root, { write: (batches) => this.#writeGroup(batches), committed: (batches, moved) => this.#groupCommitted(batches, moved) })
+    const recovered = recoverLogs(dbs)
+    this.#committedLsn = recovered.committedLsn
     // A previous process's last commits may not have been flushed; nothing acknowledges this
     // LSN before a `durable` promise, which waits for the flush of the transactions made below.
     this.#durableLsn = this.#committedLsn
     this.#writtenLsn = this.#committedLsn
-    // Shapes of an older layout cannot be read: they are dropped and built again on request.
-    const shapesOfOldFormat = this.#meta.get(META_FORMAT) === FORMAT ? [] : this.shapes()
-    this.droppedOldFormatShapes = shapesOfOldFormat.length
-    this.#root.transactionSync(() => {
-      for (const shape of shapesOfOldFormat) this.#deleteShapeInTransaction(shape.id)
-      this.#meta.putSync(META_FORMAT, FORMAT)
-    })
-    // Entries and boundaries of a transaction whose commit never made it (a large one is
-    // written as it arrives) go: it is replayed from the slot. Every committed entry's LSN is
-    // below the LSN stored with it, which is the commit's end; a later transaction starts at or after it.
-    const uncommittedFrom = this.#committedLsn > 0n ? this.#committedLsn : 1n
-    this.#root.transactionSync(() => {
-      for (const shape of this.shapes()) this.#removeLogFrom(shape.id, { tx: uncommittedFrom, op: 0 })
-    })
-    for (const shape of this.shapes()) {
+    this.droppedOldFormatShapes = recovered.droppedOldFormatShapes
+    for (const shape of recovered.shapes) {
       if (shape.lastSnapshotChunk !== undefined) this.#lastSnapshotChunk.set(shape.id, shape.lastSnapshotChunk)
-      const head = this.#lastLogOffset(shape.id) ?? this.#snapshotEnd(shape.id)
-      if (head) {
-        this.#heads.set(shape.id, head)
-        this.#written.heads.set(shape.id, head)
+      if (shape.head) {
+        this.#heads.set(shape.id, shape.head)
+        this.#written.heads.set(shape.id, shape.head)
       }
-      this.#written.chunkBytes.set(shape.id, this.#bytesSinceLastLogBoundary(shape.id, head))
+      this.#written.chunkBytes.set(shape.id, shape.chunkBytes)
       this.#written.shapes.add(shape.id)
     }
   }
@@ -195,12 +108,7 @@ export class ShapeLogStore {
 
   /** Bytes of LMDB pages in use by shape logs and their indexes. */
   sizeBytes(): number {
-    let bytes = 0
-    for (const db of [this.#entries, this.#boundaries, this.#shapes, this.#meta]) {
-      const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
-      bytes += stats.pageSize * (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages)
-    }
-    return bytes
+    return sizeBytes(this.#dbs)
   }
 
   /** Every transaction whose commit ends at or before this LSN is in storage and flushed to disk. */
@@ -215,17 +123,17 @@ export class ShapeLogStore {
 
   /** Resolves when every commit so far is flushed to disk. */
   async flushed(): Promise<void> {
-    await this.#root.flushed
+    await this.#dbs.root.flushed
   }
 
   /** `system_identifier` of the PostgreSQL cluster these logs came from; undefined for a new store. */
   get systemIdentifier(): string | undefined {
-    return this.#meta.get(META_SYSTEM_IDENTIFIER)
+    return this.#dbs.meta.get(META.systemIdentifier)
   }
 
   /** Records the cluster a new store follows (nothing else changes). */
   async adoptSystemIdentifier(systemIdentifier: string): Promise<void> {
-    await this.#transaction(() => this.#meta.putSync(META_SYSTEM_IDENTIFIER, systemIdentifier))
+    await this.#writes.transaction(() => this.#dbs.meta.putSync(META.systemIdentifier, systemIdentifier))
   }
 
   /**
@@ -235,10 +143,10 @@ export class ShapeLogStore {
    */
   async reset(systemIdentifier: string, startLsn: Lsn): Promise<void> {
     const ids = this.shapes().map((shape) => shape.id)
-    await this.#transaction(() => {
+    await this.#writes.transaction(() => {
       for (const id of ids) this.#deleteShapeInTransaction(id)
-      this.#meta.putSync(META_SYSTEM_IDENTIFIER, systemIdentifier)
-      this.#meta.putSync(META_DURABLE_LSN, String(startLsn))
+      this.#dbs.meta.putSync(META.systemIdentifier, systemIdentifier)
+      this.#dbs.meta.putSync(META.durableLsn, String(startLsn))
       this.#writtenLsn = startLsn
     })
     await this.flushed()
@@ -252,11 +160,11 @@ export class ShapeLogStore {
   }
 
   shapes(): StoredShape[] {
-    return [...this.#shapes.getRange()].map(({ value }) => value)
+    return [...this.#dbs.shapes.getRange()].map(({ value }) => value)
   }
 
   getShape(id: number): StoredShape | undefined {
-    return this.#shapes.get(id)
+    return this.#dbs.shapes.get(id)
   }
 
   /**
@@ -280,11 +188,12 @@ export class ShapeLogStore {
     key?: readonly string[],
     table?: TableInfo,
   ): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
-    const shape = await this.#transaction(() => {
-      const id = Number(this.#meta.get(META_NEXT_SHAPE_ID) ?? '1')
+    const shape = await this.#writes.transaction(() => {
+      const { meta } = this.#dbs
+      const id = Number(meta.get(META.nextShapeId) ?? '1')
       // Microseconds, but strictly increasing even when the clock steps back or two shapes
       // are created in the same microsecond: handles are never reused.
-      const lastClock = BigInt(this.#meta.get(META_HANDLE_CLOCK) ?? '0')
+      const lastClock = BigInt(meta.get(META.handleClock) ?? '0')
       const now = BigInt(Date.now()) * 1000n
       const clock = now > lastClock ? now : lastClock + 1n
       const shape: StoredShape = {
@@ -297,9 +206,9 @@ export class ShapeLogStore {
         ...(key ? { key } : {}),
         ...(table ? { table } : {}),
       }
-      this.#meta.putSync(META_NEXT_SHAPE_ID, String(id + 1))
-      this.#meta.putSync(META_HANDLE_CLOCK, String(clock))
-      this.#shapes.putSync(id, shape)
+      meta.putSync(META.nextShapeId, String(id + 1))
+      meta.putSync(META.handleClock, String(clock))
+      this.#dbs.shapes.putSync(id, shape)
       this.#written.shapes.add(id)
       this.#written.chunkBytes.set(id, 0)
       this.#snapshotProgress.set(id, { chunk: 0, block: 0, bytes: 0 })
@@ -310,38 +219,12 @@ export class ShapeLogStore {
 
   /**
    * Appends snapshot rows to the open snapshot chunk, closing it after the row that takes it
-   * past the size limit. Rows are stored in blocks (`snapshot-block.ts`) that end at chunk
-   * boundaries and at the end of each call, so a block is never extended and never spans chunks.
+   * past the size limit (`putSnapshotRows`).
    */
   async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
-    await this.#transaction(() => {
+    await this.#writes.transaction(() => {
       const progress = this.#snapshotProgress.get(shapeId)
-      if (!progress) return
-      let { chunk, block, bytes } = progress
-      let pending: Buffer[] = []
-      let pendingBytes = 0
-      const closeBlock = () => {
-        if (pending.length === 0) return
-        this.#entries.putSync(snapshotBlockKey(shapeId, chunk, block++), encodeBlock(pending))
-        pending = []
-        pendingBytes = 0
-      }
-      for (const row of rows) {
-        pending.push(row)
-        pendingBytes += row.length + 1
-        bytes += row.length + 1
-        if (bytes >= this.#chunkBytes) {
-          closeBlock()
-          this.#boundaries.putSync(snapshotChunkKey(shapeId, chunk), MARK)
-          chunk++
-          block = 0
-          bytes = 0
-        } else if (pendingBytes >= BLOCK_BYTES) {
-          closeBlock()
-        }
-      }
-      closeBlock()
-      this.#snapshotProgress.set(shapeId, { chunk, block, bytes })
+      if (progress) this.#snapshotProgress.set(shapeId, putSnapshotRows(this.#dbs, shapeId, progress, rows, this.#chunkBytes))
     })
   }
 
@@ -352,16 +235,14 @@ export class ShapeLogStore {
   async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo): Promise<void> {
     const moved = new Map<number, Offset>()
     let last: number | undefined
-    await this.#transaction(() => {
+    await this.#writes.transaction(() => {
       const progress = this.#snapshotProgress.get(shapeId)
       if (!progress) return
-      last = progress.chunk
-      this.#entries.putSync(snapshotBlockKey(shapeId, last, progress.block), encodeBlock([endMessage]))
-      this.#boundaries.putSync(snapshotChunkKey(shapeId, last), MARK)
+      last = putSnapshotEnd(this.#dbs, shapeId, progress, endMessage)
       // The log may already have entries past it (written while the snapshot ran): heads only move forward.
       this.#advanceHead(moved, shapeId, { tx: 0n, op: last })
-      const shape = this.#shapes.get(shapeId)
-      if (shape) this.#shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot, lastSnapshotChunk: last })
+      const shape = this.#dbs.shapes.get(shapeId)
+      if (shape) this.#dbs.shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot, lastSnapshotChunk: last })
       this.#snapshotProgress.delete(shapeId)
     })
     if (last !== undefined && this.#written.shapes.has(shapeId)) this.#lastSnapshotChunk.set(shapeId, last)
@@ -371,49 +252,34 @@ export class ShapeLogStore {
   /**
    * Commits a replication batch: every append, the chunk boundaries they close and the new LSN.
    * Resolves once readers see it, with `durable`, which resolves once it is flushed to disk (and
-   * `durableLsn` has moved).
-   *
-   * Batches that arrive while the previous LMDB transaction is still queued join the next one
-   * (group commit). Each LMDB transaction copies every B-tree page it touches, and with many
-   * shapes a replication transaction touches a page per shape: 2,000 batches of 100 puts to
-   * random shapes took 2.3 s as one LMDB transaction each and 0.7 s ten to a transaction.
-   * A batch is still all in one LMDB transaction or none.
+   * `durableLsn` has moved). Batches that arrive while the previous LMDB transaction is still
+   * queued join the next one (group commit, `write-queue.ts`).
    */
   async commit(batch: LogBatch): Promise<{ readonly durable: Promise<void> }> {
-    let group = this.#openGroup
-    if (group) group.batches.push(batch)
-    else {
-      const batches = [batch]
-      const moved = new Map<number, Offset>()
-      const opened: CommitGroup = { batches, committed: Promise.resolve() }
-      let started = false
-      const written = this.#transaction(() => {
-        // From here on, a new batch needs a new transaction.
-        started = true
-        if (this.#openGroup === opened) this.#openGroup = undefined
-        this.#dropDiscarded()
-        for (const queued of batches) this.#writeBatch(queued, moved)
-      })
-      opened.committed = written.then(() => {
-        // Only now is the group visible to readers.
-        this.#applyHeads(moved)
-        let entries = 0
-        for (const queued of batches) {
-          if (queued.durableLsn > this.#committedLsn) this.#committedLsn = queued.durableLsn
-          for (const append of queued.appends) entries += append.entries.length
-        }
-        this.#onCommitted?.(entries)
-      })
-      // Open to later batches only once queued: a transaction that could not be queued (the
-      // store is closed) must fail every batch, not leave a group that never writes.
-      if (!started) this.#openGroup = opened
-      group = opened
-    }
-    await group.committed
+    await this.#writes.commit(batch)
     const durable = this.flushed().then(() => {
       if (batch.durableLsn > this.#durableLsn) this.#durableLsn = batch.durableLsn
     })
     return { durable }
+  }
+
+  /** Inside a write transaction: a commit group's batches; returns the heads they move. */
+  #writeGroup(batches: readonly LogBatch[]): Map<number, Offset> {
+    const moved = new Map<number, Offset>()
+    this.#dropDiscarded()
+    for (const batch of batches) this.#writeBatch(batch, moved)
+    return moved
+  }
+
+  /** A commit group is in storage: only now is it visible to readers. */
+  #groupCommitted(batches: readonly LogBatch[], moved: Map<number, Offset>): void {
+    this.#applyHeads(moved)
+    let entries = 0
+    for (const batch of batches) {
+      if (batch.durableLsn > this.#committedLsn) this.#committedLsn = batch.durableLsn
+      for (const append of batch.appends) entries += append.entries.length
+    }
+    this.#onCommitted?.(entries)
   }
 
   /** Inside a write transaction: one batch's entries, boundaries and LSN. */
@@ -426,46 +292,14 @@ export class ShapeLogStore {
     }
     if (batch.durableLsn > this.#writtenLsn) {
       this.#writtenLsn = batch.durableLsn
-      this.#meta.putSync(META_DURABLE_LSN, String(batch.durableLsn))
+      this.#dbs.meta.putSync(META.durableLsn, String(batch.durableLsn))
     }
   }
 
-  /**
-   * Inside a write transaction: puts an append's entries, and a chunk boundary after each entry
-   * that takes the shape's open log chunk past the limit; every entry counts with the comma that
-   * joins it to the next. LMDB copies key and value during the put, so one key and one value
-   * buffer serve every entry: nothing is allocated per entry.
-   */
+  /** Inside a write transaction: an append's entries, counted into its shape's open chunk. */
   #putEntries(append: ShapeAppend): void {
-    const key = this.#scratch.key
-    key.writeUInt32BE(append.shapeId, 0)
-    key.writeBigUInt64BE(append.tx, 4)
-    let bytes = this.#written.chunkBytes.get(append.shapeId) ?? 0
-    for (let i = 0; i < append.entries.length; i++) {
-      const json = append.entries[i]!
-      // UTF-8 takes at most three bytes per UTF-16 code unit; a larger entry gets its own buffer
-      // rather than growing the scratch one for good.
-      const value = json.length * 3 <= this.#scratch.value.length ? this.#scratch.value.subarray(0, this.#scratch.value.write(json, 0, 'utf8')) : Buffer.from(json)
-      key.writeUInt32BE(append.firstOp + i, 12)
-      this.#entries.putSync(key, value)
-      bytes += value.length + 1
-      if (bytes >= this.#chunkBytes) {
-        this.#boundaries.putSync(key, MARK)
-        bytes = 0
-      }
-    }
-    this.#written.chunkBytes.set(append.shapeId, bytes)
-  }
-
-  /**
-   * Queues an LMDB write transaction. It closes the open commit group, so no later batch can be
-   * written before it (say, a commit before the staging of its own first entries).
-   */
-  #transaction<T>(write: () => T): Promise<T> {
-    this.#openGroup = undefined
-    return this.#root.transaction(write).catch(async (error: unknown) => {
-      throw await withCommitError(error)
-    })
+    const bytes = this.#written.chunkBytes.get(append.shapeId) ?? 0
+    this.#written.chunkBytes.set(append.shapeId, this.#entryWriter.put(append, bytes))
   }
 
   /**
@@ -474,7 +308,7 @@ export class ShapeLogStore {
    * which only `commit` moves, with the transaction's last entries.
    */
   async stage(appends: readonly ShapeAppend[]): Promise<void> {
-    await this.#transaction(() => {
+    await this.#writes.transaction(() => {
       this.#dropDiscarded()
       for (const append of appends) {
         if (append.entries.length === 0 || !this.#written.shapes.has(append.shapeId)) continue
@@ -499,76 +333,25 @@ export class ShapeLogStore {
     for (const id of this.#discarded) {
       if (!this.#written.shapes.has(id)) continue
       const head = this.#written.heads.get(id)
-      this.#removeLogFrom(id, head && head.tx > 0n ? offsetAfter(head) : LOG_START)
-      this.#written.chunkBytes.set(id, this.#bytesSinceLastLogBoundary(id, head))
+      removeLogFrom(this.#dbs, id, head && head.tx > 0n ? offsetAfter(head) : LOG_START)
+      this.#written.chunkBytes.set(id, bytesSinceLastLogBoundary(this.#dbs, id, head))
     }
     this.#discarded.clear()
   }
 
-  /** Inside a write transaction: removes the shape's log entries and boundaries from `from` on. */
-  #removeLogFrom(shapeId: number, from: Offset): void {
-    const range = { start: logKey(shapeId, from), end: shapeKeyRange(shapeId).end }
-    for (const key of this.#entries.getKeys(range)) this.#entries.removeSync(key)
-    for (const key of this.#boundaries.getKeys(range)) this.#boundaries.removeSync(key)
-  }
-
-  /**
-   * Entries in `(after, upTo]`, one Buffer each, as stored. Snapshot offsets count chunks: the
-   * range holds whole snapshot chunks, and a snapshot offset at or past the last chunk (or
-   * `0_inf`) is the log's start.
-   */
+  /** Entries in `(after, upTo]`, one Buffer each, as stored (`readEntries`). */
   read(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
-    const values: Buffer[] = []
-    this.#scan(shapeId, after, upTo, (block) => {
-      const rows = new SnapshotBlock(block)
-      for (let i = 0; i < rows.count; i++) values.push(rows.row(i))
-    }, (value) => values.push(value))
-    return values
+    return readEntries(this.#dbs.entries, shapeId, after, upTo)
   }
 
-  /**
-   * Entries in `(after, upTo]` as parts that, joined with commas, are the entries joined with
-   * commas: a snapshot block comes as one slice, with no copy per row.
-   */
+  /** Entries in `(after, upTo]` as comma-joinable parts (`readJoinable`). */
   readJoinable(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
-    const parts: Buffer[] = []
-    this.#scan(shapeId, after, upTo, (block) => parts.push(joinedRows(block)), (value) => parts.push(value))
-    return parts
+    return readJoinable(this.#dbs.entries, shapeId, after, upTo)
   }
 
-  #scan(shapeId: number, after: Offset, upTo: Offset, onBlock: (block: Buffer) => void, onEntry: (value: Buffer) => void): void {
-    const range = { start: this.#keyAfter(shapeId, after), end: this.#keyAfter(shapeId, upTo) }
-    for (const { key, value } of this.#entries.getRange(range)) {
-      if (isSnapshotBlockKey(key)) onBlock(value)
-      else onEntry(value)
-    }
-  }
-
-  /** The first key past everything at or before `offset`. */
-  #keyAfter(shapeId: number, offset: Offset): Buffer {
-    if (offset.tx < 0n) return snapshotChunkKey(shapeId, 0)
-    if (offset.tx === 0n) return offset.op === INF_OP ? logKey(shapeId, LOG_START) : snapshotChunkKey(shapeId, offset.op + 1)
-    return logKey(shapeId, offsetAfter(offset))
-  }
-
-  /**
-   * The end of the complete chunk right after `after`, if there is one: the next snapshot
-   * chunk, or the log's first boundary past `after` that readers may see (at or before the head).
-   */
+  /** The end of the complete chunk right after `after` that readers may see, if there is one. */
   chunkEndAfter(shapeId: number, after: Offset): Offset | undefined {
-    const last = this.#lastSnapshotChunk.get(shapeId)
-    const inSnapshot = after.tx < 0n || (after.tx === 0n && after.op !== INF_OP && (last === undefined || after.op < last))
-    if (inSnapshot) {
-      const next = after.tx < 0n ? 0 : after.op + 1
-      return this.#boundaries.doesExist(snapshotChunkKey(shapeId, next)) ? { tx: 0n, op: next } : undefined
-    }
-    const head = this.#heads.get(shapeId)
-    if (!head || head.tx === 0n || compareOffsets(after, head) >= 0) return undefined
-    const start = after.tx === 0n ? LOG_START : offsetAfter(after)
-    for (const key of this.#boundaries.getKeys({ start: logKey(shapeId, start), end: logKey(shapeId, offsetAfter(head)), limit: 1 })) {
-      return offsetOfKey(key)
-    }
-    return undefined
+    return chunkEndAfter(this.#dbs.boundaries, shapeId, after, { head: this.#heads.get(shapeId), lastSnapshotChunk: this.#lastSnapshotChunk.get(shapeId) })
   }
 
   /** The offset of the shape's last committed entry (`undefined` before any). */
@@ -590,21 +373,6 @@ export class ShapeLogStore {
     this.#written.heads.set(shapeId, offset)
   }
 
-  /** The offset of the shape's last stored log entry, if any. */
-  #lastLogOffset(shapeId: number): Offset | undefined {
-    for (const key of this.#entries.getKeys({ ...shapeReverseRange(shapeId), reverse: true, limit: 1 })) {
-      const offset = offsetOfKey(key)
-      return !isSnapshotBlockKey(key) && offset.tx > 0n ? offset : undefined
-    }
-    return undefined
-  }
-
-  /** `0_<last chunk>` of a complete snapshot. */
-  #snapshotEnd(shapeId: number): Offset | undefined {
-    const last = this.#lastSnapshotChunk.get(shapeId)
-    return last === undefined ? undefined : { tx: 0n, op: last }
-  }
-
   #applyHeads(moved: Map<number, Offset>): void {
     for (const [shapeId, offset] of moved) {
       const head = this.#heads.get(shapeId)
@@ -614,52 +382,23 @@ export class ShapeLogStore {
 
   /** Removes a shape and its whole log. */
   async deleteShape(shapeId: number): Promise<void> {
-    await this.#transaction(() => this.#deleteShapeInTransaction(shapeId))
+    await this.#writes.transaction(() => this.#deleteShapeInTransaction(shapeId))
     this.#snapshotProgress.delete(shapeId)
     this.#lastSnapshotChunk.delete(shapeId)
     this.#staged.delete(shapeId)
   }
 
   async close(): Promise<void> {
-    await this.#root.close()
+    await this.#dbs.root.close()
   }
 
   #deleteShapeInTransaction(shapeId: number): void {
-    const { start, end } = shapeKeyRange(shapeId)
-    for (const key of this.#entries.getKeys({ start, end })) this.#entries.removeSync(key)
-    for (const key of this.#boundaries.getKeys({ start, end })) this.#boundaries.removeSync(key)
-    this.#shapes.removeSync(shapeId)
+    removeShape(this.#dbs, shapeId)
     this.#heads.delete(shapeId)
     this.#written.shapes.delete(shapeId)
     this.#written.heads.delete(shapeId)
     this.#written.chunkBytes.delete(shapeId)
   }
 
-  /** Log bytes after the shape's last log boundary, up to `head`, each with its comma. */
-  #bytesSinceLastLogBoundary(shapeId: number, head: Offset | undefined): number {
-    if (!head || head.tx === 0n) return 0
-    let start = LOG_START
-    const upTo = logKey(shapeId, offsetAfter(head))
-    // Reverse ranges include `start` and exclude `end`: from the head down to the log's first key.
-    const beforeLog = logKey(shapeId, { tx: 0n, op: INF_OP })
-    for (const key of this.#boundaries.getKeys({ start: logKey(shapeId, head), end: beforeLog, reverse: true, limit: 1 })) {
-      start = offsetAfter(offsetOfKey(key))
-    }
-    let bytes = 0
-    for (const { value } of this.#entries.getRange({ start: logKey(shapeId, start), end: upTo })) bytes += value.length + 1
-    return bytes
-  }
-}
 
-/**
- * lmdb rejects a failed commit with a generic error and the cause (ENOSPC, EIO) in a second
- * promise, `commitError`, which would otherwise end the process as an unhandled rejection
- * before the failure is logged: the error returned carries it as its `cause` (logs show both).
- */
-async function withCommitError(error: unknown): Promise<unknown> {
-  const pending = (error as { commitError?: Promise<unknown> } | undefined)?.commitError
-  if (!(pending instanceof Promise)) return error
-  const cause = await pending.then(() => undefined, (reason: unknown) => reason)
-  if (!(cause instanceof Error)) return error
-  return Object.assign(new Error('LMDB commit failed', { cause }), { code: (cause as NodeJS.ErrnoException).code })
 }

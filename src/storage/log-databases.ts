@@ -1,0 +1,70 @@
+/**
+ * The LMDB environment that holds every shape log (docs/ARCHITECTURE.md I6): its named databases,
+ * the keys of its metadata, and how a failed commit is reported.
+ * - `entries`: log entries and snapshot blocks by `log-keys.ts` key, stored as wire JSON;
+ * - `boundaries`: a mark at the key of each chunk's last entry (log) or at the chunk's key (snapshot);
+ * - `shapes`: each shape's `StoredShape`;
+ * - `meta`: the LSN, the handle clock, the next shape id, the cluster followed, the layout.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { StoredShape } from './stored-shape.js'
+
+export interface LogDatabases {
+  readonly root: RootDatabase
+  readonly entries: Database<Buffer, Buffer>
+  readonly boundaries: Database<Buffer, Buffer>
+  readonly shapes: Database<StoredShape, number>
+  readonly meta: Database<string, string>
+}
+
+export const META = {
+  durableLsn: 'durableLsn',
+  handleClock: 'handleClock',
+  nextShapeId: 'nextShapeId',
+  systemIdentifier: 'systemIdentifier',
+  /**
+   * Layout of the entries database; 2: snapshot rows in blocks (`snapshot-block.ts`); 3: snapshot
+   * blocks keyed by chunk, and log chunks that may end inside a transaction (`log-keys.ts`).
+   */
+  format: 'format',
+} as const
+export const FORMAT = '3'
+/** The value of a boundary: only its key matters. */
+export const MARK = Buffer.of(1)
+
+export function openLogDatabases(dir: string): LogDatabases {
+  mkdirSync(dir, { recursive: true })
+  const root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: true, compression: false })
+  return {
+    root,
+    entries: root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' }),
+    boundaries: root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' }),
+    shapes: root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' }),
+    meta: root.openDB({ name: 'meta', encoding: 'string' }),
+  }
+}
+
+/** Bytes of LMDB pages in use by shape logs and their indexes. */
+export function sizeBytes(dbs: LogDatabases): number {
+  let bytes = 0
+  for (const db of [dbs.entries, dbs.boundaries, dbs.shapes, dbs.meta]) {
+    const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+    bytes += stats.pageSize * (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages)
+  }
+  return bytes
+}
+
+/**
+ * lmdb rejects a failed commit with a generic error and the cause (ENOSPC, EIO) in a second
+ * promise, `commitError`, which would otherwise end the process as an unhandled rejection
+ * before the failure is logged: the error returned carries it as its `cause` (logs show both).
+ */
+export async function withCommitError(error: unknown): Promise<unknown> {
+  const pending = (error as { commitError?: Promise<unknown> } | undefined)?.commitError
+  if (!(pending instanceof Promise)) return error
+  const cause = await pending.then(() => undefined, (reason: unknown) => reason)
+  if (!(cause instanceof Error)) return error
+  return Object.assign(new Error('LMDB commit failed', { cause }), { code: (cause as NodeJS.ErrnoException).code })
+}
