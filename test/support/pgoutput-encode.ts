@@ -2,24 +2,15 @@
  * pgoutput (protocol version 1) messages as PostgreSQL sends them, for tests that feed the stream
  * without a database: Begin, Relation (int4 columns), Insert (text values) and Commit.
  */
-function u64(value: bigint): Buffer {
-  const b = Buffer.alloc(8)
-  b.writeBigUInt64BE(value)
+function fixed(bytes: number, write: (b: Buffer) => void): Buffer {
+  const b = Buffer.alloc(bytes)
+  write(b)
   return b
 }
 
-function u32(value: number): Buffer {
-  const b = Buffer.alloc(4)
-  b.writeUInt32BE(value)
-  return b
-}
-
-function u16(value: number): Buffer {
-  const b = Buffer.alloc(2)
-  b.writeUInt16BE(value)
-  return b
-}
-
+const u64 = (value: bigint) => fixed(8, (b) => b.writeBigUInt64BE(value))
+const u32 = (value: number) => fixed(4, (b) => b.writeUInt32BE(value))
+const u16 = (value: number) => fixed(2, (b) => b.writeUInt16BE(value))
 const cstring = (text: string) => Buffer.from(`${text}\0`)
 
 export function beginMessage(xid: number, finalLsn: bigint): Buffer {
