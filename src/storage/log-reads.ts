@@ -1,7 +1,8 @@
 /**
  * Reading shape logs (docs/ARCHITECTURE.md I4, I7): ordered range scans over memory-mapped pages
  * that never re-encode, the end of the next complete chunk, and what a start needs to find each
- * log's head and open chunk again. Pure reads: the store passes the heads readers may see.
+ * log's head and open chunk again. What readers may see is bounded by the heads they are given:
+ * entries past a shape's head belong to a transaction that has not committed.
  */
 import { compareOffsets, INF_OP, type Offset } from '../protocol/offset.js'
 import type { LogDatabases } from './log-databases.js'
@@ -10,35 +11,75 @@ import { joinedRows, SnapshotBlock } from './snapshot-block.js'
 
 type Entries = LogDatabases['entries']
 
-/**
- * Entries in `(after, upTo]`, one Buffer each, as stored. Snapshot offsets count chunks: the
- * range holds whole snapshot chunks, and a snapshot offset at or past the last chunk (or `0_inf`)
- * is the log's start.
- */
-export function readEntries(entries: Entries, shapeId: number, after: Offset, upTo: Offset): Buffer[] {
-  const values: Buffer[] = []
-  scan(entries, shapeId, after, upTo, (block) => {
-    const rows = new SnapshotBlock(block)
-    for (let i = 0; i < rows.count; i++) values.push(rows.row(i))
-  }, (value) => values.push(value))
-  return values
+/** What the read path needs to know of each shape besides LMDB's pages. */
+export interface ShapePositions {
+  /** The offset of the shape's last committed entry: readers see nothing past it. */
+  head(shapeId: number): Offset | undefined
+  /** The last chunk of a complete snapshot. */
+  lastSnapshotChunk(shapeId: number): number | undefined
 }
 
-/**
- * Entries in `(after, upTo]` as parts that, joined with commas, are the entries joined with
- * commas: a snapshot block comes as one slice, with no copy per row.
- */
-export function readJoinable(entries: Entries, shapeId: number, after: Offset, upTo: Offset): Buffer[] {
-  const parts: Buffer[] = []
-  scan(entries, shapeId, after, upTo, (block) => parts.push(joinedRows(block)), (value) => parts.push(value))
-  return parts
-}
+export class LogReads {
+  readonly #entries: Entries
+  readonly #boundaries: LogDatabases['boundaries']
+  readonly #positions: ShapePositions
 
-function scan(entries: Entries, shapeId: number, after: Offset, upTo: Offset, onBlock: (block: Buffer) => void, onEntry: (value: Buffer) => void): void {
-  const range = { start: keyAfter(shapeId, after), end: keyAfter(shapeId, upTo) }
-  for (const { key, value } of entries.getRange(range)) {
-    if (isSnapshotBlockKey(key)) onBlock(value)
-    else onEntry(value)
+  constructor(entries: Entries, boundaries: LogDatabases['boundaries'], positions: ShapePositions) {
+    this.#entries = entries
+    this.#boundaries = boundaries
+    this.#positions = positions
+  }
+
+  /**
+   * Entries in `(after, upTo]`, one Buffer each, as stored. Snapshot offsets count chunks: the
+   * range holds whole snapshot chunks, and a snapshot offset at or past the last chunk (or
+   * `0_inf`) is the log's start.
+   */
+  read(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
+    const values: Buffer[] = []
+    this.#scan(shapeId, after, upTo, (block) => {
+      const rows = new SnapshotBlock(block)
+      for (let i = 0; i < rows.count; i++) values.push(rows.row(i))
+    }, (value) => values.push(value))
+    return values
+  }
+
+  /**
+   * Entries in `(after, upTo]` as parts that, joined with commas, are the entries joined with
+   * commas: a snapshot block comes as one slice, with no copy per row.
+   */
+  readJoinable(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
+    const parts: Buffer[] = []
+    this.#scan(shapeId, after, upTo, (block) => parts.push(joinedRows(block)), (value) => parts.push(value))
+    return parts
+  }
+
+  #scan(shapeId: number, after: Offset, upTo: Offset, onBlock: (block: Buffer) => void, onEntry: (value: Buffer) => void): void {
+    const range = { start: keyAfter(shapeId, after), end: keyAfter(shapeId, upTo) }
+    for (const { key, value } of this.#entries.getRange(range)) {
+      if (isSnapshotBlockKey(key)) onBlock(value)
+      else onEntry(value)
+    }
+  }
+
+  /**
+   * The end of the complete chunk right after `after`, if there is one: the next snapshot
+   * chunk, or the log's first boundary past `after` that readers may see (at or before the head).
+   */
+  chunkEndAfter(shapeId: number, after: Offset): Offset | undefined {
+    const last = this.#positions.lastSnapshotChunk(shapeId)
+    const inSnapshot = after.tx < 0n || (after.tx === 0n && after.op !== INF_OP && (last === undefined || after.op < last))
+    if (inSnapshot) {
+      const next = after.tx < 0n ? 0 : after.op + 1
+      return this.#boundaries.doesExist(snapshotChunkKey(shapeId, next)) ? { tx: 0n, op: next } : undefined
+    }
+    const head = this.#positions.head(shapeId)
+    if (!head || head.tx === 0n || compareOffsets(after, head) >= 0) return undefined
+    const start = after.tx === 0n ? LOG_START : offsetAfter(after)
+    for (const key of this.#boundaries.getKeys({ start: logKey(shapeId, start), end: logKey(shapeId, offsetAfter(head)), limit: 1 })) {
+      return offsetOfKey(key)
+    }
+    return undefined
   }
 }
 
@@ -47,31 +88,6 @@ function keyAfter(shapeId: number, offset: Offset): Buffer {
   if (offset.tx < 0n) return snapshotChunkKey(shapeId, 0)
   if (offset.tx === 0n) return offset.op === INF_OP ? logKey(shapeId, LOG_START) : snapshotChunkKey(shapeId, offset.op + 1)
   return logKey(shapeId, offsetAfter(offset))
-}
-
-/**
- * The end of the complete chunk right after `after`, if there is one: the next snapshot chunk,
- * or the log's first boundary past `after` that readers may see (at or before `head`).
- */
-export function chunkEndAfter(
-  boundaries: LogDatabases['boundaries'],
-  shapeId: number,
-  after: Offset,
-  shape: { readonly head: Offset | undefined; readonly lastSnapshotChunk: number | undefined },
-): Offset | undefined {
-  const last = shape.lastSnapshotChunk
-  const inSnapshot = after.tx < 0n || (after.tx === 0n && after.op !== INF_OP && (last === undefined || after.op < last))
-  if (inSnapshot) {
-    const next = after.tx < 0n ? 0 : after.op + 1
-    return boundaries.doesExist(snapshotChunkKey(shapeId, next)) ? { tx: 0n, op: next } : undefined
-  }
-  const head = shape.head
-  if (!head || head.tx === 0n || compareOffsets(after, head) >= 0) return undefined
-  const start = after.tx === 0n ? LOG_START : offsetAfter(after)
-  for (const key of boundaries.getKeys({ start: logKey(shapeId, start), end: logKey(shapeId, offsetAfter(head)), limit: 1 })) {
-    return offsetOfKey(key)
-  }
-  return undefined
 }
 
 /** The offset of the shape's last stored log entry, if any. */

@@ -30,7 +30,7 @@ import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { makeShapeHandle } from '../shapes/shape-handle.js'
 import { META, openLogDatabases, sizeBytes, type LogDatabases } from './log-databases.js'
 import { LOG_START, offsetAfter } from './log-keys.js'
-import { bytesSinceLastLogBoundary, chunkEndAfter, readEntries, readJoinable } from './log-reads.js'
+import { bytesSinceLastLogBoundary, LogReads } from './log-reads.js'
 import { recoverLogs } from './log-recovery.js'
 import { EntryWriter, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotProgress } from './log-writes.js'
 import { SHAPE_STATUS, type LogBatch, type ShapeAppend, type SnapshotInfo, type StoredShape } from './stored-shape.js'
@@ -40,6 +40,7 @@ export { SHAPE_STATUS, type LogBatch, type ShapeAppend, type ShapeStatus, type S
 
 export class ShapeLogStore {
   readonly #dbs: LogDatabases
+  readonly #reads: LogReads
   readonly #entryWriter: EntryWriter
   /** Each shape's committed head: entries past it belong to a transaction still being written. */
   readonly #heads = new Map<number, Offset>()
@@ -80,6 +81,10 @@ export class ShapeLogStore {
     this.#onCommitted = onCommitted
     const dbs = openLogDatabases(dir)
     this.#dbs = dbs
+    this.#reads = new LogReads(dbs.entries, dbs.boundaries, {
+      head: (shapeId) => this.#heads.get(shapeId),
+      lastSnapshotChunk: (shapeId) => this.#lastSnapshotChunk.get(shapeId),
+    })
     this.#entryWriter = new EntryWriter(dbs, chunkBytes)
     this.#chunkBytes = chunkBytes
     this.#writes = new WriteQueue(dbs.root, { write: (batches) => this.#writeGroup(batches), committed: (batches, moved) => this.#groupCommitted(batches, moved) })
@@ -339,19 +344,19 @@ export class ShapeLogStore {
     this.#discarded.clear()
   }
 
-  /** Entries in `(after, upTo]`, one Buffer each, as stored (`readEntries`). */
+  /** Entries in `(after, upTo]`, one Buffer each, as stored (`LogReads`). */
   read(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
-    return readEntries(this.#dbs.entries, shapeId, after, upTo)
+    return this.#reads.read(shapeId, after, upTo)
   }
 
-  /** Entries in `(after, upTo]` as comma-joinable parts (`readJoinable`). */
+  /** Entries in `(after, upTo]` as comma-joinable parts. */
   readJoinable(shapeId: number, after: Offset, upTo: Offset): Buffer[] {
-    return readJoinable(this.#dbs.entries, shapeId, after, upTo)
+    return this.#reads.readJoinable(shapeId, after, upTo)
   }
 
   /** The end of the complete chunk right after `after` that readers may see, if there is one. */
   chunkEndAfter(shapeId: number, after: Offset): Offset | undefined {
-    return chunkEndAfter(this.#dbs.boundaries, shapeId, after, { head: this.#heads.get(shapeId), lastSnapshotChunk: this.#lastSnapshotChunk.get(shapeId) })
+    return this.#reads.chunkEndAfter(shapeId, after)
   }
 
   /** The offset of the shape's last committed entry (`undefined` before any). */
