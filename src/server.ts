@@ -75,9 +75,19 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
   })
 
   const metrics = new Metrics()
+  const storageFailed = (error: unknown) => {
+    // Nothing past storage was acknowledged; a restart replays from there.
+    log.fatal({ err: error, dataDir: config.dataDir, freeBytes: freeBytes(config.dataDir) }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; free space or fix storage, then start it again — nothing acknowledged is lost, the slot replays the rest')
+    // lmdb's exit hook closes the environment and can wait on a write that cannot finish on a
+    // full disk: the soak saw the process stay up after this line. Nothing needs flushing here.
+    process.removeAllListeners('exit')
+    process.exit(1)
+  }
   const store = ShapeLogStore.open(join(config.dataDir, 'shapes'), {
     chunkBytes: config.chunkBytes,
     onCommitted: (entries) => metrics.changesAppended.inc(entries),
+    // Any write, a snapshot's or a shape's removal as well as a commit's (docs/ARCHITECTURE.md I5).
+    onFailure: storageFailed,
   })
   await services.start({
     name: 'storage',
@@ -113,14 +123,7 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
     store,
     notifier,
     acknowledge: (durable) => acknowledgements.report(durable),
-    onStorageFailure: (error) => {
-      // Nothing past storage was acknowledged; a restart replays from there.
-      log.fatal({ err: error, dataDir: config.dataDir, freeBytes: freeBytes(config.dataDir) }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; free space or fix storage, then start it again — nothing acknowledged is lost, the slot replays the rest')
-      // lmdb's exit hook closes the environment and can wait on a write that cannot finish on a
-      // full disk: the soak saw the process stay up after this line. Nothing needs flushing here.
-      process.removeAllListeners('exit')
-      process.exit(1)
-    },
+    onStorageFailure: storageFailed,
     invalidate: (shape, reason) => {
       tables.forget(shape.stored.definition.table)
       void manager.drop(shape, reason)

@@ -4,7 +4,8 @@
  * - `entries`: log entries and snapshot blocks by `log-keys.ts` key, stored as wire JSON;
  * - `boundaries`: a mark at the key of each chunk's last entry (log) or at the chunk's key (snapshot);
  * - `shapes`: each shape's `StoredShape`;
- * - `meta`: the LSN, the handle clock, the next shape id, the cluster followed, the layout.
+ * - `meta`: the LSN, the handle clock, the next shape id, the cluster followed, the layout, and
+ *   how many write transactions have committed.
  */
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
@@ -24,6 +25,8 @@ export const META = {
   handleClock: 'handleClock',
   nextShapeId: 'nextShapeId',
   systemIdentifier: 'systemIdentifier',
+  /** Write transactions committed since the store was created (`write-queue.ts`). */
+  writes: 'writes',
   /**
    * Layout of the entries database; 2: snapshot rows in blocks (`snapshot-block.ts`); 3: snapshot
    * blocks keyed by chunk, and log chunks that may end inside a transaction (`log-keys.ts`).

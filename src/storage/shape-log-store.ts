@@ -38,6 +38,18 @@ import { WriteQueue } from './write-queue.js'
 
 export { SHAPE_STATUS, type LogBatch, type ShapeAppend, type ShapeStatus, type SnapshotInfo, type StoredShape } from './stored-shape.js'
 
+export interface ShapeLogStoreOptions {
+  readonly chunkBytes: number
+  /** Hears how many log entries each committed batch added (for metrics). */
+  readonly onCommitted?: (entries: number) => void
+  /**
+   * The first write that failed (disk full, I/O error), with its cause. Nothing is written after
+   * it and nothing more becomes durable (`write-queue.ts`): the owner stops the process, and a
+   * restart replays from the durable LSN (docs/ARCHITECTURE.md I5).
+   */
+  readonly onFailure?: (error: unknown) => void
+}
+
 export class ShapeLogStore {
   readonly #dbs: LogDatabases
   readonly #reads: LogReads
@@ -48,7 +60,8 @@ export class ShapeLogStore {
    * What the write transactions queued so far hold: the shapes that exist and each one's head.
    * LMDB runs transaction callbacks one after another in queue order, so these maps, changed
    * only inside callbacks, answer inside a callback without a read (two reads per shape per
-   * transaction were a quarter of the commit cost). A failed write stops the process.
+   * transaction were a quarter of the commit cost). After a failed write nothing is written
+   * (`write-queue.ts`), so they are never read again.
    */
   readonly #written = {
     shapes: new Set<number>(),
@@ -61,7 +74,7 @@ export class ShapeLogStore {
   /** Shapes whose staged entries belong to a transaction that will be received again. */
   readonly #discarded = new Set<number>()
   readonly #chunkBytes: number
-  readonly #onCommitted: ((entries: number) => void) | undefined
+  readonly #onCommitted: ShapeLogStoreOptions['onCommitted']
   /** Progress of snapshots being written: the open chunk, its next block and its bytes. */
   readonly #snapshotProgress = new Map<number, SnapshotProgress>()
   /** Each complete snapshot's last chunk (`StoredShape.lastSnapshotChunk`, kept at hand). */
@@ -77,7 +90,7 @@ export class ShapeLogStore {
   /** Shapes removed at open because storage held them in an older layout (to log). */
   readonly droppedOldFormatShapes: number
 
-  private constructor(dir: string, chunkBytes: number, onCommitted: ((entries: number) => void) | undefined) {
+  private constructor(dir: string, { chunkBytes, onCommitted, onFailure }: ShapeLogStoreOptions) {
     this.#onCommitted = onCommitted
     const dbs = openLogDatabases(dir)
     this.#dbs = dbs
@@ -87,7 +100,11 @@ export class ShapeLogStore {
     })
     this.#entryWriter = new EntryWriter(dbs, chunkBytes)
     this.#chunkBytes = chunkBytes
-    this.#writes = new WriteQueue(dbs.root, { write: (batches) => this.#writeGroup(batches), committed: (batches, moved) => this.#groupCommitted(batches, moved) })
+    this.#writes = new WriteQueue(dbs.root, dbs.meta, {
+      write: (batches) => this.#writeGroup(batches),
+      committed: (batches, moved) => this.#groupCommitted(batches, moved),
+      failed: (error) => onFailure?.(error),
+    })
     const recovered = recoverLogs(dbs)
     this.#committedLsn = recovered.committedLsn
     // A previous process's last commits may not have been flushed; nothing acknowledges this
@@ -106,9 +123,8 @@ export class ShapeLogStore {
     }
   }
 
-  /** `onCommitted` hears how many log entries each durable batch added (for metrics). */
-  static open(dir: string, options: { chunkBytes: number; onCommitted?: (entries: number) => void }): ShapeLogStore {
-    return new ShapeLogStore(dir, options.chunkBytes, options.onCommitted)
+  static open(dir: string, options: ShapeLogStoreOptions): ShapeLogStore {
+    return new ShapeLogStore(dir, options)
   }
 
   /** Bytes of LMDB pages in use by shape logs and their indexes. */

@@ -1,13 +1,35 @@
 /**
- * The order of LMDB write transactions, and group commit (docs/ARCHITECTURE.md I6). LMDB runs
- * queued transactions one after another; replication batches that arrive while the previous
- * transaction is still queued join the next one. Each LMDB transaction copies every B-tree page it
- * touches, and with many shapes a replication transaction touches a page per shape: 2,000 batches
- * of 100 puts to random shapes took 2.3 s as one LMDB transaction each and 0.7 s ten to a
- * transaction. A batch is still all in one LMDB transaction or none.
+ * The order of LMDB write transactions, group commit, and what happens after one fails
+ * (docs/ARCHITECTURE.md I5, I6). LMDB runs queued transactions one after another; replication
+ * batches that arrive while the previous transaction is still queued join the next one. Each LMDB
+ * transaction copies every B-tree page it touches, and with many shapes a replication transaction
+ * touches a page per shape: 2,000 batches of 100 puts to random shapes took 2.3 s as one LMDB
+ * transaction each and 0.7 s ten to a transaction. A batch is still all in one LMDB transaction or none.
+ *
+ * A failed write is fatal. The store decides each write from what earlier ones wrote (heads, open
+ * chunks, the LSN), so a write after a lost one would store a state that never was: say, an idle
+ * commit's LSN past a transaction whose entries were lost, which a restart would then never
+ * replay. LMDB runs a queued transaction as soon as the one before it ends, and JavaScript hears
+ * of a failure later (a full disk lets a small transaction commit right after a large one
+ * failed). So every transaction counts itself in `META.writes` and first checks the count the
+ * previous one left: one that finds it short writes nothing. The first failure is reported once.
  */
-import type { RootDatabase } from 'lmdb'
-import { withCommitError } from './log-databases.js'
+import type { Database } from 'lmdb'
+import { META, withCommitError } from './log-databases.js'
+
+/** Where the queue's transactions run: LMDB's root database (tests pass one that fails on cue). */
+export interface WriteTransactions {
+  transaction<T>(write: () => T): Promise<T>
+}
+
+export interface WriteQueueOptions<B, R> {
+  /** Writes a group's batches, inside its transaction; returns what `committed` is handed. */
+  readonly write: (batches: readonly B[]) => R
+  /** Runs once a group's transaction has committed, before any of its batches resolves. */
+  readonly committed: (batches: readonly B[], written: R) => void
+  /** The first write that failed, with LMDB's cause (ENOSPC, EIO); every later one fails unwritten. */
+  readonly failed: (error: unknown) => void
+}
 
 /** Batches written in one LMDB transaction. */
 interface Group<B> {
@@ -15,20 +37,21 @@ interface Group<B> {
   committed: Promise<void>
 }
 
-/** `R`: what writing a group returns, handed to `committed` once it is in storage. */
 export class WriteQueue<B, R> {
-  readonly #root: RootDatabase
-  /** Writes a group's batches, inside its transaction. */
-  readonly #writeGroup: (batches: readonly B[]) => R
-  /** Runs once a group's transaction has committed, before any of its batches resolves. */
-  readonly #afterGroup: (batches: readonly B[], written: R) => void
+  readonly #root: WriteTransactions
+  readonly #meta: Database<string, string>
+  readonly #options: WriteQueueOptions<B, R>
   /** The group waiting for an LMDB transaction that has not started: later batches join it. */
   #open: Group<B> | undefined
+  /** `META.writes` as the last transaction that ran left it (inside transaction callbacks). */
+  #writes: number
+  #failureReported = false
 
-  constructor(root: RootDatabase, group: { write: (batches: readonly B[]) => R; committed: (batches: readonly B[], written: R) => void }) {
+  constructor(root: WriteTransactions, meta: Database<string, string>, options: WriteQueueOptions<B, R>) {
     this.#root = root
-    this.#writeGroup = group.write
-    this.#afterGroup = group.committed
+    this.#meta = meta
+    this.#options = options
+    this.#writes = storedWrites(meta)
   }
 
   /**
@@ -37,8 +60,13 @@ export class WriteQueue<B, R> {
    */
   transaction<T>(write: () => T): Promise<T> {
     this.#open = undefined
-    return this.#root.transaction(write).catch(async (error: unknown) => {
-      throw await withCommitError(error)
+    return this.#root.transaction(() => this.#afterCommitted(write)).catch(async (error: unknown) => {
+      const failure = await withCommitError(error)
+      if (!this.#failureReported) {
+        this.#failureReported = true
+        this.#options.failed(failure)
+      }
+      throw failure
     })
   }
 
@@ -54,9 +82,9 @@ export class WriteQueue<B, R> {
         // From here on, a new batch needs a new transaction.
         started = true
         if (this.#open === opened) this.#open = undefined
-        return this.#writeGroup(batches)
+        return this.#options.write(batches)
       })
-      opened.committed = written.then((result) => this.#afterGroup(batches, result))
+      opened.committed = written.then((result) => this.#options.committed(batches, result))
       // Open to later batches only once queued: a transaction that could not be queued (the
       // store is closed) must fail every batch, not leave a group that never writes.
       if (!started) this.#open = opened
@@ -64,4 +92,19 @@ export class WriteQueue<B, R> {
     }
     await group.committed
   }
+
+  /** Inside a write transaction: runs `write` only if every earlier transaction committed. */
+  #afterCommitted<T>(write: () => T): T {
+    const stored = storedWrites(this.#meta)
+    if (stored !== this.#writes) {
+      throw new Error(`LMDB write lost: ${this.#writes - stored} earlier write transaction(s) did not commit, so this one writes nothing`)
+    }
+    this.#writes++
+    this.#meta.putSync(META.writes, String(this.#writes))
+    return write()
+  }
+}
+
+function storedWrites(meta: Database<string, string>): number {
+  return Number(meta.get(META.writes) ?? '0')
 }
