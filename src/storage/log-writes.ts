@@ -4,16 +4,42 @@
  * Where a boundary falls depends only on the entries written, so a replay writes the same chunks.
  */
 import type { Offset } from '../protocol/offset.js'
-import { MARK, type LogDatabases } from './log-databases.js'
+import { MARK, META, type LogDatabases } from './log-databases.js'
 import { KEY_BYTES, logKey, shapeKeyRange, snapshotBlockKey, snapshotChunkKey } from './log-keys.js'
 import { BLOCK_BYTES, encodeBlock } from './snapshot-block.js'
-import type { ShapeAppend } from './stored-shape.js'
+import { makeShapeHandle } from '../shapes/shape-handle.js'
+import { SHAPE_STATUS, type ShapeAppend, type StoredShape } from './stored-shape.js'
 
 /** A snapshot being written: its open chunk, that chunk's next block and its bytes so far. */
 export interface SnapshotProgress {
   readonly chunk: number
   readonly block: number
   readonly bytes: number
+}
+
+/** Registers a new shape, snapshotting, under the next id and a handle never issued before (I8). */
+export function putNewShape(dbs: LogDatabases, fields: Pick<StoredShape, 'definition' | 'definitionKey' | 'key' | 'table'>): StoredShape {
+  const id = Number(dbs.meta.get(META.nextShapeId) ?? '1')
+  // Microseconds, but strictly increasing even when the clock steps back or two shapes are
+  // created in the same microsecond: handles are never reused.
+  const lastClock = BigInt(dbs.meta.get(META.handleClock) ?? '0')
+  const now = BigInt(Date.now()) * 1000n
+  const clock = now > lastClock ? now : lastClock + 1n
+  const { definition, definitionKey, key, table } = fields
+  const shape: StoredShape = {
+    id,
+    handle: makeShapeHandle(definitionKey, clock),
+    definition,
+    definitionKey,
+    status: SHAPE_STATUS.snapshotting,
+    createdAtMs: Date.now(),
+    ...(key ? { key } : {}),
+    ...(table ? { table } : {}),
+  }
+  dbs.meta.putSync(META.nextShapeId, String(id + 1))
+  dbs.meta.putSync(META.handleClock, String(clock))
+  dbs.shapes.putSync(id, shape)
+  return shape
 }
 
 /**

@@ -27,12 +27,11 @@ import type { TableInfo } from '../pg/introspect.js'
 import type { Lsn } from '../pg/lsn.js'
 import { compareOffsets, type Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
-import { makeShapeHandle } from '../shapes/shape-handle.js'
 import { META, openLogDatabases, sizeBytes, type LogDatabases } from './log-databases.js'
 import { LOG_START, offsetAfter } from './log-keys.js'
 import { bytesSinceLastLogBoundary, LogReads } from './log-reads.js'
 import { recoverLogs } from './log-recovery.js'
-import { EntryWriter, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotProgress } from './log-writes.js'
+import { EntryWriter, putNewShape, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotProgress } from './log-writes.js'
 import { SHAPE_STATUS, type LogBatch, type ShapeAppend, type SnapshotInfo, type StoredShape } from './stored-shape.js'
 import { WriteQueue } from './write-queue.js'
 
@@ -210,26 +209,8 @@ export class ShapeLogStore {
     table?: TableInfo,
   ): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
     const shape = await this.#writes.transaction(() => {
-      const { meta } = this.#dbs
-      const id = Number(meta.get(META.nextShapeId) ?? '1')
-      // Microseconds, but strictly increasing even when the clock steps back or two shapes
-      // are created in the same microsecond: handles are never reused.
-      const lastClock = BigInt(meta.get(META.handleClock) ?? '0')
-      const now = BigInt(Date.now()) * 1000n
-      const clock = now > lastClock ? now : lastClock + 1n
-      const shape: StoredShape = {
-        id,
-        handle: makeShapeHandle(definitionKey, clock),
-        definition,
-        definitionKey,
-        status: SHAPE_STATUS.snapshotting,
-        createdAtMs: Date.now(),
-        ...(key ? { key } : {}),
-        ...(table ? { table } : {}),
-      }
-      meta.putSync(META.nextShapeId, String(id + 1))
-      meta.putSync(META.handleClock, String(clock))
-      this.#dbs.shapes.putSync(id, shape)
+      const shape = putNewShape(this.#dbs, { definition, definitionKey, ...(key ? { key } : {}), ...(table ? { table } : {}) })
+      const { id } = shape
       this.#written.shapes.add(id)
       this.#written.chunkBytes.set(id, 0)
       this.#snapshotProgress.set(id, { chunk: 0, block: 0, bytes: 0 })
@@ -420,6 +401,4 @@ export class ShapeLogStore {
     this.#written.heads.delete(shapeId)
     this.#written.chunkBytes.delete(shapeId)
   }
-
-
 }
