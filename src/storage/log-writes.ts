@@ -3,11 +3,13 @@
  * I6, I7): snapshot rows in blocks, log entries with the chunk boundaries they close, and removal.
  * Where a boundary falls depends only on the entries written, so a replay writes the same chunks.
  */
+import type { TableInfo } from '../pg/introspect.js'
 import type { Offset } from '../protocol/offset.js'
+import type { ShapeDefinition } from '../shapes/shape-definition.js'
+import { makeShapeHandle } from '../shapes/shape-handle.js'
 import { MARK, META, type LogDatabases } from './log-databases.js'
 import { KEY_BYTES, logKey, shapeKeyRange, snapshotBlockKey, snapshotChunkKey } from './log-keys.js'
 import { BLOCK_BYTES, encodeBlock } from './snapshot-block.js'
-import { makeShapeHandle } from '../shapes/shape-handle.js'
 import { SHAPE_STATUS, type ShapeAppend, type StoredShape } from './stored-shape.js'
 
 /** A snapshot being written: its open chunk, that chunk's next block and its bytes so far. */
@@ -18,14 +20,13 @@ export interface SnapshotProgress {
 }
 
 /** Registers a new shape, snapshotting, under the next id and a handle never issued before (I8). */
-export function putNewShape(dbs: LogDatabases, fields: Pick<StoredShape, 'definition' | 'definitionKey' | 'key' | 'table'>): StoredShape {
+export function putNewShape(dbs: LogDatabases, definition: ShapeDefinition, definitionKey: string, key: readonly string[] | undefined, table: TableInfo | undefined): StoredShape {
   const id = Number(dbs.meta.get(META.nextShapeId) ?? '1')
   // Microseconds, but strictly increasing even when the clock steps back or two shapes are
   // created in the same microsecond: handles are never reused.
   const lastClock = BigInt(dbs.meta.get(META.handleClock) ?? '0')
   const now = BigInt(Date.now()) * 1000n
   const clock = now > lastClock ? now : lastClock + 1n
-  const { definition, definitionKey, key, table } = fields
   const shape: StoredShape = {
     id,
     handle: makeShapeHandle(definitionKey, clock),

@@ -209,7 +209,7 @@ export class ShapeLogStore {
     table?: TableInfo,
   ): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
     const shape = await this.#writes.transaction(() => {
-      const shape = putNewShape(this.#dbs, { definition, definitionKey, ...(key ? { key } : {}), ...(table ? { table } : {}) })
+      const shape = putNewShape(this.#dbs, definition, definitionKey, key, table)
       const { id } = shape
       this.#written.shapes.add(id)
       this.#written.chunkBytes.set(id, 0)
