@@ -38,8 +38,9 @@ export class ChildSluice {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.#child = child
+    // 'close', not 'exit': a process's last output (its fatal log line) may still be in the pipe when it has exited.
     this.#exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
+      child.once('close', (code, signal) => {
         this.onExit?.(code, signal)
         resolve()
       }),
