@@ -54,7 +54,7 @@ export async function restoreStoredShapes({ store, pool, serve, log }: StoredSha
     return visibility
   }
   const restored: RestoredShape[] = []
-  for (const stored of store.shapes()) {
+  for (const stored of store.recoveredShapes()) {
     const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
     const subqueryTables = table && (await subqueryTablesOf(stored.definition, tableOf, serve))
     const bound = table && subqueryTables && !refusalOf(table, serve) ? tryBind(stored.definition, table, subqueryTables) : undefined

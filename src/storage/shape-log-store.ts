@@ -88,6 +88,8 @@ export class ShapeLogStore {
   readonly #writes: WriteQueue<LogBatch, Map<number, Offset>>
   /** Shapes removed at open because storage held them in an older layout (to log). */
   readonly droppedOldFormatShapes: number
+  /** The records read at open, until `recoveredShapes()` hands them on. */
+  #recovered: readonly StoredShape[] | undefined
 
   private constructor(dir: string, { chunkBytes, onCommitted, onFailure }: ShapeLogStoreOptions) {
     this.#onCommitted = onCommitted
@@ -111,6 +113,7 @@ export class ShapeLogStore {
     this.#durableLsn = this.#committedLsn
     this.#writtenLsn = this.#committedLsn
     this.droppedOldFormatShapes = recovered.droppedOldFormatShapes
+    this.#recovered = recovered.records
     for (const shape of recovered.shapes) {
       if (shape.lastSnapshotChunk !== undefined) this.#lastSnapshotChunk.set(shape.id, shape.lastSnapshotChunk)
       if (shape.head) {
@@ -181,6 +184,13 @@ export class ShapeLogStore {
 
   shapes(): StoredShape[] {
     return [...this.#dbs.shapes.getRange()].map(({ value }) => value)
+  }
+
+  /** The records stored at open, once (then `[]`): a start loads them without decoding each again. */
+  recoveredShapes(): readonly StoredShape[] {
+    const recovered = this.#recovered ?? []
+    this.#recovered = undefined
+    return recovered
   }
 
   getShape(id: number): StoredShape | undefined {
