@@ -1,5 +1,5 @@
 /**
- * The lifecycle every long-lived part of Sluice shares (docs/ARCHITECTURE.md: Lifecycle). A part
+ * The lifecycle every long-lived part of Sluice shares (docs/ARCHITECTURE.md: Lifecycle, I24). A part
  * is started only once the parts it depends on run, and stopped before them: `server.ts` starts
  * services one at a time on a `ServiceStack`, and one `stop()` unwinds it in reverse, whether the
  * server is shutting down or a later service failed to start.
