@@ -10,7 +10,7 @@
  * chunks, the LSN), so a write after a lost one would store a state that never was: say, an idle
  * commit's LSN past a transaction whose entries were lost, which a restart would then never
  * replay. LMDB runs a queued transaction as soon as the one before it ends, and JavaScript hears
- * of a failure later (a full disk lets a small transaction commit right after a large one
+ * of a failure later (on a full disk a small transaction can commit right after a large one
  * failed). So every transaction counts itself in `META.writes` and first checks the count the
  * previous one left: one that finds it short writes nothing. The first failure is reported once.
  */
