@@ -102,7 +102,8 @@ async function subqueryTablesOf(
   serve: ServeOptions,
 ): Promise<SubqueryTables | undefined> {
   const tables = new Map<string, TableInfo>()
-  if (definition.where === undefined) return tables
+  // A stored where is canonical, where a subquery is spelled `IN (SELECT …`: the others need no second parse at a restart.
+  if (definition.where === undefined || !definition.where.includes(' IN (SELECT ')) return tables
   let named: TableName[]
   try {
     named = tablesOfWhere(definition.where).map(({ table }) => table)
