@@ -41,11 +41,8 @@ export interface ShapeLogStoreOptions {
   readonly chunkBytes: number
   /** Hears how many log entries each committed batch added (for metrics). */
   readonly onCommitted?: (entries: number) => void
-  /**
-   * The first write that failed (disk full, I/O error), with its cause. Nothing is written after
-   * it and nothing more becomes durable (`write-queue.ts`): the owner stops the process, and a
-   * restart replays from the durable LSN (docs/ARCHITECTURE.md I5).
-   */
+  /** The first failed write (disk full, I/O error): nothing is written after it (`write-queue.ts`), and
+   * the owner stops the process; a restart replays from the durable LSN (docs/ARCHITECTURE.md I5). */
   readonly onFailure?: (error: unknown) => void
 }
 
@@ -101,11 +98,8 @@ export class ShapeLogStore {
     })
     this.#entryWriter = new EntryWriter(dbs, chunkBytes)
     this.#chunkBytes = chunkBytes
-    this.#writes = new WriteQueue(dbs.root, dbs.meta, {
-      write: (batches) => this.#writeGroup(batches),
-      committed: (batches, moved) => this.#groupCommitted(batches, moved),
-      failed: (error) => onFailure?.(error),
-    })
+    const group = { write: (batches: readonly LogBatch[]) => this.#writeGroup(batches), committed: (batches: readonly LogBatch[], moved: Map<number, Offset>) => this.#groupCommitted(batches, moved) }
+    this.#writes = new WriteQueue(dbs.root, dbs.meta, { ...group, failed: (error) => onFailure?.(error) })
     const recovered = recoverLogs(dbs)
     this.#committedLsn = recovered.committedLsn
     // A previous process's last commits may not have been flushed; nothing acknowledges this
@@ -198,9 +192,8 @@ export class ShapeLogStore {
   }
 
   /**
-   * Registers a new shape with a never-before-issued handle. Resolves only once that is flushed:
-   * a handle given out from a commit that an OS crash rolls back could be issued again.
-   * `table` is the table as the shape is bound to it (kept for the check at start).
+   * Registers a new shape with a never-before-issued handle, resolving once that is flushed (a handle
+   * from a commit an OS crash rolls back could be issued again). `table`: as bound (checked at start).
    */
   async createShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<StoredShape> {
     const { shape, flushed } = await this.registerShape(definition, definitionKey, key, table)
@@ -208,22 +201,13 @@ export class ShapeLogStore {
     return shape
   }
 
-  /**
-   * As `createShape`, but resolves once the shape is committed (its snapshot may be written), with
-   * `flushed`, which resolves once it is on disk: its handle may be given out only then.
-   */
-  async registerShape(
-    definition: ShapeDefinition,
-    definitionKey: string,
-    key?: readonly string[],
-    table?: TableInfo,
-  ): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
+  /** As `createShape`, but resolves once committed (its snapshot may be written), with `flushed`: on disk, when its handle may be given out. */
+  async registerShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
     const shape = await this.#writes.transaction(() => {
       const shape = putNewShape(this.#dbs, definition, definitionKey, key, table)
-      const { id } = shape
-      this.#written.shapes.add(id)
-      this.#written.chunkBytes.set(id, 0)
-      this.#snapshotProgress.set(id, { chunk: 0, block: 0, bytes: 0 })
+      this.#written.shapes.add(shape.id)
+      this.#written.chunkBytes.set(shape.id, 0)
+      this.#snapshotProgress.set(shape.id, { chunk: 0, block: 0, bytes: 0 })
       return shape
     })
     return { shape, flushed: this.flushed() }
