@@ -5,6 +5,7 @@
 import { inject } from 'vitest'
 import pg from 'pg'
 import { randomBytes } from 'node:crypto'
+import { waitFor } from './wait.js'
 
 export interface TestDatabase {
   readonly url: string
@@ -31,11 +32,13 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await pool.end()
       const client = new pg.Client({ connectionString: adminUrl })
       await client.connect()
-      // Slots pin the database; a suite that crashed may have left one behind.
-      await client.query(
-        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`,
-        [name],
-      )
+      // Slots pin the database; a suite that crashed may have left one behind, and a server that
+      // has just stopped may hold its own for a moment (its walsender ends after the socket closes).
+      await waitFor(async () => {
+        await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, [name])
+        const { rows } = await client.query(`SELECT 1 FROM pg_replication_slots WHERE database = $1`, [name])
+        if (rows.length > 0) throw new Error(`a replication slot of ${name} is still active`)
+      }, 10_000)
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await client.end()
     },
