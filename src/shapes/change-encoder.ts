@@ -175,7 +175,7 @@ function columnNames(relation: Relation): readonly string[] {
 }
 
 /** Unchanged TOASTed values are taken from the old row; without one they are left out. */
-function toRow(names: readonly string[], tuple: Tuple, old: Tuple | undefined): Row {
+export function toRow(names: readonly string[], tuple: Tuple, old: Tuple | undefined): Row {
   const row: Row = {}
   for (let i = 0; i < names.length; i++) {
     let value: TupleValue | undefined = tuple[i]

@@ -5,8 +5,8 @@
  * are applied in order; `TupleChanges` records which tuples entered or left the result over the
  * whole transaction, which is what moves rows in and out.
  */
-import { UNCHANGED_TOAST, type Tuple, type TupleValue } from '../../replication/pgoutput-messages.js'
 import type { Change } from '../../replication/transaction.js'
+import { toRow } from '../change-encoder.js'
 import { relationPrefix, rowKey } from '../row-key.js'
 import type { SubqueryNode } from '../where/compile-where.js'
 import { findEqualityIndex, type EqualityIndex } from '../where/equality-index.js'
@@ -131,16 +131,4 @@ function partOf(column: Typed): (row: Row) => string | null {
       return null
     }
   }
-}
-
-/** Unchanged TOASTed values come from the old row, as the change encoder takes them. */
-function toRow(names: readonly string[], tuple: Tuple, old: Tuple | undefined): Row {
-  const row: Record<string, string | null> = {}
-  for (let i = 0; i < names.length; i++) {
-    let value: TupleValue | undefined = tuple[i]
-    if (value === UNCHANGED_TOAST) value = old?.[i]
-    if (value === UNCHANGED_TOAST || value === undefined) continue
-    row[names[i]!] = value
-  }
-  return row
 }
