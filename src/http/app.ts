@@ -93,10 +93,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
     app.get(path, (c) =>
       guard(c, deps, async () => {
-        authorize(c, deps.secret)
-        const request = parseShapeRequest((name) => c.req.query(name))
-        requireAllowedTable(deps.allowedTables, request.definition.table)
-        requireAllowedSubqueryTables(deps.allowedTables, request.whereSource)
+        const request = authorizedRequest(c, deps)
         const subset = subsetFromQuery(new URL(c.req.url).searchParams)
         if (subset) {
           // A HEAD answer drops the body unread, which would leave the query holding its connection.
@@ -141,10 +138,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // A subset snapshot with its parameters in the body (PROTOCOL: Subset snapshots).
     app.post(path, (c) =>
       guard(c, deps, async () => {
-        authorize(c, deps.secret)
-        const request = parseShapeRequest((name) => c.req.query(name))
-        requireAllowedTable(deps.allowedTables, request.definition.table)
-        requireAllowedSubqueryTables(deps.allowedTables, request.whereSource)
+        const request = authorizedRequest(c, deps)
         return await admitted(deps, request, async () => {
           const text = await readCappedBody(c.req.raw, MAX_SUBSET_BODY_BYTES)
           let body: unknown
@@ -207,6 +201,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
  * A place in the budget of requests for new shapes, or for existing ones (docs/ARCHITECTURE.md
  * I22): a request counts as new when no shape of its definition exists yet, whatever its offset.
  */
+/** The shape request of an authorized client, naming only tables it may read (the table and those of its subqueries). */
+function authorizedRequest(c: Context, deps: AppDeps): ShapeRequest {
+  authorize(c, deps.secret)
+  const request = parseShapeRequest((name) => c.req.query(name))
+  requireAllowedTable(deps.allowedTables, request.definition.table)
+  requireAllowedSubqueryTables(deps.allowedTables, request.whereSource)
+  return request
+}
+
 function admit(deps: AppDeps, request: ShapeRequest): () => void {
   return deps.admission.admit(deps.manager.byDefinition(request.definition) ? ADMISSION.existing : ADMISSION.initial)
 }
