@@ -12,6 +12,12 @@ import type { ShapeDefinition } from './shape-definition.js'
 import { planWhere } from './subquery/plan.js'
 import { compileWhere, type CompiledWhere, type SubqueryTables } from './where/compile-where.js'
 
+/** What a request already knows of its where: the subquery tables it reads and its compiled form. */
+export interface RequestWhere {
+  readonly tables?: SubqueryTables
+  readonly where?: CompiledWhere | undefined
+}
+
 export interface BoundShape {
   /** The table with only the selected columns, in table order. */
   readonly table: TableInfo

@@ -18,22 +18,15 @@ import { compactDefinition, restoreStoredShapes } from './stored-shapes.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
 import { qualifiedName } from '../pg/sql.js'
 import type { TableName } from '../pg/table-name.js'
-import { bindShape, type BoundShape } from './shape-filter.js'
+import { bindShape, type BoundShape, type RequestWhere } from './shape-filter.js'
 import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
 import { SnapshotScheduler } from './snapshot-batch.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { resumeShape } from './subquery/resume.js'
-import type { CompiledWhere, SubqueryTables } from './where/compile-where.js'
 import { snapshotFailure } from './snapshot-failure.js'
 import { parseSnapshotText, visibilityOf, type Visibility } from './xid-visibility.js'
-
-/** What a request already knows of its where: the subquery tables it reads and its compiled form. */
-export interface RequestWhere {
-  readonly tables?: SubqueryTables
-  readonly where?: CompiledWhere | undefined
-}
 
 export interface ShapeManagerOptions {
   readonly store: ShapeLogStore
