@@ -15,7 +15,7 @@ import { ChunkResponses } from './http/chunk-responses.js'
 import { LiveSlots } from './http/live-slots.js'
 import { HttpListener } from './http-listener.js'
 import { ServiceStack } from './lifecycle.js'
-import type { Logger } from './log.js'
+import { flushLogSync, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { createPool } from './pg/pool.js'
 import { ensurePublication } from './pg/publication.js'
@@ -79,7 +79,10 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
     // Nothing past storage was acknowledged; a restart replays from there.
     log.fatal({ err: error, dataDir: config.dataDir, freeBytes: freeBytes(config.dataDir) }, 'writing shape logs failed (disk full or I/O error?): Sluice stops; free space or fix storage, then start it again — nothing acknowledged is lost, the slot replays the rest')
     // lmdb's exit hook closes the environment and can wait on a write that cannot finish on a
-    // full disk: the soak saw the process stay up after this line. Nothing needs flushing here.
+    // full disk: the soak saw the process stay up after this line. Storage needs no flushing, but
+    // the log does: pino's exit hook, which writes out what its asynchronous stream still holds,
+    // goes too.
+    flushLogSync(log)
     process.removeAllListeners('exit')
     process.exit(1)
   }

@@ -53,7 +53,9 @@ describe.skipIf(!disk)('data disk full', () => {
     // Far more than the few pages LMDB has free: the commit of this transaction cannot be written.
     await db.pool.query(`INSERT INTO items SELECT g, repeat(md5(g::text), 4) FROM generate_series(1001, 40000) g`)
     await waitFor(() => expect(exit).toEqual({ code: 1 }), 60_000, 50)
-    const fatal = JSON.parse(sluice.output.split('\n').find((line) => line.includes('"level":60'))!) as { msg: string; freeBytes: number; err: { message: string } }
+    const fatalLine = sluice.output.split('\n').find((line) => line.includes('"level":60'))
+    expect(fatalLine, `no fatal line; the output ended with:\n${sluice.output.slice(-3000)}`).toBeDefined()
+    const fatal = JSON.parse(fatalLine!) as { msg: string; freeBytes: number; err: { message: string } }
     console.info(`disk full: ${JSON.stringify(fatal)}`)
     expect(fatal.msg).toMatch(/^writing shape logs failed \(disk full or I\/O error\?\): Sluice stops/)
     expect(fatal.freeBytes).toBeLessThan(1024 * 1024)
