@@ -7,6 +7,7 @@
 import { ShapeStream } from '@electric-sql/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { tasksAnswer, TEXT_PARSER } from './support/subquery-tasks.js'
 import { TaggedRows } from './support/tagged-rows.js'
 import { waitFor } from './support/wait.js'
 
@@ -32,21 +33,11 @@ afterAll(async () => {
   await sluice?.close()
 })
 
-async function answer(where: string): Promise<string> {
-  const { rows } = await sluice.db.pool.query<{ v: Record<string, string> }>(
-    `SELECT json_build_object('id', id::text, 'project_id', project_id::text, 'owner', owner, 'done', format('%s', done)) AS v
-       FROM tasks WHERE ${where} ORDER BY ('"public"."tasks"/"' || id || '"')`,
-  )
-  return JSON.stringify(rows.map((row) => row.v))
-}
-
-const TEXT = { int4: (v: string) => v, bool: (v: string) => v }
-
 describe('shapes with subqueries under concurrent writers', () => {
   it('end at PostgreSQL’s answer', async () => {
     const clients = SHAPES.map((where) => {
       const rows = new TaggedRows()
-      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT })
+      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT_PARSER })
       stream.subscribe((messages) => rows.apply(messages))
       return { rows, stream }
     })
@@ -82,7 +73,7 @@ describe('shapes with subqueries under concurrent writers', () => {
         }
       }),
     )
-    const final = await Promise.all(SHAPES.map(answer))
+    const final = await Promise.all(SHAPES.map((where) => tasksAnswer(sluice.db.pool, where)))
     await waitFor(() => expect(clients.map((c) => c.rows.state())).toEqual(final), 30_000)
     for (const { stream } of clients) stream.unsubscribeAll()
   })

@@ -10,7 +10,9 @@
  */
 import { ShapeStream } from '@electric-sql/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mulberry32 } from './support/seeded-random.js'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
+import { tasksAnswer, TEXT_PARSER } from './support/subquery-tasks.js'
 import { TaggedRows } from './support/tagged-rows.js'
 import { waitFor } from './support/wait.js'
 
@@ -40,45 +42,22 @@ afterAll(async () => {
   await sluice?.close()
 })
 
-/** A small seeded generator (mulberry32), so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-async function answer(where: string): Promise<string> {
-  const { rows } = await sluice.db.pool.query<{ v: Record<string, string> }>(
-    `SELECT json_build_object('id', id::text, 'project_id', project_id::text, 'owner', owner, 'done', format('%s', done)) AS v
-       FROM tasks WHERE ${where} ORDER BY ('"public"."tasks"/"' || id || '"')`,
-  )
-  return JSON.stringify(rows.map((row) => row.v))
-}
-
-/** Keeps the wire's text: the test compares with PostgreSQL's text output. */
-const TEXT = { int4: (v: string) => v, bool: (v: string) => v }
-
 describe('shapes with subqueries against PostgreSQL', () => {
   it('hold PostgreSQL’s answer at every up-to-date through random transactions', async () => {
     const seed = Number(process.env['SLUICE_TEST_SEED'] ?? Math.floor(Math.random() * 2 ** 31))
     console.log(`subquery oracle seed ${seed}`)
-    const next = random(seed)
+    const next = mulberry32(seed)
     const pick = <T,>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!
     const int = (n: number) => Math.floor(next() * n)
 
     const histories = SHAPES.map(() => [] as string[])
     const record = async () => {
-      for (const [i, where] of SHAPES.entries()) histories[i]!.push(await answer(where))
+      for (const [i, where] of SHAPES.entries()) histories[i]!.push(await tasksAnswer(sluice.db.pool, where))
     }
     await record()
     const clients = SHAPES.map((where) => {
       const rows = new TaggedRows()
-      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT })
+      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT_PARSER })
       stream.subscribe((messages) => rows.apply(messages))
       return { rows, stream }
     })

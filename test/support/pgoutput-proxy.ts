@@ -13,6 +13,7 @@
  * them because nothing in the stream could tell it from the real value.
  */
 import net from 'node:net'
+import { mulberry32 } from './seeded-random.js'
 
 export const CORRUPTIONS = ['tag', 'relation', 'count', 'kind', 'truncate', 'begin-swap', 'replay', 'drop-begin', 'frame-type'] as const
 export type Corruption = (typeof CORRUPTIONS)[number]
@@ -209,14 +210,3 @@ function fits(kind: Corruption, tag: string): boolean {
   }
 }
 
-/** A small seeded generator, so a failing run can be repeated. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
