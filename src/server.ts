@@ -3,6 +3,7 @@
  * Lifecycle): checks, storage, shapes, replication, then HTTP, each a service that stops in
  * reverse. `main.ts` and the tests both start it from here.
  */
+import { spawn } from 'node:child_process'
 import { setMaxListeners } from 'node:events'
 import { statfsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -28,6 +29,9 @@ import { ShapeManager } from './shapes/shape-manager.js'
 import { ShapeNotifier } from './shapes/shape-notifier.js'
 import { ShapeRouter } from './shapes/shape-router.js'
 import { ShapeLogStore } from './storage/shape-log-store.js'
+
+/** How long an exit after a storage failure may take before the process is killed (see storageFailed). */
+const EXIT_WATCHDOG_S = 2
 
 export interface SluiceServer {
   /** Base URL of the HTTP API, e.g. `http://127.0.0.1:3000`. */
@@ -84,6 +88,11 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
     // goes too.
     flushLogSync(log)
     process.removeAllListeners('exit')
+    // process.exit joins libuv's threadpool, where lmdb's write thread may be waiting for this
+    // thread to run a transaction's callback: each waits for the other for ever (CI: a hung
+    // Sluice's main thread in uv_thread_join, lmdb's WriteWorker in WaitForCallbacks). A
+    // detached watchdog kills the process if the exit has not happened within EXIT_WATCHDOG_S.
+    spawn('sh', ['-c', `sleep ${EXIT_WATCHDOG_S}; kill -9 ${process.pid} 2>/dev/null`], { detached: true, stdio: 'ignore' }).unref()
     process.exit(1)
   }
   const store = ShapeLogStore.open(join(config.dataDir, 'shapes'), {
