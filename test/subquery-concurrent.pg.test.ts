@@ -4,11 +4,9 @@
  * other transactions commit, some of them shown by the read's snapshot and some not. Commit
  * order is not known here, so only the end is compared: each client then holds PostgreSQL's answer.
  */
-import { ShapeStream } from '@electric-sql/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
-import { tasksAnswer, TEXT_PARSER } from './support/subquery-tasks.js'
-import { TaggedRows } from './support/tagged-rows.js'
+import { followTasks, tasksAnswer } from './support/subquery-tasks.js'
 import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
@@ -35,13 +33,7 @@ afterAll(async () => {
 
 describe('shapes with subqueries under concurrent writers', () => {
   it('end at PostgreSQL’s answer', async () => {
-    const clients = SHAPES.map((where) => {
-      const rows = new TaggedRows()
-      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT_PARSER })
-      stream.subscribe((messages) => rows.apply(messages))
-      return { rows, stream }
-    })
-    await waitFor(() => expect(clients.every((c) => c.rows.states.length > 0)).toBe(true), 30_000)
+    const clients = await followTasks(sluice.shapeUrl(), SHAPES)
 
     let nextId = 1000
     const statements = [

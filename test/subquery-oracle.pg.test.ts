@@ -8,12 +8,10 @@
  * exactly (docs/ARCHITECTURE.md I25); its client then starts again, and its states still must be
  * answers. The seed is printed; SLUICE_TEST_SEED replays one.
  */
-import { ShapeStream } from '@electric-sql/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mulberry32 } from './support/seeded-random.js'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
-import { tasksAnswer, TEXT_PARSER } from './support/subquery-tasks.js'
-import { TaggedRows } from './support/tagged-rows.js'
+import { followTasks, tasksAnswer } from './support/subquery-tasks.js'
 import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
@@ -55,13 +53,7 @@ describe('shapes with subqueries against PostgreSQL', () => {
       for (const [i, where] of SHAPES.entries()) histories[i]!.push(await tasksAnswer(sluice.db.pool, where))
     }
     await record()
-    const clients = SHAPES.map((where) => {
-      const rows = new TaggedRows()
-      const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where }, parser: TEXT_PARSER })
-      stream.subscribe((messages) => rows.apply(messages))
-      return { rows, stream }
-    })
-    await waitFor(() => expect(clients.every((c) => c.rows.states.length > 0)).toBe(true), 30_000)
+    const clients = await followTasks(sluice.shapeUrl(), SHAPES)
 
     let nextId = 1000
     const statements = [

@@ -1,5 +1,9 @@
 /** What the subquery tests compare a client's rows with: the tasks table's answer, as the wire's text. */
+import { ShapeStream } from '@electric-sql/client'
 import type pg from 'pg'
+import { expect } from 'vitest'
+import { TaggedRows } from './tagged-rows.js'
+import { waitFor } from './wait.js'
 
 /** The tasks `where` selects, in the order and text a tag-aware materializer (`tagged-rows.ts`) prints them. */
 export async function tasksAnswer(pool: pg.Pool, where: string): Promise<string> {
@@ -12,3 +16,21 @@ export async function tasksAnswer(pool: pg.Pool, where: string): Promise<string>
 
 /** Keeps the wire's text: the tests compare with PostgreSQL's text output. */
 export const TEXT_PARSER = { int4: (v: string) => v, bool: (v: string) => v }
+
+/** A client following a tasks shape through `@electric-sql/client`, its rows kept by their tags. */
+export interface TasksClient {
+  readonly rows: TaggedRows
+  readonly stream: ShapeStream
+}
+
+/** One client a `where`, each past its first up-to-date. */
+export async function followTasks(shapeUrl: string, wheres: readonly string[]): Promise<TasksClient[]> {
+  const clients = wheres.map((where) => {
+    const rows = new TaggedRows()
+    const stream = new ShapeStream({ url: shapeUrl, params: { table: 'tasks', where }, parser: TEXT_PARSER })
+    stream.subscribe((messages) => rows.apply(messages))
+    return { rows, stream }
+  })
+  await waitFor(() => expect(clients.every((c) => c.rows.states.length > 0)).toBe(true), 30_000)
+  return clients
+}
