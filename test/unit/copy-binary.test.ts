@@ -121,6 +121,6 @@ describe('CopyBinaryRowReader', () => {
 
   it('throws on a NULL value', () => {
     const stream = Buffer.concat([SIGNATURE, int32(0), int32(0), int16(1), int32(-1), int16(-1)])
-    expect(() => new CopyBinaryRowReader().push(stream)).toThrow('COPY binary: unexpected NULL row')
+    expect(() => new CopyBinaryRowReader().push(stream)).toThrow('COPY binary: unexpected NULL value')
   })
 })
