@@ -19,6 +19,11 @@ export interface SnapshotProgress {
   readonly bytes: number
 }
 
+/** A snapshot being written, and its shape's record as registered (only the snapshot's end changes it). */
+export interface SnapshotWrite extends SnapshotProgress {
+  readonly record: StoredShape
+}
+
 /** Registers a new shape, snapshotting, under the next id and a handle never issued before (I8). */
 export function putNewShape(dbs: LogDatabases, definition: ShapeDefinition, definitionKey: string, key: readonly string[] | undefined, table: TableInfo | undefined): StoredShape {
   const id = Number(dbs.meta.get(META.nextShapeId) ?? '1')
@@ -48,7 +53,7 @@ export function putNewShape(dbs: LogDatabases, definition: ShapeDefinition, defi
  * `chunkBytes`. Rows are stored in blocks (`snapshot-block.ts`) that end at chunk boundaries and
  * at the end of each call, so a block is never extended and never spans chunks.
  */
-export function putSnapshotRows(dbs: LogDatabases, shapeId: number, progress: SnapshotProgress, rows: readonly Buffer[], chunkBytes: number): SnapshotProgress {
+export function putSnapshotRows<P extends SnapshotProgress>(dbs: LogDatabases, shapeId: number, progress: P, rows: readonly Buffer[], chunkBytes: number): P {
   let { chunk, block, bytes } = progress
   let pending: Buffer[] = []
   let pendingBytes = 0
@@ -73,7 +78,7 @@ export function putSnapshotRows(dbs: LogDatabases, shapeId: number, progress: Sn
     }
   }
   closeBlock()
-  return { chunk, block, bytes }
+  return { ...progress, chunk, block, bytes }
 }
 
 /** Ends the snapshot with its control message, the last entry of its last chunk; returns that chunk. */

@@ -31,7 +31,7 @@ import { META, openLogDatabases, sizeBytes, type LogDatabases } from './log-data
 import { LOG_START, offsetAfter } from './log-keys.js'
 import { bytesSinceLastLogBoundary, LogReads } from './log-reads.js'
 import { recoverLogs } from './log-recovery.js'
-import { EntryWriter, putNewShape, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotProgress } from './log-writes.js'
+import { EntryWriter, putNewShape, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotWrite } from './log-writes.js'
 import { SHAPE_STATUS, type LogBatch, type ShapeAppend, type SnapshotInfo, type StoredShape } from './stored-shape.js'
 import { WriteQueue } from './write-queue.js'
 
@@ -71,8 +71,8 @@ export class ShapeLogStore {
   readonly #discarded = new Set<number>()
   readonly #chunkBytes: number
   readonly #onCommitted: ShapeLogStoreOptions['onCommitted']
-  /** Progress of snapshots being written: the open chunk, its next block and its bytes. */
-  readonly #snapshotProgress = new Map<number, SnapshotProgress>()
+  /** Progress of snapshots being written: the open chunk, its next block and its bytes, and the shape's record. */
+  readonly #snapshotProgress = new Map<number, SnapshotWrite>()
   /** Each complete snapshot's last chunk (`StoredShape.lastSnapshotChunk`, kept at hand). */
   readonly #lastSnapshotChunk = new Map<number, number>()
   /** Every transaction whose commit ends at or before this LSN is committed (visible) in storage. */
@@ -191,10 +191,8 @@ export class ShapeLogStore {
     return this.#dbs.shapes.get(id)
   }
 
-  /**
-   * Registers a new shape with a never-before-issued handle, resolving once that is flushed (a handle
-   * from a commit an OS crash rolls back could be issued again). `table`: as bound (checked at start).
-   */
+  /** Registers a new shape with a never-before-issued handle, resolving once that is flushed (a handle from a
+   * commit an OS crash rolls back could be issued again). `table`: as bound (checked at start). */
   async createShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<StoredShape> {
     const { shape, flushed } = await this.registerShape(definition, definitionKey, key, table)
     await flushed
@@ -203,42 +201,44 @@ export class ShapeLogStore {
 
   /** As `createShape`, but resolves once committed (its snapshot may be written), with `flushed`: on disk, when its handle may be given out. */
   async registerShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
-    const shape = await this.#writes.transaction(() => {
+    const shape = await this.#writes.together(() => {
       const shape = putNewShape(this.#dbs, definition, definitionKey, key, table)
       this.#written.shapes.add(shape.id)
       this.#written.chunkBytes.set(shape.id, 0)
-      this.#snapshotProgress.set(shape.id, { chunk: 0, block: 0, bytes: 0 })
+      this.#snapshotProgress.set(shape.id, { chunk: 0, block: 0, bytes: 0, record: shape })
       return shape
     })
     return { shape, flushed: this.flushed() }
   }
 
-  /**
-   * Appends snapshot rows to the open snapshot chunk, closing it after the row that takes it
-   * past the size limit (`putSnapshotRows`).
-   */
+  /** Appends snapshot rows to the open snapshot chunk, closing it after the row that takes it past the size limit. */
   async appendSnapshotRows(shapeId: number, rows: readonly Buffer[]): Promise<void> {
-    await this.#writes.transaction(() => {
-      const progress = this.#snapshotProgress.get(shapeId)
-      if (progress) this.#snapshotProgress.set(shapeId, putSnapshotRows(this.#dbs, shapeId, progress, rows, this.#chunkBytes))
-    })
+    await this.#writes.together(() => this.#putSnapshotRows(shapeId, rows))
+  }
+
+  /** Inside a write transaction: see `appendSnapshotRows`. */
+  #putSnapshotRows(shapeId: number, rows: readonly Buffer[]): SnapshotWrite | undefined {
+    const progress = this.#snapshotProgress.get(shapeId)
+    if (progress) this.#snapshotProgress.set(shapeId, putSnapshotRows(this.#dbs, shapeId, progress, rows, this.#chunkBytes))
+    return this.#snapshotProgress.get(shapeId)
   }
 
   /**
-   * Ends the snapshot with its control message, the last entry of its last chunk, and marks the
-   * shape ready. As in Electric, a request at or past that chunk's end reads the log.
+   * Appends the snapshot's last `rows`, then ends it with its control message, the last entry of
+   * its last chunk, and marks the shape ready, in one write. As in Electric, a request at or past
+   * that chunk's end reads the log.
    */
-  async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo): Promise<void> {
+  async finishSnapshot(shapeId: number, endMessage: Buffer, snapshot: SnapshotInfo, rows: readonly Buffer[] = []): Promise<void> {
     const moved = new Map<number, Offset>()
     let last: number | undefined
-    await this.#writes.transaction(() => {
-      const progress = this.#snapshotProgress.get(shapeId)
+    await this.#writes.together(() => {
+      const progress = this.#putSnapshotRows(shapeId, rows)
       if (!progress) return
       last = putSnapshotEnd(this.#dbs, shapeId, progress, endMessage)
       // The log may already have entries past it (written while the snapshot ran): heads only move forward.
       this.#advanceHead(moved, shapeId, { tx: 0n, op: last })
-      const shape = this.#dbs.shapes.get(shapeId)
-      if (shape) this.#dbs.shapes.putSync(shapeId, { ...shape, status: SHAPE_STATUS.ready, snapshot, lastSnapshotChunk: last })
+      // The record as registered: only this write changes it, so it need not be read back.
+      this.#dbs.shapes.putSync(shapeId, { ...progress.record, status: SHAPE_STATUS.ready, snapshot, lastSnapshotChunk: last })
       this.#snapshotProgress.delete(shapeId)
     })
     if (last !== undefined && this.#written.shapes.has(shapeId)) this.#lastSnapshotChunk.set(shapeId, last)
@@ -379,7 +379,6 @@ export class ShapeLogStore {
   /** Removes a shape and its whole log. */
   async deleteShape(shapeId: number): Promise<void> {
     await this.#writes.transaction(() => this.#deleteShapeInTransaction(shapeId))
-    this.#snapshotProgress.delete(shapeId)
     this.#lastSnapshotChunk.delete(shapeId)
     this.#staged.delete(shapeId)
   }
@@ -390,6 +389,8 @@ export class ShapeLogStore {
 
   #deleteShapeInTransaction(shapeId: number): void {
     removeShape(this.#dbs, shapeId)
+    // Its snapshot's later writes, queued already, find nothing to write (nor a record to put back).
+    this.#snapshotProgress.delete(shapeId)
     this.#heads.delete(shapeId)
     this.#written.shapes.delete(shapeId)
     this.#written.heads.delete(shapeId)

@@ -13,6 +13,12 @@
  * of a failure later (on a full disk a small transaction can commit right after a large one
  * failed). So every transaction counts itself in `META.writes` and first checks the count the
  * previous one left: one that finds it short writes nothing. The first failure is reported once.
+ *
+ * New shapes' writes (records, snapshot rows and ends) also share transactions: those asked for
+ * while one of theirs is queued and not started join it (`together`), so a pack of shapes whose
+ * snapshots end at once costs one transaction, not one per shape (docs/ARCHITECTURE.md I30).
+ * Joining moves a write ahead only of transactions that have not started either, whose
+ * outcome its caller cannot have seen.
  */
 import type { Database } from 'lmdb'
 import { META, withCommitError } from './log-databases.js'
@@ -43,6 +49,9 @@ export class WriteQueue<B, R> {
   readonly #options: WriteQueueOptions<B, R>
   /** The group waiting for an LMDB transaction that has not started: later batches join it. */
   #open: Group<B> | undefined
+  /** New shapes' writes waiting for a transaction that has not started: later ones join it. */
+  #together: (() => void)[] | undefined
+  #togetherCommitted: Promise<void> | undefined
   /** `META.writes` as the last transaction that ran left it (inside transaction callbacks). */
   #writes: number
   #failureReported = false
@@ -67,6 +76,46 @@ export class WriteQueue<B, R> {
         this.#options.failed(failure)
       }
       throw failure
+    })
+  }
+
+  /**
+   * Runs `write` in the queued transaction of other `together` writes that has not started, or
+   * queues one. Each write's outcome is its own; all commit at once.
+   */
+  together<T>(write: () => T): Promise<T> {
+    let result: { value: T } | { error: unknown } | undefined
+    const run = () => {
+      try {
+        result = { value: write() }
+      } catch (error) {
+        result = { error }
+      }
+    }
+    let writes = this.#together
+    let committed: Promise<void>
+    if (writes) {
+      writes.push(run)
+      committed = this.#togetherCommitted!
+    } else {
+      const opened: (() => void)[] = [run]
+      writes = opened
+      let started = false
+      committed = this.transaction(() => {
+        started = true
+        if (this.#together === opened) this.#together = undefined
+        for (const each of opened) each()
+      })
+      // As in `commit`: open to later writes only once queued.
+      if (!started) {
+        this.#together = opened
+        this.#togetherCommitted = committed
+      }
+    }
+    return committed.then(() => {
+      if (!result) throw new Error('a storage write was not run')
+      if ('error' in result) throw result.error
+      return result.value
     })
   }
 
