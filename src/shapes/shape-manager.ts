@@ -23,6 +23,7 @@ import type { ShapeHandle } from './shape-handle.js'
 import type { ShapeNotifier } from './shape-notifier.js'
 import type { ShapeRouter } from './shape-router.js'
 import { SnapshotScheduler } from './snapshot-batch.js'
+import { equalityRowsOf } from './snapshot-plan.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { resumeShape } from './subquery/resume.js'
 import { snapshotFailure } from './snapshot-failure.js'
@@ -329,6 +330,7 @@ export class ShapeManager {
       if (this.#stopping) throw new Error('server stopping')
     }
     const subqueries = shape.subqueries
+    const equality = equalityRowsOf(shape.where, shape.table)
     try {
       if (shape.dropped || this.#stopping) return
       const outcome = await this.#snapshots
@@ -344,6 +346,7 @@ export class ShapeManager {
               headersSql: { [SUBQUERY_HEADERS.tags]: subqueries.headersSql.tags, [SUBQUERY_HEADERS.activeConditions]: subqueries.headersSql.activeConditions },
             }),
             key: shape.stored.definitionKey,
+            ...(equality && { equality }),
             sink: {
               missedCommits: (info) => {
                 stillWanted()
@@ -365,6 +368,10 @@ export class ShapeManager {
                 await store.appendSnapshotRows(id, batch)
                 notifier.notify(id)
               },
+              onComplete: async (rows, info) => {
+                stillWanted()
+                await store.finishSnapshot(id, snapshotEnd(info), info, rows)
+              },
             },
           },
           leave.signal,
@@ -372,9 +379,7 @@ export class ShapeManager {
         .finally(() => this.#queued.delete(shape))
       if (!outcome || shape.dropped || this.#stopping) return
       if ('left' in outcome) throw outcome.left
-      const { info, rows } = outcome
-      const end = { headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }
-      await store.finishSnapshot(id, Buffer.from(JSON.stringify(end)), info)
+      const { rows } = outcome
       shape.completeSnapshot()
       notifier.notify(id)
       log.info({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
@@ -387,4 +392,9 @@ export class ShapeManager {
       await this.drop(shape, 'snapshot failed', failure.kind === 'permanent' ? failure.error : undefined)
     }
   }
+}
+
+/** The control message that ends a snapshot, with its visibility (PROTOCOL.md: Messages). */
+function snapshotEnd(info: SnapshotInfo): Buffer {
+  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }))
 }

@@ -146,16 +146,24 @@ export class SnapshotScheduler {
 
   async #runBatch(batch: readonly Waiting[]): Promise<void> {
     this.#onQuery?.(batch.length)
+    const done = new Set<number>()
     try {
-      const outcomes = await takeSnapshot(this.#pool, batch.map((w) => w.request), this.#log)
-      batch.forEach((w, i) => w.settle(outcomes[i]))
+      // A shape is answered as soon as its pack is read, not after the largest of the batch (I30).
+      const outcomes = await takeSnapshot(this.#pool, batch.map((w) => w.request), this.#log, (i, outcome) => {
+        done.add(i)
+        batch[i]!.settle(outcome)
+      })
+      batch.forEach((w, i) => {
+        if (!done.has(i)) w.settle(outcomes[i])
+      })
     } catch (error) {
+      const waiting = batch.filter((_, i) => !done.has(i))
       if (batch.length === 1 || permanentSqlState(error) === undefined) {
-        for (const w of batch) w.settle(undefined, error)
+        for (const w of waiting) w.settle(undefined, error)
         return
       }
       this.#log.info({ shapes: batch.length, err: (error as Error).message }, 'a shared snapshot failed for good; its shapes are taken alone when asked for again')
-      for (const w of batch) {
+      for (const w of waiting) {
         this.#alone.set(w.request.key, true)
         w.settle(undefined, new Error(`a snapshot shared with other shapes failed: ${(error as Error).message}`))
       }

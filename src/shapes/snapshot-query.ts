@@ -4,6 +4,7 @@
  * Built only from catalog names (quoted), constant fragments and the where SQL that the where
  * compiler rebuilt from a syntax tree — never from client text. `table` lists only the
  * shape's selected columns. A keyless table's identical rows come once (they share a key).
+ * A shared snapshot (`snapshot-plan.ts`) puts the same row expression in its own select list.
  */
 import { IDENTITY_SOURCES, type TableInfo } from '../pg/introspect.js'
 import { sqlLiteral } from '../pg/sql.js'
@@ -13,7 +14,6 @@ import { relationPrefix, rowKeySql } from './row-key.js'
 
 /**
  * `extraHeaders` join `operation` and `relation` in every row's headers (a subset's `snapshot_mark`);
- * `prefix` goes before each row's JSON (a batched snapshot's member number, `snapshot-batch.ts`);
  * `headersSql` joins them too, each the SQL of a JSON text computed for the row (the tags of a
  * shape with subqueries).
  */
@@ -21,9 +21,18 @@ export function snapshotRowSql(
   table: TableInfo,
   whereSql?: string,
   extraHeaders: Readonly<Record<string, string | number>> = {},
-  prefix = '',
   headersSql: Readonly<Record<string, string>> = {},
 ): string {
+  return `SELECT ${distinctSql(table)}${rowJsonSql(table, extraHeaders, headersSql)} FROM ${qualifiedName(table.table)}${whereSql === undefined ? '' : ` WHERE ${whereSql}`}`
+}
+
+/** `DISTINCT ` for a table keyed on all columns, where identical rows share a key: send each once. */
+export function distinctSql(table: TableInfo): string {
+  return table.identity.source === IDENTITY_SOURCES.allColumns ? 'DISTINCT ' : ''
+}
+
+/** The expression of a row's insert message as JSON text (see `snapshotRowSql`). */
+export function rowJsonSql(table: TableInfo, extraHeaders: Readonly<Record<string, string | number>> = {}, headersSql: Readonly<Record<string, string>> = {}): string {
   const values = table.columns.map((column, i) => {
     const name = `${i === 0 ? '' : ','}${JSON.stringify(column.name)}:`
     return `${sqlLiteral(name)} || coalesce(to_json(${textOutputSql(column)})::text, 'null')`
@@ -32,7 +41,7 @@ export function snapshotRowSql(
   const pkColumns = table.primaryKey.map((name) => table.columns.find((c) => c.name === name)!)
   const key = rowKeySql(relationPrefix(table.table), pkColumns)
   const parts = [
-    sqlLiteral(`${prefix}{"key":`),
+    sqlLiteral('{"key":'),
     `to_json(${key})::text`,
     sqlLiteral(',"value":{'),
     ...values,
@@ -40,8 +49,5 @@ export function snapshotRowSql(
     ...Object.entries(headersSql).flatMap(([name, sql]) => [sqlLiteral(`,${JSON.stringify(name)}:`), sql]),
     sqlLiteral('}}'),
   ]
-  const filter = whereSql === undefined ? '' : ` WHERE ${whereSql}`
-  // Keyed on all columns, identical rows share a key: send each once.
-  const distinct = table.identity.source === IDENTITY_SOURCES.allColumns ? 'DISTINCT ' : ''
-  return `SELECT ${distinct}${parts.join(' || ')} FROM ${qualifiedName(table.table)}${filter}`
+  return parts.join(' || ')
 }

@@ -6,9 +6,10 @@
  * A snapshot that misses transactions already replicated is dropped and taken again once they
  * are visible (`unconfirmed-commits.ts`).
  *
- * Several shapes of one table can share the transaction (`snapshot-batch.ts`, I21): one query,
- * a `UNION ALL` of each shape's own `SELECT`, every row prefixed with its shape's number, so each
- * shape gets exactly its rows and all of them the same snapshot and WAL position.
+ * Several shapes of one table can share the transaction (`snapshot-batch.ts`, I21): their rows
+ * are counted with the snapshot, then read in packs, smallest shapes first, each pack one query
+ * (`snapshot-plan.ts`, I30) whose every row names its branch, so each shape gets exactly its rows,
+ * all of them the same snapshot and WAL position, and each is complete once its pack is read.
  *
  * The table is locked (ACCESS SHARE) before the transaction's snapshot is taken, and must still
  * be the one the shapes were bound to: otherwise a concurrent DROP and CREATE (or a rewrite) would
@@ -22,10 +23,9 @@ import type { Logger } from 'pino'
 import { CopyBinaryRowReader } from '../pg/copy-binary.js'
 import type { TableInfo } from '../pg/introspect.js'
 import { OUTPUT_SETTINGS } from '../pg/output-settings.js'
-import { sqlLiteral } from '../pg/sql.js'
+import { qualifiedName, sqlLiteral } from '../pg/sql.js'
 import type { SnapshotInfo } from '../storage/shape-log-store.js'
-import { qualifiedName } from '../pg/sql.js'
-import { snapshotRowSql } from './snapshot-query.js'
+import { countSql, packQuery, packsOf, type CountRow, type PlannedShape } from './snapshot-plan.js'
 import { parseSnapshotText } from './xid-visibility.js'
 
 /**
@@ -46,17 +46,17 @@ export interface SnapshotSink {
   onSnapshotInfo(info: SnapshotInfo): void
   /** Called with each batch of rows in order; the next batch waits for the promise. */
   onRows(rows: readonly Buffer[]): Promise<void>
+  /**
+   * Called once the shape's rows are all read, with the last of them, in place of a last `onRows`:
+   * shapes of a pack complete at once, so their last rows and ends can share one storage write.
+   */
+  onComplete?(rows: readonly Buffer[], info: SnapshotInfo): Promise<void>
 }
 
-export interface SnapshotMember {
-  /** The shape's table, narrowed to its selected columns. */
-  readonly table: TableInfo
-  /** The shape's rebuilt where SQL, if any. */
-  readonly whereSql: string | undefined
+/** `table`: narrowed to the shape's selected columns; `whereSql`: its rebuilt where; `headersSql`: per-row headers computed by PostgreSQL (a shape with subqueries' tags). */
+export interface SnapshotMember extends PlannedShape {
   /** False for a shape that only follows changes: it takes part for the snapshot's visibility. */
   readonly rows: boolean
-  /** Per-row headers computed by PostgreSQL (`snapshotRowSql`): a shape with subqueries' tags. */
-  readonly headersSql?: Readonly<Record<string, string>>
   readonly sink: SnapshotSink
 }
 
@@ -74,14 +74,19 @@ const PROGRESS_EVERY_MS = 5_000
 /** Missed transactions have committed: they turn visible as soon as their backends finish. */
 const MISSED_FIRST_POLL_MS = 2
 const MISSED_MAX_POLL_MS = 100
-const COMMA = 0x2c
 
 /**
  * Takes one snapshot for `members`, shapes of one table. Throws only for what fails the whole
  * transaction (the table changed, PostgreSQL refused the query, the connection broke); a member
- * whose sink throws gets `{ left }` in its outcome.
+ * whose sink throws gets `{ left }` in its outcome. `onDone` hears of each member whose rows are
+ * all read as soon as its pack is, before the others' (I30).
  */
-export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMember[], log: Logger): Promise<SnapshotOutcome[]> {
+export async function takeSnapshot(
+  pool: pg.Pool,
+  members: readonly SnapshotMember[],
+  log: Logger,
+  onDone?: (member: number, outcome: SnapshotOutcome) => void,
+): Promise<SnapshotOutcome[]> {
   const outcomes: (SnapshotOutcome | undefined)[] = members.map(() => undefined)
   const counts = members.map(() => 0)
   const inside = (i: number) => outcomes[i] === undefined
@@ -93,13 +98,16 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
       return undefined
     }
   }
+  const reading = members.flatMap((m, i) => (m.rows ? [i] : []))
+  // Packs need each shape's size, when there is more than one to read.
+  const counting = reading.length > 1 ? countSql(members, reading) : undefined
   const client = await pool.connect()
   let broken = false
   try {
-    let info: SnapshotInfo
+    let opened: OpenedSnapshot
     for (;;) {
-      info = await beginSnapshot(client, ...members.map((m) => m.table))
-      const missed = missedBy(members, info, inside, guard)
+      opened = await openSnapshot(client, members.map((m) => m.table), counting)
+      const missed = missedBy(members, opened.info, inside, guard)
       if (missed.length === 0) break
       await client.query('ROLLBACK')
       members.forEach((m, i) => {
@@ -110,41 +118,56 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
         if (missedBy(members, await readSnapshot(client), inside, guard).length === 0) break
       }
     }
+    const info = opened.info
     // A query that fails here aborts the transaction: it fails the snapshot (such a shape runs alone).
     for (const [i, m] of members.entries()) if (inside(i)) await m.sink.inSnapshot?.(client)
     members.forEach((m, i) => {
       if (inside(i)) guard(i, () => m.sink.onSnapshotInfo(info))
     })
 
-    const branches = members.flatMap((m, i) => (m.rows && inside(i) ? [`(${snapshotRowSql(m.table, m.whereSql, {}, `${i},`, m.headersSql)})`] : []))
-    if (branches.length > 0) {
-      const started = Date.now()
-      let lastProgress = started
-      const reader = new CopyBinaryRowReader()
-      const stream = client.query(copyTo(`COPY (${branches.join(' UNION ALL ')}) TO STDOUT (FORMAT binary)`))
-      const pending = new Map<number, Buffer[]>()
-      let pendingBytes = 0
-      // All members' rows at once: storage writes them in one transaction, not one after another.
-      const flush = async () => {
-        const writes = [...pending].filter(([i]) => inside(i)).map(async ([i, rows]) => {
-          counts[i]! += rows.length
-          try {
-            await members[i]!.sink.onRows(rows)
-          } catch (error) {
-            outcomes[i] = { left: error }
-          }
-        })
-        pending.clear()
-        pendingBytes = 0
-        await Promise.all(writes)
+    const started = Date.now()
+    let lastProgress = started
+    const pending: (Buffer[] | undefined)[] = members.map(() => undefined)
+    let pendingBytes = 0
+    // All members' rows at once: storage writes them in one transaction, not one after another.
+    const flush = async () => {
+      const writes: Promise<void>[] = []
+      pending.forEach((rows, i) => {
+        if (!rows || !inside(i)) return
+        counts[i]! += rows.length
+        writes.push(members[i]!.sink.onRows(rows).catch((error: unknown) => void (outcomes[i] = { left: error })))
+      })
+      pending.fill(undefined)
+      pendingBytes = 0
+      await Promise.all(writes)
+    }
+    const complete = async (i: number) => {
+      const rows = pending[i] ?? NO_ROWS
+      pending[i] = undefined
+      counts[i]! += rows.length
+      const sink = members[i]!.sink
+      try {
+        if (sink.onComplete) await sink.onComplete(rows, info)
+        else if (rows.length > 0) await sink.onRows(rows)
+      } catch (error) {
+        outcomes[i] = { left: error }
       }
+    }
+    for (const pack of counting === undefined ? [reading] : packsOf(members, reading, opened.counts)) {
+      const still = pack.filter(inside)
+      if (still.length === 0) continue
+      const query = packQuery(members, still)
+      const reader = new CopyBinaryRowReader(3)
+      const stream = client.query(copyTo(`COPY (${query.sql}) TO STDOUT (FORMAT binary)`))
       for await (const chunk of stream as AsyncIterable<Buffer>) {
-        for (const row of reader.push(chunk)) {
-          const comma = row.indexOf(COMMA)
-          const i = Number(row.toString('latin1', 0, comma))
-          let rows = pending.get(i)
-          if (!rows) pending.set(i, (rows = []))
-          rows.push(row.subarray(comma + 1))
+        const fields = reader.push(chunk)
+        for (let f = 0; f < fields.length; f += 3) {
+          const row = fields[f + 2]!
+          for (const i of query.shapesOf(fields[f]!.readInt32BE(0), fields[f + 1]!)) {
+            const rows = pending[i]
+            if (rows) rows.push(row)
+            else pending[i] = [row]
+          }
           pendingBytes += row.length
         }
         if (pendingBytes >= BATCH_BYTES) {
@@ -157,7 +180,12 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
           }
         }
       }
-      await flush()
+      await Promise.all(still.filter(inside).map(complete))
+      pendingBytes = 0
+      for (const i of still) {
+        outcomes[i] ??= { rows: counts[i]!, info }
+        onDone?.(i, outcomes[i])
+      }
     }
     await client.query('COMMIT')
     return outcomes.map((outcome, i) => outcome ?? { rows: counts[i]!, info })
@@ -170,6 +198,8 @@ export async function takeSnapshot(pool: pg.Pool, members: readonly SnapshotMemb
     client.release(broken)
   }
 }
+
+const NO_ROWS: readonly Buffer[] = []
 
 class EveryShapeLeft extends Error {}
 
@@ -196,6 +226,17 @@ function missedBy(
  * take ACCESS SHARE, which waits out DDL on the table.
  */
 export async function beginSnapshot(client: pg.PoolClient, ...tables: readonly TableInfo[]): Promise<SnapshotInfo & { readonly lsn: string }> {
+  return (await openSnapshot(client, tables)).info
+}
+
+interface OpenedSnapshot {
+  readonly info: SnapshotInfo & { readonly lsn: string }
+  /** What `counting` answered in the snapshot (empty without it). */
+  readonly counts: readonly CountRow[]
+}
+
+/** `beginSnapshot`, with `counting` (a statement of `CountRow`s) run in the same round trip. */
+async function openSnapshot(client: pg.PoolClient, tables: readonly TableInfo[], counting?: string): Promise<OpenedSnapshot> {
   const name = qualifiedName(tables[0]!.table)
   const settings = Object.entries(OUTPUT_SETTINGS).map(([setting, value]) => `set_config(${sqlLiteral(setting)}, ${sqlLiteral(value)}, true)`)
   // Several statements in one simple-protocol message: pg answers with one result each.
@@ -210,11 +251,11 @@ export async function beginSnapshot(client: pg.PoolClient, ...tables: readonly T
             pg_current_snapshot()::text AS s,
             (pg_current_wal_insert_lsn() - '0/0')::text AS lsn
        FROM pg_catalog.pg_class c
-      WHERE c.oid = ${sqlLiteral(name)}::regclass`,
-  )) as unknown as pg.QueryResult<BoundTableRow & { s: string; lsn: string }>[]
-  const row = results[2]!.rows[0]!
+      WHERE c.oid = ${sqlLiteral(name)}::regclass${counting === undefined ? '' : `;\n     ${counting}`}`,
+  )) as unknown as pg.QueryResult[]
+  const row = results[2]!.rows[0] as BoundTableRow & { s: string; lsn: string }
   checkBoundTable(tables, row)
-  return { ...parseSnapshotText(row.s), lsn: row.lsn }
+  return { info: { ...parseSnapshotText(row.s), lsn: row.lsn }, counts: counting === undefined ? [] : (results[3]!.rows as CountRow[]) }
 }
 
 /** The locked table as the catalog has it: its OID and its columns' names and type OIDs. */
