@@ -193,7 +193,8 @@ async function tableFor(
   const source = request.whereSource
   const canonical = request.definition.where
   if (!source || canonical === undefined) return { table, tables: new Map(), where: undefined }
-  const tables = await subqueryTables(deps.tables, source.text, source.params)
+  // A subquery's canonical spelling has SELECT: a where without one is not parsed again for its tables.
+  const tables = /select/i.test(canonical) ? await subqueryTables(deps.tables, source.text, source.params) : new Map<string, TableInfo>()
   try {
     return { table, tables, where: compileWhere(canonical, () => undefined, table, tables) }
   } catch (error) {
