@@ -123,4 +123,17 @@ describe('CopyBinaryRowReader', () => {
     const stream = Buffer.concat([SIGNATURE, int32(0), int32(0), int16(1), int32(-1), int16(-1)])
     expect(() => new CopyBinaryRowReader().push(stream)).toThrow('COPY binary: unexpected NULL value')
   })
+
+  it('reads rows of several fields flat, field after field, from any chunking', () => {
+    const row = (...fields: string[]) => Buffer.concat([int16(fields.length), ...fields.flatMap((f) => [int32(Buffer.byteLength(f)), Buffer.from(f)])])
+    const stream = Buffer.concat([SIGNATURE, int32(0), int32(0), row('1', 'a,b', '{}'), row('2', '', 'x'), int16(-1)])
+    for (const size of [1, 5, 31, stream.length]) {
+      const reader = new CopyBinaryRowReader(3)
+      const values: string[] = []
+      for (let at = 0; at < stream.length; at += size) for (const value of reader.push(stream.subarray(at, at + size))) values.push(value.toString())
+      expect(values).toEqual(['1', 'a,b', '{}', '2', '', 'x'])
+      expect(reader.ended).toBe(true)
+    }
+    expect(() => new CopyBinaryRowReader(3).push(Buffer.concat([SIGNATURE, int32(0), int32(0), row('1')]))).toThrow('COPY binary: expected 3 fields, got 1')
+  })
 })

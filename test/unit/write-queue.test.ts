@@ -131,3 +131,39 @@ describe('WriteQueue after a failed commit', () => {
     expect(second.failures).toEqual([])
   })
 })
+
+describe('WriteQueue.together', () => {
+  it('runs writes asked for while their transaction waits in that one transaction, each with its own outcome', async () => {
+    const { queue } = lsnQueue(dbs.root)
+    const writesBefore = Number(dbs.meta.get('writes') ?? '0')
+    const results = await Promise.allSettled([
+      queue.together(() => dbs.meta.putSync('a', '1')),
+      queue.together(() => {
+        throw new Error('this one only')
+      }),
+      queue.together(() => dbs.meta.get('a')),
+    ])
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([true, 'this one only', '1'])
+    // One transaction for the three: one more in the count of committed ones.
+    expect(Number(dbs.meta.get('writes'))).toBe(writesBefore + 1)
+    // Once that one has run, a write takes a new transaction.
+    await queue.together(() => dbs.meta.putSync('b', '2'))
+    expect(Number(dbs.meta.get('writes'))).toBe(writesBefore + 2)
+  })
+
+  it('writes nothing after a failed commit', async () => {
+    const lmdb = failingOnCue(dbs.root)
+    const { queue, failures } = lsnQueue(lmdb.transactions)
+    lmdb.failNext()
+    const lost = queue.together(() => dbs.meta.putSync('a', '1'))
+    await waitFor(() => expect(lmdb.ran()).toBe(true))
+    let ran = false
+    const behind = queue.together(() => (ran = true))
+    await expect(behind).rejects.toThrow(/^LMDB write lost/)
+    lmdb.report()
+    await expect(lost).rejects.toThrow('LMDB commit failed')
+    expect(ran).toBe(false)
+    expect(dbs.meta.get('a')).toBeUndefined()
+    expect(failures).toHaveLength(1)
+  })
+})
