@@ -1,18 +1,18 @@
 /**
  * Runs shapes' snapshots on a bounded number of PostgreSQL connections, many shapes of one table
  * to a snapshot (docs/ARCHITECTURE.md I21). After a deploy every user of a per-user app asks for
- * a new `user_id = k` shape at once: one transaction and one `UNION ALL` query for a few hundred
- * of them costs about what one of them alone does, so shapes that wait for a connection are
- * answered together when one frees up. No timer: a batch is whatever queued while the previous
- * snapshots ran.
+ * a new `user_id = k` shape at once: one transaction and one `col = ANY(…)` query for a few hundred
+ * of them costs about what one of them alone does (`snapshot-plan.ts`, I30), so shapes that wait
+ * for a connection are answered together when one frees up. No timer: a batch is whatever queued
+ * while the previous snapshots ran.
  *
  * Fairness: only shapes with an equality index (`col = c`, `col IN (…)`, few rows each) share a
- * snapshot, at most `maxBatch` of them. The others (a whole table, a range) run one to a
- * snapshot in their own lane, which never holds every connection: a large snapshot cannot keep
- * the small ones waiting.
+ * snapshot, at most `maxBatch` of them, and each is answered once its pack of rows is read, the
+ * smallest first (I30). The others (a whole table, a range) run one to a snapshot in their own
+ * lane, which never holds every connection: a large snapshot cannot keep the small ones waiting.
  *
  * A shared snapshot that PostgreSQL refuses for good (a `where` that fails on some row) fails
- * each of its shapes as a lost connection would (their clients refetch: a shape whose merge has
+ * each of its shapes still waiting as a lost connection would (their clients refetch: a shape whose merge has
  * begun cannot start over, I20), and their definitions are then taken alone for a while, so
  * only the shape at fault gets its 400.
  */
