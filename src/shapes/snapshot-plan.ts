@@ -8,9 +8,9 @@
  * where a `UNION ALL` branch per shape cost a plan and a scan each. Any other shape keeps a
  * branch of its own. Every row is (branch number, the key column's text or '', the row's JSON).
  *
- * Fairness: each shape's rows are counted first (in the snapshot's first round trip, so the
- * count costs no wait of its own), and shapes are read in packs of at most PACK_ROWS rows,
- * smallest first. A shape is complete once its pack is read, so a large shape among small ones
+ * Fairness: each shape's rows are counted first, no further than a pack (in the snapshot's first
+ * round trip, so the count costs no wait of its own), and shapes are read in packs of at most
+ * PACK_ROWS rows, smallest first. A shape is complete once its pack is read, so a large shape among small ones
  * is read last, alone, and holds them no longer than their own packs take.
  */
 import { IDENTITY_SOURCES, type TableInfo } from '../pg/introspect.js'
@@ -80,14 +80,17 @@ function isInt8(text: string): boolean {
 interface Branch {
   /** A shape of the branch: its table and headers are the branch's. */
   readonly first: number
+  /** The branch's query with `fields` as its select list. */
   readonly select: (fields: string) => string
   readonly keySql: string
+  /** Each shape's rows counted up to `cap` (for an `= ANY` branch, each value's): `CountRow`s. */
+  readonly count: (n: number, cap: number) => string
   readonly group?: string
   readonly byValue: Map<string, number[]>
   readonly only: readonly number[]
 }
 
-/** A branch's count row: its number, the key's text ('' for a branch of one shape), its rows. */
+/** A branch's count row: its number, the key's text ('' for a branch of one shape), its rows (at most PACK_ROWS + 1). */
 export interface CountRow {
   readonly branch: number
   readonly value: string
@@ -108,11 +111,18 @@ function branchesOf(shapes: readonly PlannedShape[], indices: readonly number[])
   const groups = new Map<string, Branch>()
   for (const i of indices) {
     const shape = shapes[i]!
-    const from = `FROM ${qualifiedName(shape.table.table)}`
+    const table = qualifiedName(shape.table.table)
     const equality = shape.headersSql ? undefined : shape.equality
     if (!equality) {
       const where = shape.whereSql === undefined ? '' : ` WHERE ${shape.whereSql}`
-      branches.push({ first: i, select: (fields) => `SELECT ${fields} ${from}${where}`, keySql: `''::text`, byValue: new Map(), only: [i] })
+      branches.push({
+        first: i,
+        select: (fields) => `SELECT ${fields} FROM ${table}${where}`,
+        keySql: `''::text`,
+        count: (n, cap) => `SELECT ${n}::int4 AS branch, ''::text AS value, (SELECT count(*) FROM (SELECT FROM ${table}${where} LIMIT ${cap}) c)::text AS rows`,
+        byValue: new Map(),
+        only: [i],
+      })
       continue
     }
     const group = [equality.column, equality.arrayType, ...shape.table.columns.map((c) => c.name)].join('\u0000')
@@ -120,8 +130,17 @@ function branchesOf(shapes: readonly PlannedShape[], indices: readonly number[])
     if (!branch) {
       const column = quoteIdent(equality.column)
       const byValue = new Map<string, number[]>()
-      const any = () => `${column} = ANY(ARRAY[${[...byValue.keys()].map(sqlLiteral).join(',')}]::${equality.arrayType}[])`
-      branch = { first: i, select: (fields) => `SELECT ${fields} ${from} WHERE ${any()}`, keySql: `${column}::text`, group, byValue, only: NONE }
+      const array = () => `ARRAY[${[...byValue.keys()].map(sqlLiteral).join(',')}]::${equality.arrayType}[]`
+      branch = {
+        first: i,
+        select: (fields) => `SELECT ${fields} FROM ${table} WHERE ${column} = ANY(${array()})`,
+        keySql: `${column}::text`,
+        // Per value, through the column's index, and no further than a pack: a huge shape's count costs no more than a small one's.
+        count: (n, cap) => `SELECT ${n}::int4 AS branch, v::text AS value, (SELECT count(*) FROM (SELECT FROM ${table} WHERE ${column} = v LIMIT ${cap}) c)::text AS rows FROM unnest(${array()}) v`,
+        group,
+        byValue,
+        only: NONE,
+      }
       groups.set(group, branch)
       branches.push(branch)
     }
@@ -134,10 +153,10 @@ function branchesOf(shapes: readonly PlannedShape[], indices: readonly number[])
   return branches
 }
 
-/** The statement that counts each shape's rows (one row per branch, or per value of an `= ANY` branch). */
+/** The statement that counts each shape's rows, up to one more than a pack holds (`CountRow`s). */
 export function countSql(shapes: readonly PlannedShape[], indices: readonly number[]): string {
   return branchesOf(shapes, indices)
-    .map((branch, n) => `(${branch.select(`${n}::int4 AS branch, ${branch.keySql} AS value, count(*)::text AS rows`)}${branch.group === undefined ? '' : ' GROUP BY 2'})`)
+    .map((branch, n) => `(${branch.count(n, PACK_ROWS + 1)})`)
     .join(' UNION ALL ')
 }
 
