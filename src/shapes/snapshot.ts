@@ -131,11 +131,14 @@ export async function takeSnapshot(
     let pendingBytes = 0
     // All members' rows at once: storage writes them in one transaction, not one after another.
     const flush = async () => {
-      const writes: Promise<void>[] = []
-      pending.forEach((rows, i) => {
+      const writes = pending.map(async (rows, i) => {
         if (!rows || !inside(i)) return
         counts[i]! += rows.length
-        writes.push(members[i]!.sink.onRows(rows).catch((error: unknown) => void (outcomes[i] = { left: error })))
+        try {
+          await members[i]!.sink.onRows(rows)
+        } catch (error) {
+          outcomes[i] = { left: error }
+        }
       })
       pending.fill(undefined)
       pendingBytes = 0
@@ -187,6 +190,8 @@ export async function takeSnapshot(
         onDone?.(i, outcomes[i])
       }
     }
+    // A shape that only follows changes has no rows, but its snapshot still ends.
+    await Promise.all(members.flatMap((m, i) => (!m.rows && inside(i) ? [complete(i)] : [])))
     await client.query('COMMIT')
     return outcomes.map((outcome, i) => outcome ?? { rows: counts[i]!, info })
   } catch (error) {
