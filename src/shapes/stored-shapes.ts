@@ -15,6 +15,7 @@ import { ActiveShape } from './active-shape.js'
 import { schemaChange } from './schema-drift.js'
 import type { ShapeDefinition } from './shape-definition.js'
 import { bindShape, type BoundShape } from './shape-filter.js'
+import { StoredWheres } from './stored-wheres.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { tablesOfWhere, type SubqueryTables } from './where/compile-where.js'
 import { visibilityOf, type Visibility } from './xid-visibility.js'
@@ -53,11 +54,12 @@ export async function restoreStoredShapes({ store, pool, serve, log }: StoredSha
     if (!visibility) visibilities.set(key, (visibility = visibilityOf(info)))
     return visibility
   }
+  const wheres = new StoredWheres()
   const restored: RestoredShape[] = []
   for (const stored of store.recoveredShapes()) {
     const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
     const subqueryTables = table && (await subqueryTablesOf(stored.definition, tableOf, serve))
-    const bound = table && subqueryTables && !refusalOf(table, serve) ? tryBind(stored.definition, table, subqueryTables) : undefined
+    const bound = table && subqueryTables && !refusalOf(table, serve) ? tryBind(stored.definition, table, subqueryTables, wheres) : undefined
     // The identity may have changed while Sluice was down: the log's keys would not match new ones.
     const sameKey = !stored.key || (bound !== undefined && stored.key.join('\u0000') === bound.table.primaryKey.join('\u0000'))
     // A DDL while Sluice was down sent no Relation message (a re-created table is not even in
@@ -119,9 +121,9 @@ async function subqueryTablesOf(
 }
 
 /** A stored shape bound to today's table; undefined when its columns or where no longer fit. */
-function tryBind(definition: ShapeDefinition, table: TableInfo, tables: SubqueryTables): BoundShape | undefined {
+function tryBind(definition: ShapeDefinition, table: TableInfo, tables: SubqueryTables, wheres: StoredWheres): BoundShape | undefined {
   try {
-    return bindShape(definition, table, tables)
+    return bindShape(definition, table, tables, definition.where === undefined ? undefined : wheres.compile(definition.where, table, tables))
   } catch {
     return undefined
   }

@@ -66,6 +66,18 @@ export function compileWhere(text: string, params: ParamReader, table: TableInfo
   // shape's is, so the same definition always compiles to the same SQL and evaluator.
   const fromText = bindWhere(parsed, table, tables)
   const typed = text === canonical ? fromText : bindWhere(parseWhere(canonical, noParams), table, tables)
+  return compiledFrom(typed, canonical)
+}
+
+/**
+ * Compiles a clause already parsed from its canonical text `canonical` (a stored shape's), so a
+ * caller that can build that tree without PostgreSQL's parser does not parse it again.
+ */
+export function compileParsedWhere(parsed: WhereNode, canonical: string, table: TableInfo, tables?: SubqueryTables): CompiledWhere {
+  return compiledFrom(bindWhere(parsed, table, tables), canonical)
+}
+
+function compiledFrom(typed: Typed, canonical: string): CompiledWhere {
   const evaluate = buildEvaluator(typed)
   const equalityIndex = findEqualityIndex(typed)
   // A clause that is nothing but its equality index (`col = c`, `col IN (…)`) holds exactly
