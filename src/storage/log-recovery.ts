@@ -2,16 +2,24 @@
  * Opening storage after a stop or a crash (docs/ARCHITECTURE.md I5, I7): shapes stored in an
  * older layout go (they are built again on request), entries of a transaction whose commit never
  * made it go (the slot replays it into the same offsets), and each remaining log's head and open
- * chunk are found again from what is stored. With 100,000 shapes this is on the restart's path,
- * so each record is decoded once and each log is looked at with one cursor when it holds nothing
- * uncommitted, as nearly all do.
+ * chunk are found again from what is stored. With 100,000 shapes this is on the restart's path
+ * (docs/ARCHITECTURE.md I31), so each record is decoded once, and while logs are short each log's
+ * last entry and boundary come from one pass over all keys rather than cursors per shape.
  */
 import type { Lsn } from '../pg/lsn.js'
 import type { Offset } from '../protocol/offset.js'
 import { FORMAT, META, type LogDatabases } from './log-databases.js'
-import { bytesSinceLastLogBoundary, lastLogOffset } from './log-reads.js'
+import { bytesSinceLastLogBoundary, lastKeyOfEachShape, lastLogOffset, logBytesAfter, logOffsetOf } from './log-reads.js'
 import { removeLogFrom, removeShape } from './log-writes.js'
 import type { StoredShape } from './stored-shape.js'
+
+/**
+ * Up to this many stored entries per shape, one pass over every key of the entries and the
+ * boundaries reads less than cursors per shape (100,000 shapes: a pass costs about 1.5 µs a key, a
+ * cursor 10-30 µs); past it, each log is looked at on its own. A log whose last entry is committed
+ * has no boundary past it (a boundary is only at an entry's key), so its last boundary is its open chunk's start.
+ */
+const KEYS_PER_SHAPE_FOR_ONE_PASS = 16
 
 export interface RecoveredShape {
   readonly id: number
@@ -47,18 +55,45 @@ export function recoverLogs(dbs: LogDatabases): RecoveredLogs {
   // stored with it, which is the commit's end; a later transaction starts at or after it. A log
   // boundary is only ever at an entry's key, so a log whose last entry is committed has none past it.
   const uncommittedFrom = committedLsn > 0n ? committedLsn : 1n
-  const lastEntries = records.map((shape) => lastLogOffset(dbs.entries, shape.id))
-  const uncommitted = new Set(records.filter((_, i) => (lastEntries[i]?.tx ?? 0n) >= uncommittedFrom).map((shape) => shape.id))
+  const stored = logEnds(dbs, records.length)
+  const uncommitted = new Set(records.filter((shape) => (stored.lastEntry(shape.id)?.tx ?? 0n) >= uncommittedFrom).map((shape) => shape.id))
   if (uncommitted.size > 0) {
     dbs.root.transactionSync(() => {
       for (const id of uncommitted) removeLogFrom(dbs, id, { tx: uncommittedFrom, op: 0 })
     })
   }
-  const shapes = records.map((shape, i) => {
+  const removed = eachLogEnd(dbs)
+  const shapes = records.map((shape) => {
+    const ends = uncommitted.has(shape.id) ? removed : stored
     const last = shape.lastSnapshotChunk
-    const lastEntry = uncommitted.has(shape.id) ? lastLogOffset(dbs.entries, shape.id) : lastEntries[i]
-    const head = lastEntry ?? (last === undefined ? undefined : { tx: 0n, op: last })
-    return { id: shape.id, lastSnapshotChunk: last, head, chunkBytes: bytesSinceLastLogBoundary(dbs, shape.id, head) }
+    const head = ends.lastEntry(shape.id) ?? (last === undefined ? undefined : { tx: 0n, op: last })
+    return { id: shape.id, lastSnapshotChunk: last, head, chunkBytes: head && head.tx > 0n ? ends.chunkBytes(shape.id, head) : 0 }
   })
   return { committedLsn, droppedOldFormatShapes: shapesOfOldFormat.length, records, shapes }
+}
+
+/** Where each stored log ends. */
+interface LogEnds {
+  lastEntry(shapeId: number): Offset | undefined
+  /** The open chunk's bytes: the log's bytes after its last boundary, up to `head`, its last entry. */
+  chunkBytes(shapeId: number, head: Offset): number
+}
+
+function logEnds(dbs: LogDatabases, shapes: number): LogEnds {
+  const { entryCount } = dbs.entries.getStats() as { entryCount: number }
+  if (entryCount > KEYS_PER_SHAPE_FOR_ONE_PASS * shapes) return eachLogEnd(dbs)
+  const entries = lastKeyOfEachShape(dbs.entries)
+  const boundaries = lastKeyOfEachShape(dbs.boundaries)
+  return {
+    lastEntry: (shapeId) => logOffsetOf(entries.get(shapeId)),
+    chunkBytes: (shapeId, head) => logBytesAfter(dbs, shapeId, logOffsetOf(boundaries.get(shapeId)), head),
+  }
+}
+
+/** Cursors per shape. */
+function eachLogEnd(dbs: LogDatabases): LogEnds {
+  return {
+    lastEntry: (shapeId) => lastLogOffset(dbs.entries, shapeId),
+    chunkBytes: (shapeId, head) => bytesSinceLastLogBoundary(dbs, shapeId, head),
+  }
 }

@@ -638,3 +638,53 @@ describe('files', () => {
     expect((await readdir(dir)).some((name) => name.startsWith('shapes.lmdb'))).toBe(true)
   })
 })
+
+describe('reopen', () => {
+  /** Every chunk end of the shape's log from its start, then its head. */
+  const chunkEnds = (s: ShapeLogStore, id: number): string[] => {
+    const ends: string[] = []
+    for (let end = s.chunkEndAfter(id, off('0_inf')); end; end = s.chunkEndAfter(id, end)) ends.push(formatOffset(end))
+    const head = s.head(id)
+    return [...ends, `head ${head ? formatOffset(head) : 'none'}`]
+  }
+
+  // Short logs are found again in one pass over every key, long ones with cursors per shape
+  // (log-recovery.ts): either way, each log continues as if the store had never closed.
+  it.each([
+    ['short logs, one pass over all keys', 2],
+    ['long logs, cursors per shape', 40],
+  ])('finds each log\'s head and open chunk again (%s)', async (_, perTx) => {
+    const twinDir = await mkdtemp(join(tmpdir(), 'sluice-unit-store-'))
+    const twin = ShapeLogStore.open(twinDir, { chunkBytes: CHUNK_BYTES })
+    try {
+      let s = open()
+      const steps = async (run: (store: ShapeLogStore) => Promise<void>) => {
+        await run(s)
+        await run(twin)
+      }
+      const ids: number[] = []
+      await steps(async (store) => {
+        ids.push(await readyShape(store), await readyShape(store, OTHER), await readyShape(store), (await store.createShape(ITEMS, definitionKey(ITEMS))).id)
+      })
+      // At the reopen shape 1 has crossed boundaries and ends in an open chunk, shape 2 ends exactly on
+      // a boundary, shape 3 has no log and shape 4 no snapshot.
+      const batch = (tx: bigint, sizes: readonly [number, number]) => ({
+        durableLsn: lsn(tx + 1n),
+        appends: [
+          { shapeId: 1, ...txEntries(tx, perTx, sizes[0]) },
+          { shapeId: 2, ...txEntries(tx, 1, sizes[1]) },
+        ],
+      })
+      await steps(async (store) => void (await store.commit(batch(1000n, [13, CHUNK_BYTES]))))
+      await steps(async (store) => void (await store.commit(batch(2000n, [7, CHUNK_BYTES]))))
+      s = await reopen()
+      await steps(async (store) => void (await store.commit(batch(3000n, [11, 40]))))
+      await steps(async (store) => void (await store.commit(batch(4000n, [17, 50]))))
+      for (const id of ids) expect(chunkEnds(s, id)).toEqual(chunkEnds(twin, id))
+      expect(chunkEnds(s, 2)).toContain('2000_0')
+    } finally {
+      await twin.close()
+      await rm(twinDir, { recursive: true, force: true })
+    }
+  })
+})
