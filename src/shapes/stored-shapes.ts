@@ -46,6 +46,11 @@ export async function restoreStoredShapes({ store, pool, serve, log }: StoredSha
     if (!table) tables.set(key, (table = loadTableInfo(pool, name)))
     return table
   }
+  const records = store.recoveredShapes()
+  // Loaded before the loop, which then waits for nothing per shape (100,000 waits were a tenth of it).
+  const loaded = new Map<string, TableInfo | undefined>()
+  for (const stored of records) void tableOf(stored.definition.table)
+  await Promise.all([...tables].map(async ([key, table]) => loaded.set(key, await table)))
   // Shapes that shared a snapshot share its visibility again.
   const visibilities = new Map<string, Visibility>()
   const visibilityOfStored = (info: SnapshotInfo) => {
@@ -56,9 +61,11 @@ export async function restoreStoredShapes({ store, pool, serve, log }: StoredSha
   }
   const wheres = new StoredWheres()
   const restored: RestoredShape[] = []
-  for (const stored of store.recoveredShapes()) {
-    const table = stored.status === SHAPE_STATUS.ready ? await tableOf(stored.definition.table) : undefined
-    const subqueryTables = table && (await subqueryTablesOf(stored.definition, tableOf, serve))
+  // Queued together, they commit in a few write transactions rather than one after another.
+  const deletions: Promise<void>[] = []
+  for (const stored of records) {
+    const table = stored.status === SHAPE_STATUS.ready ? loaded.get(qualifiedName(stored.definition.table)) : undefined
+    const subqueryTables = table && (hasSubquery(stored.definition) ? await subqueryTablesOf(stored.definition, tableOf, serve) : NO_TABLES)
     const bound = table && subqueryTables && !refusalOf(table, serve) ? tryBind(stored.definition, table, subqueryTables, wheres) : undefined
     // The identity may have changed while Sluice was down: the log's keys would not match new ones.
     const sameKey = !stored.key || (bound !== undefined && stored.key.join('\u0000') === bound.table.primaryKey.join('\u0000'))
@@ -67,7 +74,7 @@ export async function restoreStoredShapes({ store, pool, serve, log }: StoredSha
     const changed = table && bound && stored.table ? schemaChange({ stored, table: stored.table }, { ...table.table, oid: table.oid, columns: table.columns }) : undefined
     if (!table || !bound || !stored.snapshot || !sameKey || changed) {
       log.info({ handle: stored.handle, status: stored.status, ...(changed ? { schemaChange: changed } : {}) }, 'dropping shape that cannot be resumed')
-      await store.deleteShape(stored.id)
+      deletions.push(store.deleteShape(stored.id))
       continue
     }
     if (bound.where && bound.where.subqueries.length > 0) {
@@ -82,6 +89,7 @@ export async function restoreStoredShapes({ store, pool, serve, log }: StoredSha
     // filter them again rather than assume the shape was past xmax.
     restored.push({ shape: ActiveShape.resumed(record, bound, visibilityOfStored(stored.snapshot)), resuming: false })
   }
+  await Promise.all(deletions)
   return restored
 }
 
@@ -97,6 +105,13 @@ export function compactDefinition(definition: ShapeDefinition, table: TableInfo,
   return { ...definition, ...(sameTable ? { table: table.table } : {}), ...(where !== undefined ? { where } : {}) }
 }
 
+const NO_TABLES: SubqueryTables = new Map()
+
+/** A stored where is canonical, where a subquery is spelled `IN (SELECT …`: the others need no second parse at a restart. */
+function hasSubquery(definition: ShapeDefinition): boolean {
+  return definition.where !== undefined && definition.where.includes(' IN (SELECT ')
+}
+
 /** The tables a stored where's subqueries read; undefined when one can no longer be served. */
 async function subqueryTablesOf(
   definition: ShapeDefinition,
@@ -104,8 +119,7 @@ async function subqueryTablesOf(
   serve: ServeOptions,
 ): Promise<SubqueryTables | undefined> {
   const tables = new Map<string, TableInfo>()
-  // A stored where is canonical, where a subquery is spelled `IN (SELECT …`: the others need no second parse at a restart.
-  if (definition.where === undefined || !definition.where.includes(' IN (SELECT ')) return tables
+  if (definition.where === undefined) return tables
   let named: TableName[]
   try {
     named = tablesOfWhere(definition.where).map(({ table }) => table)
