@@ -7,8 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createWriteStream } from 'node:fs'
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import { ChildSluice } from '../test/support/child-sluice.js'
@@ -23,6 +22,7 @@ import { SoakPostgres } from './postgres.js'
 import { Random } from './random.js'
 import { ResourceSampler } from './resources.js'
 import { CANARY_ID, createSchema } from './schema.js'
+import { createSoakDir, removeSoakDir, sweepSoakDirs } from './soak-dirs.js'
 import { FOLLOWERS, type SoakScale } from './scale.js'
 import { Supervisor } from './supervisor.js'
 import { Writers } from './writers.js'
@@ -63,14 +63,14 @@ const SLOT = 'soak'
 const LOG_DIR = 'test-output'
 const RECOVERY_TIMEOUT_MS = 90_000
 const CONVERGENCE_TIMEOUT_MS = 120_000
+const CLEANUP_STEP_MS = 30_000
 
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const { scale, log } = options
   const random = new Random(options.seed)
-  const root = await mkdtemp(join(tmpdir(), 'sluice-soak-'))
-  // As root, PostgreSQL runs as the `postgres` user, which must reach its directory.
-  await chmod(root, 0o755)
-  const cleanup: (() => Promise<unknown>)[] = [() => rm(root, { recursive: true, force: true })]
+  for (const dir of await sweepSoakDirs()) log(`removed ${dir}, left mounted by a soak run that never cleaned up`)
+  const root = await createSoakDir()
+  const cleanup: (() => Promise<unknown>)[] = [() => removeSoakDir(root)]
   try {
     const postgres = await SoakPostgres.create(join(root, 'pg'))
     cleanup.unshift(() => postgres.stop('fast'))
@@ -79,8 +79,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     cleanup.unshift(() => pgProxy.close())
     const mounted = await DataDisk.mount(join(root, 'data'), scale.diskMb)
     const disk = typeof mounted === 'string' ? undefined : mounted
-    if (disk) cleanup.unshift(() => disk.unmount())
-    else log(`disk-full fault left out: ${mounted}`)
+    if (!disk) log(`disk-full fault left out: ${mounted}`)
 
     const sluice = new ChildSluice({
       DATABASE_URL: viaProxy(databaseUrl, pgProxy),
@@ -170,7 +169,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       diskNote: typeof mounted === 'string' ? mounted : undefined,
     }
   } finally {
-    for (const step of cleanup) await step().catch((error: unknown) => log(`cleanup: ${(error as Error).message}`))
+    // A step that hangs (a Sluice that cannot exit) must not keep the later ones, the tmpfs's
+    // unmount among them, from running.
+    for (const step of cleanup) await bounded(step, CLEANUP_STEP_MS).catch((error: unknown) => log(`cleanup: ${(error as Error).message}`))
+  }
+}
+
+async function bounded(step: () => Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`a step did not end within ${ms} ms`)), ms)))
+  try {
+    return await Promise.race([step(), late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 
