@@ -43,18 +43,12 @@ export class Follower {
       url.searchParams.set('live', 'true')
       if (this.cursor) url.searchParams.set('cursor', this.cursor)
     }
-    // The request gets a signal of its own that follows the caller's until its answer is read:
-    // fetch keeps a listener on the signal it is given until the request is garbage collected, so
-    // one signal given to every request of a long test gathered thousands (MaxListenersExceededWarning).
-    const request = new AbortController()
-    const abort = () => request.abort(options.signal?.reason)
-    if (options.signal?.aborted) abort()
-    options.signal?.addEventListener('abort', abort, { once: true })
-    try {
-      return await this.#answer(await this.fetchWith(url, { signal: request.signal }))
-    } finally {
-      options.signal?.removeEventListener('abort', abort)
-    }
+    // The request gets a signal of its own that follows the caller's: fetch keeps a listener on the
+    // signal it is given until the request is garbage collected, so one signal given to every
+    // request of a long test gathered thousands (MaxListenersExceededWarning). AbortSignal.any adds
+    // no listener to the signals it follows.
+    const signal = options.signal && AbortSignal.any([options.signal])
+    return this.#answer(await this.fetchWith(url, signal ? { signal } : {}))
   }
 
   async #answer(response: Response): Promise<number> {

@@ -32,16 +32,17 @@ describe('Follower', () => {
     expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0)
   })
 
-  it('still ends a waiting request when the caller\'s signal aborts', async () => {
+  it('adds none while requests wait either, and still ends them when the caller\'s signal aborts', async () => {
     const waiting = createServer(() => undefined)
     await new Promise<void>((resolve) => waiting.listen(0, '127.0.0.1', resolve))
     try {
-      const follower = new Follower(() => `http://127.0.0.1:${(waiting.address() as AddressInfo).port}/v1/shape`, { table: 'items' })
+      const followers = Array.from({ length: 20 }, () => new Follower(() => `http://127.0.0.1:${(waiting.address() as AddressInfo).port}/v1/shape`, { table: 'items' }))
       const stop = new AbortController()
-      const step = follower.step({ live: true, signal: stop.signal })
-      stop.abort()
-      await expect(step).rejects.toThrow()
+      const steps = followers.map((follower) => follower.step({ live: true, signal: stop.signal }))
+      // More than the 10 a signal takes before Node warns of a leak.
       expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0)
+      stop.abort()
+      for (const step of steps) await expect(step).rejects.toThrow()
     } finally {
       waiting.closeAllConnections()
       await new Promise((resolve) => waiting.close(resolve))
