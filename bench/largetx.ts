@@ -27,7 +27,7 @@ export async function runLargeTxBench(ctx: ScenarioContext): Promise<BenchRow[]>
   const root = fileURLToPath(new URL('..', import.meta.url))
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', SLUICE_DATA_DIR: dataDir, SLUICE_REPLICATION_SLOT: SLOT, SLUICE_PUBLICATION: SLOT, LOG_LEVEL: 'warn' },
+    env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', SLUICE_DATA_DIR: dataDir, SLUICE_REPLICATION_SLOT: SLOT, SLUICE_PUBLICATION: SLOT, SLUICE_WORKERS: '1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let stderr = ''

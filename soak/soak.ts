@@ -91,6 +91,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       SLUICE_SSE_TIMEOUT_MS: '15000',
       SLUICE_SHUTDOWN_TIMEOUT_MS: '3000',
       LOG_LEVEL: 'info',
+      // `SLUICE_WORKERS=2 npm run soak` soaks HTTP worker processes; one process otherwise.
+      ...(process.env['SLUICE_WORKERS'] ? { SLUICE_WORKERS: process.env['SLUICE_WORKERS'] } : {}),
     })
     // Sluice's own log, whole, next to the report: what it did around a violation.
     await mkdir(LOG_DIR, { recursive: true })

@@ -3,6 +3,7 @@
  * description), read once at start. A bad value stops the start with the variable's name.
  * `test/readme.test.ts` checks that the README's configuration table lists every option.
  */
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from './errors.js'
 import { parseTableName } from './pg/table-name.js'
@@ -40,6 +41,7 @@ export interface Config {
   readonly sseRetryMs: number
   readonly demo: boolean
   readonly allowKeylessTables: boolean
+  readonly workers: number
 }
 
 type Parser<T> = (text: string) => T
@@ -63,6 +65,9 @@ function integer(min: number, max: number): Parser<number> {
     return n
   }
 }
+
+/** `auto`: one per core. */
+const workerCount: Parser<number> = (value) => (value === 'auto' ? availableParallelism() : integer(1, 1024)(value))
 
 const boolean: Parser<boolean> = (value) => {
   const lower = value.toLowerCase()
@@ -175,6 +180,8 @@ export const CONFIG_OPTIONS = [
     description: 'Serves the demo todo page at `/` and its write endpoint `/demo/items` (table `items`, created if missing). On by itself with the embedded database.' }),
   option({ key: 'allowKeylessTables', env: 'SLUICE_ALLOW_KEYLESS_TABLES', default: 'false', parse: boolean,
     description: 'Serves tables without a primary key or unique NOT NULL index, keyed on all their columns (as Electric does). Identical rows then reach clients as one row, and when one of them changes or goes, clients drop that row though copies remain. Off: such tables get 400 naming the fix.' }),
+  option({ key: 'workers', env: 'SLUICE_WORKERS', default: 'auto', parse: workerCount,
+    description: 'HTTP worker processes (`auto`: one per core). With 1, one process does everything; above 1, one more process owns replication, shapes and storage, and the workers serve HTTP from the same storage (see "Worker processes").' }),
 ] as const
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

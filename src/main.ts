@@ -1,9 +1,14 @@
 /**
  * `npm start`: reads the configuration, starts an embedded PostgreSQL when DATABASE_URL is
- * unset, serves the API, and shuts down cleanly on SIGINT/SIGTERM.
+ * unset, serves the API, and shuts down cleanly on SIGINT/SIGTERM. With `SLUICE_WORKERS` above
+ * 1 this process is the owner and forks the HTTP workers, which run this file too
+ * (docs/ARCHITECTURE.md: Worker processes).
  */
+import cluster from 'node:cluster'
 import { join } from 'node:path'
-import { loadConfig } from './config.js'
+import { startOwner } from './cluster/owner.js'
+import { runWorker } from './cluster/worker.js'
+import { loadConfig, type Config } from './config.js'
 import { SluiceError } from './errors.js'
 import { seedDemo } from './demo.js'
 import { createLogger } from './log.js'
@@ -12,7 +17,7 @@ import { startSluice } from './server.js'
 import { freePort } from './pg/free-port.js'
 
 async function main(): Promise<void> {
-  let config
+  let config: Config
   try {
     config = loadConfig()
   } catch (error) {
@@ -20,6 +25,11 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const log = createLogger(config.logLevel)
+  if (cluster.isWorker) {
+    // The owner passes its database URL, the embedded one included.
+    await runWorker({ ...config, databaseUrl: config.databaseUrl! }, log.child({ worker: process.pid }))
+    return
+  }
 
   let embedded: EmbeddedCluster | undefined
   let databaseUrl = config.databaseUrl
@@ -33,9 +43,10 @@ async function main(): Promise<void> {
     await seedDemo(databaseUrl)
   }
 
-  let server
+  let server: { readonly url: string; stop(): Promise<void> }
   try {
-    server = await startSluice({ ...config, databaseUrl, demo: config.demo || embedded !== undefined }, log)
+    const options = { ...config, databaseUrl, demo: config.demo || embedded !== undefined }
+    server = config.workers > 1 ? await startOwner(options, log) : await startSluice(options, log)
   } catch (error) {
     if (error instanceof SluiceError) log.fatal(error.message)
     else log.fatal({ err: error }, 'Sluice could not start')
@@ -43,7 +54,7 @@ async function main(): Promise<void> {
     process.exit(1)
   }
 
-  log.info({ url: server.url }, 'Sluice is serving')
+  log.info({ url: server.url, workers: config.workers }, 'Sluice is serving')
   if (embedded) {
     process.stdout.write(
       `\nSluice is serving ${server.url} (embedded PostgreSQL, demo table "items").\nTry:\n  curl '${server.url}/v1/shape?table=items&offset=-1'\n  open ${server.url}/ (the live demo page)\n\n`,

@@ -4,16 +4,14 @@
  * reverse. `main.ts` and the tests both start it from here.
  */
 import { spawn } from 'node:child_process'
-import { setMaxListeners } from 'node:events'
 import { statfsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type pg from 'pg'
 import type { Config } from './config.js'
 import { seedDemo } from './demo.js'
 import { ADMISSION, Admission } from './http/admission.js'
-import { createApp, HEALTH, type Health } from './http/app.js'
-import { ChunkResponses } from './http/chunk-responses.js'
-import { LiveSlots } from './http/live-slots.js'
+import { HEALTH, type Health } from './http/app.js'
+import { createHttpHandlers } from './http/http-service.js'
 import { HttpListener } from './http-listener.js'
 import { ServiceStack } from './lifecycle.js'
 import { flushLogSync, type Logger } from './log.js'
@@ -22,9 +20,9 @@ import { createPool } from './pg/pool.js'
 import { ensurePublication } from './pg/publication.js'
 import { runStartupChecks } from './pg/startup-checks.js'
 import { TableCatalog, type TableCatalogOptions } from './pg/table-catalog.js'
+import { walBytesPast } from './pg/wal-lag.js'
 import { Acknowledgements } from './replication/acknowledgements.js'
 import { REPLICATION_STATUS, ReplicationStream, type ReplicationStatus } from './replication/replication-stream.js'
-import { Semaphore } from './shapes/semaphore.js'
 import { ShapeManager } from './shapes/shape-manager.js'
 import { ShapeNotifier } from './shapes/shape-notifier.js'
 import { ShapeRouter } from './shapes/shape-router.js'
@@ -44,15 +42,50 @@ export interface SluiceServer {
   stop(): Promise<void>
 }
 
-/** What tests may pass in besides the configuration. */
+/** What tests and the owner of HTTP workers may pass in besides the configuration. */
 export interface StartOptions {
   readonly catalog?: TableCatalogOptions
+  /** Used instead of a new one (the owner's also tells its workers, `cluster/owner.ts`). */
+  readonly notifier?: ShapeNotifier
+}
+
+/** Everything but what serves HTTP, as it runs. */
+export interface SluiceCore {
+  readonly store: ShapeLogStore
+  readonly manager: ShapeManager
+  readonly notifier: ShapeNotifier
+  readonly replication: ReplicationStream
+  readonly tables: TableCatalog
+  readonly pool: pg.Pool
+  readonly admission: Admission
+  readonly metrics: Metrics
+  health(): Health
 }
 
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger, options: StartOptions = {}): Promise<SluiceServer> {
+  return startServing(config, log, options, async (services, core) => {
+    const handlers = await createHttpHandlers(config, { ...core, log: log.child({ component: 'http' }) })
+    const http = new HttpListener({ ...handlers, config })
+    await services.start(http)
+    const { store, manager, notifier, replication } = core
+    return { url: http.url, store, manager, notifier, replication }
+  })
+}
+
+/**
+ * Starts everything but what serves HTTP, then `serve` on the same stack, which it extends with
+ * that last service: an `HttpListener` here, the HTTP worker processes in `cluster/owner.ts`.
+ */
+export async function startServing<T>(
+  config: Config & { databaseUrl: string },
+  log: Logger,
+  options: StartOptions,
+  serve: (services: ServiceStack, core: SluiceCore) => Promise<T>,
+): Promise<T & { stop(): Promise<void> }> {
   const services = new ServiceStack(log)
   try {
-    return await compose(services, config, log, options)
+    const served = await serve(services, await compose(services, config, log, options))
+    return { ...served, stop: () => services.stop() }
   } catch (error) {
     // A stop that fails is logged by the stack; the start's failure is the one to report.
     await services.stop().catch(() => undefined)
@@ -62,10 +95,11 @@ export async function startSluice(config: Config & { databaseUrl: string }, log:
 
 /**
  * Builds each part once what it needs runs, and starts it on `services`, which stops them in
- * reverse: HTTP first, so no request reaches a stopped part; then replication, so no commit
- * arrives; then shapes, whose last commits land before storage closes; the pool last.
+ * reverse: HTTP first (started by the caller, last), so no request reaches a stopped part; then
+ * replication, so no commit arrives; then shapes, whose last commits land before storage
+ * closes; the pool last.
  */
-async function compose(services: ServiceStack, config: Config & { databaseUrl: string }, log: Logger, options: StartOptions): Promise<SluiceServer> {
+async function compose(services: ServiceStack, config: Config & { databaseUrl: string }, log: Logger, options: StartOptions): Promise<SluiceCore> {
   // Shape snapshots and subset queries each get `maxConcurrentSnapshots` connections, plus a few for the rest.
   const pool = createPool(config.databaseUrl, 2 * config.maxConcurrentSnapshots + 4, log)
   await services.start({
@@ -112,7 +146,7 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
     stop: () => store.close(),
   })
 
-  const notifier = new ShapeNotifier()
+  const notifier = options.notifier ?? new ShapeNotifier()
   const servable = { allowKeylessTables: config.allowKeylessTables }
   const tables = new TableCatalog(pool, servable, options.catalog)
   const manager = new ShapeManager({
@@ -159,11 +193,7 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
     requestsInFlight: () => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }),
     storageBytes: () => store.sizeBytes(),
     durableLsn: () => store.durableLsn,
-    replicationLagBytes: async () => {
-      const { rows } = await pool.query<{ lsn: string }>(`SELECT (pg_current_wal_lsn() - '0/0')::text AS lsn`).catch(() => ({ rows: [] }))
-      const current = rows[0] ? BigInt(rows[0].lsn) : undefined
-      return current === undefined ? undefined : Number(current > store.durableLsn ? current - store.durableLsn : 0n)
-    },
+    replicationLagBytes: () => walBytesPast(pool, store.durableLsn),
   })
 
   const replication = new ReplicationStream({
@@ -201,46 +231,7 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
   await services.start(replication)
 
   if (config.demo) await seedDemo(config.databaseUrl)
-  const shutdown = new AbortController()
-  // Every waiting request listens to it (and stops listening when it is answered): thousands at
-  // once are normal here, not a leak worth a warning.
-  setMaxListeners(0, shutdown.signal)
-  const chunkResponses = new ChunkResponses()
-  const httpLog = log.child({ component: 'http' })
-  const app = createApp({
-    store,
-    notifier,
-    manager,
-    tables,
-    pool,
-    subsetSlots: new Semaphore(config.maxConcurrentSnapshots),
-    subsetQueueLength: config.snapshotQueueLength,
-    chunkResponses,
-    longPollMs: config.longPollMs,
-    cache: { maxAgeSeconds: config.cacheMaxAgeSeconds, staleAgeSeconds: config.cacheStaleAgeSeconds },
-    canCreateShapes: () => replication.status === REPLICATION_STATUS.streaming,
-    secret: config.secret,
-    allowShapeDeletion: config.allowShapeDeletion,
-    allowedTables: config.tables,
-    liveSlots: new LiveSlots(config.maxLiveConnections, metrics),
-    admission,
-    metrics,
-    openapi: await readFile(new URL('../openapi.yaml', import.meta.url), 'utf8'),
-    shutdown: shutdown.signal,
-    sse: { timeoutMs: config.sseTimeoutMs, keepAliveMs: config.sseKeepAliveMs, retryMs: config.sseRetryMs },
-    demo: config.demo ? pool : undefined,
-    health: () => healthOf(replication.status),
-    log: httpLog,
-  })
-  const http = new HttpListener({
-    fetch: app.fetch,
-    answerFirst: chunkResponses.answerer({ manager, secret: config.secret, metrics, log: httpLog }),
-    config,
-    shutdown,
-  })
-  await services.start(http)
-
-  return { url: http.url, store, manager, notifier, replication, stop: () => services.stop() }
+  return { store, manager, notifier, replication, tables, pool, admission, metrics, health: () => healthOf(replication.status) }
 }
 
 /** Free bytes on the data directory's filesystem, for the storage failure's log line. */

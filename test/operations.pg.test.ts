@@ -184,7 +184,7 @@ describe('SIGTERM', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'sluice-sigterm-'))
     const port = await freePort()
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', SLUICE_DATA_DIR: dataDir, SLUICE_REPLICATION_SLOT: `sigterm_${port}`, SLUICE_PUBLICATION: `sigterm_${port}`, SLUICE_LONG_POLL_MS: '60000', LOG_LEVEL: 'warn' },
+      env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', SLUICE_DATA_DIR: dataDir, SLUICE_REPLICATION_SLOT: `sigterm_${port}`, SLUICE_PUBLICATION: `sigterm_${port}`, SLUICE_LONG_POLL_MS: '60000', SLUICE_WORKERS: '1', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let output = ''

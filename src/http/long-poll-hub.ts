@@ -50,8 +50,11 @@ class ParkedPoll implements AnsweredRequest {
   }
 }
 
-/** Slices read during one round, by shape and offset: polls at the same position share one read. */
-type Round = Map<string, LogSlice | null>
+/**
+ * Slices read during one round, by shape and offset: polls at the same position share one read.
+ * `null`: nothing to answer yet; `undefined`: the read failed.
+ */
+type Round = Map<string, LogSlice | null | undefined>
 
 export class LongPollHub {
   readonly #deps: LongPollHubDeps
@@ -93,8 +96,8 @@ export class LongPollHub {
     release: () => void,
   ): boolean {
     if (this.#closed || request.offset === OFFSET_NOW || shape.dropped || res.destroyed) return false
-    const next = sliceAt(this.#deps.store, shape, request.offset, READ_MODE.longPoll, true)
-    if (!('wait' in next) || next.wait !== WAIT.change) return false
+    const next = readSlice(this.#deps, shape, request.offset, true)
+    if (!next || !('wait' in next) || next.wait !== WAIT.change) return false
     const deadlineMs = Date.now() + this.#deps.longPollMs
     const poll = new ParkedPoll(shape, request.offset, request.cursor, request.handle, ifNoneMatch, common, res, release, deadlineMs)
     this.#all.add(poll)
@@ -151,8 +154,14 @@ export class LongPollHub {
     const key = `${poll.shape.stored.id}:${formatOffset(poll.offset)}${waitAtHead ? '' : '!'}`
     let slice = round.get(key)
     if (slice === undefined) {
-      const next = sliceAt(this.#deps.store, poll.shape, poll.offset, READ_MODE.longPoll, waitAtHead)
-      round.set(key, (slice = 'wait' in next ? null : next))
+      const next = readSlice(this.#deps, poll.shape, poll.offset, waitAtHead)
+      round.set(key, (slice = next === undefined ? undefined : 'wait' in next ? null : next))
+    }
+    if (slice === undefined) {
+      // The shape's log went from storage before this process heard it was dropped.
+      this.#forget(poll)
+      void this.#answerDropped(poll)
+      return
     }
     if (slice === null) return
     this.#forget(poll)
@@ -199,6 +208,19 @@ export class LongPollHub {
       this.#answer(poll, false, round)
     }
     this.#armDeadline()
+  }
+}
+
+/**
+ * The slice at `offset`, or undefined when the log cannot be read: an HTTP worker reads a shape
+ * the owner has just deleted before its feed says so (docs/ARCHITECTURE.md I27).
+ */
+function readSlice(deps: LongPollHubDeps, shape: ActiveShape, offset: Offset, waitAtHead: boolean): ReturnType<typeof sliceAt> | undefined {
+  try {
+    return sliceAt(deps.store, shape, offset, READ_MODE.longPoll, waitAtHead)
+  } catch (error) {
+    deps.log.debug({ handle: shape.stored.handle, err: (error as Error).message }, 'a parked long-poll could not read its shape')
+    return undefined
   }
 }
 

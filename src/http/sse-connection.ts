@@ -79,7 +79,15 @@ export class SseConnection {
         this.end()
         return
       }
-      const batch = this.#cached(cache)
+      let batch: Batch | undefined
+      try {
+        batch = this.#cached(cache)
+      } catch {
+        // The log went from storage (an HTTP worker hears of a drop after the owner made it,
+        // docs/ARCHITECTURE.md I27): the client reconnects and gets its 409 then.
+        this.end()
+        return
+      }
       if (!batch) return
       this.#after = batch.end
       if (batch.upToDate) this.#knowsLive = true

@@ -20,6 +20,8 @@ export const HEADERS = {
   accelBuffering: 'x-accel-buffering',
   /** Marks a subset snapshot response (its body is `{metadata, data}`, not a log). */
   snapshot: 'electric-snapshot',
+  /** [sluice] The process id of the HTTP worker that answered (`SLUICE_WORKERS` above 1). */
+  worker: 'x-sluice-worker',
 } as const
 
 export const PARAMS = {

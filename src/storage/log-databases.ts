@@ -37,9 +37,14 @@ export const FORMAT = '3'
 /** The value of a boundary: only its key matters. */
 export const MARK = Buffer.of(1)
 
-export function openLogDatabases(dir: string): LogDatabases {
-  mkdirSync(dir, { recursive: true })
-  const root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, overlappingSync: true, compression: false })
+/**
+ * `readOnly`: for a process that reads another's logs (`read-only-shape-log.ts`); it opens the
+ * same databases, so both read the same keys and encodings.
+ */
+export function openLogDatabases(dir: string, access: { readonly readOnly?: boolean } = {}): LogDatabases {
+  if (!access.readOnly) mkdirSync(dir, { recursive: true })
+  const mode = access.readOnly ? { readOnly: true } : { overlappingSync: true }
+  const root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, compression: false, ...mode })
   return {
     root,
     entries: root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' }),

@@ -34,7 +34,8 @@ export class ChildSluice {
   async start(timeoutMs = 30_000): Promise<void> {
     this.port = await freePort()
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { ...process.env, HOST: '127.0.0.1', PORT: String(this.port), LOG_LEVEL: 'warn', ...this.env },
+      // One process unless the test asks for HTTP workers (`test/workers.pg.test.ts`).
+      env: { ...process.env, HOST: '127.0.0.1', PORT: String(this.port), LOG_LEVEL: 'warn', SLUICE_WORKERS: '1', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.#child = child

@@ -25,6 +25,9 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   shapes: ['pg', 'protocol', 'replication', 'storage', ...CROSS_CUTTING],
   // Not storage/: routes read the log through http/shape-log.ts.
   http: ['pg', 'protocol', 'shapes', 'metrics.ts', 'demo-routes.ts', ...CROSS_CUTTING],
+  // HTTP worker processes: a worker composes http/ over read-only storage; the owner starts the
+  // rest through server.ts, never replication/ or the router directly.
+  cluster: ['http', 'pg', 'protocol', 'shapes', 'storage', 'server.ts', 'config.ts', 'lifecycle.ts', 'http-listener.ts', 'metrics.ts', ...CROSS_CUTTING],
 }
 
 function sourceFiles(dir: string): string[] {

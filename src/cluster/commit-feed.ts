@@ -1,0 +1,94 @@
+/**
+ * The owner's side of what workers know (docs/ARCHITECTURE.md I27): it collects the shapes whose
+ * state moved (a commit's heads, a snapshot's progress or end, a drop) and sends them to every
+ * worker once per event-loop turn, so a burst of commits is one message. Each feed is read from
+ * the owner's state in one synchronous step — heads, snapshot state and the LSN committed
+ * together — which is the moment every reader in the owner would see too (I16). The LSN and
+ * health also move without any shape (idle commits, a lost connection): a timer sends those.
+ */
+import type { Health } from '../http/app.js'
+import { SHAPE_PHASE, type ActiveShape } from '../shapes/active-shape.js'
+import type { ShapeLogStore } from '../storage/shape-log-store.js'
+import { toWireError, type FeedMessage, type ShapeState } from './messages.js'
+
+export interface CommitFeedDeps {
+  readonly store: Pick<ShapeLogStore, 'head' | 'lastSnapshotChunk' | 'committedLsn' | 'durableLsn'>
+  /** The owner's live shape of an id (`ShapeManager.byId`). */
+  readonly shapeOf: (id: number) => ActiveShape | undefined
+  /** The ids of every stored shape, for a worker that just started. */
+  readonly shapeIds: () => Iterable<number>
+  readonly health: () => Health
+  /** Shape snapshots waiting for a connection (for workers' `/metrics`). */
+  readonly snapshotsWaiting: () => number
+  readonly broadcast: (message: FeedMessage) => void
+}
+
+/** How often the LSN committed and health are sent when no shape moved. */
+const IDLE_FEED_MS = 100
+
+export class CommitFeed {
+  readonly #deps: CommitFeedDeps
+  readonly #moved = new Set<number>()
+  #scheduled: NodeJS.Immediate | undefined
+  #sent: { committedLsn: bigint; health: Health | undefined } = { committedLsn: -1n, health: undefined }
+  readonly #idleTimer: NodeJS.Timeout
+
+  constructor(deps: CommitFeedDeps) {
+    this.#deps = deps
+    this.#idleTimer = setInterval(() => {
+      if (this.#deps.store.committedLsn !== this.#sent.committedLsn || this.#deps.health() !== this.#sent.health) this.#schedule()
+    }, IDLE_FEED_MS).unref()
+  }
+
+  /** The shape's state changed: the next feed carries it. */
+  moved(shapeId: number): void {
+    this.#moved.add(shapeId)
+    this.#schedule()
+  }
+
+  /** Every live shape, for a worker that just started. */
+  everything(): FeedMessage {
+    const shapes: ShapeState[] = []
+    for (const id of this.#deps.shapeIds()) {
+      const state = this.stateOf(id)
+      if (!state.gone) shapes.push(state)
+    }
+    return this.#message(shapes)
+  }
+
+  stateOf(shapeId: number): ShapeState {
+    const { store, shapeOf } = this.#deps
+    const shape = shapeOf(shapeId)
+    const phase = shape?.phase
+    const failure = phase?.kind === SHAPE_PHASE.dropped && phase.failure ? { failure: toWireError(phase.failure) } : {}
+    return {
+      id: shapeId,
+      head: store.head(shapeId),
+      lastSnapshotChunk: store.lastSnapshotChunk(shapeId),
+      snapshotComplete: shape?.snapshotComplete ?? false,
+      gone: !shape || shape.dropped,
+      ...failure,
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#idleTimer)
+    if (this.#scheduled) clearImmediate(this.#scheduled)
+  }
+
+  #schedule(): void {
+    this.#scheduled ??= setImmediate(() => {
+      this.#scheduled = undefined
+      const shapes = [...this.#moved].map((id) => this.stateOf(id))
+      this.#moved.clear()
+      this.#deps.broadcast(this.#message(shapes))
+    })
+  }
+
+  #message(shapes: ShapeState[]): FeedMessage {
+    const { store, health, snapshotsWaiting } = this.#deps
+    const message: FeedMessage = { kind: 'feed', committedLsn: store.committedLsn, durableLsn: store.durableLsn, health: health(), snapshotsWaiting: snapshotsWaiting(), shapes }
+    this.#sent = { committedLsn: message.committedLsn, health: message.health }
+    return message
+  }
+}

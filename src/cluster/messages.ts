@@ -1,0 +1,171 @@
+/**
+ * What the owner process and its HTTP workers say to each other over the cluster's IPC channel
+ * (docs/ARCHITECTURE.md: Worker processes). The channel uses Node's `advanced` serialization, so
+ * LSNs stay `bigint`. Errors cross it as their code and fields and are rebuilt as the same
+ * classes, so a worker answers them exactly as the owner would have.
+ */
+import {
+  ConfigError,
+  DatabaseUnreachableError,
+  ERROR_CODES,
+  InternalError,
+  InvalidRequestError,
+  MethodNotAllowedError,
+  MustRefetchError,
+  NotFoundError,
+  OverloadedError,
+  RequestAbortedError,
+  SluiceError,
+  StartupCheckError,
+  TableError,
+  UnauthorizedError,
+  UnavailableError,
+  type ErrorCode,
+} from '../errors.js'
+import type { Health } from '../http/app.js'
+import type { TableInfo } from '../pg/introspect.js'
+import type { Lsn } from '../pg/lsn.js'
+import type { Offset } from '../protocol/offset.js'
+import type { ShapeDefinition } from '../shapes/shape-definition.js'
+import type { ShapeHandle } from '../shapes/shape-handle.js'
+
+/** A shape as the owner holds it at one moment. */
+export interface ShapeState {
+  readonly id: number
+  readonly head: Offset | undefined
+  readonly lastSnapshotChunk: number | undefined
+  readonly snapshotComplete: boolean
+  /** Dropped: its clients refetch, or get `failure` (a 400) when it can never be served. */
+  readonly gone: boolean
+  readonly failure?: WireError
+}
+
+/**
+ * Owner → workers, after commits become visible: every shape whose state changed since the last
+ * feed, with the LSN committed read in the same step (docs/ARCHITECTURE.md I16, I27). The first
+ * feed a worker gets holds every shape.
+ */
+export interface FeedMessage {
+  readonly kind: 'feed'
+  readonly committedLsn: Lsn
+  readonly durableLsn: Lsn
+  readonly health: Health
+  readonly snapshotsWaiting: number
+  readonly shapes: readonly ShapeState[]
+}
+
+/** Owner → worker: the answer to one `RequestMessage`. */
+export interface ReplyMessage {
+  readonly kind: 'reply'
+  readonly requestId: number
+  readonly shape?: ShapeState
+  readonly error?: WireError
+}
+
+/** Owner → worker: stop serving (the owner shuts down). */
+export interface StopMessage {
+  readonly kind: 'stop'
+}
+
+export type OwnerMessage = FeedMessage | ReplyMessage | StopMessage
+
+/** Worker → owner: what only the owner may do to shapes. */
+export type OwnerOperation =
+  | { readonly op: 'get-or-create'; readonly definition: ShapeDefinition; readonly table: TableInfo }
+  | { readonly op: 'replace'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly why: string }
+  | { readonly op: 'drop'; readonly handle: ShapeHandle; readonly reason: string }
+
+export interface RequestMessage {
+  readonly kind: 'request'
+  readonly requestId: number
+  readonly operation: OwnerOperation
+}
+
+/** Worker → owner: handles it served lately, so the owner's least-recently-used order counts them. */
+export interface TouchMessage {
+  readonly kind: 'touch'
+  readonly handles: readonly ShapeHandle[]
+}
+
+/** Worker → owner: it listens for messages; the owner answers with a feed of every shape. */
+export interface ReadyMessage {
+  readonly kind: 'ready'
+}
+
+/** Worker → owner: it serves HTTP at `url`. */
+export interface ListeningMessage {
+  readonly kind: 'listening'
+  readonly url: string
+}
+
+export type WorkerMessage = RequestMessage | TouchMessage | ReadyMessage | ListeningMessage
+
+export interface WireError {
+  readonly code: ErrorCode | undefined
+  readonly message: string
+  readonly handle?: string
+  readonly errors?: Readonly<Record<string, readonly string[]>>
+}
+
+export function toWireError(error: unknown): WireError {
+  if (error instanceof InvalidRequestError) return { code: error.code, message: error.message, errors: error.errors }
+  if (error instanceof MustRefetchError) return { code: error.code, message: error.message, ...(error.handle !== undefined ? { handle: error.handle } : {}) }
+  if (error instanceof SluiceError) return { code: error.code, message: error.message }
+  return { code: undefined, message: error instanceof Error ? error.message : String(error) }
+}
+
+/** The error `wire` was made from: same class, code and fields (the message of those that take one). */
+export function fromWireError(wire: WireError): SluiceError {
+  const { message } = wire
+  const code = wire.code
+  switch (code) {
+    case ERROR_CODES.invalidRequest:
+      return new InvalidRequestError({ ...wire.errors })
+    case ERROR_CODES.invalidTableName:
+    case ERROR_CODES.tableNotFound:
+    case ERROR_CODES.tableNotServable:
+    case ERROR_CODES.tableNotPermitted:
+      return new TableError(code, message)
+    case ERROR_CODES.unauthorized:
+      return new UnauthorizedError(message)
+    case ERROR_CODES.notFound:
+      return new NotFoundError(message)
+    case ERROR_CODES.methodNotAllowed:
+      return new MethodNotAllowedError(message)
+    case ERROR_CODES.mustRefetch:
+      return new MustRefetchError(wire.handle, message)
+    case ERROR_CODES.unavailable:
+      return new UnavailableError(message)
+    case ERROR_CODES.databaseUnreachable:
+      return new DatabaseUnreachableError()
+    case ERROR_CODES.overloaded:
+      return new OverloadedError(message)
+    case ERROR_CODES.aborted:
+      return new RequestAbortedError()
+    case ERROR_CODES.startupCheckFailed:
+      return new StartupCheckError(message)
+    case ERROR_CODES.invalidConfig:
+      return new ConfigError(message)
+    case ERROR_CODES.internal:
+    case undefined:
+      // The owner logged what went wrong; the client gets the generic 503.
+      return new InternalError({ cause: new Error(message) })
+    default:
+      return unknownCode(code)
+  }
+}
+
+/** A code added to `errors.ts` must be rebuilt above: the type checker stops here otherwise. */
+function unknownCode(code: never): SluiceError {
+  return new InternalError({ cause: new Error(`unknown error code ${String(code)}`) })
+}
+
+export function isOwnerMessage(message: unknown): message is OwnerMessage {
+  const kind = (message as { kind?: unknown } | null)?.kind
+  return kind === 'feed' || kind === 'reply' || kind === 'stop'
+}
+
+export function isWorkerMessage(message: unknown): message is WorkerMessage {
+  const kind = (message as { kind?: unknown } | null)?.kind
+  return kind === 'request' || kind === 'touch' || kind === 'ready' || kind === 'listening'
+}

@@ -1,0 +1,179 @@
+/**
+ * A worker's registry of shapes (`ShapeRegistry`), mirrored from the owner (docs/ARCHITECTURE.md
+ * I27): the feed says which shapes exist and where each one stands, storage holds their records
+ * and logs. Creating, replacing and dropping a shape are the owner's: they go to it over IPC, and
+ * the worker serves the shape it names. A shape is bound to its table (its `where` compiled) the
+ * first time this worker serves it; its phase follows the owner's through `ActiveShape`'s own
+ * transitions (I20): waiting until the feed says its snapshot is complete, dropped when it is gone.
+ */
+import { UnavailableError, type InvalidRequestError } from '../errors.js'
+import type { ShapeRegistry, TableLookup } from '../http/shape-route.js'
+import type { Logger } from '../log.js'
+import type { TableInfo } from '../pg/introspect.js'
+import { ActiveShape } from '../shapes/active-shape.js'
+import { definitionKey, type ShapeDefinition } from '../shapes/shape-definition.js'
+import { bindShape, type BoundShape } from '../shapes/shape-filter.js'
+import type { ShapeHandle } from '../shapes/shape-handle.js'
+import type { ShapeNotifier } from '../shapes/shape-notifier.js'
+import { visibilityOf } from '../shapes/xid-visibility.js'
+import type { ReadOnlyShapeLog, ShapePosition } from '../storage/read-only-shape-log.js'
+import type { StoredShape } from '../storage/shape-log-store.js'
+import { fromWireError, type FeedMessage, type ShapeState } from './messages.js'
+import type { OwnerLink } from './owner-link.js'
+
+interface KnownShape {
+  readonly stored: StoredShape
+  snapshotComplete: boolean
+  /** Once bound. */
+  active?: ActiveShape
+}
+
+export interface WorkerShapesDeps {
+  readonly reader: ReadOnlyShapeLog
+  readonly notifier: ShapeNotifier
+  readonly owner: OwnerLink
+  /** For shapes whose `where` names columns they do not select: bound to the whole table. */
+  readonly tables: Pick<TableLookup, 'get'>
+  readonly log: Logger
+}
+
+export class WorkerShapes implements ShapeRegistry {
+  readonly #deps: WorkerShapesDeps
+  readonly #known = new Map<number, KnownShape>()
+  readonly #byHandle = new Map<string, number>()
+  readonly #byKey = new Map<string, number>()
+  /** Shapes being bound to their whole table, asked of the catalog once. */
+  readonly #binding = new Set<number>()
+
+  constructor(deps: WorkerShapesDeps) {
+    this.#deps = deps
+  }
+
+  get size(): number {
+    return this.#known.size
+  }
+
+  /** Takes in one feed from the owner: storage first, then the shapes, then their waiters. */
+  apply(feed: FeedMessage): void {
+    const { reader, notifier } = this.#deps
+    const live = feed.shapes.filter((state) => !state.gone)
+    reader.apply(feed.committedLsn, live.map((state) => [state.id, positionOf(state)] as const), feed.shapes.filter((s) => s.gone).map((s) => s.id))
+    for (const state of feed.shapes) {
+      if (state.gone) this.#forget(state)
+      else this.#learn(state)
+    }
+    for (const state of feed.shapes) notifier.notify(state.id)
+  }
+
+  byHandle(handle: ShapeHandle): ActiveShape | undefined {
+    const id = this.#byHandle.get(handle)
+    return id === undefined ? undefined : this.#activeOf(id, undefined)
+  }
+
+  byDefinition(definition: ShapeDefinition): ActiveShape | undefined {
+    const id = this.#byKey.get(definitionKey(definition))
+    return id === undefined ? undefined : this.#activeOf(id, undefined)
+  }
+
+  async getOrCreate(definition: ShapeDefinition, table: TableInfo): Promise<ActiveShape> {
+    const { shape: state } = await this.#deps.owner.request({ op: 'get-or-create', definition, table })
+    if (!state) throw new UnavailableError('The owner process did not name a shape; retry shortly.')
+    // The reply may overtake the feed that announces the shape: its position comes with it.
+    if (!this.#known.has(state.id)) this.#deps.reader.apply(this.#deps.reader.committedLsn, [[state.id, positionOf(state)]])
+    this.#learn(state)
+    const shape = this.#activeOf(state.id, table)
+    if (!shape) throw new UnavailableError('The shape was dropped as it was created; retry shortly.')
+    return shape
+  }
+
+  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string): Promise<never> {
+    await this.#deps.owner.request({ op: 'replace', definition, table, why })
+    throw new UnavailableError('The owner process did not name the current shape; retry shortly.')
+  }
+
+  async drop(shape: ActiveShape, reason: string): Promise<void> {
+    if (shape.dropped) return
+    this.#forget({ id: shape.stored.id })
+    this.#deps.notifier.notify(shape.stored.id)
+    await this.#deps.owner.request({ op: 'drop', handle: shape.stored.handle, reason })
+  }
+
+  #learn(state: ShapeState): void {
+    let known = this.#known.get(state.id)
+    if (!known) {
+      const stored = this.#deps.reader.getShape(state.id)
+      if (!stored) return
+      known = { stored, snapshotComplete: false }
+      this.#known.set(state.id, known)
+      this.#byHandle.set(stored.handle, state.id)
+      this.#byKey.set(stored.definitionKey, state.id)
+    }
+    if (state.snapshotComplete && !known.snapshotComplete) {
+      known.snapshotComplete = true
+      if (known.active) this.#complete(known.active)
+    }
+  }
+
+  /** The owner's snapshot is complete, its record written in the same transaction as its end. */
+  #complete(shape: ActiveShape): void {
+    const snapshot = shape.stored.snapshot ?? this.#deps.reader.getShape(shape.stored.id)?.snapshot
+    if (!snapshot) return
+    shape.startSnapshot(visibilityOf(snapshot))
+    shape.completeSnapshot()
+  }
+
+  #forget(state: Pick<ShapeState, 'id' | 'failure'>): void {
+    const known = this.#known.get(state.id)
+    if (!known) return
+    known.active?.drop(state.failure ? (fromWireError(state.failure) as InvalidRequestError) : undefined)
+    this.#known.delete(state.id)
+    if (this.#byHandle.get(known.stored.handle) === state.id) this.#byHandle.delete(known.stored.handle)
+    if (this.#byKey.get(known.stored.definitionKey) === state.id) this.#byKey.delete(known.stored.definitionKey)
+  }
+
+  /**
+   * The shape, bound. A `where` on columns the shape does not select cannot be compiled against
+   * the stored (narrowed) table: without the whole table at hand, the worker asks the catalog for
+   * it and answers 503 meanwhile, once per shape.
+   */
+  #activeOf(id: number, table: TableInfo | undefined): ActiveShape | undefined {
+    const known = this.#known.get(id)
+    if (!known) return undefined
+    this.#deps.owner.touched(known.stored.handle)
+    if (known.active) return known.active
+    const bound = bindTo(known.stored, table) ?? bindTo(known.stored, known.stored.table)
+    if (!bound) {
+      this.#bindLater(known)
+      throw new UnavailableError('This worker is loading the shape; retry shortly.')
+    }
+    known.active = ActiveShape.waiting(known.stored, bound)
+    if (known.snapshotComplete) this.#complete(known.active)
+    return known.active
+  }
+
+  #bindLater(known: KnownShape): void {
+    const id = known.stored.id
+    if (this.#binding.has(id)) return
+    this.#binding.add(id)
+    this.#deps.tables
+      .get(known.stored.definition.table)
+      .then((table) => {
+        if (this.#known.get(id) === known && !known.active) this.#activeOf(id, table)
+      })
+      .catch((error: unknown) => this.#deps.log.warn({ handle: known.stored.handle, err: (error as Error).message }, 'could not load the table of a shape'))
+      .finally(() => this.#binding.delete(id))
+  }
+}
+
+function positionOf(state: ShapeState): ShapePosition {
+  return { head: state.head, lastSnapshotChunk: state.lastSnapshotChunk }
+}
+
+function bindTo(stored: StoredShape, table: TableInfo | undefined): BoundShape | undefined {
+  if (!table) return undefined
+  try {
+    return bindShape(stored.definition, table)
+  } catch {
+    return undefined
+  }
+}

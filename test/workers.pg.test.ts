@@ -1,0 +1,265 @@
+/**
+ * `SLUICE_WORKERS=2` (docs/ARCHITECTURE.md I20): two HTTP worker processes serve reads from the
+ * owner's storage. Each test tells the workers apart by `x-sluice-worker` (the answering pid);
+ * a request on a new connection goes to the next worker in turn.
+ * - every worker answers every chunk of a shape with the same status, headers and bytes;
+ * - a change reaches long-poll and SSE clients (`@electric-sql/client`) on every worker;
+ * - a worker killed with SIGKILL under load: its clients reconnect to the other, none loses
+ *   or repeats a row, and the owner starts a new worker;
+ * - SIGTERM to the owner: waiting long-polls answer up-to-date, every process exits, code 0.
+ */
+import { ShapeStream, type Row } from '@electric-sql/client'
+import { request } from 'node:http'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Agent } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ChildSluice } from './support/child-sluice.js'
+import { createTestDatabase, type TestDatabase } from './support/database.js'
+import { shapeOf } from './support/electric.js'
+import { waitFor } from './support/wait.js'
+
+let db: TestDatabase
+let dataDir: string
+let sluice: ChildSluice
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  await db.pool.query(`CREATE TABLE items (id int PRIMARY KEY, title text NOT NULL)`)
+  await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 300) g`)
+  dataDir = await mkdtemp(join(tmpdir(), 'sluice-workers-'))
+  const name = `workers_${process.pid}`
+  sluice = new ChildSluice({
+    DATABASE_URL: db.url,
+    SLUICE_DATA_DIR: dataDir,
+    SLUICE_REPLICATION_SLOT: name,
+    SLUICE_PUBLICATION: name,
+    SLUICE_WORKERS: '2',
+    SLUICE_CHUNK_BYTES: '4096',
+  })
+  await sluice.start()
+  // Healthy once one worker listens; the other may still be starting.
+  await waitFor(() => fromEachWorker(`${sluice.baseUrl}/v1/health`), 60_000)
+}, 120_000)
+
+afterAll(async () => {
+  await sluice?.kill()
+  await db?.drop()
+  if (dataDir) await rm(dataDir, { recursive: true, force: true })
+})
+
+interface Answer {
+  readonly status: number
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly body: string
+}
+
+/** One GET on a connection of its own. */
+function getFresh(url: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const workerOf = (answer: { readonly headers: Record<string, unknown> }) => String(answer.headers['x-sluice-worker'])
+
+/** The answer of each worker to `url`, by pid (new connections until both have answered). */
+async function fromEachWorker(url: string): Promise<Map<string, Answer>> {
+  const answers = new Map<string, Answer>()
+  for (let i = 0; i < 20 && answers.size < 2; i++) {
+    const answer = await getFresh(url)
+    answers.set(workerOf(answer), answer)
+  }
+  expect(answers.size, 'requests on new connections reached both workers').toBe(2)
+  return answers
+}
+
+/** What must not differ between workers: everything but the date and who answered. */
+function comparable(answer: Answer) {
+  const { date: _date, 'x-sluice-worker': _worker, 'x-request-id': _id, ...headers } = answer.headers
+  return { status: answer.status, headers, body: answer.body }
+}
+
+async function tableRows(): Promise<Row[]> {
+  const { rows } = await db.pool.query<Row>(`SELECT id, title FROM items ORDER BY id`)
+  return rows
+}
+
+const byId = (rows: readonly Row<unknown>[]) => [...rows].sort((a, b) => Number(a['id']) - Number(b['id']))
+
+interface Client {
+  readonly liveSse: boolean
+  readonly shape: ReturnType<typeof shapeOf>
+  readonly errors: readonly string[]
+  /** The workers that answered it. */
+  readonly workers: Set<string>
+  close(): Promise<void>
+}
+
+/** A client with connections of its own, recording which worker answered each live request. */
+function follow(liveSse: boolean): Client {
+  // One connection, so each client stays on the worker its connection was handed to.
+  const dispatcher = new Agent({ connections: 1 })
+  const workers = new Set<string>()
+  const fetchClient: typeof fetch = async (input, init) => {
+    // Node's fetch takes undici's `dispatcher`, which its RequestInit type does not list.
+    const response = await fetch(input, { ...init, dispatcher } as unknown as RequestInit)
+    workers.add(String(response.headers.get('x-sluice-worker')))
+    return response
+  }
+  const errors: string[] = []
+  const stream = new ShapeStream({
+    url: sluice.shapeUrl,
+    params: { table: 'items' },
+    liveSse,
+    fetchClient,
+    // The client stops on an error it does not retry by itself: say which.
+    onError: (error) => {
+      errors.push(String(error))
+    },
+  })
+  return {
+    liveSse,
+    errors,
+    shape: shapeOf(stream),
+    workers,
+    async close() {
+      stream.unsubscribeAll()
+      // Not `close()`, which waits for a long-poll in flight to end.
+      await dispatcher.destroy()
+    },
+  }
+}
+
+/**
+ * Synced clients of one kind, started one at a time until they are on both workers (each
+ * client's one connection goes to the next worker in turn, give or take others').
+ */
+async function clientsOnBothWorkers(liveSse: boolean, atLeast: number): Promise<Client[]> {
+  const clients: Client[] = []
+  const workers = new Set<string>()
+  while (clients.length < atLeast || (workers.size < 2 && clients.length < 12)) {
+    const client = follow(liveSse)
+    clients.push(client)
+    await client.shape.rows
+    for (const worker of client.workers) workers.add(worker)
+  }
+  expect(workers.size, 'clients on both workers').toBe(2)
+  return clients
+}
+
+/** Waits until every client holds the table's rows; names the ones that do not. */
+async function allCaughtUp(clients: readonly Client[], timeoutMs: number): Promise<void> {
+  const expected = byId(await tableRows())
+  await waitFor(() => {
+    const behind = clients.filter((client) => JSON.stringify(byId(client.shape.currentRows)) !== JSON.stringify(expected))
+    expect(behind.map((c) => `${c.liveSse ? 'sse' : 'long-poll'} on ${[...c.workers].join('+')}: ${c.shape.currentRows.length} of ${expected.length} rows${c.errors.length > 0 ? `, errors: ${c.errors.join('; ')}` : ''}`)).toEqual([])
+  }, timeoutMs)
+}
+
+async function closeAll(clients: readonly Client[]): Promise<void> {
+  await Promise.all(clients.map((client) => client.close()))
+}
+
+describe('SLUICE_WORKERS=2', () => {
+  it('answers every chunk of a shape the same from every worker', async () => {
+    let url = `${sluice.shapeUrl}?table=items&offset=-1`
+    let chunks = 0
+    for (;;) {
+      const answers = [...(await fromEachWorker(url)).values()]
+      expect(answers[0]!.status).toBe(200)
+      expect(comparable(answers[1]!)).toEqual(comparable(answers[0]!))
+      chunks++
+      if (answers[0]!.headers['electric-up-to-date'] !== undefined) break
+      url = `${sluice.shapeUrl}?table=items&offset=${answers[0]!.headers['electric-offset']}&handle=${answers[0]!.headers['electric-handle']}`
+    }
+    expect(chunks).toBeGreaterThan(3)
+
+    // The log past the snapshot, once both workers have it.
+    await db.pool.query(`INSERT INTO items VALUES (1001, 'late')`)
+    const tail = url
+    await waitFor(async () => {
+      const answers = [...(await fromEachWorker(tail)).values()]
+      for (const answer of answers) expect(answer.body).toContain('"late"')
+      expect(comparable(answers[1]!)).toEqual(comparable(answers[0]!))
+    })
+  })
+
+  it('brings a change to long-poll and SSE clients on every worker', async () => {
+    const clients: Client[] = []
+    try {
+      clients.push(...(await clientsOnBothWorkers(false, 2)), ...(await clientsOnBothWorkers(true, 2)))
+      await db.pool.query(`INSERT INTO items VALUES (2001, 'live')`)
+      await allCaughtUp(clients, 15_000)
+    } finally {
+      await closeAll(clients)
+    }
+  }, 120_000)
+
+  it('loses nothing when a worker is killed under load, and starts another', async () => {
+    const clients: Client[] = []
+    let writing = true
+    let next = 10_000
+    const writer = (async () => {
+      while (writing) {
+        await db.pool.query(`INSERT INTO items SELECT g, 'load ' || g FROM generate_series($1::int, $1::int + 4) g`, [next])
+        next += 5
+      }
+    })()
+    try {
+      clients.push(...(await clientsOnBothWorkers(false, 3)), ...(await clientsOnBothWorkers(true, 3)))
+      const victim = Number([...clients[0]!.workers][0])
+      process.kill(victim, 'SIGKILL')
+      // Writes go on while the clients of the killed worker reconnect to the other.
+      const writtenAtKill = next
+      await waitFor(() => expect(next).toBeGreaterThan(writtenAtKill + 200), 30_000)
+      writing = false
+      await writer
+      await allCaughtUp(clients, 60_000)
+      // The owner replaced the killed worker: a new pid answers on new connections.
+      await waitFor(async () => {
+        const pids = [...(await fromEachWorker(`${sluice.baseUrl}/v1/health`)).keys()]
+        expect(pids).not.toContain(String(victim))
+      }, 30_000)
+    } finally {
+      writing = false
+      await writer
+      await closeAll(clients)
+    }
+  }, 300_000)
+
+  it('stops on SIGTERM: waiting long-polls on every worker answer, and the owner exits 0', async () => {
+    // The worker started in place of the killed one may still be starting.
+    await waitFor(() => fromEachWorker(`${sluice.baseUrl}/v1/health`), 60_000)
+    const head = await getFresh(`${sluice.shapeUrl}?table=items&offset=now`)
+    const live = `${sluice.shapeUrl}?table=items&offset=${head.headers['electric-offset']}&handle=${head.headers['electric-handle']}&live=true`
+    // Each worker counts its own live requests in /metrics; long-polls of earlier tests' clients
+    // end within SLUICE_LONG_POLL_MS.
+    const liveRequests = async () => {
+      const answers = [...(await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()]
+      return answers.map((answer) => Number(/^sluice_live_connections (\d+)$/m.exec(answer.body)?.[1])).reduce((a, b) => a + b, 0)
+    }
+    await waitFor(async () => expect(await liveRequests()).toBe(0), 60_000)
+    const waiting = Array.from({ length: 4 }, () => getFresh(live))
+    await waitFor(async () => expect(await liveRequests()).toBe(4), 60_000)
+    let exitCode: number | null | undefined
+    sluice.onExit = (code) => (exitCode = code)
+    const signalled = Date.now()
+    await sluice.terminate()
+    expect(exitCode).toBe(0)
+    expect(Date.now() - signalled).toBeLessThan(10_000)
+    for (const answer of await Promise.all(waiting)) {
+      expect(answer.status).toBe(200)
+      expect(JSON.parse(answer.body)).toEqual([{ headers: { control: 'up-to-date', global_last_seen_lsn: expect.any(String) } }])
+    }
+  }, 180_000)
+})
