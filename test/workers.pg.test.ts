@@ -1,11 +1,13 @@
 /**
- * `SLUICE_WORKERS=2` (docs/ARCHITECTURE.md I20): two HTTP worker processes serve reads from the
+ * `SLUICE_WORKERS=2` (docs/ARCHITECTURE.md I27): two HTTP worker processes serve reads from the
  * owner's storage. Each test tells the workers apart by `x-sluice-worker` (the answering pid);
  * a request on a new connection goes to the next worker in turn.
  * - every worker answers every chunk of a shape with the same status, headers and bytes;
  * - a change reaches long-poll and SSE clients (`@electric-sql/client`) on every worker;
- * - a worker killed with SIGKILL under load: its clients reconnect to the other, none loses
- *   or repeats a row, and the owner starts a new worker;
+ * - a shape deleted through one worker is a 409 on both, for new requests and parked long-polls;
+ * - a worker killed with SIGKILL under load (writers running, long-polls and SSE streams on it):
+ *   its clients reconnect to the other and end equal to PostgreSQL, the other worker answers
+ *   throughout, and the owner starts a new worker;
  * - SIGTERM to the owner: waiting long-polls answer up-to-date, every process exits, code 0.
  */
 import { ShapeStream, type Row } from '@electric-sql/client'
@@ -37,6 +39,7 @@ beforeAll(async () => {
     SLUICE_PUBLICATION: name,
     SLUICE_WORKERS: '2',
     SLUICE_CHUNK_BYTES: '4096',
+    SLUICE_ALLOW_SHAPE_DELETION: 'true',
   })
   await sluice.start()
   // Healthy once one worker listens; the other may still be starting.
@@ -55,10 +58,10 @@ interface Answer {
   readonly body: string
 }
 
-/** One GET on a connection of its own. */
-function getFresh(url: string): Promise<Answer> {
+/** One request on a connection of its own; `timeoutMs`: of silence on the socket. */
+function getFresh(url: string, method = 'GET', timeoutMs?: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false }, (res) => {
+    const req = request(url, { agent: false, method, ...(timeoutMs ? { timeout: timeoutMs } : {}) }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (body += chunk))
@@ -66,6 +69,7 @@ function getFresh(url: string): Promise<Answer> {
       res.on('error', reject)
     })
     req.on('error', reject)
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
     req.end()
   })
 }
@@ -87,6 +91,12 @@ async function fromEachWorker(url: string): Promise<Map<string, Answer>> {
 function comparable(answer: Answer) {
   const { date: _date, 'x-sluice-worker': _worker, 'x-request-id': _id, ...headers } = answer.headers
   return { status: answer.status, headers, body: answer.body }
+}
+
+/** Live requests open on both workers: each counts its own in /metrics. */
+async function liveRequests(): Promise<number> {
+  const answers = [...(await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()]
+  return answers.map((answer) => Number(/^sluice_live_connections (\d+)$/m.exec(answer.body)?.[1])).reduce((a, b) => a + b, 0)
 }
 
 async function tableRows(): Promise<Row[]> {
@@ -205,9 +215,39 @@ describe('SLUICE_WORKERS=2', () => {
     }
   }, 120_000)
 
+  it('answers 409 on every worker once a shape is deleted, to new requests and parked long-polls', async () => {
+    const shapeUrl = `${sluice.shapeUrl}?table=items&where=${encodeURIComponent('id <= 20')}`
+    let head = await getFresh(`${shapeUrl}&offset=-1`)
+    while (head.headers['electric-up-to-date'] === undefined) {
+      head = await getFresh(`${shapeUrl}&offset=${head.headers['electric-offset']}&handle=${head.headers['electric-handle']}`)
+    }
+    const handle = String(head.headers['electric-handle'])
+    const at = `${shapeUrl}&offset=${head.headers['electric-offset']}&handle=${handle}`
+    // Long-polls waiting at the head, on both workers (new connections go to the workers in turn).
+    await waitFor(async () => expect(await liveRequests()).toBe(0), 60_000)
+    const parked = Array.from({ length: 6 }, () => getFresh(`${at}&live=true`))
+    await waitFor(async () => expect(await liveRequests()).toBe(6), 60_000)
+    expect((await getFresh(`${shapeUrl}&handle=${handle}`, 'DELETE')).status).toBe(202)
+
+    const polls = await Promise.all(parked)
+    for (const answer of polls) {
+      expect(answer.status, answer.body).toBe(409)
+      expect(answer.headers['electric-handle']).not.toBe(handle)
+    }
+    expect(new Set(polls.map(workerOf)).size, 'parked long-polls on both workers').toBe(2)
+    const answers = [...(await fromEachWorker(at)).values()]
+    for (const answer of answers) {
+      expect(answer.status, answer.body).toBe(409)
+      expect(answer.headers['electric-handle']).not.toBe(handle)
+    }
+    expect(answers[1]!.headers['electric-handle']).toBe(answers[0]!.headers['electric-handle'])
+  })
+
   it('loses nothing when a worker is killed under load, and starts another', async () => {
     const clients: Client[] = []
     let writing = true
+    let probing = false
+    let prober = Promise.resolve()
     let next = 10_000
     const writer = (async () => {
       while (writing) {
@@ -218,6 +258,21 @@ describe('SLUICE_WORKERS=2', () => {
     try {
       clients.push(...(await clientsOnBothWorkers(false, 3)), ...(await clientsOnBothWorkers(true, 3)))
       const victim = Number([...clients[0]!.workers][0])
+      const onVictim = clients.filter((client) => client.workers.has(String(victim)))
+      expect(new Set(onVictim.map((client) => client.liveSse)), 'long-poll and SSE clients on the victim').toEqual(new Set([false, true]))
+      // Requests on new connections all along: the other worker answers them throughout.
+      const probes: { readonly atMs: number; readonly status: number; readonly worker: string }[] = []
+      const failures: string[] = []
+      probing = true
+      prober = (async () => {
+        while (probing) {
+          const answer = await getFresh(`${sluice.shapeUrl}?table=items&offset=-1`, 'GET', 5_000).catch((error: Error) => error)
+          if (answer instanceof Error) failures.push(answer.message)
+          else probes.push({ atMs: Date.now(), status: answer.status, worker: workerOf(answer) })
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+      })()
+      const killedAt = Date.now()
       process.kill(victim, 'SIGKILL')
       // Writes go on while the clients of the killed worker reconnect to the other.
       const writtenAtKill = next
@@ -225,6 +280,14 @@ describe('SLUICE_WORKERS=2', () => {
       writing = false
       await writer
       await allCaughtUp(clients, 60_000)
+      probing = false
+      await prober
+      console.info(`probes: ${probes.length} answered, failed: ${failures.join('; ') || 'none'}`)
+      expect(probes.filter((probe) => probe.status !== 200), 'every probe answered 200').toEqual([])
+      const served = probes.filter((probe) => probe.atMs > killedAt && probe.worker !== String(victim)).map((probe) => probe.atMs)
+      expect(served.length, 'the other worker answered after the kill').toBeGreaterThan(5)
+      const gaps = served.slice(1).map((at, i) => at - served[i]!)
+      expect(Math.max(served[0]! - killedAt, ...gaps), 'longest time without an answer (ms)').toBeLessThan(5_000)
       // The owner replaced the killed worker: a new pid answers on new connections.
       await waitFor(async () => {
         const pids = [...(await fromEachWorker(`${sluice.baseUrl}/v1/health`)).keys()]
@@ -232,7 +295,9 @@ describe('SLUICE_WORKERS=2', () => {
       }, 30_000)
     } finally {
       writing = false
+      probing = false
       await writer
+      await prober
       await closeAll(clients)
     }
   }, 300_000)
@@ -242,12 +307,7 @@ describe('SLUICE_WORKERS=2', () => {
     await waitFor(() => fromEachWorker(`${sluice.baseUrl}/v1/health`), 60_000)
     const head = await getFresh(`${sluice.shapeUrl}?table=items&offset=now`)
     const live = `${sluice.shapeUrl}?table=items&offset=${head.headers['electric-offset']}&handle=${head.headers['electric-handle']}&live=true`
-    // Each worker counts its own live requests in /metrics; long-polls of earlier tests' clients
-    // end within SLUICE_LONG_POLL_MS.
-    const liveRequests = async () => {
-      const answers = [...(await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()]
-      return answers.map((answer) => Number(/^sluice_live_connections (\d+)$/m.exec(answer.body)?.[1])).reduce((a, b) => a + b, 0)
-    }
+    // Long-polls of earlier tests' clients end within SLUICE_LONG_POLL_MS.
     await waitFor(async () => expect(await liveRequests()).toBe(0), 60_000)
     const waiting = Array.from({ length: 4 }, () => getFresh(live))
     await waitFor(async () => expect(await liveRequests()).toBe(4), 60_000)

@@ -105,12 +105,14 @@ export interface WireError {
   readonly message: string
   readonly handle?: string
   readonly errors?: Readonly<Record<string, readonly string[]>>
+  /** The message of the error's `cause`, which the error table may log (an unreachable database's). */
+  readonly cause?: string
 }
 
 export function toWireError(error: unknown): WireError {
   if (error instanceof InvalidRequestError) return { code: error.code, message: error.message, errors: error.errors }
   if (error instanceof MustRefetchError) return { code: error.code, message: error.message, ...(error.handle !== undefined ? { handle: error.handle } : {}) }
-  if (error instanceof SluiceError) return { code: error.code, message: error.message }
+  if (error instanceof SluiceError) return { code: error.code, message: error.message, ...(error.cause instanceof Error ? { cause: error.cause.message } : {}) }
   return { code: undefined, message: error instanceof Error ? error.message : String(error) }
 }
 
@@ -137,7 +139,7 @@ export function fromWireError(wire: WireError): SluiceError {
     case ERROR_CODES.unavailable:
       return new UnavailableError(message)
     case ERROR_CODES.databaseUnreachable:
-      return new DatabaseUnreachableError()
+      return new DatabaseUnreachableError({ cause: new Error(wire.cause ?? message) })
     case ERROR_CODES.overloaded:
       return new OverloadedError(message)
     case ERROR_CODES.aborted:

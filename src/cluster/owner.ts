@@ -2,8 +2,8 @@
  * The owner of a cluster of HTTP workers (`SLUICE_WORKERS` above 1; docs/ARCHITECTURE.md: Worker
  * processes, I27): the one process that runs replication, creates and drops shapes and writes
  * storage. Its services are the single process's, with the worker processes in place of the
- * HTTP listener, so they start last and stop first. Node's cluster module hands the listening
- * socket's connections to the workers in turn. The owner feeds every worker the commits it makes
+ * HTTP listener, so they start last and stop first. The workers share the listening socket and
+ * take its connections from the kernel. The owner feeds every worker the commits it makes
  * visible (`commit-feed.ts`), does what they ask of shapes, and forks a new worker for one that
  * dies; a killed worker loses nothing, since all it held was connections, and its clients
  * reconnect to the others.
@@ -88,6 +88,12 @@ class WorkerProcesses implements Service {
       }
       const exited = (code: number | null, signal: string | null) =>
         reject(new Error(`an HTTP worker exited before all listened (code ${code}, signal ${signal}); its log says why`))
+      // The kernel, not this process, hands connections to workers: in Node's round robin the
+      // owner accepts a connection and sends it to a worker over IPC, and one sent as that worker
+      // dies is lost with the message, its client left waiting with no answer and no reset (the
+      // kill test saw it). A connection on the shared socket waits in the kernel's queue until a
+      // live worker accepts it; a busy worker accepts fewer.
+      cluster.schedulingPolicy = cluster.SCHED_NONE
       cluster.setupPrimary({ serialization: 'advanced' })
       for (let i = 0; i < this.#config.workers; i++) this.#fork(listening, exited)
     })
