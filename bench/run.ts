@@ -13,6 +13,7 @@ import { runSnapshotBench } from './snapshot.js'
 import { runSubqueryBench } from './subquery.js'
 import { runThroughputBench } from './throughput.js'
 import { runWaitersBench } from './waiters.js'
+import { runWorkersBench } from './workers.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
 import { adaptRoutingResult, runExternal, type ExternalScenario } from './support/external.js'
 import { codeVersion, machineInfo, mergeWithPrevious, printRow, toResults, writeResults, type BenchRow } from './support/report.js'
@@ -28,6 +29,7 @@ const BUILT_IN: Record<string, Scenario> = {
   shapes: runShapesBench,
   waiters: runWaitersBench,
   subquery: runSubqueryBench,
+  workers: runWorkersBench,
 }
 
 const EXTERNAL: Record<string, ExternalScenario> = {
@@ -36,7 +38,7 @@ const EXTERNAL: Record<string, ExternalScenario> = {
   routing: { scenario: 'routing', file: 'routing.ts', exports: ['runRoutingBench', 'default'], pendingNote: 'pending: routing bench (issue 3)', adapt: adaptRoutingResult },
 }
 
-const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters', 'subquery']
+const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters', 'subquery', 'workers']
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--')

@@ -38,7 +38,7 @@ import { freePort } from '../src/pg/free-port.js'
 import { createBaselineSlot, type BaselineSlot } from './support/baseline-decoder.js'
 import { followToUpToDate } from './support/chunk-follower.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
-import { cpuOfPid, machineBusy } from './support/cpu.js'
+import { cpuOfTree, machineBusy } from './support/cpu.js'
 import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
 import { BUCKET_MS, BUCKETS, clock, rowOfTransaction, type ClientResult, type FromClients, type RowShapes, type ToClients } from './support/sse-client-protocol.js'
@@ -57,7 +57,7 @@ const FLOOR_LABEL = 'floor (raw pgoutput → node:http SSE broadcaster, same loa
 const WRITER_CONNECTIONS = 8
 
 /** The load, the same for Sluice and for the floor. */
-interface Load {
+export interface Load {
   readonly clients: number
   readonly procs: number
   readonly seconds: number
@@ -76,7 +76,7 @@ interface Served {
 }
 
 /** CPU during the writes, in % of one CPU. */
-interface CpuSplit {
+export interface CpuSplit {
   readonly server: number
   readonly clients: readonly number[]
   readonly writer: number
@@ -86,7 +86,7 @@ interface CpuSplit {
   readonly load: number
 }
 
-interface Measured {
+export interface Measured {
   readonly merged: ClientResult
   readonly p50: number
   readonly p99: number
@@ -122,7 +122,8 @@ export async function runSseLatencyBench(ctx?: ScenarioContext): Promise<BenchRo
       writers.push(client)
     }
 
-    sluice = await startSluice(db.url, dataDir, clients)
+    // One process, as the floor is: `workers` compares one with two.
+    sluice = await startSluice(db.url, dataDir, clients, 1)
     progress('run 1 of 3: Sluice, every client on one shape')
     const measured = await measure(sluice, load, writers, 'fan-out')
     // A row per client for the second load (the first shape takes them in; nobody reads it now),
@@ -151,7 +152,7 @@ export async function runSseLatencyBench(ctx?: ScenarioContext): Promise<BenchRo
   }
 }
 
-async function startSluice(url: string, dataDir: string, clients: number): Promise<Served> {
+async function startSluice(url: string, dataDir: string, clients: number, workers: number): Promise<Served> {
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
   const sluice = spawnServer('Sluice', 'src/main.ts', `${base}/v1/shape?table=${TABLE}&offset=-1&live=true&live_sse=true`, 'ignore', {
@@ -164,6 +165,7 @@ async function startSluice(url: string, dataDir: string, clients: number): Promi
     // No stream reaches the ~60 s reconnect during the run.
     SLUICE_SSE_TIMEOUT_MS: '600000',
     SLUICE_MAX_LIVE_CONNECTIONS: String(Math.max(10_000, clients * 2)),
+    SLUICE_WORKERS: String(workers),
     LOG_LEVEL: 'warn',
   })
   await waitUntil('Sluice to serve', async () => {
@@ -174,6 +176,33 @@ async function startSluice(url: string, dataDir: string, clients: number): Promi
   // The shape exists before the clients come, so they all read one stored snapshot.
   await followToUpToDate(`${base}/v1/shape`, { table: TABLE })
   return sluice
+}
+
+/**
+ * Sluice with `workers` HTTP worker processes (`SLUICE_WORKERS`), every client on one shape: the
+ * fan-out run of this bench alone, for `bench/workers.ts`.
+ */
+export async function measureFanOut(db: { readonly url: string; readonly pool: pg.Pool }, workers: number, load: Load): Promise<Measured> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-fan-out-'))
+  const writers: pg.Client[] = []
+  let sluice: Served | undefined
+  try {
+    await db.pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
+    await db.pool.query(`CREATE TABLE ${TABLE} (id integer PRIMARY KEY, seq bigint NOT NULL, title text NOT NULL)`)
+    await db.pool.query(`INSERT INTO ${TABLE} SELECT g, 0, 'row ' || g FROM generate_series(1, ${TABLE_ROWS}) g`)
+    for (let i = 0; i < WRITER_CONNECTIONS; i++) {
+      const client = new pg.Client({ connectionString: db.url })
+      await client.connect()
+      writers.push(client)
+    }
+    sluice = await startSluice(db.url, dataDir, load.clients, workers)
+    return await measure(sluice, load, writers, 'fan-out')
+  } finally {
+    for (const w of writers) await w.end().catch(() => undefined)
+    if (sluice) await stop(sluice.child, 15_000)
+    await db.pool.query(`SELECT pg_drop_replication_slot('${SLOT}') WHERE EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '${SLOT}')`)
+    await rm(dataDir, { recursive: true, force: true })
+  }
 }
 
 async function startFloor(url: string): Promise<Served> {
@@ -282,7 +311,7 @@ interface CpuSample {
 
 async function sampleCpu(server: Served, children: readonly ChildProcess[]): Promise<CpuSample> {
   const [serverMs, machine, clients] = await Promise.all([
-    cpuOfPid(server.child.pid!),
+    cpuOfTree(server.child.pid!),
     machineBusy(),
     Promise.all(children.map((child) => ask(child, { type: 'cpu' }, 'cpu', 10_000).then((c) => c.userMs + c.systemMs))),
   ])
@@ -467,7 +496,8 @@ function merge(results: readonly ClientResult[]): ClientResult {
   let missing = 0
   for (const r of results) {
     for (let i = 0; i < BUCKETS; i++) histogram[i]! += r.histogram[i]!
-    overflow.push(...r.overflow)
+    // One at a time: under load the slow arrivals can outnumber what a spread call takes.
+    for (const ms of r.overflow) overflow.push(ms)
     samples += r.samples
     max = Math.max(max, r.max)
     negatives += r.negatives
