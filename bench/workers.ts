@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../src/pg/free-port.js'
@@ -45,6 +45,8 @@ export async function runWorkersBench(ctx: ScenarioContext): Promise<BenchRow[]>
   try {
     await createItemsTable(db.pool)
     await insertItems(db.pool, 1, 2_000)
+    // The machine is shared: the load beside the figures says how far they can be trusted.
+    const loadAtStart = loadavg()[0]!
     const cached = new Map<number, CachedRun>()
     for (const workers of [1, 2]) cached.set(workers, await cachedRun(db, workers, seconds))
     const load: Load = { clients: 1_000, procs: 2, seconds: benchRows() >= FULL_ROWS ? 10 : 5, rate: 1_000 }
@@ -53,13 +55,13 @@ export async function runWorkersBench(ctx: ScenarioContext): Promise<BenchRow[]>
       progress(`fan-out, SLUICE_WORKERS=${workers}`)
       fanOut.set(workers, await measureFanOut(db, workers, load))
     }
-    return toRows(cached, fanOut, load, seconds)
+    return toRows(cached, fanOut, load, seconds, `load average ${loadAtStart.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at the end`)
   } finally {
     await db.drop()
   }
 }
 
-function toRows(cached: Map<number, CachedRun>, fanOut: Map<number, Measured>, load: Load, seconds: number): BenchRow[] {
+function toRows(cached: Map<number, CachedRun>, fanOut: Map<number, Measured>, load: Load, seconds: number, machineLoad: string): BenchRow[] {
   const one = cached.get(1)!
   const two = cached.get(2)!
   const cpuOf = (run: CachedRun) => `Sluice ${run.sluiceCpu.toFixed(0)}%, autocannon ${run.loadCpu.toFixed(0)}%`
@@ -75,7 +77,7 @@ function toRows(cached: Map<number, CachedRun>, fanOut: Map<number, Measured>, l
       unit: 'req/s',
       baseline: { label: 'SLUICE_WORKERS=1, same run', value: one.requestsPerSecond, unit: 'req/s' },
       goal: { on: 'ratio', op: '>=', target: 1 },
-      note: `CPU of ${cpus().length * 100}%: workers=2 ${cpuOf(two)}; workers=1 ${cpuOf(one)}${one.errors + two.errors > 0 ? `; ${one.errors + two.errors} errors` : ''}`,
+      note: `CPU of ${cpus().length * 100}%: workers=2 ${cpuOf(two)}; workers=1 ${cpuOf(one)}${one.errors + two.errors > 0 ? `; ${one.errors + two.errors} errors` : ''}; ${machineLoad}`,
     },
     {
       scenario: 'workers',
@@ -84,7 +86,7 @@ function toRows(cached: Map<number, CachedRun>, fanOut: Map<number, Measured>, l
       unit: 'ms',
       baseline: { label: 'SLUICE_WORKERS=1, same run', value: round2(fanOne.p99), unit: 'ms' },
       goal: { on: 'ratio', op: '<=', target: 1 },
-      note: `p50 ${fanTwo.p50.toFixed(2)} ms vs ${fanOne.p50.toFixed(2)} ms; ${events(fanTwo)} vs ${events(fanOne)}; CPU of ${cpus().length * 100}%: workers=2 ${fanCpu(fanTwo)}; workers=1 ${fanCpu(fanOne)}`,
+      note: `p50 ${fanTwo.p50.toFixed(2)} ms vs ${fanOne.p50.toFixed(2)} ms; ${events(fanTwo)} vs ${events(fanOne)}; CPU of ${cpus().length * 100}%: workers=2 ${fanCpu(fanTwo)}; workers=1 ${fanCpu(fanOne)}; ${machineLoad}`,
     },
   ]
 }
