@@ -94,9 +94,13 @@ function comparable(answer: Answer) {
 }
 
 /** Live requests open on both workers: each counts its own in /metrics. */
+async function liveRequestsByWorker(): Promise<Map<string, number>> {
+  const answers = await fromEachWorker(`${sluice.baseUrl}/metrics`)
+  return new Map([...answers].map(([worker, answer]) => [worker, Number(/^sluice_live_connections (\d+)$/m.exec(answer.body)?.[1])]))
+}
+
 async function liveRequests(): Promise<number> {
-  const answers = [...(await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()]
-  return answers.map((answer) => Number(/^sluice_live_connections (\d+)$/m.exec(answer.body)?.[1])).reduce((a, b) => a + b, 0)
+  return [...(await liveRequestsByWorker()).values()].reduce((a, b) => a + b, 0)
 }
 
 async function tableRows(): Promise<Row[]> {
@@ -223,10 +227,16 @@ describe('SLUICE_WORKERS=2', () => {
     }
     const handle = String(head.headers['electric-handle'])
     const at = `${shapeUrl}&offset=${head.headers['electric-offset']}&handle=${handle}`
-    // Long-polls waiting at the head, on both workers (new connections go to the workers in turn).
+    // Long-polls waiting at the head, on both workers: the kernel picks the worker of a new
+    // connection, so polls are parked one by one until each worker holds some.
     await waitFor(async () => expect(await liveRequests()).toBe(0), 60_000)
-    const parked = Array.from({ length: 6 }, () => getFresh(`${at}&live=true`))
-    await waitFor(async () => expect(await liveRequests()).toBe(6), 60_000)
+    const parked: Promise<Answer>[] = []
+    for (let both = false; !both && parked.length < 20; ) {
+      parked.push(getFresh(`${at}&live=true`))
+      await waitFor(async () => expect(await liveRequests()).toBe(parked.length), 60_000)
+      const byWorker = await liveRequestsByWorker()
+      both = [...byWorker.values()].filter((n) => n > 0).length === 2
+    }
     expect((await getFresh(`${shapeUrl}&handle=${handle}`, 'DELETE')).status).toBe(202)
 
     const polls = await Promise.all(parked)
