@@ -2,11 +2,13 @@
  * The owner's side of what workers know (docs/ARCHITECTURE.md I27): it collects the shapes whose
  * state moved (a commit's heads, a snapshot's progress or end, a drop) and sends them to every
  * worker once per event-loop turn, so a burst of commits is one message. Each feed is read from
- * the owner's state in one synchronous step — heads, snapshot state and the LSN committed
- * together — which is the moment every reader in the owner would see too (I16). The LSN and
- * health also move without any shape (idle commits, a lost connection): a timer sends those.
+ * the owner's state in one synchronous step — heads, snapshot state, the move-ins being read
+ * (I25) and the LSN committed together — which is the moment every reader in the owner would
+ * see too (I16). The LSN and health also move without any shape (idle commits, a lost
+ * connection): a timer sends those.
  */
 import type { Health } from '../http/app.js'
+import type { Lsn } from '../pg/lsn.js'
 import { SHAPE_PHASE, type ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { toWireError, type FeedMessage, type ShapeState } from './messages.js'
@@ -29,6 +31,12 @@ const IDLE_FEED_MS = 100
 export class CommitFeed {
   readonly #deps: CommitFeedDeps
   readonly #moved = new Set<number>()
+  /**
+   * The live shapes with subqueries a feed has named: only these can have a move-in being read
+   * (`heldFrom`), and each feed says which do. A shape is named before a worker can answer it
+   * up-to-date (its snapshot's end is a move), so none is missed.
+   */
+  readonly #withSubqueries = new Map<number, ActiveShape>()
   #scheduled: NodeJS.Immediate | undefined
   #sent: { committedLsn: bigint; health: Health | undefined } = { committedLsn: -1n, health: undefined }
   readonly #idleTimer: NodeJS.Timeout
@@ -59,6 +67,8 @@ export class CommitFeed {
   stateOf(shapeId: number): ShapeState {
     const { store, shapeOf } = this.#deps
     const shape = shapeOf(shapeId)
+    if (shape?.subqueries && !shape.dropped) this.#withSubqueries.set(shapeId, shape)
+    else this.#withSubqueries.delete(shapeId)
     const phase = shape?.phase
     const failure = phase?.kind === SHAPE_PHASE.dropped && phase.failure ? { failure: toWireError(phase.failure) } : {}
     return {
@@ -87,7 +97,12 @@ export class CommitFeed {
 
   #message(shapes: ShapeState[]): FeedMessage {
     const { store, health, snapshotsWaiting } = this.#deps
-    const message: FeedMessage = { kind: 'feed', committedLsn: store.committedLsn, durableLsn: store.durableLsn, health: health(), snapshotsWaiting: snapshotsWaiting(), shapes }
+    const held: (readonly [number, Lsn])[] = []
+    for (const [id, shape] of this.#withSubqueries) {
+      const from = shape.heldFrom
+      if (from !== undefined) held.push([id, from])
+    }
+    const message: FeedMessage = { kind: 'feed', committedLsn: store.committedLsn, durableLsn: store.durableLsn, health: health(), snapshotsWaiting: snapshotsWaiting(), shapes, held }
     this.#sent = { committedLsn: message.committedLsn, health: message.health }
     return message
   }

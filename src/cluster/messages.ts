@@ -28,6 +28,7 @@ import type { Lsn } from '../pg/lsn.js'
 import type { Offset } from '../protocol/offset.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import type { ShapeHandle } from '../shapes/shape-handle.js'
+import type { SubqueryTables } from '../shapes/where/compile-where.js'
 
 /** A shape as the owner holds it at one moment. */
 export interface ShapeState {
@@ -52,6 +53,12 @@ export interface FeedMessage {
   readonly health: Health
   readonly snapshotsWaiting: number
   readonly shapes: readonly ShapeState[]
+  /**
+   * Every shape whose move-in is being read, with its `heldFrom` (docs/ARCHITECTURE.md I16, I25):
+   * all of them in each feed, read with `committedLsn`, so a worker holds its
+   * `global_last_seen_lsn` below a move-in exactly as the owner does.
+   */
+  readonly held: readonly (readonly [shapeId: number, heldFrom: Lsn])[]
 }
 
 /** Owner → worker: the answer to one `RequestMessage`. */
@@ -69,10 +76,13 @@ export interface StopMessage {
 
 export type OwnerMessage = FeedMessage | ReplyMessage | StopMessage
 
-/** Worker → owner: what only the owner may do to shapes. */
+/**
+ * Worker → owner: what only the owner may do to shapes. `tables`: those the where's subqueries
+ * read, as the worker's catalog has them (the owner compiles the where against them).
+ */
 export type OwnerOperation =
-  | { readonly op: 'get-or-create'; readonly definition: ShapeDefinition; readonly table: TableInfo }
-  | { readonly op: 'replace'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly why: string }
+  | { readonly op: 'get-or-create'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly tables: SubqueryTables }
+  | { readonly op: 'replace'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly tables: SubqueryTables; readonly why: string }
   | { readonly op: 'drop'; readonly handle: ShapeHandle; readonly reason: string }
 
 export interface RequestMessage {

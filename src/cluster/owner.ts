@@ -144,10 +144,10 @@ class WorkerProcesses implements Service {
     let reply: ReplyMessage = { kind: 'reply', requestId }
     try {
       if (operation.op === 'get-or-create') {
-        const shape = await manager.getOrCreate(operation.definition, operation.table)
+        const shape = await manager.getOrCreate(operation.definition, operation.table, { tables: operation.tables })
         reply = { kind: 'reply', requestId, shape: this.feed.stateOf(shape.stored.id) }
       } else if (operation.op === 'replace') {
-        await manager.mustRefetch(operation.definition, operation.table, operation.why)
+        await manager.mustRefetch(operation.definition, operation.table, operation.why, { tables: operation.tables })
       } else {
         const shape = manager.byHandle(operation.handle)
         if (shape) await manager.drop(shape, operation.reason)

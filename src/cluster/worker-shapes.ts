@@ -3,16 +3,20 @@
  * I27): the feed says which shapes exist and where each one stands, storage holds their records
  * and logs. Creating, replacing and dropping a shape are the owner's: they go to it over IPC, and
  * the worker serves the shape it names. A shape is bound to its table (its `where` compiled) the
- * first time this worker serves it; its phase follows the owner's through `ActiveShape`'s own
- * transitions (I20): waiting until the feed says its snapshot is complete, dropped when it is gone.
+ * first time this worker serves it, or as soon as it learns of it when binding needs the catalog
+ * (a where with subqueries reads other tables); its phase follows the owner's through
+ * `ActiveShape`'s own transitions (I20): waiting until the feed says its snapshot is complete,
+ * dropped when it is gone. Its `heldFrom` is the owner's, as the last feed said (I16, I25).
  */
 import { UnavailableError, type InvalidRequestError } from '../errors.js'
 import type { ShapeRegistry, TableLookup } from '../http/shape-route.js'
 import type { Logger } from '../log.js'
 import type { TableInfo } from '../pg/introspect.js'
-import { ActiveShape } from '../shapes/active-shape.js'
+import { subqueryTables } from '../http/subquery-tables.js'
+import type { Lsn } from '../pg/lsn.js'
+import { ActiveShape, type HeldFrom } from '../shapes/active-shape.js'
 import { definitionKey, type ShapeDefinition } from '../shapes/shape-definition.js'
-import { bindShape, type BoundShape } from '../shapes/shape-filter.js'
+import { bindShape, type BoundShape, type RequestWhere } from '../shapes/shape-filter.js'
 import type { ShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import { visibilityOf } from '../shapes/xid-visibility.js'
@@ -42,8 +46,10 @@ export class WorkerShapes implements ShapeRegistry {
   readonly #known = new Map<number, KnownShape>()
   readonly #byHandle = new Map<string, number>()
   readonly #byKey = new Map<string, number>()
-  /** Shapes being bound to their whole table, asked of the catalog once. */
+  /** Shapes being bound through the catalog, asked of it once. */
   readonly #binding = new Set<number>()
+  /** The owner's move-ins being read, by shape, as of the last feed. */
+  #heldFrom = new Map<number, Lsn>()
 
   constructor(deps: WorkerShapesDeps) {
     this.#deps = deps
@@ -58,6 +64,7 @@ export class WorkerShapes implements ShapeRegistry {
     const { reader, notifier } = this.#deps
     const live = feed.shapes.filter((state) => !state.gone)
     reader.apply(feed.committedLsn, live.map((state) => [state.id, positionOf(state)] as const), feed.shapes.filter((s) => s.gone).map((s) => s.id))
+    this.#heldFrom = new Map(feed.held)
     for (const state of feed.shapes) {
       if (state.gone) this.#forget(state)
       else this.#learn(state)
@@ -75,19 +82,20 @@ export class WorkerShapes implements ShapeRegistry {
     return id === undefined ? undefined : this.#activeOf(id, undefined)
   }
 
-  async getOrCreate(definition: ShapeDefinition, table: TableInfo): Promise<ActiveShape> {
-    const { shape: state } = await this.#deps.owner.request({ op: 'get-or-create', definition, table })
+  async getOrCreate(definition: ShapeDefinition, table: TableInfo, where: RequestWhere = {}): Promise<ActiveShape> {
+    const tables = where.tables ?? new Map()
+    const { shape: state } = await this.#deps.owner.request({ op: 'get-or-create', definition, table, tables })
     if (!state) throw new UnavailableError('The owner process did not name a shape; retry shortly.')
     // The reply may overtake the feed that announces the shape: its position comes with it.
     if (!this.#known.has(state.id)) this.#deps.reader.apply(this.#deps.reader.committedLsn, [[state.id, positionOf(state)]])
     this.#learn(state)
-    const shape = this.#activeOf(state.id, table)
+    const shape = this.#activeOf(state.id, { table, ...where })
     if (!shape) throw new UnavailableError('The shape was dropped as it was created; retry shortly.')
     return shape
   }
 
-  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string): Promise<never> {
-    await this.#deps.owner.request({ op: 'replace', definition, table, why })
+  async mustRefetch(definition: ShapeDefinition, table: TableInfo, why: string, where: RequestWhere = {}): Promise<never> {
+    await this.#deps.owner.request({ op: 'replace', definition, table, tables: where.tables ?? new Map(), why })
     throw new UnavailableError('The owner process did not name the current shape; retry shortly.')
   }
 
@@ -107,6 +115,8 @@ export class WorkerShapes implements ShapeRegistry {
       this.#known.set(state.id, known)
       this.#byHandle.set(stored.handle, state.id)
       this.#byKey.set(stored.definitionKey, state.id)
+      // Such a where cannot be bound from storage alone: bound now, its first request finds it so.
+      if (hasSubqueries(stored.definition)) this.#bindLater(known)
     }
     if (state.snapshotComplete && !known.snapshotComplete) {
       known.snapshotComplete = true
@@ -132,47 +142,68 @@ export class WorkerShapes implements ShapeRegistry {
   }
 
   /**
-   * The shape, bound. A `where` on columns the shape does not select cannot be compiled against
-   * the stored (narrowed) table: without the whole table at hand, the worker asks the catalog for
-   * it and answers 503 meanwhile, once per shape.
+   * The shape, bound. The stored (narrowed) table binds most shapes; a `where` on columns the
+   * shape does not select needs the whole table, and one with subqueries the tables they read:
+   * without them at hand (the request's), the worker asks its catalog and answers 503 meanwhile.
    */
-  #activeOf(id: number, table: TableInfo | undefined): ActiveShape | undefined {
+  #activeOf(id: number, request: BindWith | undefined): ActiveShape | undefined {
     const known = this.#known.get(id)
     if (!known) return undefined
     this.#deps.owner.touched(known.stored.handle)
     if (known.active) return known.active
-    const bound = bindTo(known.stored, table) ?? bindTo(known.stored, known.stored.table)
+    const bound = bindTo(known.stored, request) ?? bindTo(known.stored, known.stored.table && { table: known.stored.table })
     if (!bound) {
       this.#bindLater(known)
       throw new UnavailableError('This worker is loading the shape; retry shortly.')
     }
-    known.active = ActiveShape.waiting(known.stored, bound)
+    known.active = ActiveShape.mirrored(known.stored, bound, this.#heldSource(id))
     if (known.snapshotComplete) this.#complete(known.active)
     return known.active
+  }
+
+  /** The shape's `heldFrom` as the latest feed has it. */
+  #heldSource(id: number): HeldFrom {
+    const shapes = this
+    return {
+      get heldFrom() {
+        return shapes.#heldFrom.get(id)
+      },
+    }
   }
 
   #bindLater(known: KnownShape): void {
     const id = known.stored.id
     if (this.#binding.has(id)) return
     this.#binding.add(id)
-    this.#deps.tables
-      .get(known.stored.definition.table)
-      .then((table) => {
-        if (this.#known.get(id) === known && !known.active) this.#activeOf(id, table)
+    const { definition } = known.stored
+    Promise.all([
+      this.#deps.tables.get(definition.table),
+      hasSubqueries(definition) ? subqueryTables(this.#deps.tables, definition.where!, () => undefined) : new Map(),
+    ])
+      .then(([table, tables]) => {
+        if (this.#known.get(id) === known && !known.active) this.#activeOf(id, { table, tables })
       })
-      .catch((error: unknown) => this.#deps.log.warn({ handle: known.stored.handle, err: (error as Error).message }, 'could not load the table of a shape'))
+      .catch((error: unknown) => this.#deps.log.warn({ handle: known.stored.handle, err: (error as Error).message }, 'could not load the tables of a shape'))
       .finally(() => this.#binding.delete(id))
   }
+}
+
+/** A table to bind a shape to, with what the request knows of its where. */
+type BindWith = RequestWhere & { readonly table: TableInfo }
+
+/** A stored where is canonical, where a subquery is spelled `IN (SELECT …` (as `shapes/stored-shapes.ts` reads it). */
+function hasSubqueries(definition: ShapeDefinition): boolean {
+  return definition.where?.includes(' IN (SELECT ') ?? false
 }
 
 function positionOf(state: ShapeState): ShapePosition {
   return { head: state.head, lastSnapshotChunk: state.lastSnapshotChunk }
 }
 
-function bindTo(stored: StoredShape, table: TableInfo | undefined): BoundShape | undefined {
-  if (!table) return undefined
+function bindTo(stored: StoredShape, using: BindWith | undefined): BoundShape | undefined {
+  if (!using) return undefined
   try {
-    return bindShape(stored.definition, table)
+    return bindShape(stored.definition, using.table, using.tables, using.where)
   } catch {
     return undefined
   }

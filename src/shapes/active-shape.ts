@@ -76,6 +76,11 @@ type Phase =
  */
 export type ShapeWhere = Omit<CompiledWhere, 'evaluate'>
 
+/** Where a shape's `heldFrom` comes from: its subqueries, or the owner's feed in an HTTP worker. */
+export interface HeldFrom {
+  readonly heldFrom: Lsn | undefined
+}
+
 function withoutEvaluator({ evaluate: _unused, ...where }: CompiledWhere): ShapeWhere {
   return { ...where, sql: Buffer.from(where.sql).toString() }
 }
@@ -88,19 +93,29 @@ export class ActiveShape {
   readonly where: ShapeWhere | undefined
   /** The results of the where's subqueries, if it has any (docs/ARCHITECTURE.md I25). */
   readonly subqueries: ShapeSubqueries | undefined
+  readonly #held: HeldFrom | undefined
   #phase: Phase
 
-  private constructor(stored: StoredShape, bound: BoundShape, phase: Phase, subqueries?: ShapeSubqueries) {
+  private constructor(stored: StoredShape, bound: BoundShape, phase: Phase, subqueries?: ShapeSubqueries, held?: HeldFrom) {
     this.stored = stored
     this.table = bound.table
     this.where = bound.where && withoutEvaluator(bound.where)
     this.subqueries = subqueries
+    this.#held = held ?? subqueries
     this.#phase = phase
   }
 
   /** A new shape: its snapshot has yet to start. */
   static waiting(stored: StoredShape, bound: BoundShape, subqueries?: ShapeSubqueries): ActiveShape {
     return new ActiveShape(stored, bound, { kind: SHAPE_PHASE.waiting, held: [] }, subqueries)
+  }
+
+  /**
+   * An HTTP worker's copy of the owner's shape (docs/ARCHITECTURE.md I27): it routes nothing, and
+   * its `heldFrom` is the owner's, as the feed last said.
+   */
+  static mirrored(stored: StoredShape, bound: BoundShape, held: HeldFrom): ActiveShape {
+    return new ActiveShape(stored, bound, { kind: SHAPE_PHASE.waiting, held: [] }, undefined, held)
   }
 
   /** A shape loaded from storage, its snapshot complete: transactions it shows are still skipped. */
@@ -118,7 +133,7 @@ export class ActiveShape {
 
   /** Set while a move-in is read: the log holds nothing at or after this commit LSN yet (I16, I25). */
   get heldFrom(): Lsn | undefined {
-    return this.subqueries?.heldFrom
+    return this.#held?.heldFrom
   }
 
   /** The snapshot is complete in storage (it stays so once the shape is dropped). */
