@@ -2,8 +2,10 @@
  * Prometheus metrics (`/metrics`). One registry per server rather than prom-client's global
  * one, so several servers in one process (tests) keep separate counts. Gauges that describe
  * state (shapes, storage, lag) are read from their owners at scrape time; they are registered
- * apart from the counters (`readStateFrom`) because those owners count into the counters, so
- * they are built after them.
+ * apart from the counters (`readStateFrom`, `readRequestsFrom`) because those owners count into
+ * the counters, so they are built after them. With HTTP worker processes, the owner reads the
+ * state and a worker its requests; a worker's scrape adds the owner's metrics to its own
+ * (`cluster/owner-metrics.ts`).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -11,8 +13,6 @@ export interface MetricSources {
   shapes(): number
   /** Shape snapshots waiting for a connection (SLUICE_MAX_CONCURRENT_SNAPSHOTS). */
   snapshotsWaiting(): number
-  /** Non-live requests in flight, for new shapes (`initial`) and existing ones (`http/admission.ts`). */
-  requestsInFlight(): Readonly<Record<'initial' | 'existing', number>>
   storageBytes(): number
   /** Every change up to this LSN is durable in storage (the slot is never acknowledged past it). */
   durableLsn(): bigint
@@ -20,8 +20,11 @@ export interface MetricSources {
   replicationLagBytes(): Promise<number | undefined>
 }
 
+/** Non-live requests in flight, for new shapes (`initial`) and existing ones (`http/admission.ts`). */
+export type RequestsInFlight = () => Readonly<Record<'initial' | 'existing', number>>
+
 export class Metrics {
-  readonly registry = new Registry()
+  readonly registry: Registry
   readonly transactions: Counter
   readonly changesAppended: Counter
   readonly responses: Counter<'status'>
@@ -31,8 +34,10 @@ export class Metrics {
   readonly snapshotsRetaken: Counter
   readonly snapshotQueries: Counter
 
-  constructor() {
-    const registers = [this.registry]
+  /** `registry`: where they are kept and scraped from (a worker's adds the owner's). */
+  constructor(registry = new Registry()) {
+    this.registry = registry
+    const registers = [registry]
     this.transactions = new Counter({
       name: 'sluice_transactions_total',
       help: 'Committed transactions received from replication.',
@@ -77,7 +82,20 @@ export class Metrics {
     })
   }
 
-  /** Registers the gauges read from `sources` at scrape time. */
+  /** Registers the gauge of the requests in flight, read at scrape time. */
+  readRequestsFrom(requestsInFlight: RequestsInFlight): void {
+    new Gauge({
+      name: 'sluice_requests_in_flight',
+      help: 'Non-live shape requests in flight by admission budget: `initial` (their shape is new) and `existing` (SLUICE_MAX_CONCURRENT_REQUESTS_*).',
+      labelNames: ['kind'],
+      registers: [this.registry],
+      collect() {
+        for (const [kind, n] of Object.entries(requestsInFlight())) this.set({ kind }, n)
+      },
+    })
+  }
+
+  /** Registers the gauges of the server's state, read from `sources` at scrape time. */
   readStateFrom(sources: MetricSources): void {
     const registers = [this.registry]
     new Gauge({
@@ -94,15 +112,6 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.snapshotsWaiting())
-      },
-    })
-    new Gauge({
-      name: 'sluice_requests_in_flight',
-      help: 'Non-live shape requests in flight by admission budget: `initial` (their shape is new) and `existing` (SLUICE_MAX_CONCURRENT_REQUESTS_*).',
-      labelNames: ['kind'],
-      registers,
-      collect() {
-        for (const [kind, n] of Object.entries(sources.requestsInFlight())) this.set({ kind }, n)
       },
     })
     new Gauge({

@@ -64,6 +64,8 @@ export interface SluiceCore {
 
 export async function startSluice(config: Config & { databaseUrl: string }, log: Logger, options: StartOptions = {}): Promise<SluiceServer> {
   return startServing(config, log, options, async (services, core) => {
+    const { admission } = core
+    core.metrics.readRequestsFrom(() => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }))
     const handlers = await createHttpHandlers(config, { ...core, log: log.child({ component: 'http' }) })
     const http = new HttpListener({ ...handlers, config })
     await services.start(http)
@@ -190,7 +192,6 @@ async function compose(services: ServiceStack, config: Config & { databaseUrl: s
   metrics.readStateFrom({
     shapes: () => manager.size,
     snapshotsWaiting: () => manager.snapshotsWaiting,
-    requestsInFlight: () => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }),
     storageBytes: () => store.sizeBytes(),
     durableLsn: () => store.durableLsn,
     replicationLagBytes: () => walBytesPast(pool, store.durableLsn),

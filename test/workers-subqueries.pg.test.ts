@@ -131,6 +131,13 @@ function expectStatesIn(states: readonly string[], history: readonly string[], w
   }
 }
 
+/** The `global_last_seen_lsn` of an `offset=now` answer (one up-to-date). */
+function lastSeen(answer: Answer): bigint {
+  expect(answer.status, answer.body).toBe(200)
+  const [message] = JSON.parse(answer.body) as { headers: { global_last_seen_lsn: string } }[]
+  return BigInt(message!.headers.global_last_seen_lsn)
+}
+
 /** PostgreSQL's WAL insert position as a number, the unit of `global_last_seen_lsn`. */
 async function walPosition(): Promise<bigint> {
   const { rows } = await db.pool.query<{ lsn: string }>(`SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text AS lsn`)
@@ -188,6 +195,10 @@ describe('SLUICE_WORKERS=2 with subqueries', () => {
     const where = `project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u9')`
     const client = follow(where)
     const history = [await tasksAnswer(db.pool, where)]
+    // Another shape, whose up-to-date shows what a worker has processed; made now, as a shape
+    // made during the lock would wait for the locker's transaction to end (I2).
+    const probe = `${sluice.shapeUrl}?table=projects&offset=now`
+    expect([...(await answersOfEachWorker(probe)).values()].map((answer) => answer.status)).toEqual([200, 200])
     try {
       await waitFor(() => expect(client.rows.states.length).toBeGreaterThan(0), 30_000)
       const locker = await db.pool.connect()
@@ -202,21 +213,17 @@ describe('SLUICE_WORKERS=2 with subqueries', () => {
           const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'tasks'::regclass AND NOT granted`)
           expect(rows[0]!.n, 'the move-in read waits for the lock').toBeGreaterThan(0)
         }, 30_000)
-        // A later commit, which both workers take while the read waits.
+        // A later commit, which both workers take while the read waits: another shape's
+        // up-to-date on each shows the LSN it has processed.
         await db.pool.query(`INSERT INTO memberships VALUES (901, 2, 'u8')`)
-        const later = await walPosition()
         await waitFor(async () => {
-          const answers = await answersOfEachWorker(`${sluice.baseUrl}/metrics`)
+          const answers = await answersOfEachWorker(probe)
           expect(answers.size).toBe(2)
-          for (const answer of answers.values()) expect(Number(/^sluice_durable_lsn (\d+)/m.exec(answer.body)?.[1])).toBeGreaterThanOrEqual(Number(later))
+          for (const answer of answers.values()) expect(lastSeen(answer), `worker ${answer.worker} took the later commit`).toBeGreaterThanOrEqual(movedBy)
         }, 30_000)
         const answers = await answersOfEachWorker(`${sluice.shapeUrl}?table=tasks&where=${encodeURIComponent(where)}&offset=now`)
         expect(answers.size, 'both workers answered').toBe(2)
-        for (const answer of answers.values()) {
-          expect(answer.status, answer.body).toBe(200)
-          const [message] = JSON.parse(answer.body) as { headers: { global_last_seen_lsn: string } }[]
-          expect(BigInt(message!.headers.global_last_seen_lsn), `worker ${answer.worker}`).toBeLessThan(movedBy)
-        }
+        for (const answer of answers.values()) expect(lastSeen(answer), `worker ${answer.worker}`).toBeLessThan(movedBy)
         await locker.query('COMMIT')
       } finally {
         locker.release()

@@ -220,6 +220,21 @@ describe('SLUICE_WORKERS=2', () => {
     })
   })
 
+  it('serves the owner’s metrics with each worker’s own from every worker', async () => {
+    const answers = [...(await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()]
+    const value = (answer: Answer, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(answer.body)?.[1])
+    for (const answer of answers) {
+      // Counted by the owner only: replication's transactions (the earlier test's insert) and its shapes.
+      expect(value(answer, 'sluice_transactions_total'), answer.body).toBeGreaterThan(0)
+      expect(value(answer, 'sluice_shapes')).toBe(1)
+      // Every metric once, the owner's and the worker's summed.
+      const types = answer.body.split('\n').filter((line) => line.startsWith('# TYPE '))
+      expect(new Set(types).size).toBe(types.length)
+      // Counted by the worker: the responses it sent.
+      expect(value(answer, 'sluice_http_responses_total\\{status="200"\\}')).toBeGreaterThan(0)
+    }
+  })
+
   it('brings a change to long-poll and SSE clients on every worker', async () => {
     const clients: Client[] = []
     try {

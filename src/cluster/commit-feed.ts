@@ -14,14 +14,12 @@ import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { toWireError, type FeedMessage, type ShapeState } from './messages.js'
 
 export interface CommitFeedDeps {
-  readonly store: Pick<ShapeLogStore, 'head' | 'lastSnapshotChunk' | 'committedLsn' | 'durableLsn'>
+  readonly store: Pick<ShapeLogStore, 'head' | 'lastSnapshotChunk' | 'committedLsn'>
   /** The owner's live shape of an id (`ShapeManager.byId`). */
   readonly shapeOf: (id: number) => ActiveShape | undefined
   /** The ids of every stored shape, for a worker that just started. */
   readonly shapeIds: () => Iterable<number>
   readonly health: () => Health
-  /** Shape snapshots waiting for a connection (for workers' `/metrics`). */
-  readonly snapshotsWaiting: () => number
   readonly broadcast: (message: FeedMessage) => void
 }
 
@@ -96,13 +94,13 @@ export class CommitFeed {
   }
 
   #message(shapes: ShapeState[]): FeedMessage {
-    const { store, health, snapshotsWaiting } = this.#deps
+    const { store, health } = this.#deps
     const held: (readonly [number, Lsn])[] = []
     for (const [id, shape] of this.#withSubqueries) {
       const from = shape.heldFrom
       if (from !== undefined) held.push([id, from])
     }
-    const message: FeedMessage = { kind: 'feed', committedLsn: store.committedLsn, durableLsn: store.durableLsn, health: health(), snapshotsWaiting: snapshotsWaiting(), shapes, held }
+    const message: FeedMessage = { kind: 'feed', committedLsn: store.committedLsn, health: health(), shapes, held }
     this.#sent = { committedLsn: message.committedLsn, health: message.health }
     return message
   }

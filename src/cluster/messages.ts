@@ -26,6 +26,7 @@ import type { Health } from '../http/app.js'
 import type { TableInfo } from '../pg/introspect.js'
 import type { Lsn } from '../pg/lsn.js'
 import type { Offset } from '../protocol/offset.js'
+import type { MetricsJson } from './owner-metrics.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import type { ShapeHandle } from '../shapes/shape-handle.js'
 import type { SubqueryTables } from '../shapes/where/compile-where.js'
@@ -49,9 +50,7 @@ export interface ShapeState {
 export interface FeedMessage {
   readonly kind: 'feed'
   readonly committedLsn: Lsn
-  readonly durableLsn: Lsn
   readonly health: Health
-  readonly snapshotsWaiting: number
   readonly shapes: readonly ShapeState[]
   /**
    * Every shape whose move-in is being read, with its `heldFrom` (docs/ARCHITECTURE.md I16, I25):
@@ -66,6 +65,8 @@ export interface ReplyMessage {
   readonly kind: 'reply'
   readonly requestId: number
   readonly shape?: ShapeState
+  /** The owner's metrics, for a `metrics` request. */
+  readonly metrics?: MetricsJson
   readonly error?: WireError
 }
 
@@ -84,6 +85,7 @@ export type OwnerOperation =
   | { readonly op: 'get-or-create'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly tables: SubqueryTables }
   | { readonly op: 'replace'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly tables: SubqueryTables; readonly why: string }
   | { readonly op: 'drop'; readonly handle: ShapeHandle; readonly reason: string }
+  | { readonly op: 'metrics' }
 
 export interface RequestMessage {
   readonly kind: 'request'

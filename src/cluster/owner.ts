@@ -64,7 +64,6 @@ class WorkerProcesses implements Service {
       shapeOf: (id) => manager.byId(id),
       shapeIds: () => store.shapes().map((shape) => shape.id),
       health: () => core.health(),
-      snapshotsWaiting: () => manager.snapshotsWaiting,
       broadcast: (message) => {
         for (const worker of this.#fed) send(worker, message)
       },
@@ -148,6 +147,8 @@ class WorkerProcesses implements Service {
         reply = { kind: 'reply', requestId, shape: this.feed.stateOf(shape.stored.id) }
       } else if (operation.op === 'replace') {
         await manager.mustRefetch(operation.definition, operation.table, operation.why, { tables: operation.tables })
+      } else if (operation.op === 'metrics') {
+        reply = { kind: 'reply', requestId, metrics: await this.#core.metrics.registry.getMetricsAsJSON() }
       } else {
         const shape = manager.byHandle(operation.handle)
         if (shape) await manager.drop(shape, operation.reason)

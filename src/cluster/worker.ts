@@ -23,15 +23,14 @@ import { HttpListener } from '../http-listener.js'
 import { ServiceStack } from '../lifecycle.js'
 import type { Logger } from '../log.js'
 import { Metrics } from '../metrics.js'
-import type { Lsn } from '../pg/lsn.js'
 import { createPool } from '../pg/pool.js'
 import { TableCatalog } from '../pg/table-catalog.js'
-import { walBytesPast } from '../pg/wal-lag.js'
 import { HEADERS } from '../protocol/constants.js'
 import { ShapeNotifier } from '../shapes/shape-notifier.js'
 import { ReadOnlyShapeLog } from '../storage/read-only-shape-log.js'
 import { isOwnerMessage, type FeedMessage, type WorkerMessage } from './messages.js'
 import { OwnerLink } from './owner-link.js'
+import { RegistryWithOwner } from './owner-metrics.js'
 import { WorkerShapes } from './worker-shapes.js'
 
 export async function runWorker(config: Config & { databaseUrl: string; workers: number }, log: Logger): Promise<void> {
@@ -54,12 +53,10 @@ export async function runWorker(config: Config & { databaseUrl: string; workers:
   const owner = new OwnerLink(send)
   const shapes = new WorkerShapes({ reader, notifier, owner, tables, log })
   let health: Health = HEALTH.starting
-  let fed: { durableLsn: Lsn; snapshotsWaiting: number } = { durableLsn: 0n as Lsn, snapshotsWaiting: 0 }
   let firstFeed: () => void = () => {}
   const onFeed = (feed: FeedMessage) => {
     shapes.apply(feed)
     health = feed.health
-    fed = feed
     firstFeed()
   }
   process.on('message', (message) => {
@@ -88,16 +85,10 @@ export async function runWorker(config: Config & { databaseUrl: string; workers:
       },
       stop: () => Promise.resolve(owner.close()),
     })
-    const metrics = new Metrics()
+    // The owner's counters and state come with each scrape; this worker counts what it serves.
+    const metrics = new Metrics(new RegistryWithOwner(async () => (await owner.request({ op: 'metrics' })).metrics ?? []))
     const admission = new Admission({ initial: share(config.maxInitialRequests), existing: config.maxExistingRequests })
-    metrics.readStateFrom({
-      shapes: () => shapes.size,
-      snapshotsWaiting: () => fed.snapshotsWaiting,
-      requestsInFlight: () => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }),
-      storageBytes: () => reader.sizeBytes(),
-      durableLsn: () => fed.durableLsn,
-      replicationLagBytes: () => walBytesPast(pool, fed.durableLsn),
-    })
+    metrics.readRequestsFrom(() => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }))
     const handlers = await createHttpHandlers({ ...config, maxConcurrentSnapshots: subsetSlots }, {
       store: reader,
       notifier,
