@@ -2,6 +2,7 @@
  * The faults, each injected and then healed: after `inject` resolves the system may recover,
  * and the soak measures how long until a write made then reaches a client.
  */
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { TcpProxy } from '../test/support/tcp-proxy.js'
@@ -14,6 +15,8 @@ import type { Writers } from './writers.js'
 export const FAULT = {
   sluiceKill: 'Sluice SIGKILL',
   sluiceTerm: 'Sluice SIGTERM',
+  /** With SLUICE_WORKERS above 1: one HTTP worker process killed (the owner starts another). */
+  workerKill: 'HTTP worker SIGKILL',
   pgFast: 'PostgreSQL fast restart',
   pgImmediate: 'PostgreSQL immediate restart',
   replicationCut: 'replication connection cut',
@@ -62,6 +65,8 @@ export async function inject(fault: Fault, context: FaultContext): Promise<Fault
       supervisor.expectExit(fault)
       await supervisor.sluice.terminate()
       return ''
+    case FAULT.workerKill:
+      return killWorker(context)
     case FAULT.pgFast:
     case FAULT.pgImmediate:
       await postgres.stop(fault === FAULT.pgFast ? 'fast' : 'immediate')
@@ -82,6 +87,27 @@ export async function inject(fault: Fault, context: FaultContext): Promise<Fault
       return dropSlot(context)
     case FAULT.diskFull:
       return diskFull(context)
+  }
+}
+
+/**
+ * SIGKILL to one of the owner's HTTP workers, its child processes: it held only connections, so
+ * its clients reconnect to the others and nothing is lost; the owner starts a replacement.
+ */
+function killWorker(context: FaultContext): FaultNote {
+  const owner = context.supervisor.sluice.pid
+  const workers = owner === undefined ? [] : childrenOf(owner)
+  if (workers.length === 0) return 'no worker to kill'
+  const victim = context.random.pick(workers)
+  process.kill(victim, 'SIGKILL')
+  return `worker ${victim} of ${workers.length} killed`
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
   }
 }
 

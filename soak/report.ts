@@ -13,10 +13,10 @@ export function renderReport(result: SoakResult, context: { commit: string; mach
   add(
     '# Reliability: soak results',
     '',
-    `Written by \`npm run soak\` (soak/run.ts). Replay this run with \`SOAK_SEED=${options.seed} SOAK_MINUTES=${minutes(options.durationMs)} npm run soak\`.`,
+    `Written by \`npm run soak\` (soak/run.ts). Replay this run with \`SOAK_SEED=${options.seed} SOAK_MINUTES=${minutes(options.durationMs)} SLUICE_WORKERS=${options.workers} npm run soak\`.`,
     'The seed fixes the workload decisions and the fault schedule; timings still vary on a shared machine.',
     '',
-    `- seed **${options.seed}**, ${seconds.toFixed(0)} s (${minutes(options.durationMs)} min of faults, then healing and the final check), ${new Date().toISOString()}`,
+    `- seed **${options.seed}**, ${options.workers === 1 ? 'one process' : `${options.workers} HTTP workers`}, ${seconds.toFixed(0)} s (${minutes(options.durationMs)} min of faults, then healing and the final check), ${new Date().toISOString()}`,
     `- code ${context.commit}; ${context.machine}`,
     `- **violations: ${checker.violations.length}** (goal 0)`,
     '',

@@ -20,13 +20,17 @@ async function main(): Promise<void> {
   // SOAK_SCALE=short: the clients, sizes and fault pace of the CI soak.
   const scale = process.env['SOAK_SCALE'] === 'short' ? SHORT : FULL
   const largeRows = process.env['SOAK_LARGE_ROWS'] ? Number(process.env['SOAK_LARGE_ROWS']) : scale.largeRows
-  process.stdout.write(`Sluice soak: ${minutes} min, seed ${seed} (replay: SOAK_SEED=${seed} SOAK_MINUTES=${minutes} npm run soak)\n`)
+  // SLUICE_WORKERS=2: the owner and two HTTP workers, with the kill-worker fault; one process otherwise.
+  const workers = Number(process.env['SLUICE_WORKERS'] ?? '1')
+  if (!Number.isInteger(workers) || workers < 1) throw new Error('SLUICE_WORKERS must be a positive integer for the soak')
+  process.stdout.write(`Sluice soak: ${minutes} min, seed ${seed}, ${workers} HTTP worker(s) (replay: SOAK_SEED=${seed} SOAK_MINUTES=${minutes} SLUICE_WORKERS=${workers} npm run soak)\n`)
   const root = fileURLToPath(new URL('..', import.meta.url))
   const loadAtStart = loadavg()[0]!.toFixed(1)
   const result = await runSoak({
     seed,
     durationMs: minutes * 60_000,
     scale: { ...scale, largeRows },
+    workers,
     log: (line) => process.stdout.write(`  ${line}\n`),
   })
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()

@@ -31,6 +31,8 @@ export interface SoakOptions {
   readonly seed: number
   readonly durationMs: number
   readonly scale: SoakScale
+  /** SLUICE_WORKERS: 1, one process; above 1, the owner and its HTTP workers (and the kill-worker fault). */
+  readonly workers: number
   readonly log: (line: string) => void
 }
 
@@ -91,8 +93,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       SLUICE_SSE_TIMEOUT_MS: '15000',
       SLUICE_SHUTDOWN_TIMEOUT_MS: '3000',
       LOG_LEVEL: 'info',
-      // `SLUICE_WORKERS=2 npm run soak` soaks HTTP worker processes; one process otherwise.
-      ...(process.env['SLUICE_WORKERS'] ? { SLUICE_WORKERS: process.env['SLUICE_WORKERS'] } : {}),
+      SLUICE_WORKERS: String(options.workers),
     })
     // Sluice's own log, whole, next to the report: what it did around a violation.
     await mkdir(LOG_DIR, { recursive: true })
@@ -131,7 +132,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const resources = new ResourceSampler()
     const sampling = loop(running, 1_000, () => resources.sample(sluice.pid, Date.now() - startedAt))
 
-    const faultKinds = Object.values(FAULT).filter((fault) => fault !== FAULT.diskFull || disk)
+    const faultKinds = faultKindsFor(options.workers, disk !== undefined)
     const context: FaultContext = { supervisor, postgres, pgProxy, httpProxy, disk, writers, databaseUrl, slot: SLOT, random: random.fork(), maxOutageMs: scale.maxOutageMs }
     const faults: FaultRecord[] = []
     // Rounds of every kind in a shuffled order, so kinds are injected equally often; the first
@@ -185,6 +186,11 @@ async function bounded(step: () => Promise<unknown>, ms: number): Promise<unknow
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** Every fault that applies: the disk-full one needs a disk of its own, the kill-worker one workers. */
+export function faultKindsFor(workers: number, disk: boolean): Fault[] {
+  return Object.values(FAULT).filter((fault) => (fault !== FAULT.diskFull || disk) && (fault !== FAULT.workerKill || workers > 1))
 }
 
 async function createDatabase(adminUrl: string): Promise<string> {

@@ -180,9 +180,8 @@ export const CONFIG_OPTIONS = [
     description: 'Serves the demo todo page at `/` and its write endpoint `/demo/items` (table `items`, created if missing). On by itself with the embedded database.' }),
   option({ key: 'allowKeylessTables', env: 'SLUICE_ALLOW_KEYLESS_TABLES', default: 'false', parse: boolean,
     description: 'Serves tables without a primary key or unique NOT NULL index, keyed on all their columns (as Electric does). Identical rows then reach clients as one row, and when one of them changes or goes, clients drop that row though copies remain. Off: such tables get 400 naming the fix.' }),
-  // Not `auto` yet: workers do not mirror a subquery shape's state (docs/ARCHITECTURE.md: Worker processes).
-  option({ key: 'workers', env: 'SLUICE_WORKERS', default: '1', parse: workerCount,
-    description: 'HTTP worker processes (`auto`: one per core). With 1, one process does everything; above 1, one more process owns replication, shapes and storage, and the workers serve HTTP from the same storage (see "Worker processes"). Not for shapes with subqueries yet.' }),
+  option({ key: 'workers', env: 'SLUICE_WORKERS', default: 'auto', parse: workerCount,
+    description: 'HTTP worker processes (`auto`: one per core). With 1, one process does everything; above 1, one more process owns replication, shapes and storage, and the workers serve HTTP from the same storage (see "Worker processes").' }),
 ] as const
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
