@@ -2,7 +2,6 @@
  * The faults, each injected and then healed: after `inject` resolves the system may recover,
  * and the soak measures how long until a write made then reaches a client.
  */
-import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { TcpProxy } from '../test/support/tcp-proxy.js'
@@ -95,20 +94,11 @@ export async function inject(fault: Fault, context: FaultContext): Promise<Fault
  * its clients reconnect to the others and nothing is lost; the owner starts a replacement.
  */
 function killWorker(context: FaultContext): FaultNote {
-  const owner = context.supervisor.sluice.pid
-  const workers = owner === undefined ? [] : childrenOf(owner)
+  const workers = context.supervisor.sluice.childPids()
   if (workers.length === 0) return 'no worker to kill'
   const victim = context.random.pick(workers)
   process.kill(victim, 'SIGKILL')
   return `worker ${victim} of ${workers.length} killed`
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
-  } catch {
-    return []
-  }
 }
 
 /** The walsender is ended and the slot dropped before Sluice reconnects (retried until it is). */

@@ -9,7 +9,8 @@
  *   its clients reconnect to the other and end equal to PostgreSQL, the other worker answers
  *   throughout, and the owner starts a new worker;
  * - SIGTERM to the owner: waiting long-polls answer up-to-date, every process exits, code 0;
- * - after each test, no live request is left open on any worker.
+ * - after each test, no live request is left open on any worker;
+ * - a worker killed while Sluice starts is replaced, and Sluice starts.
  */
 import { ShapeStream, type Row } from '@electric-sql/client'
 import { request } from 'node:http'
@@ -358,4 +359,35 @@ describe('SLUICE_WORKERS=2', () => {
       expect(JSON.parse(answer.body)).toEqual([{ headers: { control: 'up-to-date', global_last_seen_lsn: expect.any(String) } }])
     }
   }, 180_000)
+})
+
+describe('SLUICE_WORKERS=2, a worker killed as Sluice starts', () => {
+  it('starts another in its place and serves, the owner staying up', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-workers-start-'))
+    const name = `workers_start_${process.pid}`
+    const starting = new ChildSluice({ DATABASE_URL: db.url, SLUICE_DATA_DIR: dir, SLUICE_REPLICATION_SLOT: name, SLUICE_PUBLICATION: name, SLUICE_WORKERS: '2' })
+    let killed: number | undefined
+    try {
+      // The first worker, killed as soon as it is forked: long before it (or the other) listens.
+      const killer = (async () => {
+        const deadline = Date.now() + 60_000
+        while (killed === undefined && Date.now() < deadline) {
+          const [first] = starting.childPids()
+          if (first === undefined) await new Promise((resolve) => setTimeout(resolve, 5))
+          else process.kill((killed = first), 'SIGKILL')
+        }
+      })()
+      await starting.start(60_000)
+      await killer
+      expect(killed, 'a worker was killed while starting').toBeDefined()
+      await waitFor(async () => {
+        const pids = [...(await fromEachWorker(`${starting.baseUrl}/v1/health`)).keys()]
+        expect(pids).not.toContain(String(killed))
+      }, 60_000)
+      expect(starting.pid, `the owner is up:\n${starting.output}`).toBeDefined()
+    } finally {
+      await starting.kill()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

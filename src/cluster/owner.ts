@@ -117,12 +117,16 @@ class WorkerProcesses implements Service {
   #fork(listening: (url: string) => void, exited: (code: number | null, signal: string | null) => void): void {
     const worker = cluster.fork({ DATABASE_URL: this.#config.databaseUrl, SLUICE_DEMO: String(this.#config.demo) })
     this.#running.add(worker)
+    let listened = false
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return
       if (message.kind === 'ready') {
         send(worker, this.feed.everything())
         this.#fed.add(worker)
-      } else if (message.kind === 'listening') listening(message.url)
+      } else if (message.kind === 'listening') {
+        listened = true
+        listening(message.url)
+      }
       else if (message.kind === 'request') void this.#answer(worker, message)
       else for (const handle of message.handles) this.#core.manager.byHandle(handle)
     })
@@ -132,7 +136,14 @@ class WorkerProcesses implements Service {
       // A killed reader leaves its LMDB read slot behind, pinning old pages until freed.
       this.#core.store.clearStaleReaders()
       if (this.#stopping) return
-      if (this.#url === undefined) return exited(code, signal)
+      if (this.#url === undefined) {
+        // A worker that failed is a start that failed (its log says why); one killed by a signal
+        // failed nothing, and a start must not end for it (the soak's kill-worker fault did so):
+        // another takes its place, and listens in its stead if it had not.
+        if (signal === null) return exited(code, signal)
+        this.#log.warn({ pid: worker.process.pid, signal }, 'an HTTP worker was killed while starting; starting another')
+        return this.#fork(listened ? () => {} : listening, exited)
+      }
       this.#log.warn({ pid: worker.process.pid, code, signal }, 'an HTTP worker exited; starting another')
       this.#fork(() => {}, () => {})
     })

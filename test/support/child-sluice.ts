@@ -3,6 +3,7 @@
  * SIGKILL or need it to outlive a database restart. Keeps the tail of its output for messages.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { freePort } from '../../src/pg/free-port.js'
 
 export class ChildSluice {
@@ -18,6 +19,18 @@ export class ChildSluice {
   /** The running server's process id. */
   get pid(): number | undefined {
     return this.#child?.exitCode === null && this.#child.signalCode === null ? this.#child.pid : undefined
+  }
+
+  /** The server's own child processes: its HTTP workers, with SLUICE_WORKERS above 1 (Linux). */
+  childPids(): number[] {
+    const pid = this.pid
+    if (pid === undefined) return []
+    try {
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+    } catch {
+      // Gone meanwhile.
+      return []
+    }
   }
 
   constructor(readonly env: Record<string, string>) {}
