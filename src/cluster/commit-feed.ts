@@ -10,15 +10,14 @@
 import type { Health } from '../http/app.js'
 import type { Lsn } from '../pg/lsn.js'
 import { SHAPE_PHASE, type ActiveShape } from '../shapes/active-shape.js'
+import type { ShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeLogStore } from '../storage/shape-log-store.js'
 import { toWireError, type FeedMessage, type ShapeState } from './messages.js'
 
 export interface CommitFeedDeps {
-  readonly store: Pick<ShapeLogStore, 'head' | 'lastSnapshotChunk' | 'committedLsn'>
-  /** The owner's live shape of an id (`ShapeManager.byId`). */
-  readonly shapeOf: (id: number) => ActiveShape | undefined
-  /** The ids of every stored shape, for a worker that just started. */
-  readonly shapeIds: () => Iterable<number>
+  readonly store: Pick<ShapeLogStore, 'head' | 'committedLsn' | 'getShape' | 'shapes'>
+  /** The owner's live shape of a handle (`ShapeManager.byHandle`, a use: asked once a shape). */
+  readonly byHandle: (handle: ShapeHandle) => ActiveShape | undefined
   readonly health: () => Health
   readonly broadcast: (message: FeedMessage) => void
 }
@@ -29,6 +28,8 @@ const IDLE_FEED_MS = 100
 export class CommitFeed {
   readonly #deps: CommitFeedDeps
   readonly #moved = new Set<number>()
+  /** The owner's live shapes the feed has named, by id. */
+  readonly #shapes = new Map<number, ActiveShape>()
   /**
    * The live shapes with subqueries a feed has named: only these can have a move-in being read
    * (`heldFrom`), and each feed says which do. A shape is named before a worker can answer it
@@ -55,16 +56,18 @@ export class CommitFeed {
   /** Every live shape, for a worker that just started. */
   everything(): FeedMessage {
     const shapes: ShapeState[] = []
-    for (const id of this.#deps.shapeIds()) {
-      const state = this.stateOf(id)
+    for (const stored of this.#deps.store.shapes()) {
+      const state = this.stateOf(stored.id, stored.handle)
       if (!state.gone) shapes.push(state)
     }
     return this.#message(shapes)
   }
 
-  stateOf(shapeId: number): ShapeState {
-    const { store, shapeOf } = this.#deps
-    const shape = shapeOf(shapeId)
+  /** `handle`: the shape's, when the caller has it at hand. */
+  stateOf(shapeId: number, handle?: ShapeHandle): ShapeState {
+    const { store } = this.#deps
+    const shape = this.#shapeOf(shapeId, handle)
+    if (!shape || shape.dropped) this.#shapes.delete(shapeId)
     if (shape?.subqueries && !shape.dropped) this.#withSubqueries.set(shapeId, shape)
     else this.#withSubqueries.delete(shapeId)
     const phase = shape?.phase
@@ -72,11 +75,20 @@ export class CommitFeed {
     return {
       id: shapeId,
       head: store.head(shapeId),
-      lastSnapshotChunk: store.lastSnapshotChunk(shapeId),
       snapshotComplete: shape?.snapshotComplete ?? false,
       gone: !shape || shape.dropped,
       ...failure,
     }
+  }
+
+  /** The shape of an id, looked up by its handle (from storage's record unless given) once. */
+  #shapeOf(shapeId: number, handle: ShapeHandle | undefined): ActiveShape | undefined {
+    const known = this.#shapes.get(shapeId)
+    if (known) return known
+    const byHandle = handle ?? this.#deps.store.getShape(shapeId)?.handle
+    const shape = byHandle === undefined ? undefined : this.#deps.byHandle(byHandle)
+    if (shape && shape.stored.id === shapeId) this.#shapes.set(shapeId, shape)
+    return shape?.stored.id === shapeId ? shape : undefined
   }
 
   stop(): void {

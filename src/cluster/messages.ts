@@ -35,7 +35,6 @@ import type { SubqueryTables } from '../shapes/where/compile-where.js'
 export interface ShapeState {
   readonly id: number
   readonly head: Offset | undefined
-  readonly lastSnapshotChunk: number | undefined
   readonly snapshotComplete: boolean
   /** Dropped: its clients refetch, or get `failure` (a 400) when it can never be served. */
   readonly gone: boolean

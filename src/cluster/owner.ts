@@ -61,8 +61,7 @@ class WorkerProcesses implements Service {
     const { store, manager } = core
     this.feed = new CommitFeed({
       store,
-      shapeOf: (id) => manager.byId(id),
-      shapeIds: () => store.shapes().map((shape) => shape.id),
+      byHandle: (handle) => manager.byHandle(handle),
       health: () => core.health(),
       broadcast: (message) => {
         for (const worker of this.#fed) send(worker, message)
@@ -133,8 +132,6 @@ class WorkerProcesses implements Service {
     worker.once('exit', (code, signal) => {
       this.#running.delete(worker)
       this.#fed.delete(worker)
-      // A killed reader leaves its LMDB read slot behind, pinning old pages until freed.
-      this.#core.store.clearStaleReaders()
       if (this.#stopping) return
       if (this.#url === undefined) {
         // A worker that failed is a start that failed (its log says why); one killed by a signal
@@ -155,7 +152,7 @@ class WorkerProcesses implements Service {
     try {
       if (operation.op === 'get-or-create') {
         const shape = await manager.getOrCreate(operation.definition, operation.table, { tables: operation.tables })
-        reply = { kind: 'reply', requestId, shape: this.feed.stateOf(shape.stored.id) }
+        reply = { kind: 'reply', requestId, shape: this.feed.stateOf(shape.stored.id, shape.stored.handle) }
       } else if (operation.op === 'replace') {
         await manager.mustRefetch(operation.definition, operation.table, operation.why, { tables: operation.tables })
       } else if (operation.op === 'metrics') {

@@ -197,7 +197,7 @@ function hasSubqueries(definition: ShapeDefinition): boolean {
 }
 
 function positionOf(state: ShapeState): ShapePosition {
-  return { head: state.head, lastSnapshotChunk: state.lastSnapshotChunk }
+  return { head: state.head, snapshotComplete: state.snapshotComplete }
 }
 
 function bindTo(stored: StoredShape, using: BindWith | undefined): BoundShape | undefined {

@@ -69,7 +69,6 @@ export class ShapeManager {
   readonly #options: ShapeManagerOptions
   readonly #byKey = new Map<string, ActiveShape>()
   readonly #byHandle = new Map<string, ActiveShape>()
-  readonly #byId = new Map<number, ActiveShape>()
   readonly #creating = new Map<string, Promise<ActiveShape>>()
   /** The table is in the publication before a snapshot (docs/ARCHITECTURE.md I2). */
   readonly #replication: TableReplication
@@ -167,11 +166,6 @@ export class ShapeManager {
     return this.#touch(this.#byHandle.get(handle))
   }
 
-  /** Not a use: for telling HTTP worker processes of a shape (`cluster/commit-feed.ts`). */
-  byId(id: number): ActiveShape | undefined {
-    return this.#byId.get(id)
-  }
-
   byDefinition(definition: ShapeDefinition): ActiveShape | undefined {
     return this.#touch(this.#byKey.get(definitionKey(definition)))
   }
@@ -219,7 +213,6 @@ export class ShapeManager {
     this.#router?.remove(shape)
     this.#recent.delete(shape)
     this.#byHandle.delete(shape.stored.handle)
-    this.#byId.delete(shape.stored.id)
     if (this.#byKey.get(shape.stored.definitionKey) === shape) this.#byKey.delete(shape.stored.definitionKey)
     this.#options.notifier.notify(shape.stored.id)
     await this.#options.store.deleteShape(shape.stored.id)
@@ -299,7 +292,6 @@ export class ShapeManager {
   #register(shape: ActiveShape): void {
     this.#byKey.set(shape.stored.definitionKey, shape)
     this.#byHandle.set(shape.stored.handle, shape)
-    this.#byId.set(shape.stored.id, shape)
     this.#recent.set(shape, true)
   }
 

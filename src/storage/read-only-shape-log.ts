@@ -15,7 +15,7 @@ import type { StoredShape } from './stored-shape.js'
 /** A shape's position as the owner holds it. */
 export interface ShapePosition {
   readonly head: Offset | undefined
-  readonly lastSnapshotChunk: number | undefined
+  readonly snapshotComplete: boolean
 }
 
 /** Reads as `http/shape-log.ts` asks (`ShapeLogReader`), from another process's store. */
@@ -23,6 +23,8 @@ export class ReadOnlyShapeLog {
   readonly #dbs: LogDatabases
   readonly #reads: LogReads
   readonly #positions = new Map<number, ShapePosition>()
+  /** Each complete snapshot's last chunk, from its record (written with the snapshot's end). */
+  readonly #lastSnapshotChunk = new Map<number, number>()
   readonly #gone: (shapeId: number) => Error
   #committedLsn = 0n as Lsn
 
@@ -33,9 +35,12 @@ export class ReadOnlyShapeLog {
   constructor(dir: string, gone: (shapeId: number) => Error) {
     this.#gone = gone
     this.#dbs = openLogDatabases(dir, { readOnly: true })
+    // A worker killed by a signal left its LMDB read slot behind, pinning old pages: its
+    // replacement, opening here, frees it.
+    this.#dbs.root.readerCheck()
     this.#reads = new LogReads(this.#dbs.entries, this.#dbs.boundaries, {
       head: (id) => this.#positions.get(id)?.head,
-      lastSnapshotChunk: (id) => this.#positions.get(id)?.lastSnapshotChunk,
+      lastSnapshotChunk: (id) => this.#lastSnapshotChunk.get(id),
     })
   }
 
@@ -52,8 +57,16 @@ export class ReadOnlyShapeLog {
     // would not show the commits the feed announces.
     this.#dbs.root.resetReadTxn()
     if (committedLsn > this.#committedLsn) this.#committedLsn = committedLsn
-    for (const [id, position] of positions) this.#positions.set(id, position)
-    for (const id of gone) this.#positions.delete(id)
+    for (const [id, position] of positions) {
+      this.#positions.set(id, position)
+      if (!position.snapshotComplete || this.#lastSnapshotChunk.has(id)) continue
+      const last = this.#dbs.shapes.get(id)?.lastSnapshotChunk
+      if (last !== undefined) this.#lastSnapshotChunk.set(id, last)
+    }
+    for (const id of gone) {
+      this.#positions.delete(id)
+      this.#lastSnapshotChunk.delete(id)
+    }
   }
 
   head(shapeId: number): Offset | undefined {

@@ -355,11 +355,6 @@ export class ShapeLogStore {
     return this.#heads.get(shapeId)
   }
 
-  /** The last chunk of the shape's snapshot, once the snapshot is complete. */
-  lastSnapshotChunk(shapeId: number): number | undefined {
-    return this.#lastSnapshotChunk.get(shapeId)
-  }
-
   /**
    * Inside a write transaction: queues the new head in `moved`, which the caller applies once
    * the transaction has committed — readers must not be told of a head before LMDB shows them
@@ -386,11 +381,6 @@ export class ShapeLogStore {
     await this.#writes.transaction(() => this.#deleteShapeInTransaction(shapeId))
     this.#lastSnapshotChunk.delete(shapeId)
     this.#staged.delete(shapeId)
-  }
-
-  /** Frees the read slots of processes that died holding them (a killed HTTP worker, `cluster/owner.ts`). */
-  clearStaleReaders(): void {
-    this.#dbs.root.readerCheck()
   }
 
   async close(): Promise<void> {
