@@ -10,7 +10,10 @@ import { LOG_MODES, REPLICA_MODES, type LogMode, type ReplicaMode, type ShapeDef
 import type { TableName } from '../pg/table-name.js'
 import { parseColumnList } from '../shapes/column-list.js'
 import { FOREIGN_HANDLE, parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
-import { canonicalizeWhere, type ParamReader } from '../shapes/where/compile-where.js'
+import type { ParamReader } from '../shapes/where/compile-where.js'
+import { canonicalWhere } from '../shapes/where/canonical.js'
+import { parseWhere } from '../shapes/where/parse-where.js'
+import type { WhereNode } from '../shapes/where/where-ast.js'
 import { parameterErrorsOf } from './error-response.js'
 
 export interface ShapeRequest {
@@ -23,9 +26,20 @@ export interface ShapeRequest {
   readonly liveSse: boolean
   readonly cursor: string | undefined
   /** `where` as the client wrote it, with its params: errors found against the table point into it. */
-  readonly whereSource?: { readonly text: string; readonly params: ParamReader }
+  readonly whereSource?: WhereSource
   /** `queryable_columns`: the only columns a subset may filter and order on. */
   readonly queryableColumns: ReadonlySet<string> | undefined
+}
+
+/**
+ * A request's `where`: the client's text and params, and their parse, which a new shape is
+ * compiled from (parsing is most of a where's cost; the request parses it once, for its identity).
+ */
+export interface WhereSource {
+  readonly text: string
+  readonly params: ParamReader
+  /** Its positions point into `text`. */
+  readonly parsed: WhereNode
 }
 
 type Query = (name: string) => string | undefined
@@ -74,7 +88,8 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   // table's columns (types, existence, the primary key) happens when the shape is created.
   const whereText = query(PARAMS.where)
   const params: ParamReader = (n) => query(`${PARAMS.params}[${n}]`)
-  const where = collect(errors, () => (whereText === undefined ? undefined : canonicalizeWhere(whereText, params)))
+  const parsed = whereText === undefined ? undefined : collect(errors, () => parseWhere(whereText, params))
+  const where = parsed && canonicalWhere(parsed)
   const columnsText = query(PARAMS.columns)
   let columns = columnsText === undefined ? undefined : collect(errors, () => parseColumnList(columnsText))
   const queryableText = query(PARAMS.queryableColumns)
@@ -94,7 +109,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
     live,
     liveSse,
     cursor: query(PARAMS.cursor),
-    ...(whereText !== undefined ? { whereSource: { text: whereText, params } } : {}),
+    ...(whereText !== undefined && parsed ? { whereSource: { text: whereText, params, parsed } } : {}),
     queryableColumns: queryable ? new Set(queryable) : undefined,
   }
 }

@@ -12,7 +12,7 @@ import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { lookUpShape, LOOKUP, waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
-import { compileWhere, type CompiledWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
+import { compileParsedWhere, type CompiledWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
@@ -181,9 +181,9 @@ export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest):
 
 /**
  * The request's table, the tables its subqueries read, and its `where` compiled for them, which
- * the new shape is bound by. It is compiled from the canonical text the shape is stored by (one
- * parse, where the client's text would take two); only a clause the tables cannot take is
- * compiled again as the client wrote it, so the 400 points into the client's text.
+ * the new shape is bound by. It is compiled from the request's own parse: the canonical text the
+ * shape is stored by parses back to that same tree (`where/canonical.ts`), so this is what
+ * compiling the stored text gives, without a second parse, and a 400 points into the client's text.
  */
 async function tableFor(
   deps: ShapeRouteDeps,
@@ -195,12 +195,7 @@ async function tableFor(
   if (!source || canonical === undefined) return { table, tables: new Map(), where: undefined }
   // A subquery's canonical spelling has SELECT: a where without one is not parsed again for its tables.
   const tables = /select/i.test(canonical) ? await subqueryTables(deps.tables, source.text, source.params) : new Map<string, TableInfo>()
-  try {
-    return { table, tables, where: compileWhere(canonical, () => undefined, table, tables) }
-  } catch (error) {
-    compileWhere(source.text, source.params, table, tables)
-    throw error
-  }
+  return { table, tables, where: compileParsedWhere(source.parsed, canonical, table, tables) }
 }
 
 function requireReplication(deps: ShapeRouteDeps): void {
