@@ -16,4 +16,5 @@ RUN npm run build && npm prune --omit=dev
 ENV HOST=0.0.0.0 PORT=3000 SLUICE_DATA_DIR=/data
 VOLUME /data
 EXPOSE 3000
-CMD ["node", "dist/main.js"]
+# --max-semi-space-size: see README, "Node's young generation".
+CMD ["node", "--max-semi-space-size=64", "dist/main.js"]

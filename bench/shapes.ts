@@ -50,6 +50,8 @@ interface ChildMemory {
   /** RSS in anonymous pages (heap, malloc) and in mapped files (LMDB's pages, reclaimable cache). */
   readonly rssAnon: number
   readonly rssFile: number
+  /** The highest RSS so far (VmHWM): the creation burst's peak, young generation included. */
+  readonly peakRss: number
 }
 
 export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> {
@@ -94,6 +96,7 @@ export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> 
     const cpu = cpuText(cpuBefore, await sampleCpu(child, postmaster), creationMs, shapes - 1)
     progress(`${formatCount(shapes)} shapes at ${formatCount(Math.round(creationRate))}/s; CPU ${cpu}`)
     const after = await ask<ChildMemory>(child, 'memory')
+    progress(`RSS ${mib(before.rss)} → ${mib(after.rss)} MiB after gc(), peak ${mib(after.peakRss)} MiB; load ${loadavg()[0]!.toFixed(1)}`)
     const perShape = (after.rss - before.rss) / shapes
     const heapPerShape = (after.heapUsed - before.heapUsed) / shapes
 
@@ -125,7 +128,7 @@ export async function runShapesBench(ctx: ScenarioContext): Promise<BenchRow[]> 
         value: perShape / 1024,
         unit: 'KiB',
         goal: { on: 'value', op: '<=', target: 10 },
-        note: `RSS ${mib(before.rss)} → ${mib(after.rss)} MiB after gc(), of which anonymous ${kibPer(before.rssAnon, after.rssAnon, shapes)} and LMDB's mapped file ${kibPer(before.rssFile, after.rssFile, shapes)} KiB per shape; JS heap ${(heapPerShape / 1024).toFixed(2)} KiB per shape`,
+        note: `RSS ${mib(before.rss)} → ${mib(after.rss)} MiB after gc(), of which anonymous ${kibPer(before.rssAnon, after.rssAnon, shapes)} and LMDB's mapped file ${kibPer(before.rssFile, after.rssFile, shapes)} KiB per shape; JS heap ${(heapPerShape / 1024).toFixed(2)} KiB per shape; peak RSS while creating ${mib(after.peakRss)} MiB`,
       },
       {
         scenario: 'shapes',
@@ -260,9 +263,11 @@ const kibPer = (before: number, after: number, n: number) => ((after - before) /
 type ChildEnv = Record<'databaseUrl' | 'dataDir' | 'maxShapes', string>
 
 async function startChild(env: ChildEnv): Promise<{ child: ChildProcess; ready: ChildReady }> {
-  // BENCH_CHILD_NODE_OPTIONS: extra Node flags for the Sluice child (`--cpu-prof`, `--heapsnapshot-signal=SIGUSR2`).
+  // BENCH_CHILD_NODE_OPTIONS: extra Node flags for the Sluice child (`--cpu-prof`, `--heapsnapshot-signal=SIGUSR2`),
+  // after the young generation `npm start` gives Sluice (README, "Node's young generation"), so they can override it.
   const extra = (process.env['BENCH_CHILD_NODE_OPTIONS'] ?? '').split(' ').filter((flag) => flag !== '')
-  const child = fork(SELF, [CHILD_FLAG, JSON.stringify(env)], { execArgv: ['--import', 'tsx', '--expose-gc', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const execArgv = ['--import', 'tsx', '--expose-gc', '--max-semi-space-size=64', ...extra]
+  const child = fork(SELF, [CHILD_FLAG, JSON.stringify(env)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return { child, ready: await next<ChildReady>(child) }
 }
 
@@ -317,7 +322,7 @@ async function runChild(env: ChildEnv): Promise<void> {
     const { rss, heapUsed } = process.memoryUsage()
     const status = readFileSync('/proc/self/status', 'utf8')
     const kb = (field: string) => 1024 * Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0)
-    process.send!({ kind: 'memory', rss, heapUsed, rssAnon: kb('RssAnon'), rssFile: kb('RssFile') } satisfies ChildMemory)
+    process.send!({ kind: 'memory', rss, heapUsed, rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), peakRss: kb('VmHWM') } satisfies ChildMemory)
   })
   process.send!({ kind: 'ready', url: server.url, startMs } satisfies ChildReady)
 }
