@@ -71,7 +71,7 @@ export async function queryMoveIns(
         continue
       }
       const read = results[3] as pg.QueryResult<{ r: string }>
-      return { rows: read.rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(snapshot.lsn), toMessage }
+      return { rows: read.rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(snapshot.lsn), toMessage: moveInMessage }
     }
   } catch (error) {
     broken = true
@@ -91,7 +91,8 @@ function filterOf({ dependency, tuples }: MoveIn): string | undefined {
   return `((${args.map(renderSql).join(', ')}) IN (${known.map((parts) => `(${literal(parts).join(', ')})`).join(', ')}))`
 }
 
-function toMessage(row: Row, context: EncodeContext, tags: RowTags): ChangeMessage {
+/** A row a move-in read, as the insert that brings it to the client. */
+export function moveInMessage(row: Row, context: EncodeContext, tags: RowTags): ChangeMessage {
   const key = rowKey(context.keyPrefix, context.primaryKey.map((column) => row[column] ?? null))
   const value: Record<string, string | null> = {}
   for (const [name, text] of Object.entries(row)) if (!context.columns || context.columns.has(name)) value[name] = text ?? null

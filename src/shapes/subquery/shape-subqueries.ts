@@ -12,12 +12,14 @@ import { EVENTS, type MoveEvent } from '../../protocol/constants.js'
 import type { Lsn } from '../../pg/lsn.js'
 import type { Change } from '../../replication/transaction.js'
 import type { TableInfo } from '../../pg/introspect.js'
-import { encodeChange, type ChangeMessage, type EncodeContext } from '../change-encoder.js'
+import type { Tuple } from '../../replication/pgoutput-messages.js'
+import { encodeChange, toRow, type ChangeMessage, type EncodeContext } from '../change-encoder.js'
+import { rowKey } from '../row-key.js'
 import type { CompiledWhere } from '../where/compile-where.js'
 import type { Row } from '../where/evaluate.js'
 import { TupleOverlay, tupleKey, type TupleParts, type TupleSet } from '../where/value-set.js'
 import { isVisibleInSnapshot, type Visibility } from '../xid-visibility.js'
-import { Dependency, type TupleChanges } from './dependency.js'
+import { Dependency, type Moves, type TupleChanges } from './dependency.js'
 import { loadDependencies } from './load.js'
 import { queryMoveIns, type MoveIn, type MoveInRead } from './move-in.js'
 import { planWhere, type WherePlan } from './plan.js'
@@ -64,17 +66,22 @@ export interface QueuedTransaction {
   readonly changes: readonly TakenChange[]
 }
 
-/** Rows a move-in read at a later snapshot than the transaction it belongs to (see `finish`). */
+/** Tuple key → its parts and whether a result held it. */
+type Presence = ReadonlyMap<string, { readonly parts: TupleParts; readonly present: boolean }>
+
+/**
+ * Rows a move-in read at a later snapshot than the transaction it belongs to (see `finish`).
+ * `before` is per dependency: the moved tuples as they were before the move, which that
+ * snapshot's rows were read without. A tuple leaves it once a later transaction moves it again:
+ * from there on the result itself is what the client's rows reflect (docs/ARCHITECTURE.md I26).
+ */
 interface PendingMoveIn {
   readonly visibility: Visibility
   readonly lsn: bigint
-  /** Per dependency: its tuples as they were before the move, which that snapshot's rows reflect. */
-  readonly before: ReadonlyMap<Dependency, ReadonlyMap<string, { parts: TupleParts; present: boolean }>>
+  before: ReadonlyMap<Dependency, Presence>
   /** The keys of the rows it sent: a transaction the snapshot shows sends nothing more for them. */
   readonly keys: ReadonlySet<string>
 }
-
-const NONE: ReadonlySet<string> = new Set()
 
 export class ShapeSubqueries {
   readonly plan: WherePlan
@@ -87,6 +94,10 @@ export class ShapeSubqueries {
   /** The subquery of each plan position (undefined for other conditions). */
   readonly #byPosition: readonly (Dependency | undefined)[]
   readonly #handle: string
+  /** Subqueries the where's conditions name (nested ones not counted). */
+  readonly #positions: number
+  /** Each dependency's result itself, to evaluate against when views are set. */
+  readonly #results: ReadonlyMap<Dependency, TupleSet>
   #pending: PendingMoveIn[] = []
   /**
    * While a move-in's rows are read: the commit LSN of its transaction (nothing at or after it is
@@ -109,6 +120,8 @@ export class ShapeSubqueries {
     this.tagsOf = rowTagger(this.plan, handle)
     this.headersSql = rowTagsSql(this.plan, handle)
     this.#handle = handle
+    this.#positions = this.#byPosition.filter((dependency) => dependency !== undefined).length
+    this.#results = new Map(this.dependencies.map((dependency) => [dependency, dependency.set]))
   }
 
   /** Set while a move-in is read: the shape's log holds nothing at or after this commit LSN yet. */
@@ -159,6 +172,12 @@ export class ShapeSubqueries {
    * Applies a transaction and encodes its messages for the shape. A change in a nested
    * subquery's result ends the shape (what it moves in or out of the outer subquery is not
    * kept), as does a NULL entering or leaving a NOT IN's result (it changes every row).
+   *
+   * Its changes are evaluated against the results as the client's rows reflect them
+   * (docs/ARCHITECTURE.md I26): a value this transaction moves in counts as absent (the move-in's
+   * read brings those rows, as they are at its snapshot), and so does a value an earlier move-in
+   * brought, for a transaction that move-in's snapshot shows (its rows already are as it leaves
+   * them), until a transaction moves that value again.
    */
   finish(tx: SubqueryTransaction): FinishResult {
     const changes = new Map<Dependency, TupleChanges>()
@@ -175,7 +194,7 @@ export class ShapeSubqueries {
       }
       if (change.relation.schema === schema && change.relation.name === name) outer.push({ change, position: taken.position })
     }
-    const moves = new Map<Dependency, { entered: readonly TupleParts[]; left: readonly TupleParts[] }>()
+    const moves = new Map<Dependency, Moves>()
     for (const [dependency, recorded] of changes) {
       const moved = dependency.moves(recorded)
       if (moved.entered.length === 0 && moved.left.length === 0) continue
@@ -188,30 +207,18 @@ export class ShapeSubqueries {
       moves.set(dependency, moved)
     }
 
-    const { views: after, covered } = this.#afterViews(tx)
-    const before = new Map<Dependency, TupleSet>()
-    for (const [dependency, recorded] of changes) {
-      const base = after.get(dependency) ?? dependency.set
-      before.set(dependency, new TupleOverlay(base, new Map([...recorded].map(([key, { parts, before: present }]) => [key, { parts, present }]))))
+    const shown = this.#pendingShowing(tx)
+    if (this.#positions > 1 && shown.some((pending) => [...moves.keys()].some((dependency) => !pending.before.has(dependency)))) {
+      // Which rows the client holds through the other subquery is no longer known from the rows alone.
+      return { invalidate: 'a move-in read at a snapshot that shows a later move of another subquery' }
     }
-    const messages: SubqueryMessage[] = []
-    const touched = new Set<string>()
-    this.#withViews(after, () => {
-      const context: EncodeContext = {
-        ...tx.context,
-        matches: this.#where.matches,
-        matchesOld: (row) => this.#withViews(before, () => this.#where.matches(row)),
-        tagsOf: this.tagsOf,
-      }
-      for (const { change, position } of outer) {
-        for (const message of encodeChange(context, change, position)) {
-          // A move-in's rows already hold what this transaction did to them.
-          if (covered.has(message.key)) continue
-          touched.add(message.key)
-          messages.push(message)
-        }
-      }
-    })
+    const before = overlaid(
+      overlaid(new Map(), [...changes].map(([dependency, recorded]) => [dependency, presenceBefore(recorded)] as const)),
+      shown.flatMap((pending) => [...pending.before]),
+    )
+    this.#forgetMoved(moves)
+    const after = overlaid(new Map(), shown.flatMap((pending) => [...pending.before]))
+    const covered = new Set(shown.flatMap((pending) => [...pending.keys]))
 
     const outPatterns: { pos: number; value: string }[] = []
     const inPatterns: { pos: number; value: string }[] = []
@@ -224,51 +231,105 @@ export class ShapeSubqueries {
       for (const parts of comingIn) inPatterns.push({ pos, value: slotHash(this.#handle, parts) })
       if (comingIn.length > 0) moveIns.push({ dependency, tuples: comingIn })
     }
-    if (outPatterns.length > 0) messages.push({ headers: { event: EVENTS.moveOut, patterns: outPatterns } })
-    if (moveIns.length === 0) return { messages: markLast(messages) }
-    messages.push({ headers: { event: EVENTS.moveIn, patterns: inPatterns } })
+    const unmoved = beforeMove(moveIns, this.plan, this.#byPosition)
+    const sent = overlaid(after, [...unmoved])
+
+    const events: SubqueryMessage[] = []
+    if (outPatterns.length > 0) events.push({ headers: { event: EVENTS.moveOut, patterns: outPatterns } })
+    const encode = (views: ReadonlyMap<Dependency, TupleSet>) =>
+      this.#withViews(views, () => encodeOuter({ ...tx.context, matches: this.#where.matches, tagsOf: this.#tagsNow }, outer, (run) => this.#withViews(before, run), covered))
+    const sentChanges = encode(sent)
+    if (moveIns.length === 0) return { messages: markLast([...sentChanges.flat(), ...events]) }
+    events.push({ headers: { event: EVENTS.moveIn, patterns: inPatterns } })
+    // A row the move-in brings keeps its own change's operation (the client held it or not); the rest are judged without the values moved.
+    const withMoved = encode(after)
+    const messages: SubqueryMessage[] = []
     const complete = (read: MoveInRead) => {
-      const afterNow = this.#afterViews(tx).views
       const rows: ChangeMessage[] = []
       for (const row of read.rows) {
-        const entered = this.#withViews(afterNow, () => this.#where.matches(row)) && !this.#withViews(before, () => this.#where.matches(row))
+        // In with the values moved, and not without them.
+        const entered = this.#withViews(after, () => this.#where.matches(row)) && !this.#withViews(sent, () => this.#where.matches(row))
         if (entered) rows.push(read.toMessage(row, tx.context, this.tagsOf(row)))
       }
       const keys = new Set(rows.map((row) => row.key))
-      messages.splice(0, messages.length, ...spliceRows(messages, rows))
-      this.#pending.push({ visibility: read.visibility, lsn: read.lsn, before: beforeMove(moveIns, this.plan, this.#byPosition), keys })
+      const changes = withMoved.flatMap((own, i) => (own.some((message) => keys.has(message.key)) ? own : sentChanges[i]!))
+      messages.push(...spliceRows([...changes, ...events], rows))
+      this.#pending.push({ visibility: read.visibility, lsn: read.lsn, before: unmoved, keys })
       markLast(messages)
     }
     return { messages, moveIn: { moves: moveIns, complete } }
   }
 
   /**
-   * The results a transaction's rows are evaluated against. A move-in read its rows at a
-   * snapshot that may show transactions routed after it: for those, the rows that moved in are
-   * already as they leave them, so they are evaluated as if the values had not moved in
-   * (their changes are not sent twice). From the first commit past the snapshot's WAL position
-   * on, no later transaction can be in it (docs/ARCHITECTURE.md I3).
+   * Whether a move-in read so far may show a transaction committed at `commitLsn` or later: its
+   * rows must then not be readable before that transaction is (docs/ARCHITECTURE.md I26).
    */
-  #afterViews(tx: SubqueryTransaction): { views: Map<Dependency, TupleSet>; covered: ReadonlySet<string> } {
-    this.#pending = this.#pending.filter((pending) => tx.commitLsn < pending.lsn)
-    const views = new Map<Dependency, TupleSet>()
-    let covered: Set<string> | undefined
-    for (const pending of this.#pending) {
-      if (!isVisibleInSnapshot(tx.xid, pending.visibility)) continue
-      for (const [dependency, present] of pending.before) views.set(dependency, new TupleOverlay(views.get(dependency) ?? dependency.set, present))
-      for (const key of pending.keys) (covered ??= new Set()).add(key)
-    }
-    return { views, covered: covered ?? NONE }
+  mayShowFrom(commitLsn: Lsn): boolean {
+    return this.#pending.some((pending) => commitLsn < pending.lsn)
   }
 
+  /**
+   * The move-ins whose snapshot shows this transaction. From the first commit past a snapshot's
+   * WAL position on, no later transaction can be in it (docs/ARCHITECTURE.md I3).
+   */
+  #pendingShowing(tx: SubqueryTransaction): PendingMoveIn[] {
+    this.#pending = this.#pending.filter((pending) => tx.commitLsn < pending.lsn)
+    return this.#pending.filter((pending) => isVisibleInSnapshot(tx.xid, pending.visibility))
+  }
+
+  /** Tuples a transaction moves again are the results' own from then on, for every move-in. */
+  #forgetMoved(moves: ReadonlyMap<Dependency, Moves>): void {
+    for (const pending of this.#pending) {
+      let changed = false
+      const before = new Map(pending.before)
+      for (const [dependency, { entered, left }] of moves) {
+        const presence = before.get(dependency)
+        if (!presence) continue
+        const kept = new Map(presence)
+        for (const parts of [...entered, ...left]) changed = kept.delete(tupleKey(parts)) || changed
+        before.set(dependency, kept)
+      }
+      if (changed) pending.before = before
+    }
+  }
+
+  /** A row's tags, with active conditions as the move events the client has had say: every one so far. */
+  readonly #tagsNow = (row: Row): RowTags => this.#withViews(this.#results, () => this.tagsOf(row))
+
+  /** Runs `run` with the dependencies' views set, and puts back what was set before (views nest). */
   #withViews<T>(views: ReadonlyMap<Dependency, TupleSet>, run: () => T): T {
+    const outer = [...views.keys()].map((dependency) => [dependency, dependency.node.values.set] as const)
     for (const [dependency, view] of views) dependency.node.values.set = view
     try {
       return run()
     } finally {
-      for (const dependency of views.keys()) dependency.node.values.set = dependency.set
+      for (const [dependency, set] of outer) dependency.node.values.set = set
     }
   }
+}
+
+/**
+ * The messages of each outer change, under the views set. `matchesOld` judges old rows by the
+ * results before the transaction, except a row version the transaction itself wrote: that was
+ * sent as the results are after it, so its next change is judged so too. Rows a move-in already
+ * sent as this transaction leaves them (`covered`) get nothing.
+ */
+function encodeOuter(
+  context: EncodeContext,
+  outer: readonly { readonly change: Exclude<Change, { kind: 'truncate' }>; readonly position: number }[],
+  inBefore: <T>(run: () => T) => T,
+  covered: ReadonlySet<string>,
+): ChangeMessage[][] {
+  const first: EncodeContext = { ...context, matchesOld: (row) => inBefore(() => context.matches!(row)) }
+  const written = new Set<string>()
+  return outer.map(({ change, position }) => {
+    const names = change.relation.columns.map((column) => column.name)
+    const keyOf = (tuple: Tuple) => rowKey(context.keyPrefix, context.primaryKey.map((column) => toRow(names, tuple, undefined)[column] ?? null))
+    const old = change.kind === 'insert' ? undefined : keyOf(change.kind === 'delete' ? change.old : (change.old ?? change.record))
+    const messages = encodeChange(old !== undefined && written.has(old) ? context : first, change, position).filter((message) => !covered.has(message.key))
+    if (change.kind !== 'delete') written.add(keyOf(change.record))
+    return messages
+  })
 }
 
 /** The last change of a transaction's part says so (`last`), as the router's do. */
@@ -278,12 +339,24 @@ function markLast(messages: SubqueryMessage[]): SubqueryMessage[] {
   return messages
 }
 
+/** Each dependency's view: `views`' own, or its set, with `layers` laid over it in turn. */
+function overlaid(views: ReadonlyMap<Dependency, TupleSet>, layers: readonly (readonly [Dependency, Presence])[]): Map<Dependency, TupleSet> {
+  const out = new Map(views)
+  for (const [dependency, presence] of layers) out.set(dependency, new TupleOverlay(out.get(dependency) ?? dependency.set, presence))
+  return out
+}
+
+/** The tuples a transaction touched, as they were before it. */
+function presenceBefore(recorded: TupleChanges): Presence {
+  return new Map([...recorded].map(([key, { parts, before }]) => [key, { parts, present: before }]))
+}
+
 function beforeMove(
   moveIns: readonly MoveIn[],
   plan: WherePlan,
   byPosition: readonly (Dependency | undefined)[],
-): Map<Dependency, Map<string, { parts: TupleParts; present: boolean }>> {
-  const before = new Map<Dependency, Map<string, { parts: TupleParts; present: boolean }>>()
+): Map<Dependency, Presence> {
+  const before = new Map<Dependency, Presence>()
   for (const { dependency, tuples } of moveIns) {
     // A value entering IN was absent before; one leaving NOT IN was present.
     const present = plan.positions[byPosition.indexOf(dependency)]!.negated

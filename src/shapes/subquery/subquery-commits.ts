@@ -46,8 +46,6 @@ export function truncates(shape: ActiveShape, change: Extract<Change, { kind: 't
   return change.relations.some((r) => (r.schema === schema && r.name === name) || shape.subqueries!.reads(r))
 }
 
-const MOVING = 'moving'
-
 export class SubqueryCommits {
   readonly #options: SubqueryCommitsOptions
   /** Move-in reads in flight, so stopping can wait for them. */
@@ -74,7 +72,12 @@ export class SubqueryCommits {
       return undefined
     }
     const finished = this.#finish(shape, tx)
-    return finished === MOVING ? undefined : finished
+    if (!finished || !('moveIn' in finished)) return finished
+    subqueries.startMoving(tx.commitLsn)
+    const moving = this.#move(shape, finished)
+    this.#reads.add(moving)
+    void moving.finally(() => this.#reads.delete(moving))
+    return undefined
   }
 
   /**
@@ -153,8 +156,8 @@ export class SubqueryCommits {
     return new Promise((resolve) => this.#waiting.add({ lsn, resolve }))
   }
 
-  /** The transaction's entries, or MOVING when they wait for a move-in's rows. */
-  #finish(shape: ActiveShape, tx: QueuedTransaction): ShapeAppend | undefined | typeof MOVING {
+  /** The transaction's entries, or the move-in they wait for. */
+  #finish(shape: ActiveShape, tx: QueuedTransaction): ShapeAppend | Moving | undefined {
     this.release(shape, tx.changes.length)
     const result = shape.subqueries!.finish({ ...tx, context: contextOf(shape, tx, tx.lsnText) })
     if ('invalidate' in result) {
@@ -162,51 +165,65 @@ export class SubqueryCommits {
       return undefined
     }
     if (!result.moveIn) return appendOf(shape, tx, result.messages)
-    shape.subqueries!.startMoving(tx.commitLsn)
-    const read = this.#read(shape, tx, result, this.#options.mark())
-    this.#reads.add(read)
-    void read.finally(() => this.#reads.delete(read))
-    return MOVING
+    return { tx, messages: result.messages, moveIn: result.moveIn, mark: this.#options.mark() }
   }
 
-  /** Reads a move-in's rows, then hands on its transaction and those queued behind it. */
-  async #read(shape: ActiveShape, tx: QueuedTransaction, result: Extract<FinishResult, { messages: unknown }>, mark: RoutingMark): Promise<void> {
+  /**
+   * Reads a move-in's rows, then hands on its transaction and those queued behind it, reading the
+   * rows of each further move-in among them in turn. What is read so far becomes readable only
+   * once no move-in's snapshot can show a transaction still to come (docs/ARCHITECTURE.md I26):
+   * rows read at a snapshot that shows a transaction must not be seen before it.
+   */
+  async #move(shape: ActiveShape, first: Moving): Promise<void> {
     const subqueries = shape.subqueries!
-    try {
-      const read = await subqueries.readMoveIns(result.moveIn!.moves, (visibility) => this.#options.missed(visibility, mark))
-      if (shape.dropped) return
-      result.moveIn!.complete(read)
-      await this.#streamPast(read.lsn as Lsn)
-      if (shape.dropped) return
-    } catch (error) {
-      if (shape.dropped) return
-      this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'reading the rows a subquery moved in failed; the shape is dropped and its clients refetch')
-      this.#options.invalidate(shape, 'reading the rows a subquery moved in failed')
-      return
-    }
     const appends: ShapeAppend[] = []
-    const first = appendOf(shape, tx, result.messages)
-    if (first) appends.push(first)
-    // The shape's up-to-date stays below what it still has to append until all of it is readable
-    // (I16); transactions that arrive meanwhile queue too, and go next.
+    let moving: Moving | undefined = first
     for (;;) {
-      let moving = false
+      if (moving) {
+        const { moveIn, mark } = moving
+        try {
+          const read = await subqueries.readMoveIns(moveIn.moves, (visibility) => this.#options.missed(visibility, mark))
+          if (shape.dropped) return
+          moveIn.complete(read)
+          await this.#streamPast(read.lsn as Lsn)
+          if (shape.dropped) return
+        } catch (error) {
+          if (shape.dropped) return
+          this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'reading the rows a subquery moved in failed; the shape is dropped and its clients refetch')
+          this.#options.invalidate(shape, 'reading the rows a subquery moved in failed')
+          return
+        }
+        const append = appendOf(shape, moving.tx, moving.messages)
+        if (append) appends.push(append)
+        moving = undefined
+      }
       for (let next = subqueries.nextQueued(); next && !shape.dropped; next = subqueries.nextQueued()) {
-        const append = this.#finish(shape, next)
-        // Another move-in: the rest stay queued behind its read.
-        if (append === MOVING) {
-          moving = true
+        const finished = this.#finish(shape, next)
+        if (finished && 'moveIn' in finished) {
+          moving = finished
           break
         }
-        if (append) appends.push(append)
+        if (finished) appends.push(finished)
       }
-      const readable = appends.length > 0 ? this.#options.commitReleased(...appends.splice(0)) : undefined
-      if (moving) return
-      await readable
-      if (shape.dropped || !subqueries.hasQueued) break
+      if (shape.dropped) return
+      if (moving && subqueries.mayShowFrom(moving.tx.commitLsn)) continue
+      // The shape's up-to-date stays below what it still has to append until all of it is readable (I16).
+      if (appends.length > 0) await this.#options.commitReleased(...appends.splice(0))
+      if (shape.dropped) return
+      if (moving) subqueries.startMoving(moving.tx.commitLsn)
+      else if (!subqueries.hasQueued) break
     }
     subqueries.stopMoving()
   }
+}
+
+/** A transaction whose messages wait for the rows its move-in brings in. */
+interface Moving {
+  readonly tx: QueuedTransaction
+  readonly messages: SubqueryMessage[]
+  readonly moveIn: NonNullable<Extract<FinishResult, { messages: unknown }>['moveIn']>
+  /** Where the stream was when it finished: the read's snapshot must show every transaction before. */
+  readonly mark: RoutingMark
 }
 
 function appendOf(shape: ActiveShape, tx: { readonly commitLsn: Lsn }, messages: readonly SubqueryMessage[]): ShapeAppend | undefined {
