@@ -1,9 +1,11 @@
 /**
  * TanStack DB's electric collection following shapes with subqueries through moves: its tag
  * index must keep exactly PostgreSQL's rows when memberships come and go (move-in, move-out),
- * when a task moves between projects, and when a row held by two reasons loses one (OR).
+ * when a task moves between projects, and when a row held by two reasons loses one (OR); and in
+ * on-demand mode, where rows come from subset snapshots, which carry the same tags.
  */
-import { createCollection, type Collection } from '@tanstack/db'
+import { ShapeStream } from '@electric-sql/client'
+import { BTreeIndex, createCollection, createLiveQueryCollection, type Collection } from '@tanstack/db'
 import { electricCollectionOptions } from '@tanstack/electric-db-collection'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
@@ -76,5 +78,43 @@ describe('TanStack DB electric collection with subqueries', () => {
       await check()
     }
     for (const collection of collections) await collection.cleanup()
+  })
+
+  it('on-demand: rows a subset snapshot loaded carry their tags, so a move-out takes them out', async () => {
+    const where = 'project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)'
+    await sluice.db.pool.query(`INSERT INTO memberships VALUES (10, 3, 'cat'), (11, 4, 'cat')`)
+    const stream = new ShapeStream({ url: sluice.shapeUrl(), params: { table: 'tasks', where, params: ['cat'] }, log: 'changes_only' })
+    const { data } = await stream.fetchSnapshot({ where: 'id > $1', params: { '1': '0' }, orderBy: 'id', limit: 3 })
+    expect(data).toHaveLength(3)
+    for (const row of data) expect(row.headers).toMatchObject({ tags: [expect.any(String)], active_conditions: [true] })
+
+    const collection = createCollection(
+      electricCollectionOptions({
+        id: 'subquery-on-demand',
+        shapeOptions: { url: sluice.shapeUrl(), params: { table: 'tasks', where, params: ['cat'] } },
+        getKey: (row: Task) => row.id,
+        syncMode: 'on-demand',
+        autoIndex: 'eager',
+        defaultIndexType: BTreeIndex,
+      }),
+    ) as unknown as Collection<Task>
+    const live = createLiveQueryCollection((q) =>
+      q
+        .from({ t: collection })
+        .orderBy(({ t }) => t.id, 'asc')
+        .limit(100)
+        .select(({ t }) => ({ id: t.id, project_id: t.project_id, done: t.done })),
+    )
+    // A subscriber, as a rendered component is: a live query nobody watches is collected.
+    live.subscribeChanges(() => {})
+    await live.toArrayWhenReady()
+    const answer = () => pgRows(`project_id IN (SELECT project_id FROM memberships WHERE user_id = 'cat')`, [])
+    const rows = () => live.toArray.map(({ id, project_id, done }) => ({ id, project_id, done }))
+    await waitFor(async () => expect(rows()).toEqual(await answer()))
+    expect(rows().length).toBeGreaterThan(0)
+    await sluice.db.pool.query(`DELETE FROM memberships WHERE id = 10`)
+    await waitFor(async () => expect(rows()).toEqual(await answer()))
+    await live.cleanup()
+    await collection.cleanup()
   })
 })

@@ -56,7 +56,7 @@ export async function serveSubset(
   let rows: SubsetRows
   let first: IteratorResult<readonly Buffer[], void>
   try {
-    rows = await takeSubset(deps.pool, shape.table, shape.where?.sql, compiled)
+    rows = await takeSubset(deps.pool, shape.table, shape.where?.sql, compiled, shape.subqueries?.rowHeadersSql)
     first = await rows.batches.next()
   } catch (error) {
     release()

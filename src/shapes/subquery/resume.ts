@@ -14,7 +14,6 @@
  */
 import type { Logger } from '../../log.js'
 import type { Lsn } from '../../pg/lsn.js'
-import { SUBQUERY_HEADERS } from '../../protocol/constants.js'
 import { BEFORE_ALL } from '../../protocol/offset.js'
 import type { ShapeAppend, ShapeLogStore } from '../../storage/shape-log-store.js'
 import type { ActiveShape } from '../active-shape.js'
@@ -52,7 +51,7 @@ export async function resumeShape(shape: ActiveShape, durable: Lsn, deps: Resume
       tableKey: `${shape.table.oid}:${qualifiedName(shape.table.table)}`,
       batchable: false,
       key: shape.stored.definitionKey,
-      headersSql: { [SUBQUERY_HEADERS.tags]: subqueries.headersSql.tags, [SUBQUERY_HEADERS.activeConditions]: subqueries.headersSql.activeConditions },
+      headersSql: subqueries.rowHeadersSql,
       sink: {
         missedCommits: (info) => {
           if (shape.dropped) throw new Error('shape dropped during its snapshot')

@@ -37,13 +37,24 @@ export interface SubsetRows {
 /** Marks fit the client's `number` and Electric's range (1..2^31). */
 const MAX_MARK = 2 ** 31
 
-export async function takeSubset(pool: pg.Pool, table: TableInfo, shapeWhereSql: string | undefined, subset: CompiledSubset): Promise<SubsetRows> {
+/**
+ * `headersSql`: a shape with subqueries' `tags` and `active_conditions`, computed for each row at
+ * the subset's snapshot as its initial snapshot computes them, so a client's tag index can move
+ * the subset's rows out as it does the log's (docs/ARCHITECTURE.md I25).
+ */
+export async function takeSubset(
+  pool: pg.Pool,
+  table: TableInfo,
+  shapeWhereSql: string | undefined,
+  subset: CompiledSubset,
+  headersSql?: Readonly<Record<string, string>>,
+): Promise<SubsetRows> {
   const client = await pool.connect()
   try {
     const info = await beginSnapshot(client, table)
     const snapshotMark = randomInt(1, MAX_MARK)
     const metadata: SubsetMetadata = { ...info, databaseLsn: lsn(BigInt(info.lsn)), snapshotMark }
-    const sql = subsetSql(table, shapeWhereSql, subset, snapshotMark)
+    const sql = subsetSql(table, shapeWhereSql, subset, snapshotMark, headersSql)
     const stream = client.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`))
     return { metadata, batches: readBatches(client, stream) }
   } catch (error) {
@@ -52,10 +63,16 @@ export async function takeSubset(pool: pg.Pool, table: TableInfo, shapeWhereSql:
   }
 }
 
-export function subsetSql(table: TableInfo, shapeWhereSql: string | undefined, subset: CompiledSubset, snapshotMark: number): string {
+export function subsetSql(
+  table: TableInfo,
+  shapeWhereSql: string | undefined,
+  subset: CompiledSubset,
+  snapshotMark: number,
+  headersSql?: Readonly<Record<string, string>>,
+): string {
   const filters = [shapeWhereSql, subset.whereSql].filter((sql) => sql !== undefined)
   const where = filters.length === 0 ? undefined : filters.map((sql) => `(${sql})`).join(' AND ')
-  let sql = snapshotRowSql(table, where, { snapshot_mark: snapshotMark })
+  let sql = snapshotRowSql(table, where, { snapshot_mark: snapshotMark }, headersSql)
   if (subset.orderBySql !== undefined) sql += ` ORDER BY ${subset.orderBySql}`
   if (subset.limit !== undefined) sql += ` LIMIT ${subset.limit}`
   if (subset.offset !== undefined) sql += ` OFFSET ${subset.offset}`
