@@ -5,7 +5,8 @@
  * and are found by looking up the changed row's old and new values; the other shapes of the
  * table are always candidates. A candidate is not yet a match: the caller still evaluates the
  * where. A shape missed here is one whose where cannot hold for either row, so the index never
- * loses a change; it only saves evaluations.
+ * loses a change; it only saves evaluations. A shape's keys may change while it is routed
+ * (`addKey`, `removeKey`): a shape with subqueries is routed by its subquery's current values (I29).
  */
 import { UNCHANGED_TOAST, type Tuple } from '../replication/pgoutput-messages.js'
 import type { Relation } from '../replication/transaction.js'
@@ -25,9 +26,17 @@ interface TableRoutes<S> {
   readonly columns: Map<string, ColumnIndex<S>>
 }
 
+interface Entry {
+  readonly table: string
+  readonly column: string | undefined
+  keys: readonly string[] | Set<string>
+}
+
+const NO_KEYS: readonly string[] = []
+
 export class RoutingIndex<S> {
   readonly #tables = new Map<string, TableRoutes<S>>()
-  readonly #entries = new Map<S, { table: string; index: EqualityIndex | undefined }>()
+  readonly #entries = new Map<S, Entry>()
   readonly #positions = new WeakMap<Relation, Map<string, number>>()
 
   add(shape: S, schema: string, name: string, index: EqualityIndex | undefined): void {
@@ -36,7 +45,7 @@ export class RoutingIndex<S> {
     if (!routes) this.#tables.set(key, (routes = { table: key, all: new Set(), scanned: new Set(), columns: new Map() }))
     routes.all.add(shape)
     // The key the table's routes were made with: one string for all its shapes, not one each.
-    this.#entries.set(shape, { table: routes.table, index })
+    this.#entries.set(shape, { table: routes.table, column: index?.column, keys: index?.values ?? NO_KEYS })
     if (!index) {
       routes.scanned.add(shape)
       return
@@ -50,22 +59,40 @@ export class RoutingIndex<S> {
     }
   }
 
+  /** The shape is now also found by `key` of its indexed column. */
+  addKey(shape: S, key: string): void {
+    const entry = this.#entries.get(shape)
+    const column = entry?.column === undefined ? undefined : this.#tables.get(entry.table)?.columns.get(entry.column)
+    if (!entry || !column) return
+    // The index's own list is shared until the shape's keys first change (most never do).
+    if (!(entry.keys instanceof Set)) entry.keys = new Set(entry.keys)
+    entry.keys.add(key)
+    let shapes = column.byKey.get(key)
+    if (!shapes) column.byKey.set(key, (shapes = new Set()))
+    shapes.add(shape)
+  }
+
+  /** The shape is no longer found by `key`. */
+  removeKey(shape: S, key: string): void {
+    const entry = this.#entries.get(shape)
+    const column = entry?.column === undefined ? undefined : this.#tables.get(entry.table)?.columns.get(entry.column)
+    if (!entry || !column) return
+    if (!(entry.keys instanceof Set)) entry.keys = new Set(entry.keys)
+    entry.keys.delete(key)
+    const shapes = column.byKey.get(key)
+    shapes?.delete(shape)
+    if (shapes?.size === 0) column.byKey.delete(key)
+  }
+
   remove(shape: S): void {
     const entry = this.#entries.get(shape)
     if (!entry) return
-    this.#entries.delete(shape)
     const routes = this.#tables.get(entry.table)
-    if (!routes) return
+    if (!routes) return void this.#entries.delete(shape)
+    for (const key of [...entry.keys]) this.removeKey(shape, key)
+    this.#entries.delete(shape)
     routes.all.delete(shape)
     routes.scanned.delete(shape)
-    if (entry.index) {
-      const column = routes.columns.get(entry.index.column)
-      for (const key of entry.index.values) {
-        const shapes = column?.byKey.get(key)
-        shapes?.delete(shape)
-        if (shapes?.size === 0) column!.byKey.delete(key)
-      }
-    }
     if (routes.all.size === 0) this.#tables.delete(entry.table)
   }
 

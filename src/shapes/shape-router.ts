@@ -153,7 +153,22 @@ export class ShapeRouter implements ReplicationSink {
 
   /** The shape's snapshot is taken and its visibility known: the transactions held for it go on. */
   snapshotStarted(shape: ActiveShape, visibility: Visibility): void {
+    this.#routeBySubquery(shape)
     for (const tx of this.#merge.start(shape, visibility)) this.#appendHeld(shape, tx)
+  }
+
+  /**
+   * A shape with subqueries and no equality index of its own is handed every change of its table
+   * until its results are loaded; from then on, where a subquery's values can route it (I29),
+   * only the changes of rows with one of those values, or one that may have entered since.
+   */
+  #routeBySubquery(shape: ActiveShape): void {
+    const route = shape.subqueries?.outerRoute
+    if (!route || shape.where?.equalityIndex || !this.#shapes.has(shape)) return
+    const { schema, name } = shape.table.table
+    this.#index.remove(shape)
+    this.#index.add(shape, schema, name, route.equalityIndex())
+    route.attach({ add: (key) => this.#index.addKey(shape, key), remove: (key) => this.#index.removeKey(shape, key) })
   }
 
   /**
@@ -247,6 +262,8 @@ export class ShapeRouter implements ReplicationSink {
 
   /** One change for one candidate shape of the open transaction. */
   #take(open: OpenTransaction, shape: ActiveShape, change: Change, position: number): void {
+    // A value an inner change may bring in routes the shape's outer changes from now on (I29).
+    if (change.kind !== 'truncate') shape.subqueries?.outerRoute?.routed(change, open.commitLsn)
     let part = open.parts.get(shape)
     if (!part) open.parts.set(shape, (part = this.#startPart(open, shape)))
     if (shape.dropped) return

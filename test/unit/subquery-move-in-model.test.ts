@@ -10,55 +10,21 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/log.js'
-import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
 import type { Lsn } from '../../src/pg/lsn.js'
-import type { Change, Relation } from '../../src/replication/transaction.js'
+import type { Change } from '../../src/replication/transaction.js'
 import type { ActiveShape } from '../../src/shapes/active-shape.js'
 import { relationPrefix, rowKey } from '../../src/shapes/row-key.js'
 import { moveInMessage, type MoveIn, type MoveInRead } from '../../src/shapes/subquery/move-in.js'
 import { ShapeSubqueries } from '../../src/shapes/subquery/shape-subqueries.js'
 import { SubqueryCommits } from '../../src/shapes/subquery/subquery-commits.js'
 import type { RoutingMark } from '../../src/shapes/unconfirmed-commits.js'
-import { compileWhere, type SubqueryTables } from '../../src/shapes/where/compile-where.js'
+import { compileWhere } from '../../src/shapes/where/compile-where.js'
 import type { Row } from '../../src/shapes/where/evaluate.js'
 import type { Visibility } from '../../src/shapes/xid-visibility.js'
 import type { ShapeAppend } from '../../src/storage/shape-log-store.js'
+import { RELATIONS, TABLES, TASKS } from '../support/subquery-tables.js'
 import { TaggedRows } from '../support/tagged-rows.js'
 
-const column = (name: string, typeName: string, typeOid: number, pk = false): ColumnInfo => ({
-  name,
-  typeOid,
-  typeName,
-  dims: 0,
-  notNull: true,
-  pkIndex: pk ? 0 : undefined,
-})
-const table = (name: string, columns: ColumnInfo[]): TableInfo => ({
-  oid: name.length,
-  table: { schema: 'public', name },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns,
-})
-const TASKS = table('tasks', [column('id', 'int4', 23, true), column('project_id', 'int4', 23), column('done', 'bool', 16)])
-const MEMBERSHIPS = table('memberships', [column('id', 'int4', 23, true), column('project_id', 'int4', 23), column('user_id', 'text', 25)])
-const TABLES: SubqueryTables = new Map([
-  ['"public"."memberships"', MEMBERSHIPS],
-  ['"public"."tasks"', TASKS],
-])
-const relationOf = (info: TableInfo): Relation => ({
-  tag: 'relation',
-  oid: info.oid,
-  schema: 'public',
-  name: info.table.name,
-  replicaIdentity: 'f',
-  columns: info.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, isKey: c.pkIndex !== undefined })),
-})
-const RELATIONS = { tasks: relationOf(TASKS), memberships: relationOf(MEMBERSHIPS) }
 
 const MEMBERS = `project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u1')`
 const WHERES = [

@@ -79,6 +79,19 @@ export class Dependency {
     if (change.kind !== 'delete') this.#add(toRow(names, change.record, change.kind === 'update' ? change.old : undefined), changes)
   }
 
+  /** The tuple an inner change's new row would put in the result, if it is of this table and selected. */
+  tupleOf(change: Change): TupleParts | undefined {
+    if (change.kind === 'truncate' || change.kind === 'delete') return undefined
+    const { schema, name } = this.table
+    if (change.relation.schema !== schema || change.relation.name !== name) return undefined
+    const row = toRow(
+      change.relation.columns.map((c) => c.name),
+      change.record,
+      change.kind === 'update' ? change.old : undefined,
+    )
+    return this.#matches(row) ? this.#parts.map((part) => part(row)) : undefined
+  }
+
   /** What entered and left the result over the changes recorded in `changes`. */
   moves(changes: TupleChanges): Moves {
     const entered: TupleParts[] = []

@@ -8,7 +8,7 @@
  * with the outer rows they bring in (`move-in.ts`).
  */
 import type pg from 'pg'
-import { EVENTS, type MoveEvent } from '../../protocol/constants.js'
+import { EVENTS, SUBQUERY_HEADERS, type MoveEvent } from '../../protocol/constants.js'
 import type { Lsn } from '../../pg/lsn.js'
 import type { Change } from '../../replication/transaction.js'
 import type { TableInfo } from '../../pg/introspect.js'
@@ -21,6 +21,7 @@ import { TupleOverlay, tupleKey, type TupleParts, type TupleSet } from '../where
 import { isVisibleInSnapshot, type Visibility } from '../xid-visibility.js'
 import { Dependency, type Moves, type TupleChanges } from './dependency.js'
 import { loadDependencies } from './load.js'
+import { OuterRoute } from './outer-route.js'
 import { queryMoveIns, type MoveIn, type MoveInRead } from './move-in.js'
 import { planWhere, type WherePlan } from './plan.js'
 import { spliceRows } from './splice-rows.js'
@@ -94,6 +95,8 @@ export class ShapeSubqueries {
   /** The subquery of each plan position (undefined for other conditions). */
   readonly #byPosition: readonly (Dependency | undefined)[]
   readonly #handle: string
+  /** How the router finds the outer changes that may concern the shape, when it can (I29). */
+  readonly outerRoute: OuterRoute | undefined
   /** Subqueries the where's conditions name (nested ones not counted). */
   readonly #positions: number
   /** Each dependency's result itself, to evaluate against when views are set. */
@@ -120,6 +123,7 @@ export class ShapeSubqueries {
     this.tagsOf = rowTagger(this.plan, handle)
     this.headersSql = rowTagsSql(this.plan, handle)
     this.#handle = handle
+    this.outerRoute = OuterRoute.of(this.plan, this.#byPosition)
     this.#positions = this.#byPosition.filter((dependency) => dependency !== undefined).length
     this.#results = new Map(this.dependencies.map((dependency) => [dependency, dependency.set]))
   }
@@ -127,6 +131,11 @@ export class ShapeSubqueries {
   /** Set while a move-in is read: the shape's log holds nothing at or after this commit LSN yet. */
   get heldFrom(): Lsn | undefined {
     return this.#moving?.from
+  }
+
+  /** SQL of each row's subquery headers, by their wire names (snapshots and subsets compute them in PostgreSQL). */
+  get rowHeadersSql(): Readonly<Record<string, string>> {
+    return { [SUBQUERY_HEADERS.tags]: this.headersSql.tags, [SUBQUERY_HEADERS.activeConditions]: this.headersSql.activeConditions }
   }
 
   /** A move-in of the transaction at `from` is being read: later transactions queue behind it. */
@@ -207,6 +216,9 @@ export class ShapeSubqueries {
       moves.set(dependency, moved)
     }
 
+    const route = this.outerRoute
+    const touched = route && changes.get(route.dependency)
+    if (touched) route.finished([...touched.values()].map(({ parts }) => parts), tx.commitLsn as Lsn)
     const shown = this.#pendingShowing(tx)
     if (this.#positions > 1 && shown.some((pending) => [...moves.keys()].some((dependency) => !pending.before.has(dependency)))) {
       // Which rows the client holds through the other subquery is no longer known from the rows alone.
