@@ -2,7 +2,9 @@
  * A shape with subqueries survives a restart of Sluice (docs/ARCHITECTURE.md I25): its client goes
  * on from its handle and offset (no 409), and reaches PostgreSQL's answer although its subqueries'
  * results were only in memory and memberships and tasks changed while Sluice was down; after the
- * restart, moves in and out follow from the results read again.
+ * restart, moves in and out follow from the results read again. A client awaiting a write made
+ * while Sluice was down finds it in the `snapshot-end` after the differences; a shape of only
+ * changes ends (409).
  */
 import type { Message } from '@electric-sql/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -35,6 +37,9 @@ async function answer(): Promise<string> {
   return JSON.stringify(rows.map((row) => row.v))
 }
 
+/** Every message read, in order. */
+const read: Message[] = []
+
 /** Reads the shape from `at` to an up-to-date, applying what it gets; every answer must be a 200. */
 async function catchUp(rows: TaggedRows, at: { handle?: string; offset: string }): Promise<{ handle: string; offset: string }> {
   let { handle, offset } = at
@@ -46,6 +51,7 @@ async function catchUp(rows: TaggedRows, at: { handle?: string; offset: string }
     handle = response.headers.get('electric-handle')!
     offset = response.headers.get('electric-offset')!
     const messages = (await response.json()) as Message[]
+    read.push(...messages)
     rows.apply(messages)
     if (messages.some((m) => (m.headers as Record<string, unknown>)['control'] === 'up-to-date')) return { handle, offset }
   }
@@ -65,12 +71,26 @@ describe('a shape with subqueries across a restart', () => {
       expect(rows.state()).toBe(before)
     })
     const handle = at.handle
+    // A shape of only changes, which cannot be resumed: its clients hold rows its log does not tell.
+    const changesOnly = await fetch(`${sluice.shapeUrl()}?table=tasks&offset=-1&log=changes_only&where=${encodeURIComponent(WHERE)}`)
+    expect(changesOnly.status).toBe(200)
+    const changesOnlyAt = { handle: changesOnly.headers.get('electric-handle')!, offset: changesOnly.headers.get('electric-offset')! }
+    read.length = 0
 
+    let renamedBy = 0n
     await sluice.restart({
       whileDown: async () => {
         await sluice.db.pool.query(`DELETE FROM memberships WHERE id = 1`)
         await sluice.db.pool.query(`INSERT INTO memberships VALUES (4, 4, 'u1')`)
-        await sluice.db.pool.query(`UPDATE tasks SET title = 'renamed' WHERE id = 3`)
+        const writer = await sluice.db.pool.connect()
+        try {
+          await writer.query('BEGIN')
+          await writer.query(`UPDATE tasks SET title = 'renamed' WHERE id = 3`)
+          renamedBy = BigInt((await writer.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!.x)
+          await writer.query('COMMIT')
+        } finally {
+          writer.release()
+        }
         await sluice.db.pool.query(`UPDATE tasks SET project_id = 4 WHERE id = 8`)
         await sluice.db.pool.query(`INSERT INTO tasks VALUES (100, 3, 'new')`)
       },
@@ -81,6 +101,14 @@ describe('a shape with subqueries across a restart', () => {
       expect(rows.state()).toBe(down)
     })
     expect(at.handle).toBe(handle)
+    // The rename is folded into the differences (txids [0]); the snapshot-end after them shows it,
+    // so a client awaiting its txid (TanStack DB's awaitTxId) takes it as seen.
+    const ends = read.flatMap((m) => ((m.headers as Record<string, unknown>)['control'] === 'snapshot-end' ? [m.headers as unknown as { xmax: string; xip_list: string[] }] : []))
+    expect(ends.some((end) => BigInt(end.xmax) > renamedBy && !end.xip_list.includes(String(renamedBy)))).toBe(true)
+    const refetch = await fetch(
+      `${sluice.shapeUrl()}?table=tasks&log=changes_only&where=${encodeURIComponent(WHERE)}&handle=${changesOnlyAt.handle}&offset=${changesOnlyAt.offset}`,
+    )
+    expect(refetch.status).toBe(409)
 
     // The results read again keep following: a move-in, a move-out and a task moving between them.
     await sluice.db.pool.query(`INSERT INTO memberships VALUES (5, 2, 'u1')`)
