@@ -138,7 +138,7 @@ export class ShapeSubqueries {
     return { [SUBQUERY_HEADERS.tags]: this.headersSql.tags, [SUBQUERY_HEADERS.activeConditions]: this.headersSql.activeConditions }
   }
 
-  /** A move-in of the transaction at `from` is being read: later transactions queue behind it. */
+  /** A move-in of the transaction at `from` is being read, and nothing from it on is readable yet: later transactions queue behind it. */
   startMoving(from: Lsn): void {
     this.#moving = { from, queued: this.#moving?.queued ?? [] }
   }
