@@ -99,8 +99,6 @@ export class ShapeSubqueries {
   readonly outerRoute: OuterRoute | undefined
   /** Subqueries the where's conditions name (nested ones not counted). */
   readonly #positions: number
-  /** Each dependency's result itself, to evaluate against when views are set. */
-  readonly #results: ReadonlyMap<Dependency, TupleSet>
   #pending: PendingMoveIn[] = []
   /**
    * While a move-in's rows are read: the commit LSN of its transaction (nothing at or after it is
@@ -125,7 +123,6 @@ export class ShapeSubqueries {
     this.#handle = handle
     this.outerRoute = OuterRoute.of(this.plan, this.#byPosition)
     this.#positions = this.#byPosition.filter((dependency) => dependency !== undefined).length
-    this.#results = new Map(this.dependencies.map((dependency) => [dependency, dependency.set]))
   }
 
   /** Set while a move-in is read: the shape's log holds nothing at or after this commit LSN yet. */
@@ -249,7 +246,7 @@ export class ShapeSubqueries {
     const events: SubqueryMessage[] = []
     if (outPatterns.length > 0) events.push({ headers: { event: EVENTS.moveOut, patterns: outPatterns } })
     const encode = (views: ReadonlyMap<Dependency, TupleSet>) =>
-      this.#withViews(views, () => encodeOuter({ ...tx.context, matches: this.#where.matches, tagsOf: this.#tagsNow }, outer, (run) => this.#withViews(before, run), covered))
+      this.#withViews(views, () => encodeOuter({ ...tx.context, matches: this.#where.matches, tagsOf: (row) => this.#tagsNow(row) }, outer, (run) => this.#withViews(before, run), covered))
     const sentChanges = encode(sent)
     if (moveIns.length === 0) return { messages: markLast([...sentChanges.flat(), ...events]) }
     events.push({ headers: { event: EVENTS.moveIn, patterns: inPatterns } })
@@ -306,7 +303,15 @@ export class ShapeSubqueries {
   }
 
   /** A row's tags, with active conditions as the move events the client has had say: every one so far. */
-  readonly #tagsNow = (row: Row): RowTags => this.#withViews(this.#results, () => this.tagsOf(row))
+  #tagsNow(row: Row): RowTags {
+    const views = this.dependencies.map((dependency) => dependency.node.values.set)
+    for (const dependency of this.dependencies) dependency.node.values.set = dependency.set
+    try {
+      return this.tagsOf(row)
+    } finally {
+      this.dependencies.forEach((dependency, i) => (dependency.node.values.set = views[i]!))
+    }
+  }
 
   /** Runs `run` with the dependencies' views set, and puts back what was set before (views nest). */
   #withViews<T>(views: ReadonlyMap<Dependency, TupleSet>, run: () => T): T {
