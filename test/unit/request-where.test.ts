@@ -6,7 +6,8 @@
 import fc from 'fast-check'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
-import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
+import type { TableInfo } from '../../src/pg/introspect.js'
+import { column, itemsTable } from '../support/catalog-table.js'
 import { parseShapeRequest } from '../../src/http/shape-request.js'
 import { resolveShape, type ShapeRouteDeps } from '../../src/http/shape-route.js'
 import { ActiveShape } from '../../src/shapes/active-shape.js'
@@ -28,27 +29,7 @@ vi.mock('libpg-query', async (importOriginal) => {
   }
 })
 
-const column = (name: string, typeName: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
-  name,
-  typeOid: 0,
-  typeName,
-  dims: 0,
-  notNull: false,
-  pkIndex: name === 'id' ? 0 : undefined,
-  ...extra,
-})
-
-const TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [column('id', 'int8'), column('user_id', 'int4'), column('owner', 'text'), column('price', 'numeric'), column('tags', 'text', { dims: 1 }), column('uid', 'uuid')],
-}
+const TABLE: TableInfo = itemsTable([column('id', 'int8'), column('user_id', 'int4'), column('owner', 'text'), column('price', 'numeric'), column('tags', 'text', { dims: 1 }), column('uid', 'uuid')])
 
 const ROWS: Row[] = [
   { id: '1', user_id: '7', owner: "it's", price: '1.50', tags: '{a,b}', uid: '00000000-0000-0000-0000-000000000001' },

@@ -4,31 +4,12 @@
  * shapes are read in, smallest first.
  */
 import { describe, expect, it } from 'vitest'
-import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
+import type { TableInfo } from '../../src/pg/introspect.js'
+import { column, itemsTable } from '../support/catalog-table.js'
 import { countSql, equalityRowsOf, packQuery, packsOf, PACK_ROWS, type PlannedShape } from '../../src/shapes/snapshot-plan.js'
 import { compileWhere } from '../../src/shapes/where/compile-where.js'
 
-const column = (name: string, typeName: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
-  name,
-  typeOid: 0,
-  typeName,
-  dims: 0,
-  notNull: false,
-  pkIndex: name === 'id' ? 0 : undefined,
-  ...extra,
-})
-
-const TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [column('id', 'int8'), column('team', 'int4'), column('owner', 'text'), column('uid', 'uuid'), column('price', 'numeric'), column('done', 'bool')],
-}
+const TABLE: TableInfo = itemsTable([column('id', 'int8'), column('team', 'int4'), column('owner', 'text'), column('uid', 'uuid'), column('price', 'numeric'), column('done', 'bool')])
 
 const equality = (where: string, table: TableInfo = TABLE) => equalityRowsOf(compileWhere(where, () => undefined, TABLE), table)
 

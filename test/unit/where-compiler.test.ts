@@ -1,28 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
-import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
+import type { TableInfo } from '../../src/pg/introspect.js'
+import { column, itemsTable } from '../support/catalog-table.js'
 import { canonicalizeWhere, compileWhere } from '../../src/shapes/where/compile-where.js'
 
-const column = (name: string, typeName: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
-  name,
-  typeOid: 0,
-  typeName,
-  dims: 0,
-  notNull: false,
-  pkIndex: name === 'id' ? 0 : undefined,
-  ...extra,
-})
-
-const TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [
+const TABLE: TableInfo = itemsTable([
     column('id', 'int8'),
     column('owner', 'text'),
     column('price', 'numeric'),
@@ -31,8 +13,7 @@ const TABLE: TableInfo = {
     column('at', 'timestamptz'),
     column('mood', 'mood', { enumLabels: ['sad', 'ok', 'happy'] }),
     column('blob', 'bytea'),
-  ],
-}
+  ])
 
 const params = (values: Record<number, string>) => (n: number) => values[n]
 

@@ -1,0 +1,25 @@
+/** An `items` table as the catalog describes it, for `where` and snapshot-plan tests that need no database. */
+import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
+
+/** A nullable scalar column; `id` is the primary key. */
+export const column = (name: string, typeName: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
+  name,
+  typeOid: 0,
+  typeName,
+  dims: 0,
+  notNull: false,
+  pkIndex: name === 'id' ? 0 : undefined,
+  ...extra,
+})
+
+export const itemsTable = (columns: ColumnInfo[]): TableInfo => ({
+  oid: 1,
+  table: { schema: 'public', name: 'items' },
+  primaryKey: ['id'],
+  replicaIdentity: 'full',
+  identity: { source: 'primary-key' },
+  partitioned: false,
+  persistence: 'permanent',
+  system: false,
+  columns,
+})
