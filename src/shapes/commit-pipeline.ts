@@ -162,7 +162,10 @@ export class CommitPipeline {
       settled()
       // Readers are told as soon as they can read it; PostgreSQL only once it is on disk.
       for (const append of appends) notifier.notify(append.shapeId)
-      if (acknowledged) durable.then(() => acknowledge(store.durableLsn), failed)
+      // A flush can fail for any commit (lmdb's flush promise is the last write's), so every one is watched.
+      durable.then(() => {
+        if (acknowledged) acknowledge(store.durableLsn)
+      }, failed)
     }, (error: unknown) => {
       settled()
       failed(error)

@@ -10,17 +10,21 @@ import { drained } from '../support/wait.js'
 
 /** A store whose commits become readable, then durable, only when the test says so. */
 function steppedStore(committedLsn = 0n) {
-  const batches: { batch: LogBatch; readable: () => void; durable: () => void; fail: (error: Error) => void }[] = []
+  const batches: { batch: LogBatch; readable: () => void; durable: () => void; fail: (error: Error) => void; flushFails: (error: Error) => void }[] = []
   const store = {
     committedLsn: lsn(committedLsn),
     durableLsn: lsn(committedLsn),
     commit: (batch: LogBatch) =>
       new Promise((resolve, reject) => {
         let durable!: () => void
-        const flushed = new Promise<void>((done) => (durable = done)).then(() => {
+        let flushFails!: (error: Error) => void
+        const flushed = new Promise<void>((done, failed) => {
+          durable = done
+          flushFails = failed
+        }).then(() => {
           if (batch.durableLsn > store.durableLsn) store.durableLsn = batch.durableLsn
         })
-        batches.push({ batch, readable: () => resolve({ durable: flushed }), durable, fail: reject })
+        batches.push({ batch, readable: () => resolve({ durable: flushed }), durable, fail: reject, flushFails })
       }),
     stage: async () => {},
     discardStaged: () => {},
@@ -102,6 +106,19 @@ describe('CommitPipeline', () => {
     batches[0]!.fail(new Error('disk full'))
     await pipeline.flushed()
     expect(failures).toEqual([new Error('disk full')])
+  })
+
+  it('hands a failed flush to the owner, also of a released held transaction, which acknowledges nothing', async () => {
+    // lmdb's flush promise is the last write's: a later write's failure rejects it (CI: an unhandled rejection ended Sluice before its fatal line).
+    const { store, batches } = steppedStore(50n)
+    const { pipeline, acknowledged, failures } = makePipeline(store)
+    void pipeline.commitReleased(append(3, 40))
+    batches[0]!.readable()
+    await drained()
+    batches[0]!.flushFails(new Error('ENOSPC'))
+    await drained()
+    expect(failures).toEqual([new Error('ENOSPC')])
+    expect(acknowledged).toEqual([])
   })
 
   it('acknowledges WAL with no changes at most once a second, keeping the latest position meanwhile', async () => {
