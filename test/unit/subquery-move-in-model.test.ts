@@ -219,7 +219,7 @@ async function run(s: Scenario): Promise<void> {
   const reads: { readonly routedAt: number; readonly moves: readonly MoveIn[]; readonly resolve: (read: MoveInRead) => void }[] = []
   subqueries.readMoveIns = (moves) =>
     new Promise<MoveInRead>((resolve) => {
-      reads.push({ routedAt: routed, moves, resolve })
+      reads.push({ routedAt: routed, moves: moves as readonly MoveIn[], resolve })
     })
   const commits = new SubqueryCommits({
     invalidate: (_shape, reason) => {

@@ -29,7 +29,10 @@ export class Dependency {
   readonly set = new ValueSet()
   /** The inner where's `col = const` part, so a change to the inner table finds it by hash. */
   readonly equalityIndex: EqualityIndex | undefined
-  readonly #rows = new Map<string, TupleParts>()
+  /** The subqueries of its own where (not those nested deeper): a change in their results re-decides its rows. */
+  readonly nested: readonly SubqueryNode[]
+  /** Each selected row's tuple, and with nested subqueries the row too, to judge it again when their results change. */
+  readonly #rows = new Map<string, { readonly parts: TupleParts; readonly row: Row | undefined }>()
   readonly #keyPrefix: string
   readonly #matches: (row: Row) => boolean
   readonly #parts: readonly ((row: Row) => string | null)[]
@@ -38,6 +41,7 @@ export class Dependency {
     this.node = node
     node.values.set = this.set
     this.equalityIndex = node.where && findEqualityIndex(node.where)
+    this.nested = node.where ? nestedIn(node.where) : []
     this.#keyPrefix = relationPrefix(node.table.table)
     const where = node.where && buildEvaluator(node.where)
     this.#matches = (row) => {
@@ -61,8 +65,23 @@ export class Dependency {
    */
   load(row: Row): void {
     const parts = this.#parts.map((part) => part(row))
-    this.#rows.set(this.#rowKey(row), parts)
+    this.#rows.set(this.#rowKey(row), this.#held(parts, row))
     this.set.add(parts)
+  }
+
+  /**
+   * The results of its nested subqueries changed: rows it selected that no longer match leave it,
+   * and `rows` (read from its table where a changed tuple could make them match) that now match
+   * and are not selected yet enter it, each noted in `changes` (docs/ARCHITECTURE.md I25).
+   */
+  rejudge(rows: readonly Row[], changes: TupleChanges): void {
+    for (const [key, { parts, row }] of this.#rows) {
+      if (row && this.#matches(row)) continue
+      this.#note(parts, changes)
+      this.#rows.delete(key)
+      this.set.delete(parts)
+    }
+    for (const row of rows) if (!this.#rows.has(this.#rowKey(row))) this.#add(row, changes)
   }
 
   /** Applies one change of the inner table, noting the tuples it moves in `changes`. */
@@ -110,14 +129,14 @@ export class Dependency {
     if (changes) this.#note(parts, changes)
     const key = this.#rowKey(row)
     const previous = this.#rows.get(key)
-    if (previous) this.set.delete(previous)
-    this.#rows.set(key, parts)
+    if (previous) this.set.delete(previous.parts)
+    this.#rows.set(key, this.#held(parts, row))
     this.set.add(parts)
   }
 
   #remove(row: Row, changes: TupleChanges): void {
     const key = this.#rowKey(row)
-    const parts = this.#rows.get(key)
+    const parts = this.#rows.get(key)?.parts
     if (!parts) return
     this.#note(parts, changes)
     this.#rows.delete(key)
@@ -129,9 +148,21 @@ export class Dependency {
     if (!changes.has(key)) changes.set(key, { parts, before: this.set.contains(parts) })
   }
 
+  #held(parts: TupleParts, row: Row): { readonly parts: TupleParts; readonly row: Row | undefined } {
+    return { parts, row: this.nested.length > 0 ? row : undefined }
+  }
+
   #rowKey(row: Row): string {
     return rowKey(this.#keyPrefix, this.node.table.primaryKey.map((column) => row[column] ?? null))
   }
+}
+
+/** The subqueries a where names outside other subqueries. */
+function nestedIn(where: Typed): SubqueryNode[] {
+  if (where.kind === 'subquery') return [where]
+  if (where.kind === 'and' || where.kind === 'or') return where.args.flatMap(nestedIn)
+  if (where.kind === 'not') return nestedIn(where.arg)
+  return []
 }
 
 function partOf(column: Typed): (row: Row) => string | null {

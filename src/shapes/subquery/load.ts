@@ -13,7 +13,8 @@ import type { Dependency } from './dependency.js'
 export async function loadDependencies(client: pg.PoolClient, dependencies: readonly Dependency[]): Promise<void> {
   for (const dependency of dependencies) {
     const { node } = dependency
-    const wanted = new Set([...node.table.primaryKey, ...node.columns.flatMap(columnsOf)])
+    // With nested subqueries its rows are judged again as their results change, by every column its where may read.
+    const wanted = new Set(dependency.nested.length > 0 ? node.table.columns.map((column) => column.name) : [...node.table.primaryKey, ...node.columns.flatMap(columnsOf)])
     const fields = node.table.columns.filter((column) => wanted.has(column.name)).map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
     const where = node.where ? ` WHERE ${renderSql(node.where)}` : ''
     const { rows } = await client.query<{ r: string }>(`SELECT json_build_object(${fields.join(', ')})::text AS r FROM ${qualifiedName(node.table.table)}${where}`)

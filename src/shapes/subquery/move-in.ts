@@ -32,6 +32,13 @@ export interface MoveIn {
   readonly tuples: readonly TupleParts[]
 }
 
+/**
+ * Moves whose values are known only from rows of the tables between: a nested subquery's result
+ * changed, and the rows of the subqueries around it are read first, at the same snapshot
+ * (docs/ARCHITECTURE.md I25). `read` runs one such query.
+ */
+export type NestedMoves = (read: (table: TableInfo, moves: readonly MoveIn[]) => Promise<Row[]>) => Promise<readonly MoveIn[]>
+
 export interface MoveInRead {
   readonly rows: readonly Row[]
   readonly visibility: Visibility
@@ -51,27 +58,33 @@ const MAX_POLL_MS = 100
 export async function queryMoveIns(
   pool: pg.Pool,
   table: TableInfo,
-  moves: readonly MoveIn[],
+  moves: readonly MoveIn[] | NestedMoves,
   /** Routed transactions this snapshot does not show yet. */
   missed: (visibility: Visibility) => readonly number[],
 ): Promise<MoveInRead> {
-  const filters = moves.map(filterOf).filter((sql) => sql !== undefined)
-  const fields = table.columns.map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
-  const sql = `SELECT json_build_object(${fields.join(', ')})::text AS r FROM ${qualifiedName(table.table)} WHERE ${filters.length > 0 ? filters.join(' OR ') : 'false'}`
   const client = await pool.connect()
   let broken = false
+  const read = async (sql: string) => ((await client.query<{ r: string }>(sql)).rows.map((row) => JSON.parse(row.r) as Row))
   try {
     for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
-      // One round trip; a snapshot that turns out to miss a routed transaction is read again.
-      const results = (await client.query(`${BEGIN}; ${sql}; COMMIT`)) as unknown as pg.QueryResult[]
+      // One round trip unless nested moves need rows first; a snapshot that turns out to miss a routed transaction is read again.
+      const results = (await client.query(typeof moves === 'function' ? BEGIN : `${BEGIN}; ${rowsSql(table, moves)}; COMMIT`)) as unknown as pg.QueryResult[]
       const snapshot = (results[2] as pg.QueryResult<{ s: string; lsn: string }>).rows[0]!
       const visibility = visibilityOf(parseSnapshotText(snapshot.s))
       if (missed(visibility).length > 0) {
+        if (typeof moves === 'function') await client.query('COMMIT')
         await sleep(pollMs)
         continue
       }
-      const read = results[3] as pg.QueryResult<{ r: string }>
-      return { rows: read.rows.map((row) => JSON.parse(row.r) as Row), visibility, lsn: BigInt(snapshot.lsn), toMessage: moveInMessage }
+      let rows: Row[]
+      if (typeof moves === 'function') {
+        const outer = await moves((inner, innerMoves) => read(rowsSql(inner, innerMoves)))
+        rows = await read(rowsSql(table, outer))
+        await client.query('COMMIT')
+      } else {
+        rows = (results[3] as pg.QueryResult<{ r: string }>).rows.map((row) => JSON.parse(row.r) as Row)
+      }
+      return { rows, visibility, lsn: BigInt(snapshot.lsn), toMessage: moveInMessage }
     }
   } catch (error) {
     broken = true
@@ -79,6 +92,13 @@ export async function queryMoveIns(
   } finally {
     client.release(broken)
   }
+}
+
+/** Every column of the rows of `table` whose values equal a moved tuple, as text. */
+function rowsSql(table: TableInfo, moves: readonly MoveIn[]): string {
+  const filters = moves.map(filterOf).filter((sql) => sql !== undefined)
+  const fields = table.columns.map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
+  return `SELECT json_build_object(${fields.join(', ')})::text AS r FROM ${qualifiedName(table.table)} WHERE ${filters.length > 0 ? filters.join(' OR ') : 'false'}`
 }
 
 /** `args IN (tuples)` with each value a literal of the type it is compared in; NULLs never match. */

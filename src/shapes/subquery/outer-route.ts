@@ -41,7 +41,8 @@ export class OuterRoute {
   static of(plan: WherePlan, byPosition: readonly (Dependency | undefined)[]): OuterRoute | undefined {
     for (const [i, position] of plan.positions.entries()) {
       const dependency = byPosition[i]
-      if (!dependency || position.kind !== 'subquery' || position.negated) continue
+      // A nested subquery's change brings values known only once the rows between are read, too late to route by.
+      if (!dependency || position.kind !== 'subquery' || position.negated || dependency.nested.length > 0) continue
       if (!plan.disjuncts.every((positions) => positions.includes(i))) continue
       const args = position.node.args
       const arg = args[0]!

@@ -22,7 +22,7 @@ import { isVisibleInSnapshot, type Visibility } from '../xid-visibility.js'
 import { Dependency, type Moves, type TupleChanges } from './dependency.js'
 import { loadDependencies } from './load.js'
 import { OuterRoute } from './outer-route.js'
-import { queryMoveIns, type MoveIn, type MoveInRead } from './move-in.js'
+import { queryMoveIns, type MoveIn, type MoveInRead, type NestedMoves } from './move-in.js'
 import { planWhere, type WherePlan } from './plan.js'
 import { spliceRows } from './splice-rows.js'
 import { rowTagger, rowTagsSql, slotHash, type RowTags } from './tags.js'
@@ -55,7 +55,8 @@ export interface SubqueryTransaction {
 export type FinishResult =
   | {
       readonly messages: SubqueryMessage[]
-      readonly moveIn?: { readonly moves: readonly MoveIn[]; complete(read: MoveInRead): void }
+      /** `complete` answers why the shape must end, if the nested moves' rows show it must. */
+      readonly moveIn?: { readonly moves: readonly MoveIn[] | NestedMoves; complete(read: MoveInRead): string | undefined }
     }
   | { readonly invalidate: string }
 
@@ -83,6 +84,8 @@ interface PendingMoveIn {
   /** The keys of the rows it sent: a transaction the snapshot shows sends nothing more for them. */
   readonly keys: ReadonlySet<string>
 }
+
+type OuterChange = { readonly change: Exclude<Change, { kind: 'truncate' }>; readonly position: number }
 
 export class ShapeSubqueries {
   readonly plan: WherePlan
@@ -165,7 +168,7 @@ export class ShapeSubqueries {
   }
 
   /** Reads the rows a `finish` result's `moveIn` brings in; `missed` as in `queryMoveIns`. */
-  readMoveIns(moves: readonly MoveIn[], missed: (visibility: Visibility) => readonly number[]): Promise<MoveInRead> {
+  readMoveIns(moves: readonly MoveIn[] | NestedMoves, missed: (visibility: Visibility) => readonly number[]): Promise<MoveInRead> {
     return queryMoveIns(this.#pool, this.#table, moves, missed)
   }
 
@@ -176,8 +179,10 @@ export class ShapeSubqueries {
 
   /**
    * Applies a transaction and encodes its messages for the shape. A change in a nested
-   * subquery's result ends the shape (what it moves in or out of the outer subquery is not
-   * kept), as does a NULL entering or leaving a NOT IN's result (it changes every row).
+   * subquery's result changes which rows the subquery around it selects: those are judged again,
+   * with the rows that may now match read first (docs/ARCHITECTURE.md I25), and what that moves
+   * is moved as any change of that subquery's table would. A NULL entering or leaving a NOT IN's
+   * result, or a nested one's, ends the shape (it changes every row).
    *
    * Its changes are evaluated against the results as the client's rows reflect them
    * (docs/ARCHITECTURE.md I26): a value this transaction moves in counts as absent (the move-in's
@@ -187,7 +192,7 @@ export class ShapeSubqueries {
    */
   finish(tx: SubqueryTransaction): FinishResult {
     const changes = new Map<Dependency, TupleChanges>()
-    const outer: { change: Exclude<Change, { kind: 'truncate' }>; position: number }[] = []
+    const outer: OuterChange[] = []
     const { schema, name } = this.#table.table
     for (const taken of tx.changes) {
       const change = taken.change
@@ -200,12 +205,66 @@ export class ShapeSubqueries {
       }
       if (change.relation.schema === schema && change.relation.name === name) outer.push({ change, position: taken.position })
     }
+    if (!this.dependencies.some((dependency) => dependency.nested.length > 0 && this.#nestedMoves(dependency, changes).length > 0)) return this.#settle(tx, changes, outer)
+    return this.#rejudging(tx, changes, outer)
+  }
+
+  /**
+   * A transaction that changed a nested subquery's result: the rows of the subqueries around it
+   * are read (innermost first) at the snapshot the outer rows are then read at, so the move-in's
+   * xid rule (I26) covers them too; its messages are whole once that read is in.
+   */
+  #rejudging(tx: SubqueryTransaction, changes: Map<Dependency, TupleChanges>, outer: OuterChange[]): FinishResult {
+    const messages: SubqueryMessage[] = []
+    let settled: FinishResult = { messages }
+    const moves: NestedMoves = async (read) => {
+      for (const dependency of [...this.dependencies].reverse()) {
+        const nested = this.#nestedMoves(dependency, changes)
+        if (nested.length === 0) continue
+        if (nested.some(({ tuples }) => tuples.some((parts) => parts.includes(null)))) {
+          settled = { invalidate: 'a NULL entered or left the result of a nested subquery' }
+          return []
+        }
+        let recorded = changes.get(dependency)
+        if (!recorded) changes.set(dependency, (recorded = new Map()))
+        dependency.rejudge(await read(dependency.node.table, nested), recorded)
+      }
+      settled = this.#settle(tx, changes, outer)
+      return 'messages' in settled && settled.moveIn ? (settled.moveIn.moves as readonly MoveIn[]) : []
+    }
+    const complete = (read: MoveInRead): string | undefined => {
+      if ('invalidate' in settled) return settled.invalidate
+      const reason = settled.moveIn?.complete(read)
+      // Its rows are as the read's snapshot leaves them, however few moved out here: a later transaction it shows changes them no more.
+      if (!settled.moveIn) this.#pending.push({ visibility: read.visibility, lsn: read.lsn, before: new Map(), keys: new Set() })
+      messages.push(...settled.messages)
+      return reason
+    }
+    return { messages, moveIn: { moves, complete } }
+  }
+
+  /** What changed in the results of the subqueries nested in `dependency`'s where, each as the tuples whose rows may change. */
+  #nestedMoves(dependency: Dependency, changes: ReadonlyMap<Dependency, TupleChanges>): MoveIn[] {
+    const found: MoveIn[] = []
+    for (const node of dependency.nested) {
+      const inner = this.dependencies.find((candidate) => candidate.node === node)!
+      const recorded = changes.get(inner)
+      if (!recorded) continue
+      const { entered, left } = inner.moves(recorded)
+      if (entered.length + left.length > 0) found.push({ dependency: inner, tuples: [...entered, ...left] })
+    }
+    return found
+  }
+
+  /** A transaction's messages, once every result it changes is known. */
+  #settle(tx: SubqueryTransaction, changes: ReadonlyMap<Dependency, TupleChanges>, outer: readonly OuterChange[]): FinishResult {
     const moves = new Map<Dependency, Moves>()
     for (const [dependency, recorded] of changes) {
       const moved = dependency.moves(recorded)
       if (moved.entered.length === 0 && moved.left.length === 0) continue
       const position = this.#byPosition.indexOf(dependency)
-      if (position < 0) return { invalidate: 'the result of a nested subquery changed' }
+      // A nested result's change is in the rows of the subquery around it (`#rejudging`).
+      if (position < 0) continue
       const negated = this.plan.positions[position]!.negated
       if (negated && [...moved.entered, ...moved.left].some((parts) => parts.includes(null))) {
         return { invalidate: 'a NULL entered or left the result of a NOT IN subquery' }
@@ -253,7 +312,7 @@ export class ShapeSubqueries {
     // A row the move-in brings keeps its own change's operation (the client held it or not); the rest are judged without the values moved.
     const withMoved = encode(after)
     const messages: SubqueryMessage[] = []
-    const complete = (read: MoveInRead) => {
+    const complete = (read: MoveInRead): undefined => {
       const rows: ChangeMessage[] = []
       for (const row of read.rows) {
         // In with the values moved, and not without them.
@@ -265,6 +324,7 @@ export class ShapeSubqueries {
       messages.push(...spliceRows([...changes, ...events], rows))
       this.#pending.push({ visibility: read.visibility, lsn: read.lsn, before: unmoved, keys })
       markLast(messages)
+      return undefined
     }
     return { messages, moveIn: { moves: moveIns, complete } }
   }

@@ -184,7 +184,11 @@ export class SubqueryCommits {
         try {
           const read = await subqueries.readMoveIns(moveIn.moves, (visibility) => this.#options.missed(visibility, mark))
           if (shape.dropped) return
-          moveIn.complete(read)
+          const reason = moveIn.complete(read)
+          if (reason !== undefined) {
+            this.#options.invalidate(shape, reason)
+            return
+          }
           await this.#streamPast(read.lsn as Lsn)
           if (shape.dropped) return
         } catch (error) {
