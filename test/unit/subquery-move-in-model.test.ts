@@ -14,7 +14,7 @@ import type { Lsn } from '../../src/pg/lsn.js'
 import type { Change } from '../../src/replication/transaction.js'
 import type { ActiveShape } from '../../src/shapes/active-shape.js'
 import { relationPrefix, rowKey } from '../../src/shapes/row-key.js'
-import { moveInMessage, type MoveIn, type MoveInRead } from '../../src/shapes/subquery/move-in.js'
+import { moveInMessage, type MoveIn, type MoveInRead, type NestedMoves } from '../../src/shapes/subquery/move-in.js'
 import { ShapeSubqueries } from '../../src/shapes/subquery/shape-subqueries.js'
 import { SubqueryCommits } from '../../src/shapes/subquery/subquery-commits.js'
 import type { RoutingMark } from '../../src/shapes/unconfirmed-commits.js'
@@ -32,6 +32,8 @@ const WHERES = [
   `done OR ${MEMBERS}`,
   `project_id NOT IN (SELECT project_id FROM memberships WHERE user_id = 'u1')`,
   `${MEMBERS} OR id IN (SELECT project_id FROM memberships WHERE user_id = 'u2')`,
+  // The projects of every user who is a member of project 0: a membership can move a user, and so their projects, in and out.
+  `project_id IN (SELECT project_id FROM memberships WHERE user_id IN (SELECT user_id FROM memberships WHERE project_id = 0))`,
 ]
 const PROJECTS = 4
 
@@ -94,16 +96,28 @@ function answer(where: string, state: State): Map<string, Row> {
   const projectsOf = (user: string) => new Set([...state.memberships.values()].filter((m) => m.user === user).map((m) => m.project))
   const projects = projectsOf('u1')
   const ids = projectsOf('u2')
+  const users = new Set([...state.memberships.values()].filter((m) => m.project === 0).map((m) => m.user))
+  const shared = new Set([...state.memberships.values()].filter((m) => users.has(m.user)).map((m) => m.project))
   const rows = new Map<string, Row>()
   for (const task of state.tasks.values()) {
     const member = projects.has(task.project)
-    const selected = [member, task.done || member, !member, member || ids.has(task.id)][WHERES.indexOf(where)]
+    const selected = [member, task.done || member, !member, member || ids.has(task.id), shared.has(task.project)][WHERES.indexOf(where)]
     if (selected) rows.set(String(task.id), taskRow(task))
   }
   return rows
 }
 
 const taskRow = (task: Task): Row => ({ id: String(task.id), project_id: String(task.project), done: task.done ? 't' : 'f' })
+const membershipRow = (m: Membership): Row => ({ id: String(m.id), project_id: String(m.project), user_id: m.user })
+
+/** The rows whose compared column equals a moved tuple's (the model's subqueries compare one column). */
+const movedRows = (rows: readonly Row[], moves: readonly MoveIn[]): Row[] =>
+  rows.filter((row) =>
+    moves.some(({ dependency, tuples }) => {
+      const arg = dependency.node.args[0]!
+      return arg.kind === 'column' && tuples.some((parts) => parts[0] === row[arg.name])
+    }),
+  )
 
 /** Random transactions, each of 1–3 ops picked by number against the state they start from. */
 function history(initial: State, picks: readonly (readonly number[])[]): Tx[] {
@@ -187,8 +201,17 @@ async function run(s: Scenario): Promise<void> {
 
   const where = compileWhere(s.where, () => undefined, TASKS, TABLES)
   const subqueries = new ShapeSubqueries(where, TASKS, 'h1', undefined as never)
-  // Initial members are u1's: the first subquery's.
-  for (const m of initial.memberships.values()) subqueries.dependencies[0]!.load({ id: String(m.id), project_id: String(m.project), user_id: m.user })
+  if (s.where === WHERES[4]) {
+    // The nested subquery's rows (members of project 0), then the rows of the one around it (their users' memberships).
+    const [around, nested] = subqueries.dependencies
+    const members = [...initial.memberships.values()]
+    const users = new Set(members.filter((m) => m.project === 0).map((m) => m.user))
+    for (const m of members) if (m.project === 0) nested!.load(membershipRow(m))
+    for (const m of members) if (users.has(m.user)) around!.load(membershipRow(m))
+  } else {
+    // Initial members are u1's: the first subquery's.
+    for (const m of initial.memberships.values()) subqueries.dependencies[0]!.load(membershipRow(m))
+  }
   const shape = {
     stored: { id: 1, handle: 'h1', definition: { table: TASKS.table, replica: 'default', log: 'full' } },
     table: TASKS,
@@ -216,10 +239,10 @@ async function run(s: Scenario): Promise<void> {
   /** Set when the shape ends: its clients refetch, which is always right. */
   let invalidated: string | undefined
   /** Move-in reads asked for and not yet answered: when they asked, and how to answer. */
-  const reads: { readonly routedAt: number; readonly moves: readonly MoveIn[]; readonly resolve: (read: MoveInRead) => void }[] = []
+  const reads: { readonly routedAt: number; readonly moves: readonly MoveIn[] | NestedMoves; readonly resolve: (read: MoveInRead) => void }[] = []
   subqueries.readMoveIns = (moves) =>
     new Promise<MoveInRead>((resolve) => {
-      reads.push({ routedAt: routed, moves: moves as readonly MoveIn[], resolve })
+      reads.push({ routedAt: routed, moves, resolve })
     })
   const commits = new SubqueryCommits({
     invalidate: (_shape, reason) => {
@@ -233,7 +256,7 @@ async function run(s: Scenario): Promise<void> {
   })
 
   /** Answers a read: a snapshot showing every transaction routed when it asked, maybe more. */
-  const answerRead = () => {
+  const answerRead = async () => {
     const read = reads.splice(choose(reads.length), 1)[0]!
     const shows = read.routedAt + choose(txs.length - read.routedAt + 1)
     // Some later ones may still be "in progress", and with them each later one that locked a row they did.
@@ -244,12 +267,10 @@ async function run(s: Scenario): Promise<void> {
     }
     let state = initial
     for (let i = 0; i < shows; i++) if (!running.has(i)) state = applyOps(state, txs[i]!.ops)
-    const rows = [...state.tasks.values()].map(taskRow).filter((row) =>
-      read.moves.some(({ dependency, tuples }) => {
-        const arg = dependency.node.args[0]!
-        return arg.kind === 'column' && tuples.some((parts) => parts[0] === row[arg.name])
-      }),
-    )
+    const at = state
+    // Nested moves read the memberships between first, at the same snapshot.
+    const moves = typeof read.moves === 'function' ? await read.moves(async (_table, inner) => movedRows([...at.memberships.values()].map(membershipRow), inner)) : read.moves
+    const rows = movedRows([...state.tasks.values()].map(taskRow), moves)
     const visibility: Visibility = { xmax32: xidOf(shows), inProgress: new Set([...running].map(xidOf)), lsn: endLsn(shows - 1) }
     read.resolve({ rows, visibility, lsn: endLsn(shows - 1), toMessage: moveInMessage })
   }
@@ -267,7 +288,7 @@ async function run(s: Scenario): Promise<void> {
   }
 
   while (routed < txs.length || reads.length > 0) {
-    if (reads.length > 0 && (routed === txs.length || choose(2) === 0)) answerRead()
+    if (reads.length > 0 && (routed === txs.length || choose(2) === 0)) await answerRead()
     else {
       const i = routed++
       const append = commits.take(shape, {

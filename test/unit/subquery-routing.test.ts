@@ -101,4 +101,11 @@ describe('routing outer-table changes to shapes with subqueries', () => {
     const { commit } = setUp((user) => `done OR project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u${user}')`)
     expect(await commit(task(1, 7))).toHaveLength(SHAPES)
   })
+
+  it('not by a subquery with one nested in it: its values come in only once its rows are read', () => {
+    const routeOf = (where: string) => new ShapeSubqueries(compileWhere(where, () => undefined, TASKS, TABLES), TASKS, 'h', undefined as never).outerRoute
+    const members = `SELECT project_id FROM memberships WHERE user_id = 'u1'`
+    expect(routeOf(`project_id IN (${members})`)).toBeDefined()
+    expect(routeOf(`project_id IN (SELECT project_id FROM memberships WHERE project_id IN (${members}))`)).toBeUndefined()
+  })
 })

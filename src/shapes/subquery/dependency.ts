@@ -70,9 +70,10 @@ export class Dependency {
   }
 
   /**
-   * The results of its nested subqueries changed: rows it selected that no longer match leave it,
-   * and `rows` (read from its table where a changed tuple could make them match) that now match
-   * and are not selected yet enter it, each noted in `changes` (docs/ARCHITECTURE.md I25).
+   * Its nested subqueries' results changed: rows it selected that no longer match leave it, and
+   * `rows` (those the transaction wrote, and those read where a changed tuple could make them
+   * match) that now match and are not selected yet enter it, each noted in `changes`
+   * (docs/ARCHITECTURE.md I25).
    */
   rejudge(rows: readonly Row[], changes: TupleChanges): void {
     for (const [key, { parts, row }] of this.#rows) {
@@ -84,8 +85,12 @@ export class Dependency {
     for (const row of rows) if (!this.#rows.has(this.#rowKey(row))) this.#add(row, changes)
   }
 
-  /** Applies one change of the inner table, noting the tuples it moves in `changes`. */
-  apply(change: Change, changes: TupleChanges): void {
+  /**
+   * Applies one change of the inner table, noting the tuples it moves in `changes`, and in
+   * `written` the row each key is left as (undefined once deleted): with nested subqueries a row
+   * is judged again against their results at the transaction's end, not as they were mid-way.
+   */
+  apply(change: Change, changes: TupleChanges, written?: Map<string, Row | undefined>): void {
     if (change.kind === 'truncate') return
     const { schema, name } = this.table
     if (change.relation.schema !== schema || change.relation.name !== name) return
@@ -93,9 +98,15 @@ export class Dependency {
     if (change.kind !== 'insert') {
       // Without an old row (not REPLICA IDENTITY FULL) the key is unchanged: the new row names it.
       const old = change.kind === 'delete' ? change.old : (change.old ?? change.record)
-      this.#remove(toRow(names, old, undefined), changes)
+      const row = toRow(names, old, undefined)
+      this.#remove(row, changes)
+      written?.set(this.#rowKey(row), undefined)
     }
-    if (change.kind !== 'delete') this.#add(toRow(names, change.record, change.kind === 'update' ? change.old : undefined), changes)
+    if (change.kind !== 'delete') {
+      const row = toRow(names, change.record, change.kind === 'update' ? change.old : undefined)
+      this.#add(row, changes)
+      written?.set(this.#rowKey(row), row)
+    }
   }
 
   /** The tuple an inner change's new row would put in the result, if it is of this table and selected. */

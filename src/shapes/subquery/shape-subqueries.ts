@@ -193,6 +193,7 @@ export class ShapeSubqueries {
   finish(tx: SubqueryTransaction): FinishResult {
     const changes = new Map<Dependency, TupleChanges>()
     const outer: OuterChange[] = []
+    const written = new Map<Dependency, Map<string, Row | undefined>>()
     const { schema, name } = this.#table.table
     for (const taken of tx.changes) {
       const change = taken.change
@@ -201,12 +202,19 @@ export class ShapeSubqueries {
         if (change.relation.schema !== dependency.table.schema || change.relation.name !== dependency.table.name) continue
         let recorded = changes.get(dependency)
         if (!recorded) changes.set(dependency, (recorded = new Map()))
-        dependency.apply(change, recorded)
+        let rows = written.get(dependency)
+        if (!rows && dependency.nested.length > 0) written.set(dependency, (rows = new Map()))
+        dependency.apply(change, recorded, rows)
       }
       if (change.relation.schema === schema && change.relation.name === name) outer.push({ change, position: taken.position })
     }
-    if (!this.dependencies.some((dependency) => dependency.nested.length > 0 && this.#nestedMoves(dependency, changes).length > 0)) return this.#settle(tx, changes, outer)
-    return this.#rejudging(tx, changes, outer)
+    if (!this.dependencies.some((dependency) => this.#touchesNested(dependency, changes))) return this.#settle(tx, changes, outer)
+    return this.#rejudging(tx, changes, outer, written)
+  }
+
+  /** Whether the transaction changed a result nested in `dependency`'s where (so its rows are judged again). */
+  #touchesNested(dependency: Dependency, changes: ReadonlyMap<Dependency, TupleChanges>): boolean {
+    return dependency.nested.some((node) => (changes.get(this.dependencies.find((candidate) => candidate.node === node)!)?.size ?? 0) > 0)
   }
 
   /**
@@ -214,20 +222,21 @@ export class ShapeSubqueries {
    * are read (innermost first) at the snapshot the outer rows are then read at, so the move-in's
    * xid rule (I26) covers them too; its messages are whole once that read is in.
    */
-  #rejudging(tx: SubqueryTransaction, changes: Map<Dependency, TupleChanges>, outer: OuterChange[]): FinishResult {
+  #rejudging(tx: SubqueryTransaction, changes: Map<Dependency, TupleChanges>, outer: OuterChange[], written: ReadonlyMap<Dependency, ReadonlyMap<string, Row | undefined>>): FinishResult {
     const messages: SubqueryMessage[] = []
     let settled: FinishResult = { messages }
     const moves: NestedMoves = async (read) => {
       for (const dependency of [...this.dependencies].reverse()) {
+        if (!this.#touchesNested(dependency, changes)) continue
         const nested = this.#nestedMoves(dependency, changes)
-        if (nested.length === 0) continue
         if (nested.some(({ tuples }) => tuples.some((parts) => parts.includes(null)))) {
           settled = { invalidate: 'a NULL entered or left the result of a nested subquery' }
           return []
         }
         let recorded = changes.get(dependency)
         if (!recorded) changes.set(dependency, (recorded = new Map()))
-        dependency.rejudge(await read(dependency.node.table, nested), recorded)
+        const own = [...(written.get(dependency)?.values() ?? [])].filter((row) => row !== undefined)
+        dependency.rejudge([...own, ...(nested.length > 0 ? await read(dependency.node.table, nested) : [])], recorded)
       }
       settled = this.#settle(tx, changes, outer)
       return 'messages' in settled && settled.moveIn ? (settled.moveIn.moves as readonly MoveIn[]) : []
