@@ -34,6 +34,8 @@ const WHERES = [
   `${MEMBERS} OR id IN (SELECT project_id FROM memberships WHERE user_id = 'u2')`,
   // The projects of every user who is a member of project 0: a membership can move a user, and so their projects, in and out.
   `project_id IN (SELECT project_id FROM memberships WHERE user_id IN (SELECT user_id FROM memberships WHERE project_id = 0))`,
+  // …and of every user who is not: a user leaving the nested result moves their projects in.
+  `project_id IN (SELECT project_id FROM memberships WHERE user_id NOT IN (SELECT user_id FROM memberships WHERE project_id = 0))`,
 ]
 const PROJECTS = 4
 
@@ -98,10 +100,11 @@ function answer(where: string, state: State): Map<string, Row> {
   const ids = projectsOf('u2')
   const users = new Set([...state.memberships.values()].filter((m) => m.project === 0).map((m) => m.user))
   const shared = new Set([...state.memberships.values()].filter((m) => users.has(m.user)).map((m) => m.project))
+  const unshared = new Set([...state.memberships.values()].filter((m) => !users.has(m.user)).map((m) => m.project))
   const rows = new Map<string, Row>()
   for (const task of state.tasks.values()) {
     const member = projects.has(task.project)
-    const selected = [member, task.done || member, !member, member || ids.has(task.id), shared.has(task.project)][WHERES.indexOf(where)]
+    const selected = [member, task.done || member, !member, member || ids.has(task.id), shared.has(task.project), unshared.has(task.project)][WHERES.indexOf(where)]
     if (selected) rows.set(String(task.id), taskRow(task))
   }
   return rows
@@ -201,13 +204,13 @@ async function run(s: Scenario): Promise<void> {
 
   const where = compileWhere(s.where, () => undefined, TASKS, TABLES)
   const subqueries = new ShapeSubqueries(where, TASKS, 'h1', undefined as never)
-  if (s.where === WHERES[4]) {
+  if (s.where === WHERES[4] || s.where === WHERES[5]) {
     // The nested subquery's rows (members of project 0), then the rows of the one around it (their users' memberships).
     const [around, nested] = subqueries.dependencies
     const members = [...initial.memberships.values()]
     const users = new Set(members.filter((m) => m.project === 0).map((m) => m.user))
     for (const m of members) if (m.project === 0) nested!.load(membershipRow(m))
-    for (const m of members) if (users.has(m.user)) around!.load(membershipRow(m))
+    for (const m of members) if (users.has(m.user) === (s.where === WHERES[4])) around!.load(membershipRow(m))
   } else {
     // Initial members are u1's: the first subquery's.
     for (const m of initial.memberships.values()) subqueries.dependencies[0]!.load(membershipRow(m))
