@@ -218,25 +218,43 @@ export class ShapeSubqueries {
   }
 
   /**
-   * A transaction that changed a nested subquery's result: the rows of the subqueries around it
-   * are read (innermost first) at the snapshot the outer rows are then read at, so the move-in's
-   * xid rule (I26) covers them too; its messages are whole once that read is in.
+   * A transaction that changed a nested subquery's result: the subqueries around it judge their
+   * rows again, innermost first. Where a tuple entered or left, the rows it may bring are read,
+   * at the snapshot the outer rows are then read at, so the move-in's xid rule (I26) covers them
+   * too, and the messages are whole once that read is in; without such a tuple all is known now.
    */
   #rejudging(tx: SubqueryTransaction, changes: Map<Dependency, TupleChanges>, outer: OuterChange[], written: ReadonlyMap<Dependency, ReadonlyMap<string, Row | undefined>>): FinishResult {
+    const levels = [...this.dependencies].reverse().filter((dependency) => dependency.nested.length > 0)
+    /** Judges one level again with the rows `read`: why the shape ends, or 'read' when a tuple entered or left and no rows are read yet. */
+    const judge = (dependency: Dependency, read: readonly Row[] | undefined): string | undefined | 'read' => {
+      if (!this.#touchesNested(dependency, changes)) return undefined
+      const nested = this.#nestedMoves(dependency, changes)
+      if (nested.some(({ tuples }) => tuples.some((parts) => parts.includes(null)))) return 'a NULL entered or left the result of a nested subquery'
+      if (nested.length > 0 && !read) return 'read'
+      let recorded = changes.get(dependency)
+      if (!recorded) changes.set(dependency, (recorded = new Map()))
+      const own = [...(written.get(dependency)?.values() ?? [])].filter((row) => row !== undefined)
+      dependency.rejudge([...own, ...(read ?? [])], recorded)
+      return undefined
+    }
+    let level = 0
+    for (; level < levels.length; level++) {
+      const judged = judge(levels[level]!, undefined)
+      if (judged === 'read') break
+      if (judged !== undefined) return { invalidate: judged }
+    }
+    if (level === levels.length) return this.#settle(tx, changes, outer)
+
     const messages: SubqueryMessage[] = []
     let settled: FinishResult = { messages }
     const moves: NestedMoves = async (read) => {
-      for (const dependency of [...this.dependencies].reverse()) {
-        if (!this.#touchesNested(dependency, changes)) continue
+      for (const dependency of levels.slice(level)) {
         const nested = this.#nestedMoves(dependency, changes)
-        if (nested.some(({ tuples }) => tuples.some((parts) => parts.includes(null)))) {
-          settled = { invalidate: 'a NULL entered or left the result of a nested subquery' }
+        const judged = judge(dependency, nested.length > 0 ? await read(dependency.node.table, nested) : [])
+        if (judged !== undefined) {
+          settled = { invalidate: judged }
           return []
         }
-        let recorded = changes.get(dependency)
-        if (!recorded) changes.set(dependency, (recorded = new Map()))
-        const own = [...(written.get(dependency)?.values() ?? [])].filter((row) => row !== undefined)
-        dependency.rejudge([...own, ...(nested.length > 0 ? await read(dependency.node.table, nested) : [])], recorded)
       }
       settled = this.#settle(tx, changes, outer)
       return 'messages' in settled && settled.moveIn ? (settled.moveIn.moves as readonly MoveIn[]) : []
