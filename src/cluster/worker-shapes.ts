@@ -8,7 +8,7 @@
  * `ActiveShape`'s own transitions (I20): waiting until the feed says its snapshot is complete,
  * dropped when it is gone. Its `heldFrom` is the owner's, as the last feed said (I16, I25).
  */
-import { UnavailableError, type InvalidRequestError } from '../errors.js'
+import { MustRefetchError, UnavailableError, type InvalidRequestError } from '../errors.js'
 import type { ShapeRegistry, TableLookup } from '../http/shape-route.js'
 import type { Logger } from '../log.js'
 import type { TableInfo } from '../pg/introspect.js'
@@ -86,6 +86,10 @@ export class WorkerShapes implements ShapeRegistry {
     const tables = where.tables ?? new Map()
     const { shape: state } = await this.#deps.owner.request({ op: 'get-or-create', definition, table, tables })
     if (!state) throw new UnavailableError('The owner process did not name a shape; retry shortly.')
+    // Dropped between its creation and the reply (its snapshot failed, its table changed): the feed
+    // saying so may have come first, and a shape learnt now would never be forgotten, its requests
+    // waiting for a snapshot that never ends. Its clients get what the owner's would.
+    if (state.gone) throw state.failure ? fromWireError(state.failure) : new MustRefetchError(undefined, 'shape was dropped')
     // The reply may overtake the feed that announces the shape: its position comes with it.
     if (!this.#known.has(state.id)) this.#deps.reader.apply(this.#deps.reader.committedLsn, [[state.id, positionOf(state)]])
     this.#learn(state)

@@ -1,0 +1,78 @@
+/**
+ * A worker's registry mirrored from the owner (docs/ARCHITECTURE.md I27), against the owner's
+ * storage in a temporary directory and an owner that answers over a fake IPC channel.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { ShapeState, WorkerMessage } from '../src/cluster/messages.js'
+import { OwnerLink } from '../src/cluster/owner-link.js'
+import { WorkerShapes } from '../src/cluster/worker-shapes.js'
+import { MustRefetchError } from '../src/errors.js'
+import { createLogger } from '../src/log.js'
+import type { TableInfo } from '../src/pg/introspect.js'
+import { definitionKey, type ShapeDefinition } from '../src/shapes/shape-definition.js'
+import { ShapeNotifier } from '../src/shapes/shape-notifier.js'
+import { ReadOnlyShapeLog } from '../src/storage/read-only-shape-log.js'
+import { ShapeLogStore } from '../src/storage/shape-log-store.js'
+
+const ITEMS: ShapeDefinition = { table: { schema: 'public', name: 'items' }, replica: 'default', log: 'full' }
+const TABLE: TableInfo = {
+  oid: 1,
+  table: ITEMS.table,
+  primaryKey: ['id'],
+  replicaIdentity: 'default',
+  identity: { source: 'primary-key' },
+  partitioned: false,
+  persistence: 'permanent',
+  system: false,
+  columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
+}
+
+let dir: string
+let store: ShapeLogStore
+let reader: ReadOnlyShapeLog
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sluice-worker-shapes-'))
+  store = ShapeLogStore.open(dir, { chunkBytes: 1_000 })
+})
+
+afterEach(async () => {
+  await reader.close()
+  await store.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** A worker's registry whose owner answers every get-or-create with `state`. */
+function workerShapes(state: (id: number) => ShapeState): WorkerShapes {
+  reader = new ReadOnlyShapeLog(dir, () => new MustRefetchError(undefined, 'shape was dropped'))
+  const owner: OwnerLink = new OwnerLink((message: WorkerMessage) => {
+    if (message.kind !== 'request' || message.operation.op !== 'get-or-create') return
+    const id = store.shapes()[0]!.id
+    queueMicrotask(() => owner.onReply({ kind: 'reply', requestId: message.requestId, shape: state(id) }))
+  })
+  return new WorkerShapes({ reader, notifier: new ShapeNotifier(), owner, tables: { get: () => Promise.resolve(TABLE) }, log: createLogger('silent') })
+}
+
+describe('WorkerShapes', () => {
+  it('does not take in a shape the owner says is gone in its reply, which no later feed would name again', async () => {
+    // Its record is still there: the owner deletes it after the drop is announced.
+    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], TABLE)
+    const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: true }))
+
+    await expect(shapes.getOrCreate(ITEMS, TABLE)).rejects.toBeInstanceOf(MustRefetchError)
+    expect(shapes.byHandle(stored.handle)).toBeUndefined()
+    expect(shapes.byDefinition(ITEMS)).toBeUndefined()
+  })
+
+  it('serves a shape the owner names live', async () => {
+    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], TABLE)
+    const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: false }))
+
+    const shape = await shapes.getOrCreate(ITEMS, TABLE)
+    expect(shape.stored.handle).toBe(stored.handle)
+    expect(shapes.byHandle(stored.handle)).toBe(shape)
+  })
+})
