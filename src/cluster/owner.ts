@@ -153,6 +153,9 @@ class WorkerProcesses implements Service {
       if (operation.op === 'get-or-create') {
         const shape = await manager.getOrCreate(operation.definition, operation.table, { tables: operation.tables })
         reply = { kind: 'reply', requestId, shape: this.feed.stateOf(shape.stored.id, shape.stored.handle) }
+        // A feed sent before the shape was registered (its snapshot ran ahead of its record's flush)
+        // called it gone to every worker; nothing else would name it again until its next change.
+        this.feed.moved(shape.stored.id)
       } else if (operation.op === 'replace') {
         await manager.mustRefetch(operation.definition, operation.table, operation.why, { tables: operation.tables })
       } else if (operation.op === 'metrics') {
