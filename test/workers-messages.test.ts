@@ -70,6 +70,15 @@ describe('errors over IPC', () => {
     expect(rebuiltStable).toEqual(stable)
   })
 
+  it("answers PostgreSQL's shutdown relayed from the owner as the owner would: 503 with retry-after, not 500", () => {
+    const shuttingDown = Object.assign(new Error('the database system is shutting down'), { code: '57P03' })
+    const rebuilt = fromWireError(overIpc(toWireError(shuttingDown)))
+    expect(rebuilt).toBeInstanceOf(DatabaseUnreachableError)
+    const answer = errorResponse(rebuilt, log)
+    expect(answer.status).toBe(503)
+    expect(answer.headers['retry-after']).toBeDefined()
+  })
+
   it('answers an error that is not a Sluice error with the generic 503', () => {
     const rebuilt = fromWireError(overIpc(toWireError(new TypeError('x is undefined'))))
     expect(rebuilt).toBeInstanceOf(InternalError)

@@ -23,6 +23,7 @@ import {
   type ErrorCode,
 } from '../errors.js'
 import type { Health } from '../http/app.js'
+import { isConnectionError } from '../pg/connection-errors.js'
 import type { TableInfo } from '../pg/introspect.js'
 import type { Lsn } from '../pg/lsn.js'
 import type { Offset } from '../protocol/offset.js'
@@ -124,6 +125,8 @@ export function toWireError(error: unknown): WireError {
   if (error instanceof InvalidRequestError) return { code: error.code, message: error.message, errors: error.errors }
   if (error instanceof MustRefetchError) return { code: error.code, message: error.message, ...(error.handle !== undefined ? { handle: error.handle } : {}) }
   if (error instanceof SluiceError) return { code: error.code, message: error.message, ...(error.cause instanceof Error ? { cause: error.cause.message } : {}) }
+  // Classified as the owner's own answer would be (http/error-response.ts): PostgreSQL shutting down is a 503.
+  if (isConnectionError(error)) return toWireError(new DatabaseUnreachableError({ cause: error }))
   return { code: undefined, message: error instanceof Error ? error.message : String(error) }
 }
 
