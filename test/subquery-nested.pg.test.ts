@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestSluice, type TestSluice } from './support/sluice.js'
-import { followTasks, tasksAnswer } from './support/subquery-tasks.js'
+import { followTasks, runConcurrentWriters, tasksAnswer } from './support/subquery-tasks.js'
 import { waitFor } from './support/wait.js'
 
 let sluice: TestSluice
@@ -82,28 +82,7 @@ describe('nested subqueries', () => {
       (n: number) => `INSERT INTO tasks VALUES (${nextId++}, ${n % 9}, 'u1', false)`,
       (n: number) => `UPDATE users SET active = NOT active WHERE id = 'u${1 + (n % 2)}'`,
     ]
-    await Promise.all(
-      Array.from({ length: 4 }, async (_, writer) => {
-        const client = await sluice.db.pool.connect()
-        try {
-          for (let t = 0; t < 40; t++) {
-            const n = writer * 1000 + t
-            try {
-              await client.query('BEGIN')
-              await client.query(statements[(n * 7 + writer) % statements.length]!(n))
-              if (t % 3 === 0) await client.query(statements[(n * 3 + 1) % statements.length]!(n + 1))
-              await client.query('COMMIT')
-            } catch (error) {
-              await client.query('ROLLBACK')
-              // Two writers' row locks in opposite orders: PostgreSQL ends one; the rest go on.
-              if ((error as { code?: string }).code !== '40P01') throw error
-            }
-          }
-        } finally {
-          client.release()
-        }
-      }),
-    )
+    await runConcurrentWriters(sluice.db.pool, statements)
     const final = await Promise.all(SHAPES.map((where) => tasksAnswer(sluice.db.pool, where)))
     await waitFor(() => expect(clients.map((c) => c.rows.state())).toEqual(final), 30_000)
     expect(clients.map((client) => client.stream.shapeHandle)).toEqual(handles)

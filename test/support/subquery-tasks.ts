@@ -34,3 +34,32 @@ export async function followTasks(shapeUrl: string, wheres: readonly string[]): 
   await waitFor(() => expect(clients.every((c) => c.rows.states.length > 0)).toBe(true), 30_000)
   return clients
 }
+
+/**
+ * Four writers of 40 transactions each, every one one or two of `statements` (chosen by the
+ * transaction's number), concurrently; deadlocks between them are rolled back and the rest go on.
+ */
+export async function runConcurrentWriters(pool: pg.Pool, statements: readonly ((n: number) => string)[]): Promise<void> {
+  await Promise.all(
+    Array.from({ length: 4 }, async (_, writer) => {
+      const client = await pool.connect()
+      try {
+        for (let t = 0; t < 40; t++) {
+          const n = writer * 1000 + t
+          try {
+            await client.query('BEGIN')
+            await client.query(statements[(n * 7 + writer) % statements.length]!(n))
+            if (t % 3 === 0) await client.query(statements[(n * 3 + 1) % statements.length]!(n + 1))
+            await client.query('COMMIT')
+          } catch (error) {
+            await client.query('ROLLBACK')
+            // Two writers' row locks in opposite orders: PostgreSQL ends one; the rest go on.
+            if ((error as { code?: string }).code !== '40P01') throw error
+          }
+        }
+      } finally {
+        client.release()
+      }
+    }),
+  )
+}
