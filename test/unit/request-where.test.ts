@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
 import type { TableInfo } from '../../src/pg/introspect.js'
 import { column, itemsTable } from '../support/catalog-table.js'
+import { observedWhere } from '../support/observed-where.js'
 import { parseShapeRequest } from '../../src/http/shape-request.js'
 import { resolveShape, type ShapeRouteDeps } from '../../src/http/shape-route.js'
 import { ActiveShape } from '../../src/shapes/active-shape.js'
@@ -72,22 +73,7 @@ async function create(where: string, params: Record<number, string> = {}): Promi
   }
 }
 
-/** What a compiled where is, its functions applied to `ROWS` (positions left out). */
-function observed(where: CompiledWhere) {
-  const { evaluate, matches, typed: _positions, equalityIndex, ...rest } = where
-  return {
-    ...rest,
-    equalityIndex: equalityIndex && { column: equalityIndex.column, values: equalityIndex.values, keys: ROWS.map((row) => equalityIndex.keyOf(row[equalityIndex.column] ?? '')) },
-    answers: ROWS.map((row) => {
-      try {
-        return evaluate(row)
-      } catch (error) {
-        return (error as Error).name
-      }
-    }),
-    matches: ROWS.map(matches),
-  }
-}
+const observed = (where: CompiledWhere) => observedWhere(where, ROWS)
 
 function compiledOrErrors(compile: () => CompiledWhere) {
   try {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
 import type { TableInfo } from '../../src/pg/introspect.js'
 import { column, itemsTable } from '../support/catalog-table.js'
+import { observedWhere } from '../support/observed-where.js'
 import { StoredWheres } from '../../src/shapes/stored-wheres.js'
 import { canonicalizeWhere, compileWhere, type CompiledWhere, type Row } from '../../src/shapes/where/compile-where.js'
 
@@ -14,22 +15,7 @@ const ROWS: Row[] = [
   { id: '5', user_id: '2147483647', owner: '"q"', price: '-0.5', tags: null, uid: '00000000-0000-0000-0000-000000000002', at: '1999-12-31 23:59:59+00' },
 ]
 
-/** What a compiled where is, functions applied to `ROWS`. */
-function observed(where: CompiledWhere) {
-  const { evaluate, matches, typed: _positions, equalityIndex, ...rest } = where
-  return {
-    ...rest,
-    equalityIndex: equalityIndex && { column: equalityIndex.column, values: equalityIndex.values, keys: ROWS.map((row) => equalityIndex.keyOf(row[equalityIndex.column] ?? '')) },
-    answers: ROWS.map((row) => {
-      try {
-        return evaluate(row)
-      } catch (error) {
-        return (error as Error).name
-      }
-    }),
-    matches: ROWS.map(matches),
-  }
-}
+const observed = (where: CompiledWhere) => observedWhere(where, ROWS)
 
 const int = fc.oneof(fc.integer({ min: -10, max: 10 }), fc.integer(), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })).map(String)
 const decimal = fc.oneof(fc.constantFrom('1.5', '1.50', '0.000', '-0.5', '1e5', '2.5e-3', '.5', '12345678901234567890.123'), fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }).map(String).filter((t) => !t.includes('e')))
