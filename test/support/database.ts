@@ -15,6 +15,9 @@ export interface TestDatabase {
   drop(): Promise<void>
 }
 
+/** PostgreSQL's SQLSTATE for a connection terminated by an administrator (or by a forced drop). */
+const ADMIN_SHUTDOWN = '57P01'
+
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject('databaseUrl')
   const name = `sluice_test_${randomBytes(4).toString('hex')}`
@@ -29,6 +32,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     name,
     pool,
     async drop() {
+      // `end` lets go of connections before they have closed, and DROP … WITH (FORCE) below then
+      // terminates them (57P01): expected here, where without a listener it is an uncaught error.
+      pool.on('error', (error: Error & { code?: string }) => {
+        if (error.code !== ADMIN_SHUTDOWN) throw error
+      })
       await pool.end()
       const client = new pg.Client({ connectionString: adminUrl })
       await client.connect()
