@@ -13,7 +13,7 @@
  * - a worker killed while Sluice starts is replaced, and Sluice starts.
  */
 import { ShapeStream, type Row } from '@electric-sql/client'
-import { request } from 'node:http'
+import { Agent, request } from 'node:http'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -60,10 +60,10 @@ interface Answer {
   readonly body: string
 }
 
-/** One request on a connection of its own; `timeoutMs`: of silence on the socket. */
-function getFresh(url: string, method = 'GET', timeoutMs?: number): Promise<Answer> {
+/** One request on a connection of its own (or `agent`'s); `timeoutMs`: of silence on the socket. */
+function getFresh(url: string, method = 'GET', timeoutMs?: number, agent: Agent | false = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, method, ...(timeoutMs ? { timeout: timeoutMs } : {}) }, (res) => {
+    const req = request(url, { agent, method, ...(timeoutMs ? { timeout: timeoutMs } : {}) }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => (body += chunk))
@@ -247,7 +247,25 @@ describe('SLUICE_WORKERS=2', () => {
     }
   }, 120_000)
 
-  it('answers 409 on every worker once a shape is deleted, to new requests and parked long-polls', async () => {
+  /**
+   * A long-poll that ends at the long-poll timeout (200: nothing new, up to date) is parked again,
+   * on the same connection and so the same worker: on a busy machine parking polls on both
+   * workers can take longer than that timeout.
+   */
+  async function parkedPoll(url: string): Promise<Answer> {
+    const connection = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      for (;;) {
+        const answer = await getFresh(url, 'GET', undefined, connection)
+        const messages = answer.status === 200 ? (JSON.parse(answer.body) as { headers?: { control?: string } }[]) : []
+        if (messages.length !== 1 || messages[0]?.headers?.control !== 'up-to-date') return answer
+      }
+    } finally {
+      connection.destroy()
+    }
+  }
+
+  it('answers 409 on every worker once a shape is deleted, to new requests and parked long-polls', { timeout: 120_000 }, async () => {
     const shapeUrl = `${sluice.shapeUrl}?table=items&where=${encodeURIComponent('id <= 20')}`
     let head = await getFresh(`${shapeUrl}&offset=-1`)
     while (head.headers['electric-up-to-date'] === undefined) {
@@ -260,7 +278,7 @@ describe('SLUICE_WORKERS=2', () => {
     expect(await liveRequests()).toBe(0)
     const parked: Promise<Answer>[] = []
     for (let both = false; !both && parked.length < 20; ) {
-      parked.push(getFresh(`${at}&live=true`))
+      parked.push(parkedPoll(`${at}&live=true`))
       await waitFor(async () => expect(await liveRequests()).toBe(parked.length), 60_000)
       const byWorker = await liveRequestsByWorker()
       both = [...byWorker.values()].filter((n) => n > 0).length === 2
