@@ -1,7 +1,7 @@
 /**
  * Shapes with subqueries served by two HTTP workers (docs/ARCHITECTURE.md I25, I27). Every
- * request of these clients is on a connection of its own, so the kernel hands their requests to
- * both workers in turn, and a client's log is read by both:
+ * request of these clients is on a connection of its own, on the other worker than the one
+ * before, so a client's log is read by both:
  * - random transactions over tasks, memberships and projects while subquery shapes are followed
  *   (a slice of `subquery-oracle.pg.test.ts`): every state at an up-to-date is PostgreSQL's answer
  *   after some transaction, in order, and the last one the answer after the last;
@@ -100,16 +100,33 @@ interface Follower {
   readonly workers: Set<string>
 }
 
+/**
+ * A new connection, on the worker other than `worker` if a few tries find it: the kernel picks a
+ * new connection's worker, and on a busy machine one worker can take a long run of them.
+ */
+async function connectionAvoiding(worker: string | undefined): Promise<HttpClient> {
+  for (let tries = 0; ; tries++) {
+    const connection = new HttpClient(sluice.baseUrl)
+    if (worker === undefined || tries === 20) return connection
+    const { headers, body } = await connection.request({ path: '/v1/health', method: 'GET' })
+    await body.dump()
+    if (String(headers['x-sluice-worker']) !== worker) return connection
+    await connection.close()
+  }
+}
+
 function follow(where: string): Follower {
   const workers = new Set<string>()
+  let last: string | undefined
   const fetchClient: typeof fetch = async (input, init) => {
     // A Client of its own, closed once this request is over (an aborted one too): nothing of it
-    // outlives the request, and the next one is handed to a worker afresh.
-    const dispatcher = new HttpClient(sluice.baseUrl)
+    // outlives the request, and each request goes to the other worker than the one before.
+    const dispatcher = await connectionAvoiding(last)
     try {
       // Node's fetch takes undici's `dispatcher`, which its RequestInit type does not list.
       const response = await fetch(input, { ...init, dispatcher } as unknown as RequestInit)
-      workers.add(String(response.headers.get('x-sluice-worker')))
+      last = String(response.headers.get('x-sluice-worker'))
+      workers.add(last)
       return response
     } finally {
       void dispatcher.close()
