@@ -78,10 +78,10 @@ function getFresh(url: string, method = 'GET', timeoutMs?: number, agent: Agent 
 
 const workerOf = (answer: { readonly headers: Record<string, unknown> }) => String(answer.headers['x-sluice-worker'])
 
-/** The answer of each worker to `url`, by pid (new connections until both have answered). */
+/** The answer of each worker to `url`, by pid (new connections until both have answered: on a busy machine one worker can take a long run of them). */
 async function fromEachWorker(url: string): Promise<Map<string, Answer>> {
   const answers = new Map<string, Answer>()
-  for (let i = 0; i < 20 && answers.size < 2; i++) {
+  for (let i = 0; i < 100 && answers.size < 2; i++) {
     const answer = await getFresh(url)
     answers.set(workerOf(answer), answer)
   }
@@ -166,7 +166,7 @@ function follow(liveSse: boolean): Client {
 async function clientsOnBothWorkers(liveSse: boolean, atLeast: number): Promise<Client[]> {
   const clients: Client[] = []
   const workers = new Set<string>()
-  while (clients.length < atLeast || (workers.size < 2 && clients.length < 12)) {
+  while (clients.length < atLeast || (workers.size < 2 && clients.length < 24)) {
     const client = follow(liveSse)
     clients.push(client)
     await client.shape.rows
