@@ -65,7 +65,7 @@ export interface ReplyMessage {
   readonly kind: 'reply'
   readonly requestId: number
   readonly shape?: ShapeState
-  /** The owner's metrics, for a `metrics` request. */
+  /** The machine's metrics, the asking worker's among them, for a `metrics` request. */
   readonly metrics?: MetricsJson
   readonly error?: WireError
 }
@@ -75,17 +75,24 @@ export interface StopMessage {
   readonly kind: 'stop'
 }
 
-export type OwnerMessage = FeedMessage | ReplyMessage | StopMessage
+/** Owner → worker: send your registry, for a scrape another worker answers (`metrics-sum.ts`). */
+export interface ScrapeMessage {
+  readonly kind: 'scrape'
+  readonly scrapeId: number
+}
+
+export type OwnerMessage = FeedMessage | ReplyMessage | StopMessage | ScrapeMessage
 
 /**
  * Worker → owner: what only the owner may do to shapes. `tables`: those the where's subqueries
- * read, as the worker's catalog has them (the owner compiles the where against them).
+ * read, as the worker's catalog has them (the owner compiles the where against them). `metrics`:
+ * the sum for a scrape this worker answers, `own` its registry (`metrics-sum.ts`).
  */
 export type OwnerOperation =
   | { readonly op: 'get-or-create'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly tables: SubqueryTables }
   | { readonly op: 'replace'; readonly definition: ShapeDefinition; readonly table: TableInfo; readonly tables: SubqueryTables; readonly why: string }
   | { readonly op: 'drop'; readonly handle: ShapeHandle; readonly reason: string }
-  | { readonly op: 'metrics' }
+  | { readonly op: 'metrics'; readonly own: MetricsJson }
 
 export interface RequestMessage {
   readonly kind: 'request'
@@ -110,7 +117,14 @@ export interface ListeningMessage {
   readonly url: string
 }
 
-export type WorkerMessage = RequestMessage | TouchMessage | ReadyMessage | ListeningMessage
+/** Worker → owner: its registry, the answer to one `ScrapeMessage`. */
+export interface ScrapedMessage {
+  readonly kind: 'scraped'
+  readonly scrapeId: number
+  readonly metrics: MetricsJson
+}
+
+export type WorkerMessage = RequestMessage | TouchMessage | ReadyMessage | ListeningMessage | ScrapedMessage
 
 export interface WireError {
   readonly code: ErrorCode | undefined
@@ -178,10 +192,10 @@ function unknownCode(code: never): SluiceError {
 
 export function isOwnerMessage(message: unknown): message is OwnerMessage {
   const kind = (message as { kind?: unknown } | null)?.kind
-  return kind === 'feed' || kind === 'reply' || kind === 'stop'
+  return kind === 'feed' || kind === 'reply' || kind === 'stop' || kind === 'scrape'
 }
 
 export function isWorkerMessage(message: unknown): message is WorkerMessage {
   const kind = (message as { kind?: unknown } | null)?.kind
-  return kind === 'request' || kind === 'touch' || kind === 'ready' || kind === 'listening'
+  return kind === 'request' || kind === 'touch' || kind === 'ready' || kind === 'listening' || kind === 'scraped'
 }

@@ -1,9 +1,10 @@
 /**
- * An HTTP worker's metrics registry (docs/ARCHITECTURE.md: Worker processes): a scrape answers the
- * worker's own metrics — what it served: responses, live connections, requests in flight — summed
- * with the owner's, asked of the owner over IPC at each scrape: replication, shapes, storage and
- * snapshots, which only the owner counts. Each metric is counted by one side only (the other
- * holds zero or does not register it), so the sum is the one value.
+ * An HTTP worker's metrics registry (docs/ARCHITECTURE.md: Worker processes, I34). The worker
+ * counts what it serves (responses, live connections, requests in flight); the owner counts
+ * replication, shapes, storage and snapshots. A scrape, which reaches whichever worker the kernel
+ * hands its connection to, sends this registry to the owner and answers what the owner returns:
+ * the sum over the owner and every worker (`metrics-sum.ts`), so no scrape depends on the worker
+ * that answers it.
  */
 import { AggregatorRegistry, Registry } from 'prom-client'
 
@@ -11,15 +12,15 @@ import { AggregatorRegistry, Registry } from 'prom-client'
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
 
 export class RegistryWithOwner extends Registry {
-  readonly #owner: () => Promise<MetricsJson>
+  readonly #sum: (own: MetricsJson) => Promise<MetricsJson>
 
-  constructor(owner: () => Promise<MetricsJson>) {
+  /** `sum`: the machine's metrics, given this worker's. */
+  constructor(sum: (own: MetricsJson) => Promise<MetricsJson>) {
     super()
-    this.#owner = owner
+    this.#sum = sum
   }
 
   override async metrics(): Promise<string> {
-    const [own, owner] = await Promise.all([this.getMetricsAsJSON(), this.#owner()])
-    return AggregatorRegistry.aggregate([own, owner]).metrics()
+    return AggregatorRegistry.aggregate([await this.#sum(await this.getMetricsAsJSON())]).metrics()
   }
 }

@@ -16,6 +16,7 @@ import { startServing, type SluiceCore } from '../server.js'
 import { CommitFeed } from './commit-feed.js'
 import { FeedNotifier } from './feed-notifier.js'
 import { isWorkerMessage, toWireError, type OwnerMessage, type ReplyMessage, type RequestMessage } from './messages.js'
+import { MetricsSum } from './metrics-sum.js'
 
 export interface Owner {
   /** Where the workers serve HTTP. */
@@ -41,10 +42,14 @@ export async function startOwner(config: OwnerConfig, log: Logger): Promise<Owne
 /** Past the workers' own shutdown time, how long the owner waits before killing one. */
 const WORKER_EXIT_GRACE_MS = 2_000
 
+/** How long a scrape waits for each worker's metrics: a stuck or dying worker must not hang it. */
+const WORKER_METRICS_TIMEOUT_MS = 1_000
+
 /** The HTTP worker processes as one service: started once every first worker listens. */
 class WorkerProcesses implements Service {
   readonly name = 'http workers'
   readonly feed: CommitFeed
+  readonly #metrics: MetricsSum
   readonly #config: OwnerConfig
   readonly #core: SluiceCore
   readonly #log: Logger
@@ -59,6 +64,7 @@ class WorkerProcesses implements Service {
     this.#core = core
     this.#log = log
     const { store, manager } = core
+    this.#metrics = new MetricsSum({ owner: core.metrics.registry, timeoutMs: WORKER_METRICS_TIMEOUT_MS, log })
     this.feed = new CommitFeed({
       store,
       byHandle: (handle) => manager.byHandle(handle),
@@ -122,16 +128,19 @@ class WorkerProcesses implements Service {
       if (message.kind === 'ready') {
         send(worker, this.feed.everything())
         this.#fed.add(worker)
+        this.#metrics.join(worker.id, { pid: worker.process.pid, send: (scrape) => send(worker, scrape) })
       } else if (message.kind === 'listening') {
         listened = true
         listening(message.url)
       }
       else if (message.kind === 'request') void this.#answer(worker, message)
+      else if (message.kind === 'scraped') this.#metrics.onScraped(worker.id, message)
       else for (const handle of message.handles) this.#core.manager.byHandle(handle)
     })
     worker.once('exit', (code, signal) => {
       this.#running.delete(worker)
       this.#fed.delete(worker)
+      this.#metrics.retire(worker.id)
       if (this.#stopping) return
       if (this.#url === undefined) {
         // A worker that failed is a start that failed (its log says why); one killed by a signal
@@ -159,7 +168,7 @@ class WorkerProcesses implements Service {
       } else if (operation.op === 'replace') {
         await manager.mustRefetch(operation.definition, operation.table, operation.why, { tables: operation.tables })
       } else if (operation.op === 'metrics') {
-        reply = { kind: 'reply', requestId, metrics: await this.#core.metrics.registry.getMetricsAsJSON() }
+        reply = { kind: 'reply', requestId, metrics: await this.#metrics.collect(worker.id, operation.own) }
       } else {
         const shape = manager.byHandle(operation.handle)
         if (shape) await manager.drop(shape, operation.reason)

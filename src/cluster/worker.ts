@@ -28,7 +28,7 @@ import { TableCatalog } from '../pg/table-catalog.js'
 import { HEADERS } from '../protocol/constants.js'
 import { ShapeNotifier } from '../shapes/shape-notifier.js'
 import { ReadOnlyShapeLog } from '../storage/read-only-shape-log.js'
-import { isOwnerMessage, type FeedMessage, type WorkerMessage } from './messages.js'
+import { isOwnerMessage, type FeedMessage, type ScrapeMessage, type WorkerMessage } from './messages.js'
 import { OwnerLink } from './owner-link.js'
 import { RegistryWithOwner } from './owner-metrics.js'
 import { WorkerShapes } from './worker-shapes.js'
@@ -52,6 +52,16 @@ export async function runWorker(config: Config & { databaseUrl: string; workers:
   const tables = new TableCatalog(pool, { allowKeylessTables: config.allowKeylessTables })
   const owner = new OwnerLink(send)
   const shapes = new WorkerShapes({ reader, notifier, owner, tables, log })
+  // This worker counts what it serves; a scrape it answers is the owner's sum of the machine's.
+  const metrics = new Metrics(new RegistryWithOwner(async (own) => (await owner.request({ op: 'metrics', own })).metrics ?? []))
+  const scraped = async ({ scrapeId }: ScrapeMessage) => {
+    try {
+      send({ kind: 'scraped', scrapeId, metrics: await metrics.registry.getMetricsAsJSON() })
+    } catch (error) {
+      // The owner's scrape goes on without this worker's gauges once it stops waiting.
+      log.error({ err: error }, 'could not read the metrics of this worker for a scrape')
+    }
+  }
   let health: Health = HEALTH.starting
   let firstFeed: () => void = () => {}
   const onFeed = (feed: FeedMessage) => {
@@ -63,6 +73,7 @@ export async function runWorker(config: Config & { databaseUrl: string; workers:
     if (!isOwnerMessage(message)) return
     if (message.kind === 'feed') onFeed(message)
     else if (message.kind === 'reply') owner.onReply(message)
+    else if (message.kind === 'scrape') void scraped(message)
     else stop(0)
   })
   // The owner's listening socket and commits are gone with it: a supervisor restarts the whole.
@@ -85,8 +96,6 @@ export async function runWorker(config: Config & { databaseUrl: string; workers:
       },
       stop: () => Promise.resolve(owner.close()),
     })
-    // The owner's counters and state come with each scrape; this worker counts what it serves.
-    const metrics = new Metrics(new RegistryWithOwner(async () => (await owner.request({ op: 'metrics' })).metrics ?? []))
     const admission = new Admission({ initial: share(config.maxInitialRequests), existing: config.maxExistingRequests })
     metrics.readRequestsFrom(() => ({ initial: admission.inFlight(ADMISSION.initial), existing: admission.inFlight(ADMISSION.existing) }))
     const handlers = await createHttpHandlers({ ...config, maxConcurrentSnapshots: subsetSlots }, {
