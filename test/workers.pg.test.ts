@@ -8,6 +8,8 @@
  * - a worker killed with SIGKILL under load (writers running, long-polls and SSE streams on it):
  *   its clients reconnect to the other and end equal to PostgreSQL, the other worker answers
  *   throughout, and the owner starts a new worker;
+ * - a scrape of /metrics answered by either worker sums both workers' responses and live
+ *   connections; a killed worker's responses stay counted (docs/ARCHITECTURE.md I34);
  * - SIGTERM to the owner: waiting long-polls answer up-to-date, every process exits, code 0;
  * - after each test, no live request is left open on any worker;
  * - a worker killed while Sluice starts is replaced, and Sluice starts.
@@ -95,14 +97,14 @@ function comparable(answer: Answer) {
   return { status: answer.status, headers, body: answer.body }
 }
 
-/** Live requests open on both workers: each counts its own in /metrics. */
-async function liveRequestsByWorker(): Promise<Map<string, number>> {
-  const answers = await fromEachWorker(`${sluice.baseUrl}/metrics`)
-  return new Map([...answers].map(([worker, answer]) => [worker, Number(/^sluice_live_connections (\d+)$/m.exec(answer.body)?.[1])]))
+/** A series' value in a scrape (0 if it has none yet); `series` is a regular expression. */
+function valueOf(scrape: string, series: string): number {
+  return Number(new RegExp(`^${series} (\\d+)$`, 'm').exec(scrape)?.[1] ?? 0)
 }
 
+/** Live requests open on all workers, from one scrape (docs/ARCHITECTURE.md I34: it sums them). */
 async function liveRequests(): Promise<number> {
-  return [...(await liveRequestsByWorker()).values()].reduce((a, b) => a + b, 0)
+  return valueOf((await getFresh(`${sluice.baseUrl}/metrics`)).body, 'sluice_live_connections')
 }
 
 async function tableRows(): Promise<Row[]> {
@@ -221,18 +223,77 @@ describe('SLUICE_WORKERS=2', () => {
     })
   })
 
-  it('serves the owner’s metrics with each worker’s own from every worker', async () => {
+  it('serves the owner’s metrics with the workers’ from every worker', async () => {
     const answers = [...(await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()]
-    const value = (answer: Answer, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(answer.body)?.[1])
-    for (const answer of answers) {
+    for (const { body } of answers) {
       // Counted by the owner only: replication's transactions (the earlier test's insert) and its shapes.
-      expect(value(answer, 'sluice_transactions_total'), answer.body).toBeGreaterThan(0)
-      expect(value(answer, 'sluice_shapes')).toBe(1)
-      // Every metric once, the owner's and the worker's summed.
-      const types = answer.body.split('\n').filter((line) => line.startsWith('# TYPE '))
+      expect(valueOf(body, 'sluice_transactions_total'), body).toBeGreaterThan(0)
+      expect(valueOf(body, 'sluice_shapes')).toBe(1)
+      // Every metric once, the owner's and the workers' summed.
+      const types = body.split('\n').filter((line) => line.startsWith('# TYPE '))
       expect(new Set(types).size).toBe(types.length)
-      // Counted by the worker: the responses it sent.
-      expect(value(answer, 'sluice_http_responses_total\\{status="200"\\}')).toBeGreaterThan(0)
+      // Counted by the workers: the responses they sent.
+      expect(valueOf(body, 'sluice_http_responses_total\\{status="200"\\}')).toBeGreaterThan(0)
+      expect(valueOf(body, 'sluice_workers_missing_from_scrape')).toBe(0)
+    }
+  })
+
+  /** An SSE stream on a connection of its own, open once its headers arrive. */
+  function openSse(url: string): Promise<{ readonly worker: string; close(): void }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { agent: false }, (res) => {
+        res.resume()
+        if (res.statusCode === 200) resolve({ worker: workerOf(res), close: () => req.destroy() })
+        else reject(new Error(`SSE request answered ${res.statusCode}`))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+  }
+
+  it('sums every worker’s responses and live connections in each scrape, whichever worker answers, and keeps a killed worker’s', { timeout: 120_000 }, async () => {
+    const badRequests = (scrape: string) => valueOf(scrape, 'sluice_http_responses_total\\{status="400"\\}')
+    const before = badRequests((await getFresh(`${sluice.baseUrl}/metrics`)).body)
+    // 400s (a shape request without an offset) on new connections until both workers have sent some.
+    const sentBy = new Map<string, number>()
+    for (let i = 0; i < 40 && !(sentBy.size === 2 && [...sentBy.values()].every((n) => n >= 2)); i++) {
+      const answer = await getFresh(`${sluice.shapeUrl}?table=items`)
+      expect(answer.status, answer.body).toBe(400)
+      sentBy.set(workerOf(answer), (sentBy.get(workerOf(answer)) ?? 0) + 1)
+    }
+    expect(sentBy.size, '400s sent by both workers').toBe(2)
+    const sent = [...sentBy.values()].reduce((a, b) => a + b, 0)
+
+    // SSE streams on new connections until both workers hold some.
+    const head = await getFresh(`${sluice.shapeUrl}?table=items&offset=now`)
+    const sse = `${sluice.shapeUrl}?table=items&offset=${head.headers['electric-offset']}&handle=${head.headers['electric-handle']}&live=true&live_sse=true`
+    const streams: { readonly worker: string; close(): void }[] = []
+    try {
+      while (new Set(streams.map((stream) => stream.worker)).size < 2 && streams.length < 20) streams.push(await openSse(sse))
+      expect(new Set(streams.map((stream) => stream.worker)).size, 'SSE streams on both workers').toBe(2)
+
+      // Each worker answers a scrape with all of it: the 400s both sent, the streams both hold.
+      await waitFor(async () => {
+        for (const { body } of (await fromEachWorker(`${sluice.baseUrl}/metrics`)).values()) {
+          expect(valueOf(body, 'sluice_live_connections'), body).toBe(streams.length)
+          expect(badRequests(body)).toBe(before + sent)
+        }
+      }, 30_000)
+
+      // A worker killed: its streams leave the gauge, its 400s stay in the counter.
+      const victim = streams[0]!.worker
+      process.kill(Number(victim), 'SIGKILL')
+      for (const stream of streams) stream.close()
+      await waitFor(async () => {
+        const answers = await fromEachWorker(`${sluice.baseUrl}/metrics`)
+        expect([...answers.keys()]).not.toContain(victim)
+        for (const { body } of answers.values()) {
+          expect(valueOf(body, 'sluice_live_connections'), body).toBe(0)
+          expect(badRequests(body)).toBe(before + sent)
+        }
+      }, 60_000)
+    } finally {
+      for (const stream of streams) stream.close()
     }
   })
 
@@ -248,21 +309,26 @@ describe('SLUICE_WORKERS=2', () => {
   }, 120_000)
 
   /**
-   * A long-poll that ends at the long-poll timeout (200: nothing new, up to date) is parked again,
-   * on the same connection and so the same worker: on a busy machine parking polls on both
-   * workers can take longer than that timeout.
+   * A long-poll parked at `at` on a connection of its own, whose worker a first request (not live)
+   * on that connection names. A long-poll that ends at the long-poll timeout (200: nothing new, up
+   * to date) is parked again on the same connection, so the same worker: on a busy machine parking
+   * polls on both workers can take longer than that timeout.
    */
-  async function parkedPoll(url: string): Promise<Answer> {
+  async function parkedPoll(at: string): Promise<{ readonly worker: string; readonly answer: Promise<Answer> }> {
     const connection = new Agent({ keepAlive: true, maxSockets: 1 })
-    try {
-      for (;;) {
-        const answer = await getFresh(url, 'GET', undefined, connection)
-        const messages = answer.status === 200 ? (JSON.parse(answer.body) as { headers?: { control?: string } }[]) : []
-        if (messages.length !== 1 || messages[0]?.headers?.control !== 'up-to-date') return answer
+    const worker = workerOf(await getFresh(at, 'GET', undefined, connection))
+    const answer = (async () => {
+      try {
+        for (;;) {
+          const answer = await getFresh(`${at}&live=true`, 'GET', undefined, connection)
+          const messages = answer.status === 200 ? (JSON.parse(answer.body) as { headers?: { control?: string } }[]) : []
+          if (messages.length !== 1 || messages[0]?.headers?.control !== 'up-to-date') return answer
+        }
+      } finally {
+        connection.destroy()
       }
-    } finally {
-      connection.destroy()
-    }
+    })()
+    return { worker, answer }
   }
 
   it('answers 409 on every worker once a shape is deleted, to new requests and parked long-polls', { timeout: 120_000 }, async () => {
@@ -276,16 +342,12 @@ describe('SLUICE_WORKERS=2', () => {
     // Long-polls waiting at the head, on both workers: the kernel picks the worker of a new
     // connection, so polls are parked one by one until each worker holds some.
     expect(await liveRequests()).toBe(0)
-    const parked: Promise<Answer>[] = []
-    for (let both = false; !both && parked.length < 20; ) {
-      parked.push(parkedPoll(`${at}&live=true`))
-      await waitFor(async () => expect(await liveRequests()).toBe(parked.length), 60_000)
-      const byWorker = await liveRequestsByWorker()
-      both = [...byWorker.values()].filter((n) => n > 0).length === 2
-    }
+    const parked: { readonly worker: string; readonly answer: Promise<Answer> }[] = []
+    while (new Set(parked.map((poll) => poll.worker)).size < 2 && parked.length < 20) parked.push(await parkedPoll(at))
+    await waitFor(async () => expect(await liveRequests()).toBe(parked.length), 60_000)
     expect((await getFresh(`${shapeUrl}&handle=${handle}`, 'DELETE')).status).toBe(202)
 
-    const polls = await Promise.all(parked)
+    const polls = await Promise.all(parked.map((poll) => poll.answer))
     for (const answer of polls) {
       expect(answer.status, answer.body).toBe(409)
       expect(answer.headers['electric-handle']).not.toBe(handle)
