@@ -4,8 +4,8 @@
  * state (shapes, storage, lag) are read from their owners at scrape time; they are registered
  * apart from the counters (`readStateFrom`, `readRequestsFrom`) because those owners count into
  * the counters, so they are built after them. With HTTP worker processes, the owner reads the
- * state and a worker its requests; a worker's scrape adds the owner's metrics to its own
- * (`cluster/owner-metrics.ts`).
+ * state and each worker its requests; a scrape, whichever worker answers it, is the owner's sum
+ * of them all (`cluster/metrics-sum.ts`).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -34,7 +34,7 @@ export class Metrics {
   readonly snapshotsRetaken: Counter
   readonly snapshotQueries: Counter
 
-  /** `registry`: where they are kept and scraped from (a worker's adds the owner's). */
+  /** `registry`: where they are kept and scraped from (a worker's answers the machine's sum). */
   constructor(registry = new Registry()) {
     this.registry = registry
     const registers = [registry]

@@ -4,9 +4,9 @@
  * storage. Its services are the single process's, with the worker processes in place of the
  * HTTP listener, so they start last and stop first. The workers share the listening socket and
  * take its connections from the kernel. The owner feeds every worker the commits it makes
- * visible (`commit-feed.ts`), does what they ask of shapes, and forks a new worker for one that
- * dies; a killed worker loses nothing, since all it held was connections, and its clients
- * reconnect to the others.
+ * visible (`commit-feed.ts`), does what they ask of shapes, sums every worker's metrics for a
+ * scrape (`metrics-sum.ts`), and forks a new worker for one that dies; a killed worker loses
+ * nothing, since all it held was connections, and its clients reconnect to the others.
  */
 import cluster, { type Worker } from 'node:cluster'
 import type { Config } from '../config.js'
