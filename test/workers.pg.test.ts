@@ -256,7 +256,7 @@ describe('SLUICE_WORKERS=2', () => {
     const before = badRequests((await getFresh(`${sluice.baseUrl}/metrics`)).body)
     // 400s (a shape request without an offset) on new connections until both workers have sent some.
     const sentBy = new Map<string, number>()
-    for (let i = 0; i < 40 && !(sentBy.size === 2 && [...sentBy.values()].every((n) => n >= 2)); i++) {
+    for (let i = 0; i < 100 && !(sentBy.size === 2 && [...sentBy.values()].every((n) => n >= 2)); i++) {
       const answer = await getFresh(`${sluice.shapeUrl}?table=items`)
       expect(answer.status, answer.body).toBe(400)
       sentBy.set(workerOf(answer), (sentBy.get(workerOf(answer)) ?? 0) + 1)
@@ -269,7 +269,7 @@ describe('SLUICE_WORKERS=2', () => {
     const sse = `${sluice.shapeUrl}?table=items&offset=${head.headers['electric-offset']}&handle=${head.headers['electric-handle']}&live=true&live_sse=true`
     const streams: { readonly worker: string; close(): void }[] = []
     try {
-      while (new Set(streams.map((stream) => stream.worker)).size < 2 && streams.length < 20) streams.push(await openSse(sse))
+      while (new Set(streams.map((stream) => stream.worker)).size < 2 && streams.length < 24) streams.push(await openSse(sse))
       expect(new Set(streams.map((stream) => stream.worker)).size, 'SSE streams on both workers').toBe(2)
 
       // Each worker answers a scrape with all of it: the 400s both sent, the streams both hold.
@@ -343,7 +343,7 @@ describe('SLUICE_WORKERS=2', () => {
     // connection, so polls are parked one by one until each worker holds some.
     expect(await liveRequests()).toBe(0)
     const parked: { readonly worker: string; readonly answer: Promise<Answer> }[] = []
-    while (new Set(parked.map((poll) => poll.worker)).size < 2 && parked.length < 20) parked.push(await parkedPoll(at))
+    while (new Set(parked.map((poll) => poll.worker)).size < 2 && parked.length < 24) parked.push(await parkedPoll(at))
     await waitFor(async () => expect(await liveRequests()).toBe(parked.length), 60_000)
     expect((await getFresh(`${shapeUrl}&handle=${handle}`, 'DELETE')).status).toBe(202)
 
