@@ -6,12 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { ShapeState, WorkerMessage } from '../src/cluster/messages.js'
+import type { FeedMessage, ShapeState, WorkerMessage } from '../src/cluster/messages.js'
 import { OwnerLink } from '../src/cluster/owner-link.js'
 import { WorkerShapes } from '../src/cluster/worker-shapes.js'
-import { MustRefetchError } from '../src/errors.js'
+import { MustRefetchError, UnavailableError } from '../src/errors.js'
+import { HEALTH } from '../src/http/app.js'
 import { createLogger } from '../src/log.js'
 import type { TableInfo } from '../src/pg/introspect.js'
+import { lsn } from '../src/pg/lsn.js'
 import { definitionKey, type ShapeDefinition } from '../src/shapes/shape-definition.js'
 import { ShapeNotifier } from '../src/shapes/shape-notifier.js'
 import { ReadOnlyShapeLog } from '../src/storage/read-only-shape-log.js'
@@ -45,15 +47,22 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** A worker's registry whose owner answers every get-or-create with `state`. */
-function workerShapes(state: (id: number) => ShapeState): WorkerShapes {
+/**
+ * A worker's registry whose owner answers every get-or-create with `state`, then sends the feeds
+ * `thenFeeds` gives: handled, as IPC hands them over, before the reply's `await` resumes.
+ */
+function workerShapes(state: (id: number) => ShapeState, thenFeeds: (id: number) => FeedMessage[] = () => []): WorkerShapes {
   reader = new ReadOnlyShapeLog(dir, () => new MustRefetchError(undefined, 'shape was dropped'))
   const owner: OwnerLink = new OwnerLink((message: WorkerMessage) => {
     if (message.kind !== 'request' || message.operation.op !== 'get-or-create') return
     const id = store.shapes()[0]!.id
-    queueMicrotask(() => owner.onReply({ kind: 'reply', requestId: message.requestId, shape: state(id) }))
+    queueMicrotask(() => {
+      owner.onReply({ kind: 'reply', requestId: message.requestId, shape: state(id) })
+      for (const feed of thenFeeds(id)) shapes.apply(feed)
+    })
   })
-  return new WorkerShapes({ reader, notifier: new ShapeNotifier(), owner, tables: { get: () => Promise.resolve(TABLE) }, log: createLogger('silent') })
+  const shapes = new WorkerShapes({ reader, notifier: new ShapeNotifier(), owner, tables: { get: () => Promise.resolve(TABLE) }, log: createLogger('silent') })
+  return shapes
 }
 
 describe('WorkerShapes', () => {
@@ -63,6 +72,23 @@ describe('WorkerShapes', () => {
     const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: true }))
 
     await expect(shapes.getOrCreate(ITEMS, TABLE)).rejects.toBeInstanceOf(MustRefetchError)
+    expect(shapes.byHandle(stored.handle)).toBeUndefined()
+    expect(shapes.byDefinition(ITEMS)).toBeUndefined()
+  })
+
+  it('forgets a shape its reply names live when a feed right behind the reply says it is gone', async () => {
+    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], TABLE)
+    const gone = (id: number): FeedMessage => ({
+      kind: 'feed',
+      committedLsn: lsn(0n),
+      health: HEALTH.active,
+      shapes: [{ id, head: undefined, snapshotComplete: false, gone: true }],
+      held: [],
+    })
+    const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: false }), (id) => [gone(id)])
+
+    // Not a shape whose requests would wait for a snapshot the owner no longer takes.
+    await expect(shapes.getOrCreate(ITEMS, TABLE)).rejects.toBeInstanceOf(UnavailableError)
     expect(shapes.byHandle(stored.handle)).toBeUndefined()
     expect(shapes.byDefinition(ITEMS)).toBeUndefined()
   })

@@ -6,12 +6,18 @@ import { UnavailableError } from '../errors.js'
 import type { ShapeHandle } from '../shapes/shape-handle.js'
 import { fromWireError, type OwnerOperation, type ReplyMessage, type WorkerMessage } from './messages.js'
 
+interface Pending {
+  readonly resolve: (reply: ReplyMessage) => void
+  readonly reject: (error: Error) => void
+  readonly onArrival?: (reply: ReplyMessage) => void
+}
+
 /** How often the handles a worker served are reported to the owner (its eviction order). */
 const TOUCH_EVERY_MS = 1_000
 
 export class OwnerLink {
   readonly #send: (message: WorkerMessage) => void
-  readonly #pending = new Map<number, { resolve: (reply: ReplyMessage) => void; reject: (error: Error) => void }>()
+  readonly #pending = new Map<number, Pending>()
   readonly #touched = new Set<ShapeHandle>()
   readonly #touchTimer: NodeJS.Timeout
   #nextId = 1
@@ -22,12 +28,16 @@ export class OwnerLink {
     this.#touchTimer = setInterval(() => this.#flushTouched(), TOUCH_EVERY_MS).unref()
   }
 
-  /** Asks the owner to do `operation`; rejects with the error the owner met, rebuilt. */
-  request(operation: OwnerOperation): Promise<ReplyMessage> {
+  /**
+   * Asks the owner to do `operation`; rejects with the error the owner met, rebuilt. `onArrival`
+   * takes a successful reply as it arrives, in order with the owner's other messages: the caller's
+   * `await` resumes only after every message that arrived with the reply has been handled.
+   */
+  request(operation: OwnerOperation, onArrival?: (reply: ReplyMessage) => void): Promise<ReplyMessage> {
     if (this.#closed) return Promise.reject(ownerGone())
     const requestId = this.#nextId++
     return new Promise((resolve, reject) => {
-      this.#pending.set(requestId, { resolve, reject })
+      this.#pending.set(requestId, { resolve, reject, ...(onArrival && { onArrival }) })
       this.#send({ kind: 'request', requestId, operation })
     })
   }
@@ -36,8 +46,9 @@ export class OwnerLink {
     const pending = this.#pending.get(reply.requestId)
     if (!pending) return
     this.#pending.delete(reply.requestId)
-    if (reply.error) pending.reject(fromWireError(reply.error))
-    else pending.resolve(reply)
+    if (reply.error) return pending.reject(fromWireError(reply.error))
+    pending.onArrival?.(reply)
+    pending.resolve(reply)
   }
 
   touched(handle: ShapeHandle): void {

@@ -84,15 +84,18 @@ export class WorkerShapes implements ShapeRegistry {
 
   async getOrCreate(definition: ShapeDefinition, table: TableInfo, where: RequestWhere = {}): Promise<ActiveShape> {
     const tables = where.tables ?? new Map()
-    const { shape: state } = await this.#deps.owner.request({ op: 'get-or-create', definition, table, tables })
+    // A shape is learnt from the reply as it arrives, not after the await: IPC hands over the
+    // messages that came with the reply before the await resumes, and a feed among them saying the
+    // shape was dropped (its snapshot failed just after its creation) must find it to forget it. A
+    // shape learnt after that feed would never be forgotten, its requests waiting for a snapshot
+    // that never ends (the two-worker soak's stuck client, seed 1142072819).
+    const { shape: state } = await this.#deps.owner.request({ op: 'get-or-create', definition, table, tables }, ({ shape: named }) => {
+      if (named && !named.gone) this.#learnNamed(named)
+    })
     if (!state) throw new UnavailableError('The owner process did not name a shape; retry shortly.')
     // Dropped between its creation and the reply (its snapshot failed, its table changed): the feed
-    // saying so may have come first, and a shape learnt now would never be forgotten, its requests
-    // waiting for a snapshot that never ends. Its clients get what the owner's would.
+    // saying so may have come first. Its clients get what the owner's would.
     if (state.gone) throw state.failure ? fromWireError(state.failure) : new MustRefetchError(undefined, 'shape was dropped')
-    // The reply may overtake the feed that announces the shape: its position comes with it.
-    if (!this.#known.has(state.id)) this.#deps.reader.apply(this.#deps.reader.committedLsn, [[state.id, positionOf(state)]])
-    this.#learn(state)
     const shape = this.#activeOf(state.id, { table, ...where })
     if (!shape) throw new UnavailableError('The shape was dropped as it was created; retry shortly.')
     return shape
@@ -108,6 +111,12 @@ export class WorkerShapes implements ShapeRegistry {
     this.#forget({ id: shape.stored.id })
     this.#deps.notifier.notify(shape.stored.id)
     await this.#deps.owner.request({ op: 'drop', handle: shape.stored.handle, reason })
+  }
+
+  /** A shape a reply named: the reply may overtake the feed that announces it, so its position comes with it. */
+  #learnNamed(state: ShapeState): void {
+    if (!this.#known.has(state.id)) this.#deps.reader.apply(this.#deps.reader.committedLsn, [[state.id, positionOf(state)]])
+    this.#learn(state)
   }
 
   #learn(state: ShapeState): void {
