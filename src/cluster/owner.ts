@@ -123,6 +123,9 @@ class WorkerProcesses implements Service {
     const worker = cluster.fork({ DATABASE_URL: this.#config.databaseUrl, SLUICE_DEMO: String(this.#config.demo) })
     this.#running.add(worker)
     let listened = false
+    // Any other failure of the worker's process or channel: its exit (or the stop) deals with it;
+    // unheard, the 'error' event would end the owner and every worker with it.
+    worker.on('error', (error) => this.#log.warn({ pid: worker.process.pid, err: error.message }, 'an HTTP worker failed; it is replaced when it exits'))
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return
       if (message.kind === 'ready') {
@@ -180,6 +183,11 @@ class WorkerProcesses implements Service {
   }
 }
 
+/**
+ * A worker killed a moment ago still looks connected until its channel's end is noticed: the write
+ * then fails (EPIPE), which without a callback is an 'error' event that would end the owner (the
+ * two-worker soak's worker kill did). Its exit, handled apart, starts another.
+ */
 function send(worker: Worker, message: OwnerMessage): void {
-  if (worker.isConnected()) worker.send(message)
+  if (worker.isConnected()) worker.send(message, undefined, undefined, () => undefined)
 }
