@@ -3,20 +3,23 @@
  * the keys of its metadata, and how a failed commit is reported.
  * - `entries`: log entries and snapshot blocks by `log-keys.ts` key, stored as wire JSON;
  * - `boundaries`: a mark at the key of each chunk's last entry (log) or at the chunk's key (snapshot);
- * - `shapes`: each shape's `StoredShape`;
+ * - `shapes`: each shape's record (`shape-records.ts`);
+ * - `tables`: the table descriptions records name, each once (`shape-records.ts`);
  * - `meta`: the LSN, the handle clock, the next shape id, the cluster followed, the layout, and
  *   how many write transactions have committed.
  */
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { StoredShape } from './stored-shape.js'
+import type { TableInfo } from '../pg/introspect.js'
+import type { StoredRecord } from './shape-records.js'
 
 export interface LogDatabases {
   readonly root: RootDatabase
   readonly entries: Database<Buffer, Buffer>
   readonly boundaries: Database<Buffer, Buffer>
-  readonly shapes: Database<StoredShape, number>
+  readonly shapes: Database<StoredRecord, number>
+  readonly tables: Database<TableInfo, string>
   readonly meta: Database<string, string>
 }
 
@@ -50,6 +53,7 @@ export function openLogDatabases(dir: string, access: { readonly readOnly?: bool
     entries: root.openDB({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' }),
     boundaries: root.openDB({ name: 'boundaries', keyEncoding: 'binary', encoding: 'binary' }),
     shapes: root.openDB({ name: 'shapes', keyEncoding: 'uint32', encoding: 'json' }),
+    tables: root.openDB({ name: 'tables', encoding: 'json' }),
     meta: root.openDB({ name: 'meta', encoding: 'string' }),
   }
 }
@@ -57,7 +61,7 @@ export function openLogDatabases(dir: string, access: { readonly readOnly?: bool
 /** Bytes of LMDB pages in use by shape logs and their indexes. */
 export function sizeBytes(dbs: LogDatabases): number {
   let bytes = 0
-  for (const db of [dbs.entries, dbs.boundaries, dbs.shapes, dbs.meta]) {
+  for (const db of [dbs.entries, dbs.boundaries, dbs.shapes, dbs.tables, dbs.meta]) {
     const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
     bytes += stats.pageSize * (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages)
   }

@@ -11,7 +11,7 @@ import type { Offset } from '../protocol/offset.js'
 import { FORMAT, META, type LogDatabases } from './log-databases.js'
 import { bytesSinceLastLogBoundary, lastKeyOfEachShape, lastLogOffset, logBytesAfter, logOffsetOf } from './log-reads.js'
 import { removeLogFrom, removeShape } from './log-writes.js'
-import type { StoredShape } from './stored-shape.js'
+import { unnamedDescriptions, type StoredRecord } from './shape-records.js'
 
 /**
  * Up to this many stored entries per shape, one pass over every key of the entries and the
@@ -35,7 +35,7 @@ export interface RecoveredLogs {
   readonly committedLsn: Lsn
   readonly droppedOldFormatShapes: number
   /** The stored records, as read while recovering (reading 100,000 again costs a second). */
-  readonly records: readonly StoredShape[]
+  readonly records: readonly StoredRecord[]
   readonly shapes: readonly RecoveredShape[]
 }
 
@@ -49,6 +49,13 @@ export function recoverLogs(dbs: LogDatabases): RecoveredLogs {
       dbs.meta.putSync(META.format, FORMAT)
     })
     records = []
+  }
+  // Descriptions of tables whose shapes are all gone: kept while running (written once each), removed here.
+  const unnamed = unnamedDescriptions(dbs, records)
+  if (unnamed.length > 0) {
+    dbs.root.transactionSync(() => {
+      for (const key of unnamed) dbs.tables.removeSync(key)
+    })
   }
   // Entries and boundaries of a transaction whose commit never made it (a large one is written
   // as it arrives) go: it is replayed from the slot. Every committed entry's LSN is below the LSN

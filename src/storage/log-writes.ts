@@ -10,6 +10,7 @@ import { makeShapeHandle } from '../shapes/shape-handle.js'
 import { MARK, META, type LogDatabases } from './log-databases.js'
 import { KEY_BYTES, logKey, shapeKeyRange, snapshotBlockKey, snapshotChunkKey } from './log-keys.js'
 import { BLOCK_BYTES, encodeBlock } from './snapshot-block.js'
+import type { ShapeRecords, StoredRecord } from './shape-records.js'
 import { SHAPE_STATUS, type ShapeAppend, type StoredShape } from './stored-shape.js'
 
 /** A snapshot being written: its open chunk, that chunk's next block and its bytes so far. */
@@ -19,13 +20,23 @@ export interface SnapshotProgress {
   readonly bytes: number
 }
 
-/** A snapshot being written, and its shape's record as registered (only the snapshot's end changes it). */
+/** A snapshot being written, and its shape's record as stored (only the snapshot's end changes it). */
 export interface SnapshotWrite extends SnapshotProgress {
-  readonly record: StoredShape
+  readonly record: StoredRecord
 }
 
-/** Registers a new shape, snapshotting, under the next id and a handle never issued before (I8). */
-export function putNewShape(dbs: LogDatabases, definition: ShapeDefinition, definitionKey: string, key: readonly string[] | undefined, table: TableInfo | undefined): StoredShape {
+/**
+ * Registers a new shape, snapshotting, under the next id and a handle never issued before (I8);
+ * returns it and its record as stored.
+ */
+export function putNewShape(
+  dbs: LogDatabases,
+  records: ShapeRecords,
+  definition: ShapeDefinition,
+  definitionKey: string,
+  key: readonly string[] | undefined,
+  table: TableInfo | undefined,
+): { readonly shape: StoredShape; readonly record: StoredRecord } {
   const id = Number(dbs.meta.get(META.nextShapeId) ?? '1')
   // Microseconds, but strictly increasing even when the clock steps back or two shapes are
   // created in the same microsecond: handles are never reused.
@@ -44,8 +55,7 @@ export function putNewShape(dbs: LogDatabases, definition: ShapeDefinition, defi
   }
   dbs.meta.putSync(META.nextShapeId, String(id + 1))
   dbs.meta.putSync(META.handleClock, String(clock))
-  dbs.shapes.putSync(id, shape)
-  return shape
+  return { shape, record: records.put(shape) }
 }
 
 /**

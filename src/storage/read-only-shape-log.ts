@@ -10,6 +10,7 @@ import type { Lsn } from '../pg/lsn.js'
 import type { Offset } from '../protocol/offset.js'
 import { openLogDatabases, sizeBytes, type LogDatabases } from './log-databases.js'
 import { LogReads } from './log-reads.js'
+import { ShapeRecords } from './shape-records.js'
 import type { StoredShape } from './stored-shape.js'
 
 /** A shape's position as the owner holds it. */
@@ -21,6 +22,7 @@ export interface ShapePosition {
 /** Reads as `http/shape-log.ts` asks (`ShapeLogReader`), from another process's store. */
 export class ReadOnlyShapeLog {
   readonly #dbs: LogDatabases
+  readonly #records: ShapeRecords
   readonly #reads: LogReads
   readonly #positions = new Map<number, ShapePosition>()
   /** Each complete snapshot's last chunk, from its record (written with the snapshot's end). */
@@ -38,6 +40,7 @@ export class ReadOnlyShapeLog {
     // A worker killed by a signal left its LMDB read slot behind, pinning old pages: its
     // replacement, opening here, frees it.
     this.#dbs.root.readerCheck()
+    this.#records = new ShapeRecords(this.#dbs)
     this.#reads = new LogReads(this.#dbs.entries, this.#dbs.boundaries, {
       head: (id) => this.#positions.get(id)?.head,
       lastSnapshotChunk: (id) => this.#lastSnapshotChunk.get(id),
@@ -78,7 +81,7 @@ export class ReadOnlyShapeLog {
   }
 
   getShape(id: number): StoredShape | undefined {
-    return this.#dbs.shapes.get(id)
+    return this.#records.get(id)
   }
 
   chunkEndAfter(shapeId: number, after: Offset): Offset | undefined {

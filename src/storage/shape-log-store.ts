@@ -31,6 +31,7 @@ import { META, openLogDatabases, sizeBytes, type LogDatabases } from './log-data
 import { LOG_START, offsetAfter } from './log-keys.js'
 import { bytesSinceLastLogBoundary, LogReads } from './log-reads.js'
 import { recoverLogs } from './log-recovery.js'
+import { ShapeRecords } from './shape-records.js'
 import { EntryWriter, putNewShape, putSnapshotEnd, putSnapshotRows, removeLogFrom, removeShape, type SnapshotWrite } from './log-writes.js'
 import { SHAPE_STATUS, type LogBatch, type ShapeAppend, type SnapshotInfo, type StoredShape } from './stored-shape.js'
 import { WriteQueue } from './write-queue.js'
@@ -48,6 +49,7 @@ export interface ShapeLogStoreOptions {
 
 export class ShapeLogStore {
   readonly #dbs: LogDatabases
+  readonly #records: ShapeRecords
   readonly #reads: LogReads
   readonly #entryWriter: EntryWriter
   /** Each shape's committed head: entries past it belong to a transaction still being written. */
@@ -101,13 +103,14 @@ export class ShapeLogStore {
     const group = { write: (batches: readonly LogBatch[]) => this.#writeGroup(batches), committed: (batches: readonly LogBatch[], moved: Map<number, Offset>) => this.#groupCommitted(batches, moved) }
     this.#writes = new WriteQueue(dbs.root, dbs.meta, { ...group, failed: (error) => onFailure?.(error) })
     const recovered = recoverLogs(dbs)
+    this.#records = new ShapeRecords(dbs)
     this.#committedLsn = recovered.committedLsn
     // A previous process's last commits may not have been flushed; nothing acknowledges this
     // LSN before a `durable` promise, which waits for the flush of the transactions made below.
     this.#durableLsn = this.#committedLsn
     this.#writtenLsn = this.#committedLsn
     this.droppedOldFormatShapes = recovered.droppedOldFormatShapes
-    this.#recovered = recovered.records
+    this.#recovered = recovered.records.map((record) => this.#records.decode(record))
     for (const shape of recovered.shapes) {
       if (shape.lastSnapshotChunk !== undefined) this.#lastSnapshotChunk.set(shape.id, shape.lastSnapshotChunk)
       if (shape.head) {
@@ -177,7 +180,7 @@ export class ShapeLogStore {
   }
 
   shapes(): StoredShape[] {
-    return [...this.#dbs.shapes.getRange()].map(({ value }) => value)
+    return this.#records.all()
   }
 
   /** The records stored at open, once (then `[]`): a start loads them without decoding each again. */
@@ -188,7 +191,7 @@ export class ShapeLogStore {
   }
 
   getShape(id: number): StoredShape | undefined {
-    return this.#dbs.shapes.get(id)
+    return this.#records.get(id)
   }
 
   /** Registers a new shape with a never-before-issued handle, resolving once that is flushed (a handle from a
@@ -202,10 +205,10 @@ export class ShapeLogStore {
   /** As `createShape`, but resolves once committed (its snapshot may be written), with `flushed`: on disk, when its handle may be given out. */
   async registerShape(definition: ShapeDefinition, definitionKey: string, key?: readonly string[], table?: TableInfo): Promise<{ readonly shape: StoredShape; readonly flushed: Promise<void> }> {
     const shape = await this.#writes.together(() => {
-      const shape = putNewShape(this.#dbs, definition, definitionKey, key, table)
+      const { shape, record } = putNewShape(this.#dbs, this.#records, definition, definitionKey, key, table)
       this.#written.shapes.add(shape.id)
       this.#written.chunkBytes.set(shape.id, 0)
-      this.#snapshotProgress.set(shape.id, { chunk: 0, block: 0, bytes: 0, record: shape })
+      this.#snapshotProgress.set(shape.id, { chunk: 0, block: 0, bytes: 0, record })
       return shape
     })
     return { shape, flushed: this.flushed() }
@@ -237,7 +240,7 @@ export class ShapeLogStore {
       last = putSnapshotEnd(this.#dbs, shapeId, progress, endMessage)
       // The log may already have entries past it (written while the snapshot ran): heads only move forward.
       this.#advanceHead(moved, shapeId, { tx: 0n, op: last })
-      // The record as registered: only this write changes it, so it need not be read back.
+      // The record as stored at registration (its table by key): only this write changes it, so it need not be read back.
       this.#dbs.shapes.putSync(shapeId, { ...progress.record, status: SHAPE_STATUS.ready, snapshot, lastSnapshotChunk: last })
       this.#snapshotProgress.delete(shapeId)
     })
