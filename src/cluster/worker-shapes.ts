@@ -20,6 +20,7 @@ import { bindShape, type BoundShape, type RequestWhere } from '../shapes/shape-f
 import type { ShapeHandle } from '../shapes/shape-handle.js'
 import type { ShapeNotifier } from '../shapes/shape-notifier.js'
 import { visibilityOf } from '../shapes/xid-visibility.js'
+import { tablesOfWhere } from '../shapes/where/compile-where.js'
 import type { ReadOnlyShapeLog, ShapePosition } from '../storage/read-only-shape-log.js'
 import type { StoredShape } from '../storage/shape-log-store.js'
 import { fromWireError, type FeedMessage, type ShapeState } from './messages.js'
@@ -191,7 +192,7 @@ export class WorkerShapes implements ShapeRegistry {
     const { definition } = known.stored
     Promise.all([
       this.#deps.tables.get(definition.table),
-      hasSubqueries(definition) ? subqueryTables(this.#deps.tables, definition.where!, () => undefined) : new Map(),
+      hasSubqueries(definition) ? subqueryTables(this.#deps.tables, tablesOfWhere(definition.where!)) : new Map(),
     ])
       .then(([table, tables]) => {
         if (this.#known.get(id) === known && !known.active) this.#activeOf(id, { table, tables })

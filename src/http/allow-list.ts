@@ -1,5 +1,6 @@
 /** `SLUICE_TABLES`: when set, only the listed tables may be served. */
-import { tablesOfWhere, type ParamReader } from '../shapes/where/compile-where.js'
+import { tablesOfParsedWhere } from '../shapes/where/compile-where.js'
+import type { WhereNode } from '../shapes/where/where-ast.js'
 import { whereErrorAt } from '../shapes/where/where-error.js'
 import { InvalidRequestError } from '../errors.js'
 import { PARAMS } from '../protocol/constants.js'
@@ -12,10 +13,13 @@ export function requireAllowedTable(allowed: readonly TableName[] | undefined, t
   throw InvalidRequestError.of(PARAMS.table, `table ${qualifiedName(table)} is not served here (see SLUICE_TABLES)`)
 }
 
-/** The tables a `where`'s subqueries read are held to the same list: a 400 at the table's position. */
-export function requireAllowedSubqueryTables(allowed: readonly TableName[] | undefined, where: { readonly text: string; readonly params: ParamReader } | undefined): void {
+/**
+ * The tables a `where`'s subqueries read are held to the same list: a 400 at the table's position.
+ * `where`: the request's parse, which a new shape is compiled from (not parsed again here).
+ */
+export function requireAllowedSubqueryTables(allowed: readonly TableName[] | undefined, where: { readonly parsed: WhereNode } | undefined): void {
   if (!allowed || !where) return
-  for (const { table, at } of tablesOfWhere(where.text, where.params)) {
+  for (const { table, at } of tablesOfParsedWhere(where.parsed)) {
     if (!allowed.some((t) => t.schema === table.schema && t.name === table.name)) {
       throw whereErrorAt(at, `a subquery cannot read ${table.schema}.${table.name}: it is not served here (see SLUICE_TABLES)`)
     }

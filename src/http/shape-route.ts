@@ -12,7 +12,7 @@ import type { ActiveShape } from '../shapes/active-shape.js'
 import type { ShapeDefinition } from '../shapes/shape-definition.js'
 import { lookUpShape, LOOKUP, waitForSnapshot } from '../shapes/shape-lifecycle.js'
 import type { ShapeManager } from '../shapes/shape-manager.js'
-import { compileParsedWhere, type CompiledWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
+import { compileParsedWhere, tablesOfParsedWhere, tablesOfWhere, type CompiledWhere, type SubqueryTables } from '../shapes/where/compile-where.js'
 import { CACHE_CONTROL, nonLiveCacheControl, type CachePolicy } from './cache-headers.js'
 import { matchesEtag } from './common-headers.js'
 import { nextCursor } from './cursor.js'
@@ -165,7 +165,7 @@ function schemaHeaderOf(shape: ActiveShape): string {
 export async function replaceDropped(deps: ShapeRouteDeps, definition: ShapeDefinition, why: string): Promise<never> {
   const table = await deps.tables.get(definition.table)
   // The stored where is canonical, its parameters inlined.
-  const tables = definition.where === undefined ? new Map() : await subqueryTables(deps.tables, definition.where, () => undefined)
+  const tables = definition.where === undefined ? new Map() : await subqueryTables(deps.tables, tablesOfWhere(definition.where))
   requireReplication(deps)
   return deps.manager.mustRefetch(definition, table, why, { tables })
 }
@@ -183,7 +183,8 @@ export async function resolveShape(deps: ShapeRouteDeps, request: ShapeRequest):
  * The request's table, the tables its subqueries read, and its `where` compiled for them, which
  * the new shape is bound by. It is compiled from the request's own parse: the canonical text the
  * shape is stored by parses back to that same tree (`where/canonical.ts`), so this is what
- * compiling the stored text gives, without a second parse, and a 400 points into the client's text.
+ * compiling the stored text gives, without a second parse (nor one for its subqueries' tables),
+ * and a 400 points into the client's text.
  */
 async function tableFor(
   deps: ShapeRouteDeps,
@@ -193,8 +194,7 @@ async function tableFor(
   const source = request.whereSource
   const canonical = request.definition.where
   if (!source || canonical === undefined) return { table, tables: new Map(), where: undefined }
-  // A subquery's canonical spelling has SELECT: a where without one is not parsed again for its tables.
-  const tables = /select/i.test(canonical) ? await subqueryTables(deps.tables, source.text, source.params) : new Map<string, TableInfo>()
+  const tables = await subqueryTables(deps.tables, tablesOfParsedWhere(source.parsed))
   return { table, tables, where: compileParsedWhere(source.parsed, canonical, table, tables) }
 }
 

@@ -7,12 +7,13 @@ import { TableError } from '../errors.js'
 import type { TableInfo } from '../pg/introspect.js'
 import { qualifiedName } from '../pg/sql.js'
 import type { TableCatalog } from '../pg/table-catalog.js'
-import { tablesOfWhere, type ParamReader, type SubqueryTables } from '../shapes/where/compile-where.js'
+import type { NamedTable, SubqueryTables } from '../shapes/where/compile-where.js'
 import { whereErrorAt } from '../shapes/where/where-error.js'
 
-export async function subqueryTables(catalog: Pick<TableCatalog, 'get'>, text: string, params: ParamReader): Promise<SubqueryTables> {
+/** `named`: the tables as the where names them (`tablesOfWhere`, or `tablesOfParsedWhere` of a parse at hand). */
+export async function subqueryTables(catalog: Pick<TableCatalog, 'get'>, named: readonly NamedTable[]): Promise<SubqueryTables> {
   const tables = new Map<string, TableInfo>()
-  for (const { table, at } of tablesOfWhere(text, params)) {
+  for (const { table, at } of named) {
     const key = qualifiedName(table)
     if (tables.has(key)) continue
     try {

@@ -9,7 +9,9 @@ import { InvalidRequestError } from '../../src/errors.js'
 import type { TableInfo } from '../../src/pg/introspect.js'
 import { column, itemsTable } from '../support/catalog-table.js'
 import { observedWhere } from '../support/observed-where.js'
+import { requireAllowedSubqueryTables, requireAllowedTable } from '../../src/http/allow-list.js'
 import { parseShapeRequest } from '../../src/http/shape-request.js'
+import type { TableName } from '../../src/pg/table-name.js'
 import { resolveShape, type ShapeRouteDeps } from '../../src/http/shape-route.js'
 import { ActiveShape } from '../../src/shapes/active-shape.js'
 import type { ShapeDefinition } from '../../src/shapes/shape-definition.js'
@@ -59,13 +61,19 @@ const deps = {
   },
 } as unknown as ShapeRouteDeps
 
-/** A new shape's request for `where` with `params`: the where it was bound by (observed), or the 400's errors. */
-async function create(where: string, params: Record<number, string> = {}): Promise<unknown> {
+/**
+ * A new shape's request for `where` with `params`: the where it was bound by (observed), or the 400's
+ * errors. `allowed`: SLUICE_TABLES, checked as `http/app.ts` checks a request.
+ */
+async function create(where: string, params: Record<number, string> = {}, allowed?: readonly TableName[]): Promise<unknown> {
   const query: Record<string, string> = { table: 'items', offset: '-1', where }
   for (const [n, value] of Object.entries(params)) query[`params[${n}]`] = value
   bound = undefined
   try {
-    await resolveShape(deps, parseShapeRequest((name) => query[name]))
+    const request = parseShapeRequest((name) => query[name])
+    requireAllowedTable(allowed, request.definition.table)
+    requireAllowedSubqueryTables(allowed, request.whereSource)
+    await resolveShape(deps, request)
     return observed(bound!)
   } catch (error) {
     expect(error).toBeInstanceOf(InvalidRequestError)
@@ -115,6 +123,13 @@ describe("a new shape's where on the request path", () => {
     for (let user = 0; user < 100; user++) await create(`user_id = ${user}`)
     for (let user = 0; user < 100; user++) await create(`user_id = $1 AND owner <> 'x'`, { 1: String(user) })
     expect(parser.parses).toBe(200)
+  })
+
+  it('is parsed once per new shape with a subquery, also when SLUICE_TABLES checks the tables it reads', async () => {
+    const allowed = [TABLE.table]
+    for (let user = 0; user < 50; user++) expect(await create(`owner IN (SELECT owner FROM items WHERE user_id = ${user})`, {}, allowed)).toHaveProperty('canonical')
+    for (let user = 0; user < 50; user++) expect(await create(`owner IN (SELECT owner FROM items WHERE user_id = $1)`, { 1: String(user) })).toHaveProperty('canonical')
+    expect(parser.parses).toBe(100)
   })
 
   it('compiles to what its stored canonical text compiles to, or to the 400 that points into the client text', async () => {

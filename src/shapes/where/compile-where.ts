@@ -40,9 +40,20 @@ export function canonicalizeWhere(text: string, params: ParamReader = noParams):
   return canonicalWhere(parseWhere(text, params))
 }
 
+/** A table a clause's subquery reads, with where it is named in the clause's text. */
+export interface NamedTable {
+  readonly table: TableName
+  readonly at: number
+}
+
 /** The tables the clause's subqueries read, with where each is named, for loading before `compileWhere`. */
-export function tablesOfWhere(text: string, params: ParamReader = noParams): { table: TableName; at: number }[] {
-  const found: { table: TableName; at: number }[] = []
+export function tablesOfWhere(text: string, params: ParamReader = noParams): NamedTable[] {
+  return tablesOfParsedWhere(parseWhere(text, params))
+}
+
+/** As `tablesOfWhere`, for a clause already parsed (a request's, which it parses once). */
+export function tablesOfParsedWhere(parsed: WhereNode): NamedTable[] {
+  const found: NamedTable[] = []
   const visit = (node: WhereNode) => {
     if (node.kind === 'subquery') found.push({ table: node.table, at: node.tableAt })
     for (const value of Object.values(node)) {
@@ -51,7 +62,7 @@ export function tablesOfWhere(text: string, params: ParamReader = noParams): { t
       }
     }
   }
-  visit(parseWhere(text, params))
+  visit(parsed)
   return found
 }
 
