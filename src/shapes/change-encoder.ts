@@ -7,12 +7,13 @@
  * primary-key change as a delete of the old key and an insert of the new — each side only when
  * it is in the shape. Values carry only the selected columns.
  */
-import { OPERATIONS, type Operation } from '../protocol/constants.js'
+import { CONTROL, OPERATIONS, type Operation } from '../protocol/constants.js'
 import { UNCHANGED_TOAST, type Tuple, type TupleValue } from '../replication/pgoutput-messages.js'
 import type { Relation } from '../replication/transaction.js'
 import { REPLICA_MODES, type ReplicaMode } from './shape-definition.js'
 import { rowKey } from './row-key.js'
 import type { RowTags } from './subquery/tags.js'
+import type { SnapshotInfo } from '../storage/stored-shape.js'
 
 export type Row = Record<string, string | null>
 
@@ -194,4 +195,9 @@ function pick(row: Row, columns: readonly string[]): Row {
 
 function keyOf(ctx: EncodeContext, row: Row): string {
   return rowKey(ctx.keyPrefix, ctx.primaryKey.map((c) => row[c] ?? null))
+}
+
+/** The control message that ends a snapshot, with its visibility (PROTOCOL.md: Messages). */
+export function snapshotEndMessage(info: SnapshotInfo): Buffer {
+  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }))
 }

@@ -11,10 +11,12 @@ import type { Lsn } from '../pg/lsn.js'
 import type { TableInfo } from '../pg/introspect.js'
 import type { ServeOptions } from '../pg/servable.js'
 import { TableReplication } from '../pg/table-replication.js'
-import { CONTROL, SUBQUERY_HEADERS } from '../protocol/constants.js'
+import { SUBQUERY_HEADERS } from '../protocol/constants.js'
 import type { ShapeLogStore, SnapshotInfo } from '../storage/shape-log-store.js'
 import { ActiveShape } from './active-shape.js'
+import { snapshotEndMessage } from './change-encoder.js'
 import { compactDefinition, restoreStoredShapes } from './stored-shapes.js'
+import { StoredWheres, WHERE_FAMILIES } from './stored-wheres.js'
 import { definitionKey, LOG_MODES, type ShapeDefinition } from './shape-definition.js'
 import { qualifiedName } from '../pg/sql.js'
 import type { TableName } from '../pg/table-name.js'
@@ -83,6 +85,7 @@ export class ShapeManager {
   readonly #failures = new LRUCache<string, InvalidRequestError>({ max: 1_000, ttl: FAILURE_MEMORY_MS })
   /** Visibility by snapshot: the shapes of one shared snapshot share one (docs/ARCHITECTURE.md I21). */
   readonly #visibilities = new WeakMap<SnapshotInfo, Visibility>()
+  readonly #wheres = new StoredWheres(WHERE_FAMILIES)
   #stopping = false
   #router: ShapeRouter | undefined
   #confirmTimer: NodeJS.Timeout | undefined
@@ -194,8 +197,9 @@ export class ShapeManager {
       if (this.#snapshots.busy && this.#snapshots.waiting >= this.#options.snapshotQueueLength) {
         throw new OverloadedError(`Too many shapes are waiting for their snapshot (${this.#snapshots.waiting}); retry shortly.`)
       }
-      // Columns and where are checked against the table first: a 400 leaves nothing behind.
-      const bound = bindShape(definition, table, where.tables, where.where)
+      // Columns and where are checked against the table first: a 400 leaves nothing behind. A where the
+      // caller did not compile (a worker parsed it) shares its family's parse (`stored-wheres.ts`).
+      const bound = bindShape(definition, table, where.tables, where.where ?? this.#wheres.compileOf(definition, table, where.tables))
       creating = this.#create(compactDefinition(definition, table, bound), key, bound, table).finally(() => this.#creating.delete(key))
       this.#creating.set(key, creating)
     }
@@ -370,7 +374,7 @@ export class ShapeManager {
               },
               onComplete: async (rows, info) => {
                 stillWanted()
-                await store.finishSnapshot(id, snapshotEnd(info), info, rows)
+                await store.finishSnapshot(id, snapshotEndMessage(info), info, rows)
               },
             },
           },
@@ -392,9 +396,4 @@ export class ShapeManager {
       await this.drop(shape, 'snapshot failed', failure.kind === 'permanent' ? failure.error : undefined)
     }
   }
-}
-
-/** The control message that ends a snapshot, with its visibility (PROTOCOL.md: Messages). */
-function snapshotEnd(info: SnapshotInfo): Buffer {
-  return Buffer.from(JSON.stringify({ headers: { control: CONTROL.snapshotEnd, xmin: info.xmin, xmax: info.xmax, xip_list: info.xip } }))
 }

@@ -1,5 +1,6 @@
 /**
- * Compiles the wheres of stored shapes at a restart (docs/ARCHITECTURE.md I31). Per-user shapes
+ * Compiles canonical wheres: those of stored shapes at a restart (docs/ARCHITECTURE.md I31), and
+ * those a worker process sends the owner with a new shape (parsed in the worker). Per-user shapes
  * differ only in their constants (`("user_id" = 1)`, `("user_id" = 2)`, …), and PostgreSQL's
  * parser was the largest part of a restart with 100,000 of them. So shapes whose canonical wheres
  * differ only in their literals share one parse: each gets the shared tree with its own literals
@@ -8,6 +9,7 @@
  * is the one parsing the text would give; any other text is parsed as before.
  */
 import type { TableInfo } from '../pg/introspect.js'
+import type { ShapeDefinition } from './shape-definition.js'
 import { canonicalWhere } from './where/canonical.js'
 import { compileParsedWhere, compileWhere, type CompiledWhere, type SubqueryTables } from './where/compile-where.js'
 import { parseWhere } from './where/parse-where.js'
@@ -24,14 +26,28 @@ const noParams = () => undefined
 
 type Literal = { readonly literal: LiteralKind; readonly text: string }
 
+/** Families a long-lived instance keeps (each a parsed tree of a few KB). */
+export const WHERE_FAMILIES = 1_000
+
 export class StoredWheres {
   /** A parsed where by its text with every literal replaced by a mark of its kind. */
   readonly #trees = new Map<string, WhereNode>()
+  /** Families kept at most; the oldest goes first (a long-lived instance sees what clients send). */
+  readonly #maxTrees: number
   #parses = 0
+
+  constructor(maxTrees = Infinity) {
+    this.#maxTrees = maxTrees
+  }
 
   /** Wheres given to PostgreSQL's parser so far (the others reused a tree). */
   get parses(): number {
     return this.#parses
+  }
+
+  /** The definition's where compiled (see `compile`), if it has one. */
+  compileOf(definition: ShapeDefinition, table: TableInfo, tables?: SubqueryTables): CompiledWhere | undefined {
+    return definition.where === undefined ? undefined : this.compile(definition.where, table, tables)
   }
 
   /** As `compileWhere(canonical, noParams, table, tables)`. Throws InvalidRequestError. */
@@ -54,7 +70,10 @@ export class StoredWheres {
     const parsed = parseWhere(canonical, noParams)
     // A where stored before today's canonical spelling is compiled from its new spelling, as a request's is.
     if (canonicalWhere(parsed) !== canonical) return compileWhere(canonical, noParams, table, tables)
-    if (!shared) this.#trees.set(template, parsed)
+    if (!shared) {
+      if (this.#trees.size >= this.#maxTrees) this.#trees.delete(this.#trees.keys().next().value!)
+      this.#trees.set(template, parsed)
+    }
     return compileParsedWhere(parsed, canonical, table, tables)
   }
 }

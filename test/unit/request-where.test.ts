@@ -4,6 +4,8 @@
  * compiles to is exactly what compiling the stored canonical text gives (a restart compiles that).
  */
 import fc from 'fast-check'
+import pg from 'pg'
+import { pino } from 'pino'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
 import type { TableInfo } from '../../src/pg/introspect.js'
@@ -14,6 +16,9 @@ import { parseShapeRequest } from '../../src/http/shape-request.js'
 import type { TableName } from '../../src/pg/table-name.js'
 import { resolveShape, type ShapeRouteDeps } from '../../src/http/shape-route.js'
 import { ActiveShape } from '../../src/shapes/active-shape.js'
+import { ShapeManager } from '../../src/shapes/shape-manager.js'
+import { ShapeNotifier } from '../../src/shapes/shape-notifier.js'
+import type { ShapeLogStore } from '../../src/storage/shape-log-store.js'
 import type { ShapeDefinition } from '../../src/shapes/shape-definition.js'
 import { bindShape, type RequestWhere } from '../../src/shapes/shape-filter.js'
 import { makeShapeHandle } from '../../src/shapes/shape-handle.js'
@@ -130,6 +135,30 @@ describe("a new shape's where on the request path", () => {
     for (let user = 0; user < 50; user++) expect(await create(`owner IN (SELECT owner FROM items WHERE user_id = ${user})`, {}, allowed)).toHaveProperty('canonical')
     for (let user = 0; user < 50; user++) expect(await create(`owner IN (SELECT owner FROM items WHERE user_id = $1)`, { 1: String(user) })).toHaveProperty('canonical')
     expect(parser.parses).toBe(100)
+  })
+
+  it('is parsed once per family when a worker sends it to the owner, which gets its canonical text uncompiled', async () => {
+    const manager = new ShapeManager({
+      store: {} as ShapeLogStore,
+      pool: new pg.Pool({ host: '/nonexistent', max: 1 }),
+      notifier: new ShapeNotifier(),
+      publication: 'unused',
+      log: pino({ level: 'silent' }),
+      maxShapes: 10,
+      maxConcurrentSnapshots: 1,
+      snapshotQueueLength: 10,
+      serve: { allowKeylessTables: false },
+    })
+    const canonicalOf = (where: string) => parseShapeRequest((name) => ({ table: 'items', offset: '-1', where })[name]).definition
+    const definitions = [...Array.from({ length: 100 }, (_, user) => canonicalOf(`user_id = ${user}`)), ...Array.from({ length: 100 }, (_, user) => canonicalOf(`user_id = ${user} AND owner <> 'x'`))]
+    const refused = canonicalOf('nope = 1')
+    parser.parses = 0
+    for (const definition of definitions) {
+      // Bound (a 400 would be thrown here), then refused: this manager was never started.
+      await expect(manager.getOrCreate(definition, TABLE)).rejects.toThrow('Sluice is starting')
+    }
+    await expect(manager.getOrCreate(refused, TABLE)).rejects.toBeInstanceOf(InvalidRequestError)
+    expect(parser.parses).toBe(3)
   })
 
   it('compiles to what its stored canonical text compiles to, or to the 400 that points into the client text', async () => {

@@ -74,6 +74,14 @@ describe('StoredWheres (docs/ARCHITECTURE.md I31)', () => {
     expect(wheres.parses).toBe(2)
   })
 
+  it('keeps at most the families it is given, the oldest going first', () => {
+    const wheres = new StoredWheres(2)
+    const families = [(k: number) => `user_id = ${k}`, (k: number) => `id = ${k}`, (k: number) => `owner = '${k}'`]
+    for (const family of [0, 1, 0, 1, 2, 1, 2, 0]) wheres.compile(canonicalizeWhere(families[family]!(family)), TABLE)
+    // The third family pushes out the first, which is parsed again when it comes back.
+    expect(wheres.parses).toBe(4)
+  })
+
   it('parses a where whose literals its spelling hides, rather than take the shared tree', () => {
     // PostgreSQL keeps `2_000_000_000_000` as written (binding refuses it): the shared tree of
     // `1_000_000_000_000` with the literal `2` put in would render `("id" = 2)`, so it is not taken.
