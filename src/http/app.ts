@@ -204,7 +204,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 /** The shape request of an authorized client, naming only tables it may read (the table and those of its subqueries). */
 function authorizedRequest(c: Context, deps: AppDeps): ShapeRequest {
   authorize(c, deps.secret)
-  const request = parseShapeRequest((name) => c.req.query(name))
+  // Every parameter in one pass: hono looks each one up in the URL, and one absent from an encoded
+  // URL (most are) cost a pass over all of them (4.6 KB and 17 µs a new shape).
+  const query = c.req.query()
+  const request = parseShapeRequest((name) => query[name])
   requireAllowedTable(deps.allowedTables, request.definition.table)
   requireAllowedSubqueryTables(deps.allowedTables, request.whereSource)
   return request

@@ -153,11 +153,12 @@ export function respond(
   return { status: 200, headers, body, ...(immutable ? { immutableOf: shape } : {}) }
 }
 
-const schemaHeaders = new WeakMap<ActiveShape, string>()
+/** By table as bound: the shapes of a table that select every column share the catalog's, and so one header. */
+const schemaHeaders = new WeakMap<TableInfo, string>()
 
 function schemaHeaderOf(shape: ActiveShape): string {
-  let header = schemaHeaders.get(shape)
-  if (header === undefined) schemaHeaders.set(shape, (header = JSON.stringify(electricSchema(shape.table))))
+  let header = schemaHeaders.get(shape.table)
+  if (header === undefined) schemaHeaders.set(shape.table, (header = JSON.stringify(electricSchema(shape.table))))
   return header
 }
 

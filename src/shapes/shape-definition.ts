@@ -22,8 +22,17 @@ export interface ShapeDefinition {
   readonly columns?: readonly string[]
 }
 
+/** Keys by definition: a request's is asked for its key several times (admission, look-up, creation). */
+const keys = new WeakMap<ShapeDefinition, string>()
+
 /** A stable string for equality and hashing of definitions. */
 export function definitionKey(definition: ShapeDefinition): string {
+  let key = keys.get(definition)
+  if (key === undefined) keys.set(definition, (key = keyOf(definition)))
+  return key
+}
+
+function keyOf(definition: ShapeDefinition): string {
   return JSON.stringify([
     definition.table.schema,
     definition.table.name,

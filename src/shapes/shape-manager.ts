@@ -272,7 +272,8 @@ export class ShapeManager {
     }
     // A shape dropped meanwhile (its snapshot failed) is not registered; its request gets what its clients would.
     if (!shape.dropped) this.#register(shape)
-    if (log.isLevelEnabled('info')) log.info({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
+    // At debug: a line per new shape, and storage's size (a read of four B-trees' statistics), would be much of its cost.
+    if (log.isLevelEnabled('debug')) log.debug({ handle: stored.handle, table: table.table, shapes: this.size, storageBytes: store.sizeBytes() }, 'shape created')
     await this.#evictOverflow()
     return shape
   }
@@ -386,7 +387,7 @@ export class ShapeManager {
       const { rows } = outcome
       shape.completeSnapshot()
       notifier.notify(id)
-      log.info({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
+      log.debug({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
       this.#options.onSnapshotTaken?.((Date.now() - started) / 1000)
     } catch (error) {
       if (this.#stopping) return
