@@ -12,7 +12,7 @@ import { parseColumnList } from '../shapes/column-list.js'
 import { FOREIGN_HANDLE, parseShapeHandle, type ShapeHandle } from '../shapes/shape-handle.js'
 import type { ParamReader } from '../shapes/where/compile-where.js'
 import { canonicalWhere } from '../shapes/where/canonical.js'
-import { parseWhere } from '../shapes/where/parse-where.js'
+import { WhereFamilies } from '../shapes/where/where-families.js'
 import type { WhereNode } from '../shapes/where/where-ast.js'
 import { parameterErrorsOf } from './error-response.js'
 
@@ -43,6 +43,9 @@ export interface WhereSource {
 }
 
 type Query = (name: string) => string | undefined
+
+/** Requests' wheres parsed once per family of texts that differ only in their constants (`where-families.ts`). */
+const families = new WhereFamilies()
 
 export function parseShapeRequest(query: Query): ShapeRequest {
   const errors: Record<string, string[]> = {}
@@ -88,7 +91,7 @@ export function parseShapeRequest(query: Query): ShapeRequest {
   // table's columns (types, existence, the primary key) happens when the shape is created.
   const whereText = query(PARAMS.where)
   const params: ParamReader = (n) => query(`${PARAMS.params}[${n}]`)
-  const parsed = whereText === undefined ? undefined : collect(errors, () => parseWhere(whereText, params))
+  const parsed = whereText === undefined ? undefined : collect(errors, () => families.parse(whereText, params))
   const where = parsed && canonicalWhere(parsed)
   const columnsText = query(PARAMS.columns)
   let columns = columnsText === undefined ? undefined : collect(errors, () => parseColumnList(columnsText))
