@@ -195,7 +195,8 @@ async function tableFor(
   const source = request.whereSource
   const canonical = request.definition.where
   if (!source || canonical === undefined) return { table, tables: new Map(), where: undefined }
-  const tables = await subqueryTables(deps.tables, tablesOfParsedWhere(source.parsed))
+  // A subquery's canonical spelling has SELECT: the tree of a where without one is not walked for its tables.
+  const tables = /select/i.test(canonical) ? await subqueryTables(deps.tables, tablesOfParsedWhere(source.parsed)) : new Map<string, TableInfo>()
   return { table, tables, where: compileParsedWhere(source.parsed, canonical, table, tables) }
 }
 
