@@ -14,8 +14,7 @@ import type { LogDatabases } from './log-databases.js'
 import type { StoredShape } from './stored-shape.js'
 
 /** A record as stored: the table by key, or (written before descriptions were stored apart) inline. */
-export interface StoredRecord extends Omit<StoredShape, 'table'> {
-  readonly table?: TableInfo
+export type StoredRecord = StoredShape & {
   /** The key of its table's description in `tables`. */
   readonly tableKey?: string
 }
