@@ -29,6 +29,7 @@ import { equalityRowsOf } from './snapshot-plan.js'
 import { ShapeSubqueries } from './subquery/shape-subqueries.js'
 import { resumeShape } from './subquery/resume.js'
 import { snapshotFailure } from './snapshot-failure.js'
+import { PROGRESS_EVERY_MS } from './snapshot.js'
 import { parseSnapshotText, visibilityOf, type Visibility } from './xid-visibility.js'
 
 export interface ShapeManagerOptions {
@@ -387,8 +388,10 @@ export class ShapeManager {
       const { rows } = outcome
       shape.completeSnapshot()
       notifier.notify(id)
-      log.debug({ handle: shape.stored.handle, rows, ms: Date.now() - started }, 'snapshot complete')
-      this.#options.onSnapshotTaken?.((Date.now() - started) / 1000)
+      const ms = Date.now() - started
+      // At info only a snapshot long enough to have logged progress: a line per new shape is much of a burst's cost.
+      log[ms >= PROGRESS_EVERY_MS ? 'info' : 'debug']({ handle: shape.stored.handle, rows, ms }, 'snapshot complete')
+      this.#options.onSnapshotTaken?.(ms / 1000)
     } catch (error) {
       if (this.#stopping) return
       const failure = snapshotFailure(error, shape.stored, log)

@@ -70,7 +70,8 @@ export type SnapshotOutcome = { readonly rows: number; readonly info: SnapshotIn
 export class TableChangedError extends Error {}
 
 const BATCH_BYTES = 1024 * 1024
-const PROGRESS_EVERY_MS = 5_000
+/** How often a long snapshot logs its progress; one that took longer logs its end at info too. */
+export const PROGRESS_EVERY_MS = 5_000
 /** Missed transactions have committed: they turn visible as soon as their backends finish. */
 const MISSED_FIRST_POLL_MS = 2
 const MISSED_MAX_POLL_MS = 100
