@@ -8,19 +8,26 @@
  * - move-in latency: a writer commits membership inserts at 100 per second (BENCH_SUBQUERY_RATE)
  *   for BENCH_SUBQUERY_SECONDS (10), each giving one of 200 followed users a further project of
  *   100 tasks; each followed user long-polls its shape, and the latency is from the commit's
- *   acknowledgement to the response that carries the move-in (goal: p99 ≤ 50 ms).
+ *   acknowledgement to the response that carries the move-in (goal: p99 ≤ 50 ms). The clients run
+ *   in a process of their own (`support/subquery-clients.ts`). The note gives what the machine
+ *   took of the interval: Sluice's CPU, and how long its main thread waited for a CPU while
+ *   runnable (`/proc/self/schedstat`), which on a shared machine is time no change to Sluice
+ *   can win back.
  *
  * Scale with BENCH_ROWS (users and projects scale with it); BENCH_SUBQUERY_USERS sets the users
  * (shapes) apart from the rows.
  */
+import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import pg from 'pg'
-import { followToUpToDate, getChunk, chunkUrl } from './support/chunk-follower.js'
+import { connectionAgent, followToUpToDate } from './support/chunk-follower.js'
 import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
 import { startBenchSluice } from './support/sluice.js'
-import { benchRows, formatCount, progress, sleep, scaled } from './support/timing.js'
+import { SUBQUERY_CLIENTS, type SubqueryClientsResult, type SubqueryClientsRun } from './support/subquery-clients.js'
+import { benchRows, formatCount, progress, scaled } from './support/timing.js'
 
 // Heap figures mean something only after a full collection; `npm run bench` runs without --expose-gc.
 setFlagsFromString('--expose-gc')
@@ -52,10 +59,13 @@ export async function runSubqueryBench(ctx: ScenarioContext): Promise<BenchRow[]
       const handles: { handle: string; offset: string }[] = []
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
+          // A connection each: on one shared connection the creators would wait for each other.
+          const agent = connectionAgent()
           while (next < users) {
             const user = next++
-            handles[user] = await followToUpToDate(sluice.shapeUrl(), params(user))
+            handles[user] = await followToUpToDate(sluice.shapeUrl(), params(user), { offset: '-1' }, agent)
           }
+          agent.destroy()
         }),
       )
       return handles
@@ -80,52 +90,20 @@ export async function runSubqueryBench(ctx: ScenarioContext): Promise<BenchRow[]
     const perEquality = (heap1 - heap0) / users
     const perSubquery = (heap2 - heap1) / users
 
-    // Followers: one long-poll loop per followed user; a commit waits for its user's move-in.
     const followed = Math.min(FOLLOWED, users)
-    const waiting = new Map<number, { committedAt: number; resolve: (ms: number) => void }[]>()
-    let stopping = false
-    const follow = async (user: number) => {
-      let { handle, offset } = positions[user]!
-      while (!stopping) {
-        const response = await getChunk(chunkUrl(sluice.shapeUrl(), { ...params(user), live: 'true' }, { offset, handle }))
-        if (response.status !== 200) throw new Error(`follower of u${user}: ${response.status}`)
-        handle = response.headers['electric-handle'] ?? handle
-        offset = response.headers['electric-offset'] ?? offset
-        const arrived = response.body.toString().split('"move-in"').length - 1
-        const pending = waiting.get(user) ?? []
-        for (const entry of pending.splice(0, arrived)) entry.resolve(Math.max(0, performance.now() - entry.committedAt))
-      }
-    }
-    const followers = Array.from({ length: followed }, (_, user) => follow(user))
-    const writer = new pg.Client({ connectionString: db.url })
-    await writer.connect()
-    const latencies: Promise<number>[] = []
     const total = Math.round(rate * seconds)
-    progress(`${formatCount(total)} membership inserts at ${rate}/s, ${followed} users followed`)
+    progress(`${formatCount(total)} membership inserts at ${rate}/s, ${followed} users followed (clients in a process of their own)`)
+    const load = loadavg()[0]!
+    const cpu = process.cpuUsage()
+    const waited = runQueueWaitMs()
     const begin = performance.now()
-    for (let n = 0; n < total; n++) {
-      const due = begin + (n * 1000) / rate
-      if (due > performance.now()) await sleep(due - performance.now())
-      const user = n % followed
-      // Another user's project, a new one for this user each round: its tasks move in.
-      const project = (user + Math.floor(users / 2) + Math.floor(n / followed)) % users
-      let resolve!: (ms: number) => void
-      latencies.push(new Promise<number>((r) => (resolve = r)))
-      // Queued before the commit is acknowledged (its move-in cannot arrive earlier), timed from the acknowledgement.
-      const entry = { committedAt: Number.POSITIVE_INFINITY, resolve }
-      const queue = waiting.get(user) ?? []
-      waiting.set(user, queue)
-      queue.push(entry)
-      await writer.query(`INSERT INTO memberships (project_id, user_id) VALUES ($1, $2)`, [project, `u${user}`])
-      entry.committedAt = performance.now()
-    }
-    const measured = (await Promise.race([Promise.all(latencies), sleep(60_000).then(() => Promise.reject(new Error('a move-in did not reach its follower within 60 s')))])).sort((a, b) => a - b)
-    stopping = true
-    await writer.end()
-    // The followers' last long-polls end at their timeout; they are not waited for.
-    void Promise.allSettled(followers)
+    const measured = [...(await runClients({ shapeUrl: sluice.shapeUrl(), databaseUrl: db.url, where: WHERE, users, positions: positions.slice(0, followed), rate, seconds }))].sort((a, b) => a - b)
+    const wallMs = performance.now() - begin
+    const { user, system } = process.cpuUsage(cpu)
+    const machine = `Sluice's CPU ${(((user + system) / 1000 / wallMs) * 100).toFixed(0)}% of a core, its main thread waited ${(runQueueWaitMs() - waited).toFixed(0)} ms of ${wallMs.toFixed(0)} ms for a CPU, load ${load.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`
+    progress(machine)
     const quantile = (q: number) => measured[Math.min(measured.length - 1, Math.floor(q * measured.length))]!
-    const note = `${formatCount(total)} membership inserts at ${rate}/s, ${followed} of ${formatCount(users)} users followed, ${formatCount(rows)} tasks; p50 ${quantile(0.5).toFixed(2)} ms, max ${measured.at(-1)!.toFixed(1)} ms`
+    const note = `${formatCount(total)} membership inserts at ${rate}/s, ${followed} of ${formatCount(users)} users followed, ${formatCount(rows)} tasks; p50 ${quantile(0.5).toFixed(2)} ms, max ${measured.at(-1)!.toFixed(1)} ms; ${machine}`
     return [
       {
         scenario: 'subquery',
@@ -146,5 +124,24 @@ export async function runSubqueryBench(ctx: ScenarioContext): Promise<BenchRow[]
   } finally {
     await sluice.close()
     await db.drop()
+  }
+}
+
+/** Runs the followers and the writer in a child process (`support/subquery-clients.ts`); their latencies. */
+function runClients(request: SubqueryClientsRun): Promise<readonly number[]> {
+  const child = fork(SUBQUERY_CLIENTS, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return new Promise((resolve, reject) => {
+    child.once('message', (result: SubqueryClientsResult) => ('error' in result ? reject(new Error(result.error)) : resolve(result.latenciesMs)))
+    child.once('exit', (code) => reject(new Error(`the subquery clients exited (${code}) before answering`)))
+    child.send(request)
+  })
+}
+
+/** How long this process's main thread has waited, runnable, for a CPU (Linux; 0 elsewhere). */
+function runQueueWaitMs(): number {
+  try {
+    return Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]) / 1e6
+  } catch {
+    return 0
   }
 }

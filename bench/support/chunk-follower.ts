@@ -23,9 +23,15 @@ export interface ChunkResponse {
   readonly body: Buffer
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+const sharedAgent = new Agent({ keepAlive: true, maxSockets: 1 })
 
-export function getChunk(url: URL): Promise<ChunkResponse> {
+/** A client's own keep-alive connection: requests on one agent wait for each other. */
+export function connectionAgent(): Agent {
+  return new Agent({ keepAlive: true, maxSockets: 1 })
+}
+
+/** `agent`: the connection to send on (default one shared by every caller, so one request at a time). */
+export function getChunk(url: URL, agent: Agent = sharedAgent): Promise<ChunkResponse> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent }, (res) => {
       const parts: Buffer[] = []
@@ -53,13 +59,13 @@ export function chunkUrl(shapeUrl: string, params: Record<string, string>, from:
 }
 
 /** Follows a shape from `from` until up to date; non-live requests only. */
-export async function followToUpToDate(shapeUrl: string, params: Record<string, string>, from: FollowFrom = { offset: '-1' }): Promise<FollowResult> {
+export async function followToUpToDate(shapeUrl: string, params: Record<string, string>, from: FollowFrom = { offset: '-1' }, agent?: Agent): Promise<FollowResult> {
   let offset = from.offset
   let handle = from.handle
   let requests = 0
   let bytes = 0
   for (;;) {
-    const response = await getChunk(chunkUrl(shapeUrl, params, handle ? { offset, handle } : { offset }))
+    const response = await getChunk(chunkUrl(shapeUrl, params, handle ? { offset, handle } : { offset }), agent)
     requests++
     if (response.status !== 200) throw new Error(`shape request answered ${response.status}: ${response.body.toString().slice(0, 200)}`)
     bytes += response.body.length
