@@ -55,50 +55,58 @@ const BEGIN = [
 const FIRST_POLL_MS = 2
 const MAX_POLL_MS = 100
 
-export async function queryMoveIns(
-  pool: pg.Pool,
-  table: TableInfo,
-  moves: readonly MoveIn[] | NestedMoves,
-  /** Routed transactions this snapshot does not show yet. */
-  missed: (visibility: Visibility) => readonly number[],
-): Promise<MoveInRead> {
-  const client = await pool.connect()
-  let broken = false
+/** One shape's move-in to read: its moves, and the routed transactions a snapshot does not show yet. */
+export interface MoveInRequest {
+  readonly moves: readonly MoveIn[] | NestedMoves
+  readonly missed: (visibility: Visibility) => readonly number[]
+}
+
+/**
+ * Reads the move-ins of `requests` (several only when each has plain moves) in one transaction
+ * of `client`, all at one snapshot, which must show every routed transaction any of them waits
+ * for: one query whose rows say which move-ins they belong to (docs/ARCHITECTURE.md I32).
+ */
+export async function readMoveIns(client: pg.PoolClient, table: TableInfo, requests: readonly MoveInRequest[]): Promise<MoveInRead[]> {
   const read = async (sql: string) => ((await client.query<{ r: string }>(sql)).rows.map((row) => JSON.parse(row.r) as Row))
-  try {
-    for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
-      // One round trip unless nested moves need rows first; a snapshot that turns out to miss a routed transaction is read again.
-      const results = (await client.query(typeof moves === 'function' ? BEGIN : `${BEGIN}; ${rowsSql(table, moves)}; COMMIT`)) as unknown as pg.QueryResult[]
-      const snapshot = (results[2] as pg.QueryResult<{ s: string; lsn: string }>).rows[0]!
-      const visibility = visibilityOf(parseSnapshotText(snapshot.s))
-      if (missed(visibility).length > 0) {
-        if (typeof moves === 'function') await client.query('COMMIT')
-        await sleep(pollMs)
-        continue
-      }
-      let rows: Row[]
-      if (typeof moves === 'function') {
-        const outer = await moves((inner, innerMoves) => read(rowsSql(inner, innerMoves)))
-        rows = await read(rowsSql(table, outer))
-        await client.query('COMMIT')
-      } else {
-        rows = (results[3] as pg.QueryResult<{ r: string }>).rows.map((row) => JSON.parse(row.r) as Row)
-      }
-      return { rows, visibility, lsn: BigInt(snapshot.lsn), toMessage: moveInMessage }
+  const nested = requests.length === 1 && typeof requests[0]!.moves === 'function' ? requests[0]!.moves : undefined
+  const flat = nested ? [] : requests.map((request) => request.moves as readonly MoveIn[])
+  for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
+    // One round trip unless nested moves need rows first; a snapshot that turns out to miss a routed transaction is read again.
+    const results = (await client.query(nested ? BEGIN : `${BEGIN}; ${rowsSql(table, flat)}; COMMIT`)) as unknown as pg.QueryResult[]
+    const snapshot = (results[2] as pg.QueryResult<{ s: string; lsn: string }>).rows[0]!
+    const visibility = visibilityOf(parseSnapshotText(snapshot.s))
+    if (requests.some((request) => request.missed(visibility).length > 0)) {
+      if (nested) await client.query('COMMIT')
+      await sleep(pollMs)
+      continue
     }
-  } catch (error) {
-    broken = true
-    throw error
-  } finally {
-    client.release(broken)
+    const lsn = BigInt(snapshot.lsn)
+    if (nested) {
+      const outer = await nested((inner, innerMoves) => read(rowsSql(inner, [innerMoves])))
+      const rows = await read(rowsSql(table, [outer]))
+      await client.query('COMMIT')
+      return [{ rows, visibility, lsn, toMessage: moveInMessage }]
+    }
+    const rows = flat.map((): Row[] => [])
+    for (const result of (results[3] as pg.QueryResult<Record<string, string | boolean>>).rows) {
+      const row = JSON.parse(result['r'] as string) as Row
+      // One request's rows carry no flags: they are all its own.
+      if (flat.length === 1) rows[0]!.push(row)
+      else flat.forEach((_, i) => result[`m${i}`] === true && rows[i]!.push(row))
+    }
+    return rows.map((own) => ({ rows: own, visibility, lsn, toMessage: moveInMessage }))
   }
 }
 
-/** Every column of the rows of `table` whose values equal a moved tuple, as text. */
-function rowsSql(table: TableInfo, moves: readonly MoveIn[]): string {
-  const filters = moves.map(filterOf).filter((sql) => sql !== undefined)
+/**
+ * Every column of the rows of `table` whose values equal a tuple moved by one of `requests`, as
+ * text; with several requests, `m<i>` says whether a row is request i's.
+ */
+function rowsSql(table: TableInfo, requests: readonly (readonly MoveIn[])[]): string {
+  const filters = requests.map((moves) => moves.map(filterOf).filter((sql) => sql !== undefined).join(' OR ') || 'false')
   const fields = table.columns.map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
-  return `SELECT json_build_object(${fields.join(', ')})::text AS r FROM ${qualifiedName(table.table)} WHERE ${filters.length > 0 ? filters.join(' OR ') : 'false'}`
+  const flags = requests.length === 1 ? '' : filters.map((filter, i) => `, (${filter}) IS TRUE AS m${i}`).join('')
+  return `SELECT json_build_object(${fields.join(', ')})::text AS r${flags} FROM ${qualifiedName(table.table)} WHERE ${filters.map((filter) => `(${filter})`).join(' OR ')}`
 }
 
 /** `args IN (tuples)` with each value a literal of the type it is compared in; NULLs never match. */

@@ -22,7 +22,8 @@ import { isVisibleInSnapshot, type Visibility } from '../xid-visibility.js'
 import { Dependency, type Moves, type TupleChanges } from './dependency.js'
 import { loadDependencies } from './load.js'
 import { OuterRoute } from './outer-route.js'
-import { queryMoveIns, type MoveIn, type MoveInRead, type NestedMoves } from './move-in.js'
+import type { MoveIn, MoveInRead, NestedMoves } from './move-in.js'
+import { moveInReadsOf } from './move-in-reads.js'
 import { planWhere, type WherePlan } from './plan.js'
 import { spliceRows } from './splice-rows.js'
 import { rowTagger, rowTagsSql, slotHash, type RowTags } from './tags.js'
@@ -167,9 +168,9 @@ export class ShapeSubqueries {
     return this.dependencies.some((dependency) => dependency.table.schema === table.schema && dependency.table.name === table.name)
   }
 
-  /** Reads the rows a `finish` result's `moveIn` brings in; `missed` as in `queryMoveIns`. */
+  /** Reads the rows a `finish` result's `moveIn` brings in, at a snapshot that `missed` says shows every routed transaction it needs. */
   readMoveIns(moves: readonly MoveIn[] | NestedMoves, missed: (visibility: Visibility) => readonly number[]): Promise<MoveInRead> {
-    return queryMoveIns(this.#pool, this.#table, moves, missed)
+    return moveInReadsOf(this.#pool).read(this.#table, { moves, missed })
   }
 
   /** Reads every subquery's rows in the snapshot's transaction. */
