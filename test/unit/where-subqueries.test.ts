@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
 import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
 import { canonicalizeWhere, compileWhere, tablesOfWhere, type CompiledWhere, type SubqueryTables } from '../../src/shapes/where/compile-where.js'
-import { ValueSet } from '../../src/shapes/where/value-set.js'
+import { TupleOverlay, ValueSet, tupleKey, type TupleParts } from '../../src/shapes/where/value-set.js'
 
 const column = (name: string, typeName: string, pk = false): ColumnInfo => ({ name, typeOid: 0, typeName, dims: 0, notNull: pk, pkIndex: pk ? 0 : undefined })
 
@@ -142,5 +142,32 @@ describe('where with subqueries', () => {
     expect(() => compileWhere(`project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)`, params({}), TASKS, TABLES)).toThrow(
       expect.objectContaining({ errors: { 'params[1]': ['is missing: the where clause uses $1'] } }),
     )
+  })
+})
+
+describe('TupleOverlay', () => {
+  const overlay = (base: ValueSet, entries: [TupleParts, boolean][]) =>
+    new TupleOverlay(base, new Map(entries.map(([parts, present]) => [tupleKey(parts), { parts, present }])))
+
+  it('has NULL tuples as its base and its own tuples say', () => {
+    const plain = new ValueSet()
+    plain.add(['1'])
+    expect(overlay(plain, [[['2'], true]]).hasNullTuples).toBe(false)
+    expect(overlay(plain, [[[null], true]]).hasNullTuples).toBe(true)
+    expect(overlay(plain, [[[null], false]]).hasNullTuples).toBe(false)
+    const withNull = new ValueSet()
+    withNull.add([null])
+    withNull.add(['1'])
+    expect(overlay(withNull, []).hasNullTuples).toBe(true)
+    expect(overlay(withNull, [[[null], false]]).hasNullTuples).toBe(false)
+  })
+
+  it('tells a base without NULL tuples has none without listing its tuples (a move-in judges every row it read so)', () => {
+    const base = new ValueSet()
+    for (let i = 0; i < 100; i++) base.add([String(i)])
+    base.tuples = () => {
+      throw new Error('listed every tuple of the base')
+    }
+    expect(overlay(base, [[['100'], true], [['1'], false]]).hasNullTuples).toBe(false)
   })
 })

@@ -104,6 +104,11 @@ export class TupleOverlay implements TupleSet {
   }
 
   get hasNullTuples(): boolean {
+    // Evaluated for every row a NOT IN or a missed IN judges: without NULLs underneath, only the overlay's own tuples can hold one.
+    if (!this.#base.hasNullTuples) {
+      for (const { parts, present } of this.#present.values()) if (present && parts.includes(null)) return true
+      return false
+    }
     for (const parts of this.tuples()) if (parts.includes(null)) return true
     return false
   }
