@@ -13,8 +13,8 @@ import type { TableInfo } from '../../pg/introspect.js'
 import { qualifiedName } from '../../pg/sql.js'
 import { readMoveIns, type MoveInRead, type MoveInRequest } from './move-in.js'
 
-/** Reads in one query at most (each adds a column to it). */
-export const MAX_READS_TOGETHER = 100
+/** Reads in one query at most: PostgreSQL tests each row it reads against every read's values. */
+export const MAX_READS_TOGETHER = 20
 
 interface Waiting extends MoveInRequest {
   readonly table: TableInfo

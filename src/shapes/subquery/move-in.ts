@@ -88,11 +88,11 @@ export async function readMoveIns(client: pg.PoolClient, table: TableInfo, reque
       return [{ rows, visibility, lsn, toMessage: moveInMessage }]
     }
     const rows = flat.map((): Row[] => [])
-    for (const result of (results[3] as pg.QueryResult<Record<string, string | boolean>>).rows) {
-      const row = JSON.parse(result['r'] as string) as Row
-      // One request's rows carry no flags: they are all its own.
-      if (flat.length === 1) rows[0]!.push(row)
-      else flat.forEach((_, i) => result[`m${i}`] === true && rows[i]!.push(row))
+    for (const result of (results[3] as pg.QueryResult<{ r: string; m?: string }>).rows) {
+      const row = JSON.parse(result.r) as Row
+      // One request's rows name no request: they are all its own.
+      if (result.m === undefined) rows[0]!.push(row)
+      else for (const i of result.m.split(',')) rows[Number(i)]!.push(row)
     }
     return rows.map((own) => ({ rows: own, visibility, lsn, toMessage: moveInMessage }))
   }
@@ -100,13 +100,14 @@ export async function readMoveIns(client: pg.PoolClient, table: TableInfo, reque
 
 /**
  * Every column of the rows of `table` whose values equal a tuple moved by one of `requests`, as
- * text; with several requests, `m<i>` says whether a row is request i's.
+ * text; with several requests, `m` lists the requests a row is for (`0,2`): one column, however
+ * many requests, so the rows cost the client no more to parse than their own.
  */
 function rowsSql(table: TableInfo, requests: readonly (readonly MoveIn[])[]): string {
   const filters = requests.map((moves) => moves.map(filterOf).filter((sql) => sql !== undefined).join(' OR ') || 'false')
   const fields = table.columns.map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
-  const flags = requests.length === 1 ? '' : filters.map((filter, i) => `, (${filter}) IS TRUE AS m${i}`).join('')
-  return `SELECT json_build_object(${fields.join(', ')})::text AS r${flags} FROM ${qualifiedName(table.table)} WHERE ${filters.map((filter) => `(${filter})`).join(' OR ')}`
+  const which = requests.length === 1 ? '' : `, concat_ws(',', ${filters.map((filter, i) => `CASE WHEN ${filter} THEN '${i}' END`).join(', ')}) AS m`
+  return `SELECT json_build_object(${fields.join(', ')})::text AS r${which} FROM ${qualifiedName(table.table)} WHERE ${filters.map((filter) => `(${filter})`).join(' OR ')}`
 }
 
 /** `args IN (tuples)` with each value a literal of the type it is compared in; NULLs never match. */
