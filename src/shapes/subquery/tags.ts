@@ -23,10 +23,15 @@ export interface RowTags {
 const NULL_SLOT = 'NULL'
 const VALUE_PREFIX = 'v:'
 
+/** The last slot hashed: the rows a move-in brings in, or a transaction writes, mostly share one. */
+let last = { input: '', hash: '' }
+
 /** The hash of one subquery slot: what tags carry and move patterns name. */
 export function slotHash(handle: string, parts: TupleParts): string {
   const text = parts.length === 1 ? namespaced(parts[0]!) : parts.map((part, i) => `${i}:${namespaced(part)}`).join('')
-  return createHash('md5').update(handle + text).digest('hex')
+  const input = handle + text
+  if (input !== last.input) last = { input, hash: createHash('md5').update(input).digest('hex') }
+  return last.hash
 }
 
 function namespaced(part: string | null): string {
