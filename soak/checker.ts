@@ -6,7 +6,7 @@
  * An observation is checked after the first history read that started after it, so every
  * transaction it could hold is in the history by then.
  */
-import type { Cut, History, Row } from './history.js'
+import { isInCut, type Cut, type History, type Row, type Version } from './history.js'
 import { comparable, type ShapeSpec } from './shapes.js'
 
 export interface Observation {
@@ -20,7 +20,13 @@ export interface Observation {
   readonly at: number
   /** What the client received last, for the report of a violation. */
   readonly trace?: () => string
+  /** What the client received for the row with this primary key, for the report of a mismatch. */
+  readonly row?: (id: string) => string
 }
+
+/** History versions shown around a cut for each differing row. */
+const VERSIONS_BEFORE = 3
+const VERSIONS_AFTER = 2
 
 export const VIOLATION = {
   mismatch: 'state differs from the history at its cut',
@@ -80,7 +86,13 @@ export class Checker {
 
   /** Differences between a follower's rows and `expected`, as text (empty when equal). */
   diff(spec: ShapeSpec, rows: ReadonlyMap<string, Readonly<Record<string, unknown>>>, expected: ReadonlyMap<string, Row>): string {
+    return this.#differences(spec, rows, expected).text
+  }
+
+  /** The text of `diff`, and the ids it names. */
+  #differences(spec: ShapeSpec, rows: ReadonlyMap<string, Readonly<Record<string, unknown>>>, expected: ReadonlyMap<string, Row>): { text: string; ids: string[] } {
     const problems: string[] = []
+    const ids: string[] = []
     const seen = new Set<string>()
     let missing = 0
     let extra = 0
@@ -90,16 +102,37 @@ export class Checker {
       seen.add(id)
       const want = expected.get(id)
       if (!want) {
-        if (extra++ < 3) problems.push(`id ${id} should not be there: ${comparable(spec, row)}`)
+        if (extra++ < 3) {
+          problems.push(`id ${id} should not be there: ${comparable(spec, row)}`)
+          ids.push(id)
+        }
       } else if (comparable(spec, want) !== comparable(spec, row)) {
-        if (differ++ < 3) problems.push(`id ${id} is ${comparable(spec, row)}, expected ${comparable(spec, want)}`)
+        if (differ++ < 3) {
+          problems.push(`id ${id} is ${comparable(spec, row)}, expected ${comparable(spec, want)}`)
+          ids.push(id)
+        }
       }
     }
     for (const [id, want] of expected) {
-      if (!seen.has(id) && missing++ < 3) problems.push(`id ${id} missing: ${comparable(spec, want)}`)
+      if (!seen.has(id) && missing++ < 3) {
+        problems.push(`id ${id} missing: ${comparable(spec, want)}`)
+        ids.push(id)
+      }
     }
-    if (problems.length === 0) return ''
-    return `${rows.size} rows, expected ${expected.size} (${missing} missing, ${extra} extra, ${differ} different): ${problems.join('; ')}`
+    if (problems.length === 0) return { text: '', ids }
+    return { text: `${rows.size} rows, expected ${expected.size} (${missing} missing, ${extra} extra, ${differ} different): ${problems.join('; ')}`, ids }
+  }
+
+  /** One differing row: what the client received for it beside the history's versions around the cut. */
+  #explain(observation: Observation, cut: Cut, id: string): string {
+    const { spec } = observation
+    const { versions, resets } = this.history.versionsOf(spec.table, id)
+    const last = versions.findLastIndex((v) => isInCut(v, cut))
+    const shown = versions.slice(Math.max(0, last + 1 - VERSIONS_BEFORE), last + 1 + VERSIONS_AFTER)
+    const version = (v: Version) => `clock ${v.clock} xid ${v.xid}${isInCut(v, cut) ? '' : ' (after the cut)'}: ${v.row ? comparable(spec, v.row) : 'deleted'}`
+    const reset = resets.findLast((r) => isInCut(r, cut))
+    const history = [...shown.map(version), ...(reset ? [`table reset at clock ${reset.clock} xid ${reset.xid}`] : [])]
+    return `id ${id}: client got ${observation.row?.(id) ?? 'untraced'}; history ${history.length > 0 ? history.join('; ') : 'has no version'}`
   }
 
   #check(observation: Observation): void {
@@ -121,10 +154,12 @@ export class Checker {
     const expected = this.history.stateAt(spec.table, cut, spec.keep)
     this.checks++
     this.rowsCompared += expected.size
-    const difference = this.diff(spec, observation.rows, expected)
-    if (difference) {
+    const difference = this.#differences(spec, observation.rows, expected)
+    if (difference.text) {
+      const rows = difference.ids.map((id) => this.#explain(observation, cut, id)).join(' || ')
       const trace = observation.trace ? `; received: ${observation.trace()}` : ''
-      this.report({ ...where, kind: 'mismatch', clock, detail: `${difference} (snapshot ${JSON.stringify(snapshotEnd)})${trace}` })
+      const detail = `${difference.text} (snapshot ${JSON.stringify(snapshotEnd)}; cut at clock ${clock}, last xid ${lastXid ?? '-'}); rows: ${rows}${trace}`
+      this.report({ ...where, kind: 'mismatch', clock, detail })
     }
   }
 }

@@ -12,6 +12,7 @@ import type { Checker } from './checker.js'
 import type { ClientErrors } from './client-errors.js'
 import type { Random } from './random.js'
 import type { ShapeSpec } from './shapes.js'
+import { HttpTrace } from './http-trace.js'
 import { Trace } from './trace.js'
 
 export const FOLLOWER_KIND = {
@@ -163,6 +164,8 @@ function eventSourceFollower(name: string, spec: ShapeSpec, context: FollowerCon
 function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context: FollowerContext): SoakFollower {
   const follower = new Follower(() => `${context.baseUrl}/v1/shape`, { table: spec.table, ...spec.params })
   follower.fetchWith = (input, init) => context.errors.fetch(input, init)
+  const trace = new HttpTrace(context.checker.startedAt)
+  follower.onResponse = (request, response, messages) => trace.response(request, response, messages)
   const controller = new AbortController()
   let wake: (() => void) | undefined
   let checkedChanges = 0
@@ -188,7 +191,7 @@ function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context
         const status = await follower.step({ live: true, signal: controller.signal })
         if (follower.refetches !== refetches) checkedChanges = 0
         if (status === 200 && follower.upToDate) {
-          checkDuplicates(follower, checkedChanges, (detail) => context.checker.report({ ...where(), kind: 'duplicate', detail }))
+          checkDuplicates(follower, checkedChanges, (detail) => context.checker.report({ ...where(), kind: 'duplicate', detail: `${detail}; received: ${trace.toString()}` }))
           checkedChanges = follower.changeIds.length
           context.checker.observe({
             follower: name,
@@ -199,13 +202,17 @@ function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context
             snapshotEnd: follower.snapshotEnd,
             lastXid: follower.xids.at(-1),
             at: Date.now(),
+            trace: () => trace.toString(),
+            row: (id) => trace.row(id),
           })
         } else if (status !== 200 && status !== 409) await rest(250)
       } catch (error) {
         if (controller.signal.aborted) break
         const message = (error as Error).message
+        trace.note(`request failed: ${message}`)
         if (/of a row the client does not have/.test(message)) {
-          context.checker.report({ ...where(), kind: 'gap', detail: message })
+          context.checker.report({ ...where(), kind: 'gap', detail: `${message}; received: ${trace.toString()}` })
+          trace.note('gap: refetching')
           follower.reset(undefined)
           checkedChanges = 0
         }
@@ -219,7 +226,7 @@ function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context
     spec,
     rows: () => follower.rows,
     position: () => (follower.handle ? { handle: follower.handle, offset: follower.offset } : undefined),
-    status: () => `handle ${follower.handle}, offset ${follower.offset}, up to date ${follower.upToDate}, ${follower.refetches} refetches`,
+    status: () => `handle ${follower.handle}, offset ${follower.offset}, up to date ${follower.upToDate}, ${follower.refetches} refetches; received: ${trace.toString()}`,
     wake: () => wake?.(),
     stop: () => {
       controller.abort()

@@ -10,7 +10,7 @@ import { TABLES, type TableName } from './schema.js'
 export type Row = Readonly<Record<string, string | null>>
 
 /** A row's value after a transaction (undefined: deleted), or a whole-table reset (TRUNCATE, re-create). */
-interface Version {
+export interface Version {
   readonly clock: number
   readonly xid: bigint
   readonly row: Row | undefined
@@ -80,10 +80,16 @@ export class History {
     return this.#clockByXid.get(xid)
   }
 
+  /** Every version of one row, in commit order, and the table's resets (to explain a mismatch). */
+  versionsOf(table: TableName, id: string): { readonly versions: readonly Version[]; readonly resets: readonly Version[] } {
+    const history = this.#tables.get(table)!
+    return { versions: history.rows.get(id) ?? [], resets: history.resets }
+  }
+
   /** Rows of `table` as of `cut`, by primary key, keeping those `keep` accepts. */
   stateAt(table: TableName, cut: Cut, keep: (row: Row) => boolean): Map<string, Row> {
     const history = this.#tables.get(table)!
-    const inCut = (v: Version) => v.clock <= cut.clock || (cut.snapshot !== undefined && visible(v.xid, cut.snapshot))
+    const inCut = (v: Version) => isInCut(v, cut)
     const reset = lastIn(history.resets, inCut)
     const state = new Map<string, Row>()
     for (const [id, versions] of history.rows) {
@@ -108,6 +114,11 @@ export class History {
     else if (versions.at(-1)!.clock === clock) versions[versions.length - 1] = version
     else versions.push(version)
   }
+}
+
+/** Whether a client at `cut` must hold this version (or a later one). */
+export function isInCut(version: Version, cut: Cut): boolean {
+  return version.clock <= cut.clock || (cut.snapshot !== undefined && visible(version.xid, cut.snapshot))
 }
 
 /** `pg_current_snapshot()` visibility of a committed transaction. */

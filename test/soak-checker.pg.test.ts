@@ -47,16 +47,20 @@ afterAll(async () => {
 
 const row = (id: number, owner: number, v: number, note: string) => [`"public"."accounts"/"${id}"`, { id: String(id), owner: String(owner), v: String(v), note }] as const
 
-async function check(rows: ReturnType<typeof row>[], lastXid: number | undefined, snapshotEnd = snapshotAfterFirst): Promise<string[]> {
+async function observe(rows: ReturnType<typeof row>[], lastXid: number | undefined, snapshotEnd = snapshotAfterFirst, traced: Partial<Observation> = {}): Promise<Checker> {
   const history = new History()
   const checker = new Checker(history, Date.now())
-  const observation: Observation = { follower: 'f', spec: SHAPES.accounts, handle: 'h', offset: '1_0', rows: new Map(rows), snapshotEnd, lastXid, at: Date.now() }
+  const observation: Observation = { follower: 'f', spec: SHAPES.accounts, handle: 'h', offset: '1_0', rows: new Map(rows), snapshotEnd, lastXid, at: Date.now(), ...traced }
   checker.observe(observation)
   const readStartedAt = Date.now() + 1
   await history.refresh(db.url)
   checker.checkPending(readStartedAt)
   expect(checker.checks + checker.violations.length).toBeGreaterThan(0)
-  return checker.violations.map((v) => v.kind)
+  return checker
+}
+
+async function check(rows: ReturnType<typeof row>[], lastXid: number | undefined, snapshotEnd = snapshotAfterFirst): Promise<string[]> {
+  return (await observe(rows, lastXid, snapshotEnd)).violations.map((v) => v.kind)
 }
 
 describe('soak checker', () => {
@@ -77,5 +81,20 @@ describe('soak checker', () => {
     const sawAll = { xmin: '999999', xmax: '999999', xip_list: [] }
     expect(await check([row(0, 0, 0, 'canary'), row(1, 0, 11, 'a'), row(3, 2, 30, 'c')], undefined, sawAll)).toEqual([])
     expect(await check([row(0, 0, 0, 'canary'), row(1, 0, 10, 'a'), row(2, 1, 20, 'b')], undefined, sawAll)).toEqual(['mismatch'])
+  })
+
+  it('names, for each differing row, what the client received for it beside the history’s versions around the cut', async () => {
+    const checker = await observe([row(0, 0, 0, 'canary'), row(1, 0, 10, 'a')], xids[1], snapshotAfterFirst, {
+      row: (id) => `row ${id} as the client got it`,
+      trace: () => 'the last responses',
+    })
+    const detail = checker.violations[0]!.detail
+    expect(detail).toContain(`cut at clock 3, last xid ${xids[1]}`)
+    expect(detail).toContain('id 1: client got row 1 as the client got it; history clock 2 xid')
+    expect(detail).toMatch(/clock 2 xid \d+: \["1","0","10","a"\]; clock 3 xid \d+: \["1","0","11","a"\]/)
+    expect(detail).not.toContain('after the cut')
+    expect(detail).toContain('received: the last responses')
+    const early = (await observe([row(0, 0, 0, 'canary'), row(1, 0, 11, 'a'), row(2, 1, 20, 'b')], undefined)).violations[0]!.detail
+    expect(early).toMatch(/id 1: client got untraced; history clock 2 xid \d+: \["1","0","10","a"\]; clock 3 xid \d+ \(after the cut\): \["1","0","11","a"\]/)
   })
 })

@@ -24,6 +24,8 @@ export class Follower {
   /** How requests are made; a test may add headers. */
   fetchWith: (input: URL, init: RequestInit) => Promise<Response> = (input, init) => fetch(input, init)
   readonly offsetsSeen = new Set<string>()
+  /** Sees each response with its messages (none unless 200) before they apply: the soak traces them. */
+  onResponse: ((request: URL, response: Response, messages: readonly WireMessage[]) => void) | undefined
 
   constructor(
     readonly baseUrl: () => string,
@@ -48,20 +50,23 @@ export class Follower {
     // request of a long test gathered thousands (MaxListenersExceededWarning). AbortSignal.any adds
     // no listener to the signals it follows.
     const signal = options.signal && AbortSignal.any([options.signal])
-    return this.#answer(await this.fetchWith(url, signal ? { signal } : {}))
+    return this.#answer(url, await this.fetchWith(url, signal ? { signal } : {}))
   }
 
-  async #answer(response: Response): Promise<number> {
+  async #answer(request: URL, response: Response): Promise<number> {
     if (response.status === 409) {
       await response.text()
+      this.onResponse?.(request, response, [])
       this.reset(response.headers.get('electric-handle') ?? undefined)
       return 409
     }
     if (response.status !== 200) {
       await response.text()
+      this.onResponse?.(request, response, [])
       return response.status
     }
     const messages = (await response.json()) as WireMessage[]
+    this.onResponse?.(request, response, messages)
     this.handle = response.headers.get('electric-handle') ?? undefined
     const nextOffset = response.headers.get('electric-offset')!
     this.cursor = response.headers.get('electric-cursor') ?? this.cursor
