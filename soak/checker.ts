@@ -22,6 +22,11 @@ export interface Observation {
   readonly trace?: () => string
   /** What the client received for the row with this primary key, for the report of a mismatch. */
   readonly row?: (id: string) => string
+  /**
+   * The shape's log read again from its start, as text naming these rows' changes in it: whether
+   * the log holds a change the client lacks (a delivery fault) or not (the log lost it).
+   */
+  readonly reread?: (ids: readonly string[]) => Promise<string>
 }
 
 /** History versions shown around a cut for each differing row. */
@@ -58,6 +63,7 @@ export class Checker {
   /** Observations without a snapshot to anchor them (a client that never saw one). */
   skipped = 0
   #pending: Observation[] = []
+  readonly #rereads: Promise<void>[] = []
 
   constructor(
     readonly history: History,
@@ -77,6 +83,11 @@ export class Checker {
     const ready = this.#pending.filter((o) => o.at < readStartedAt)
     this.#pending = this.#pending.filter((o) => o.at >= readStartedAt)
     for (const observation of ready) this.#check(observation)
+  }
+
+  /** Resolves once every mismatch's re-read of its log is in its violation's detail. */
+  async settled(): Promise<void> {
+    await Promise.all(this.#rereads)
   }
 
   /** The rows a follower of `spec` must hold once it has every transaction. */
@@ -135,6 +146,14 @@ export class Checker {
     return `id ${id}: client got ${observation.row?.(id) ?? 'untraced'}; history ${history.length > 0 ? history.join('; ') : 'has no version'}`
   }
 
+  #rereadInto(index: number, reread: NonNullable<Observation['reread']>, ids: readonly string[]): void {
+    const add = (text: string) => {
+      const violation = this.violations[index]!
+      this.violations[index] = { ...violation, detail: `${violation.detail}; log read again: ${text}` }
+    }
+    this.#rereads.push(reread(ids).then(add, (error: unknown) => add(`failed: ${(error as Error).message}`)))
+  }
+
   #check(observation: Observation): void {
     const { spec, snapshotEnd, lastXid } = observation
     if (!snapshotEnd) {
@@ -160,6 +179,7 @@ export class Checker {
       const trace = observation.trace ? `; received: ${observation.trace()}` : ''
       const detail = `${difference.text} (snapshot ${JSON.stringify(snapshotEnd)}; cut at clock ${clock}, last xid ${lastXid ?? '-'}); rows: ${rows}${trace}`
       this.report({ ...where, kind: 'mismatch', clock, detail })
+      if (observation.reread) this.#rereadInto(this.violations.length - 1, observation.reread, difference.ids)
     }
   }
 }

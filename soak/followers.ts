@@ -13,6 +13,7 @@ import type { ClientErrors } from './client-errors.js'
 import type { Random } from './random.js'
 import type { ShapeSpec } from './shapes.js'
 import { HttpTrace } from './http-trace.js'
+import { rereadLog } from './log-reread.js'
 import { Trace } from './trace.js'
 
 export const FOLLOWER_KIND = {
@@ -193,17 +194,19 @@ function httpFollower(name: string, kind: FollowerKind, spec: ShapeSpec, context
         if (status === 200 && follower.upToDate) {
           checkDuplicates(follower, checkedChanges, (detail) => context.checker.report({ ...where(), kind: 'duplicate', detail: `${detail}; received: ${trace.toString()}` }))
           checkedChanges = follower.changeIds.length
+          const { handle, offset } = follower
           context.checker.observe({
             follower: name,
             spec,
-            handle: follower.handle,
-            offset: follower.offset,
+            handle,
+            offset,
             rows: new Map(follower.rows),
             snapshotEnd: follower.snapshotEnd,
             lastXid: follower.xids.at(-1),
             at: Date.now(),
             trace: () => trace.toString(),
             row: (id) => trace.row(id),
+            ...(handle ? { reread: (ids: readonly string[]) => rereadLog(`${context.baseUrl}/v1/shape`, { table: spec.table, ...spec.params }, handle, offset, ids) } : {}),
           })
         } else if (status !== 200 && status !== 409) await rest(250)
       } catch (error) {

@@ -156,6 +156,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await converge(checker, followers, databaseUrl, httpProxy.url)
     running.on = false
     await Promise.all([checking, sampling])
+    await checker.settled()
     return {
       options,
       ranMs: Date.now() - startedAt,

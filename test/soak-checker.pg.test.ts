@@ -94,6 +94,9 @@ describe('soak checker', () => {
     expect(detail).toMatch(/clock 2 xid \d+: \["1","0","10","a"\]; clock 3 xid \d+: \["1","0","11","a"\]/)
     expect(detail).not.toContain('after the cut')
     expect(detail).toContain('received: the last responses')
+    const reread = await observe([row(0, 0, 0, 'canary'), row(1, 0, 10, 'a')], xids[1], snapshotAfterFirst, { reread: async (ids) => `read again for ${ids.join(',')}` })
+    await reread.settled()
+    expect(reread.violations[0]!.detail).toMatch(/; log read again: read again for 1$/)
     const early = (await observe([row(0, 0, 0, 'canary'), row(1, 0, 11, 'a'), row(2, 1, 20, 'b')], undefined)).violations[0]!.detail
     expect(early).toMatch(/id 1: client got untraced; history clock 2 xid \d+: \["1","0","10","a"\]; clock 3 xid \d+ \(after the cut\): \["1","0","11","a"\]/)
   })
