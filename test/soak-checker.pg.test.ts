@@ -47,16 +47,21 @@ afterAll(async () => {
 
 const row = (id: number, owner: number, v: number, note: string) => [`"public"."accounts"/"${id}"`, { id: String(id), owner: String(owner), v: String(v), note }] as const
 
-async function observe(rows: ReturnType<typeof row>[], lastXid: number | undefined, snapshotEnd = snapshotAfterFirst, traced: Partial<Observation> = {}): Promise<Checker> {
+/** Checks one observation; `reads`: history reads until it is judged (an unknown transaction waits for three). */
+async function observe(rows: ReturnType<typeof row>[], lastXid: number | undefined, snapshotEnd = snapshotAfterFirst, traced: Partial<Observation> = {}, reads = 3): Promise<Checker> {
   const history = new History()
   const checker = new Checker(history, Date.now())
   const observation: Observation = { follower: 'f', spec: SHAPES.accounts, handle: 'h', offset: '1_0', rows: new Map(rows), snapshotEnd, lastXid, at: Date.now(), ...traced }
   checker.observe(observation)
+  for (let i = 0; i < reads; i++) await read(history, checker)
+  expect(checker.checks + checker.violations.length).toBeGreaterThan(0)
+  return checker
+}
+
+async function read(history: History, checker: Checker): Promise<void> {
   const readStartedAt = Date.now() + 1
   await history.refresh(db.url)
   checker.checkPending(readStartedAt)
-  expect(checker.checks + checker.violations.length).toBeGreaterThan(0)
-  return checker
 }
 
 async function check(rows: ReturnType<typeof row>[], lastXid: number | undefined, snapshotEnd = snapshotAfterFirst): Promise<string[]> {
@@ -99,5 +104,30 @@ describe('soak checker', () => {
     expect(reread.violations[0]!.detail).toMatch(/; log read again: read again for 1$/)
     const early = (await observe([row(0, 0, 0, 'canary'), row(1, 0, 11, 'a'), row(2, 1, 20, 'b')], undefined)).violations[0]!.detail
     expect(early).toMatch(/id 1: client got untraced; history clock 2 xid \d+: \["1","0","10","a"\]; clock 3 xid \d+ \(after the cut\): \["1","0","11","a"\]/)
+  })
+
+  it('waits for a transaction a client holds before the history shows it, and reports one that never shows', async () => {
+    const history = new History()
+    const checker = new Checker(history, Date.now())
+    const client = await db.pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query(`INSERT INTO accounts VALUES (4, 3, 40, 'd')`)
+      const { rows } = await client.query<{ xid: string }>(`SELECT pg_current_xact_id()::text AS xid`)
+      const xid = Number(BigInt(rows[0]!.xid) & 0xffff_ffffn)
+      checker.observe({ follower: 'f', spec: SHAPES.accounts, handle: 'h', offset: '1_0', rows: new Map(), snapshotEnd: snapshotAfterFirst, lastXid: xid, at: Date.now() })
+      checker.observe({ follower: 'g', spec: SHAPES.accounts, handle: 'h', offset: '1_0', rows: new Map(), snapshotEnd: snapshotAfterFirst, lastXid: 999_999, at: Date.now() })
+      await read(history, checker)
+      await client.query(clockStatement('small'))
+      await client.query('COMMIT')
+      await read(history, checker)
+      await read(history, checker)
+      expect(checker.violations.map((v) => [v.follower, v.kind])).toEqual([
+        ['f', 'mismatch'],
+        ['g', 'unknownTransaction'],
+      ])
+    } finally {
+      client.release()
+    }
   })
 })
