@@ -10,6 +10,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { randomSeed } from './random.js'
 import { renderReport, summary } from './report.js'
+import { FAULT, type Fault } from './faults.js'
 import { FULL, SHORT } from './scale.js'
 import { runSoak } from './soak.js'
 
@@ -23,7 +24,8 @@ async function main(): Promise<void> {
   // SLUICE_WORKERS=2: the owner and two HTTP workers, with the kill-worker fault; one process otherwise.
   const workers = Number(process.env['SLUICE_WORKERS'] ?? '1')
   if (!Number.isInteger(workers) || workers < 1) throw new Error('SLUICE_WORKERS must be a positive integer for the soak')
-  process.stdout.write(`Sluice soak: ${minutes} min, seed ${seed}, ${workers} HTTP worker(s) (replay: SOAK_SEED=${seed} SOAK_MINUTES=${minutes} SLUICE_WORKERS=${workers} npm run soak)\n`)
+  const faults = faultsFrom(process.env['SOAK_FAULTS'])
+  process.stdout.write(`Sluice soak: ${minutes} min, seed ${seed}, ${workers} HTTP worker(s) (replay: SOAK_SEED=${seed} SOAK_MINUTES=${minutes} SLUICE_WORKERS=${workers}${faults ? ` SOAK_FAULTS=${process.env['SOAK_FAULTS']}` : ''} npm run soak)\n`)
   const root = fileURLToPath(new URL('..', import.meta.url))
   const loadAtStart = loadavg()[0]!.toFixed(1)
   const result = await runSoak({
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
     durationMs: minutes * 60_000,
     scale: { ...scale, largeRows },
     workers,
+    ...(faults ? { faults } : {}),
     log: (line) => process.stdout.write(`  ${line}\n`),
   })
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
@@ -39,6 +42,15 @@ async function main(): Promise<void> {
   process.stdout.write(`${summary(result)}\nWrote RELIABILITY.md.\n`)
   for (const violation of result.checker.violations.slice(0, 10)) process.stdout.write(`  VIOLATION ${violation.kind}: ${violation.follower} at ${violation.offset}: ${violation.detail}\n`)
   process.exitCode = result.checker.violations.length === 0 ? 0 : 1
+}
+
+/** SOAK_FAULTS: fault kinds by their key in `FAULT` (soak/faults.ts), comma-separated. */
+function faultsFrom(text: string | undefined): Fault[] | undefined {
+  if (!text) return undefined
+  const keys = text.split(',').map((key) => key.trim())
+  const unknown = keys.filter((key) => !Object.hasOwn(FAULT, key))
+  if (unknown.length > 0) throw new Error(`SOAK_FAULTS: unknown fault ${unknown.join(', ')}; known: ${Object.keys(FAULT).join(', ')}`)
+  return keys.map((key) => FAULT[key as keyof typeof FAULT])
 }
 
 main().then(

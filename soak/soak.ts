@@ -33,6 +33,8 @@ export interface SoakOptions {
   readonly scale: SoakScale
   /** SLUICE_WORKERS: 1, one process; above 1, the owner and its HTTP workers (and the kill-worker fault). */
   readonly workers: number
+  /** SOAK_FAULTS: only these kinds, to replay a violation's faults more often; every kind that applies otherwise. */
+  readonly faults?: readonly Fault[]
   readonly log: (line: string) => void
 }
 
@@ -132,7 +134,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const resources = new ResourceSampler()
     const sampling = loop(running, 1_000, () => resources.sample(sluice.pid, Date.now() - startedAt))
 
-    const faultKinds = faultKindsFor(options.workers, disk !== undefined)
+    const faultKinds = faultKindsFor(options.workers, disk !== undefined).filter((fault) => options.faults?.includes(fault) ?? true)
     const context: FaultContext = { supervisor, postgres, pgProxy, httpProxy, disk, writers, databaseUrl, slot: SLOT, random: random.fork(), maxOutageMs: scale.maxOutageMs }
     const faults: FaultRecord[] = []
     // Rounds of every kind in a shuffled order, so kinds are injected equally often; the first
