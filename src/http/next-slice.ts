@@ -10,7 +10,8 @@
  * 1. A complete chunk follows the position: it is the slice, whole (I7).
  * 2. Inside a snapshot still being written: nothing until its next chunk closes, live or not.
  * 3. Entries past the position: the open tail up to the head, with an up-to-date (I4).
- * 4. At the head: an empty up-to-date, or — for a reader that waits there — nothing yet.
+ * 4. Past what this process has taken in (a worker behind another): nothing, and no up-to-date.
+ * 5. At the head: an empty up-to-date, or — for a reader that waits there — nothing yet.
  */
 import { BEFORE_ALL, compareOffsets, type Offset } from '../protocol/offset.js'
 import type { ActiveShape } from '../shapes/active-shape.js'
@@ -28,6 +29,11 @@ export interface LogView {
   readonly snapshotComplete: boolean
   /** The server-wide LSN processed (`last-seen-lsn.ts`). */
   readonly processed: bigint
+  /**
+   * The reader's position is past every transaction this process has taken in: a worker whose
+   * feed has not yet brought the transaction another worker's answer ended inside (I4).
+   */
+  readonly behind: boolean
 }
 
 /**
@@ -42,6 +48,7 @@ export function viewLog(store: ShapeLogReader, shape: ActiveShape, after: Offset
     chunkEnd: store.chunkEndAfter(id, after),
     snapshotComplete: shape.snapshotComplete,
     processed: processedLsn(store.committedLsn, shape.heldFrom),
+    behind: after.tx > store.committedLsn,
   }
 }
 
@@ -90,6 +97,10 @@ export function nextSlice(view: LogView, mode: ReadMode, waitAtHead: boolean): N
   }
   if (!view.snapshotComplete) return { wait: WAIT.snapshot }
   if (head && compareOffsets(head, after) > 0) return sliceTo(view, mode, head, false, true)
+  // This head is behind the reader, not the shape: the rest of the reader's transaction is still
+  // to come, and an up-to-date now would show the client half of it (I4). A reader that waits
+  // (SSE always does) waits for the feed that brings it; any other gets nothing and asks again.
+  if (view.behind) return mode === READ_MODE.sse || waitAtHead ? { wait: WAIT.change } : { end: after, hasEntries: false, complete: false, upToDate: undefined }
   if (waitAtHead) return { wait: WAIT.change }
   return sliceTo(view, mode, after, false, true)
 }

@@ -13,13 +13,14 @@ function at(text: string): Offset {
 
 const PROCESSED = 5_000n
 
-function view(after: string, state: { head?: string | undefined; chunkEnd?: string | undefined; snapshotComplete?: boolean }): LogView {
+function view(after: string, state: { head?: string | undefined; chunkEnd?: string | undefined; snapshotComplete?: boolean; behind?: boolean }): LogView {
   return {
     after: at(after),
     head: state.head === undefined ? undefined : at(state.head),
     chunkEnd: state.chunkEnd === undefined ? undefined : at(state.chunkEnd),
     snapshotComplete: state.snapshotComplete ?? true,
     processed: PROCESSED,
+    behind: state.behind ?? false,
   }
 }
 
@@ -167,5 +168,24 @@ describe('nextSlice over any view', () => {
         expect(lsn <= PROCESSED || lsn <= resumeLsn(next.end)).toBe(true)
       }),
     )
+  })
+})
+
+describe('nextSlice in a worker whose feed is behind the reader', () => {
+  // Another worker answered a chunk that closes inside transaction 7000; this one's head is 6000.
+  const behind = view('7000_2', { head: '6000_0', behind: true })
+
+  it('says no up-to-date, which would show the client half of its transaction (I4)', () => {
+    // Nothing to wait for (not live, or a long-poll past its deadline or aborted): nothing, no up-to-date.
+    for (const mode of [nonLive, longPoll]) expect(nextSlice(behind, mode, false)).toEqual(slice('7000_2', false, undefined, false))
+    // A waiting reader waits for the feed; SSE always does.
+    expect(nextSlice(behind, longPoll, true)).toEqual({ wait: WAIT.change })
+    for (const waitAtHead of [false, true]) expect(nextSlice(behind, sse, waitAtHead)).toEqual({ wait: WAIT.change })
+  })
+
+  it('answers as at the head once it has taken the transaction in', () => {
+    const caughtUp = nextSlice(view('7000_2', { head: '6000_0' }), nonLive, false)
+    expect(caughtUp).toMatchObject({ end: at('7000_2'), hasEntries: false })
+    expect('upToDate' in caughtUp && caughtUp.upToDate).toBeTruthy()
   })
 })
