@@ -12,25 +12,14 @@ import { WorkerShapes } from '../src/cluster/worker-shapes.js'
 import { MustRefetchError, UnavailableError } from '../src/errors.js'
 import { HEALTH } from '../src/http/app.js'
 import { createLogger } from '../src/log.js'
-import type { TableInfo } from '../src/pg/introspect.js'
 import { lsn } from '../src/pg/lsn.js'
 import { definitionKey, type ShapeDefinition } from '../src/shapes/shape-definition.js'
 import { ShapeNotifier } from '../src/shapes/shape-notifier.js'
 import { ReadOnlyShapeLog } from '../src/storage/read-only-shape-log.js'
 import { ShapeLogStore } from '../src/storage/shape-log-store.js'
+import { ITEMS_TABLE } from './support/items-table.js'
 
 const ITEMS: ShapeDefinition = { table: { schema: 'public', name: 'items' }, replica: 'default', log: 'full' }
-const TABLE: TableInfo = {
-  oid: 1,
-  table: ITEMS.table,
-  primaryKey: ['id'],
-  replicaIdentity: 'default',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
-}
 
 let dir: string
 let store: ShapeLogStore
@@ -61,23 +50,23 @@ function workerShapes(state: (id: number) => ShapeState, thenFeeds: (id: number)
       for (const feed of thenFeeds(id)) shapes.apply(feed)
     })
   })
-  const shapes = new WorkerShapes({ reader, notifier: new ShapeNotifier(), owner, tables: { get: () => Promise.resolve(TABLE) }, log: createLogger('silent') })
+  const shapes = new WorkerShapes({ reader, notifier: new ShapeNotifier(), owner, tables: { get: () => Promise.resolve(ITEMS_TABLE) }, log: createLogger('silent') })
   return shapes
 }
 
 describe('WorkerShapes', () => {
   it('does not take in a shape the owner says is gone in its reply, which no later feed would name again', async () => {
     // Its record is still there: the owner deletes it after the drop is announced.
-    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], TABLE)
+    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], ITEMS_TABLE)
     const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: true }))
 
-    await expect(shapes.getOrCreate(ITEMS, TABLE)).rejects.toBeInstanceOf(MustRefetchError)
+    await expect(shapes.getOrCreate(ITEMS, ITEMS_TABLE)).rejects.toBeInstanceOf(MustRefetchError)
     expect(shapes.byHandle(stored.handle)).toBeUndefined()
     expect(shapes.byDefinition(ITEMS)).toBeUndefined()
   })
 
   it('forgets a shape its reply names live when a feed right behind the reply says it is gone', async () => {
-    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], TABLE)
+    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], ITEMS_TABLE)
     const gone = (id: number): FeedMessage => ({
       kind: 'feed',
       committedLsn: lsn(0n),
@@ -88,16 +77,16 @@ describe('WorkerShapes', () => {
     const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: false }), (id) => [gone(id)])
 
     // Not a shape whose requests would wait for a snapshot the owner no longer takes.
-    await expect(shapes.getOrCreate(ITEMS, TABLE)).rejects.toBeInstanceOf(UnavailableError)
+    await expect(shapes.getOrCreate(ITEMS, ITEMS_TABLE)).rejects.toBeInstanceOf(UnavailableError)
     expect(shapes.byHandle(stored.handle)).toBeUndefined()
     expect(shapes.byDefinition(ITEMS)).toBeUndefined()
   })
 
   it('serves a shape the owner names live', async () => {
-    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], TABLE)
+    const stored = await store.createShape(ITEMS, definitionKey(ITEMS), ['id'], ITEMS_TABLE)
     const shapes = workerShapes((id) => ({ id, head: undefined, snapshotComplete: false, gone: false }))
 
-    const shape = await shapes.getOrCreate(ITEMS, TABLE)
+    const shape = await shapes.getOrCreate(ITEMS, ITEMS_TABLE)
     expect(shape.stored.handle).toBe(stored.handle)
     expect(shapes.byHandle(stored.handle)).toBe(shape)
   })
