@@ -54,7 +54,9 @@ export class SubqueryCommits {
   /** How far the stream has handed on: every transaction whose commit ends before it has been taken. */
   #position = 0n as Lsn
   /** Move-ins whose rows are in, waiting for the stream to pass their snapshot's WAL position. */
-  readonly #waiting = new Set<{ readonly lsn: Lsn; readonly resolve: () => void }>()
+  readonly #waiting = new Set<{ readonly lsn: Lsn; readonly resolve: (passed: boolean) => void }>()
+  /** Set while `settled` waits: replication has stopped, so the stream will not pass another position. */
+  #stopping = false
   #heldTotal = 0
 
   constructor(options: SubqueryCommitsOptions) {
@@ -135,24 +137,38 @@ export class SubqueryCommits {
     for (const waiting of this.#waiting) {
       if (waiting.lsn > this.#position) continue
       this.#waiting.delete(waiting)
-      waiting.resolve()
+      waiting.resolve(true)
     }
   }
 
-  /** Resolves once no move-in read is in flight. */
+  /**
+   * Resolves once no move-in read is in flight; called when replication has stopped. A move-in the
+   * stream has not passed is given up, its read's rows and the transactions behind it unwritten:
+   * they cannot be put in the log whole (I26), and what a restart finds is what kill -9 leaves,
+   * which resuming the shape already makes good (its differences, I25). One still reading when
+   * this is called is given up when its rows arrive: a wait for the stream then would never end.
+   */
   async settled(): Promise<void> {
-    for (const waiting of this.#waiting) waiting.resolve()
-    this.#waiting.clear()
-    while (this.#reads.size > 0) await Promise.allSettled([...this.#reads])
+    this.#stopping = true
+    try {
+      for (const waiting of this.#waiting) waiting.resolve(false)
+      this.#waiting.clear()
+      while (this.#reads.size > 0) await Promise.allSettled([...this.#reads])
+    } finally {
+      // A replication history reset stops the router and goes on with new shapes.
+      this.#stopping = false
+    }
   }
 
   /**
-   * Resolves once the stream has handed on every transaction the read's snapshot shows (each
-   * commit it shows ends at or before the WAL position read after it): they are all queued then,
-   * and go into the log with the rows, so no reader sees the rows newer than the log (I4).
+   * Whether the stream has handed on every transaction the read's snapshot shows (each commit it
+   * shows ends at or before the WAL position read after it): they are all queued then, and go
+   * into the log with the rows, so no reader sees the rows newer than the log (I4). False when
+   * replication stopped first.
    */
-  #streamPast(lsn: Lsn): Promise<void> {
-    if (lsn <= this.#position) return Promise.resolve()
+  #streamPast(lsn: Lsn): Promise<boolean> {
+    if (lsn <= this.#position) return Promise.resolve(true)
+    if (this.#stopping) return Promise.resolve(false)
     return new Promise((resolve) => this.#waiting.add({ lsn, resolve }))
   }
 
@@ -189,8 +205,7 @@ export class SubqueryCommits {
             this.#options.invalidate(shape, reason)
             return
           }
-          await this.#streamPast(read.lsn as Lsn)
-          if (shape.dropped) return
+          if (!(await this.#streamPast(read.lsn as Lsn)) || shape.dropped) return
         } catch (error) {
           if (shape.dropped) return
           this.#options.log.warn({ handle: shape.stored.handle, err: (error as Error).message }, 'reading the rows a subquery moved in failed; the shape is dropped and its clients refetch')
