@@ -16,8 +16,12 @@ export default class FailureDigestReporter implements Reporter {
       lines.push(`unhandled${during ? ` during ${during.replace(`${process.cwd()}/`, '')}` : ''}: ${describe(error)}`)
     }
     for (const module of modules) {
+      const path = module.moduleId.replace(`${process.cwd()}/`, '')
+      // A hook's failure (an afterAll that timed out, say) or a collection error is the module's or a suite's, not a test's.
+      for (const error of module.errors()) lines.push(`failed: ${path}: ${describe(error)}`)
+      for (const suite of module.children.allSuites()) for (const error of suite.errors()) lines.push(`failed: ${path} > ${suite.fullName}: ${describe(error)}`)
       for (const test of module.children.allTests('failed')) {
-        lines.push(`failed: ${module.moduleId.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${describe(test.result().errors?.[0])}`)
+        lines.push(`failed: ${path} > ${test.fullName}: ${describe(test.result().errors?.[0])}`)
       }
     }
     if (lines.length === 0) return
