@@ -33,7 +33,8 @@ export class ChildSluice {
     }
   }
 
-  constructor(readonly env: Record<string, string>) {}
+  /** `preload`: modules each process of the server imports first (a test seam such as `hold-owner-messages.ts`). */
+  constructor(readonly env: Record<string, string>, readonly preload: readonly URL[] = []) {}
 
   get baseUrl(): string {
     return `http://127.0.0.1:${this.port}`
@@ -46,7 +47,7 @@ export class ChildSluice {
   /** Starts the server (on a new port, same data directory) and waits until it is healthy. */
   async start(timeoutMs = 30_000): Promise<void> {
     this.port = await freePort()
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...this.preload.flatMap((url) => ['--import', url.href]), 'src/main.ts'], {
       // One process unless the test asks for HTTP workers (`test/workers.pg.test.ts`).
       env: { ...process.env, HOST: '127.0.0.1', PORT: String(this.port), LOG_LEVEL: 'warn', SLUICE_WORKERS: '1', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
