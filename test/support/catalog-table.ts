@@ -1,5 +1,6 @@
 /** An `items` table as the catalog describes it, for `where` and snapshot-plan tests that need no database. */
 import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
+import { tableInfo } from './table-info.js'
 
 /** A nullable scalar column; `id` is the primary key. */
 export const column = (name: string, typeName: string, extra: Partial<ColumnInfo> = {}): ColumnInfo => ({
@@ -12,14 +13,4 @@ export const column = (name: string, typeName: string, extra: Partial<ColumnInfo
   ...extra,
 })
 
-export const itemsTable = (columns: ColumnInfo[]): TableInfo => ({
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns,
-})
+export const itemsTable = (columns: ColumnInfo[]): TableInfo => tableInfo('items', columns)

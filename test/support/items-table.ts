@@ -6,21 +6,12 @@ import { definitionKey, type ShapeDefinition } from '../../src/shapes/shape-defi
 import type { CompiledWhere } from '../../src/shapes/where/compile-where.js'
 import { parseSnapshotText, visibilityOf } from '../../src/shapes/xid-visibility.js'
 import type { StoredShape } from '../../src/storage/shape-log-store.js'
+import { relationOf, tableInfo } from './table-info.js'
 
-export const ITEMS_TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'default',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }],
-}
+export const ITEMS_TABLE: TableInfo = tableInfo('items', [{ name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 }], { replicaIdentity: 'default' })
 
 export function itemsRelation(replicaIdentity: Relation['replicaIdentity']): Relation {
-  return { tag: 'relation', oid: 1, schema: 'public', name: 'items', replicaIdentity, columns: [{ name: 'id', typeOid: 23, isKey: true }] }
+  return relationOf(ITEMS_TABLE, replicaIdentity)
 }
 
 /** A stored shape record on the whole of `table`, as storage would hand it. */

@@ -22,22 +22,13 @@ import { Semaphore } from '../../src/shapes/semaphore.js'
 import { visibilityOf } from '../../src/shapes/xid-visibility.js'
 import { SHAPE_STATUS } from '../../src/storage/shape-log-store.js'
 import { MemoryShapeLog } from './memory-shape-log.js'
+import { tableInfo } from './table-info.js'
 
 /** `public.items (id int4 PRIMARY KEY, title text)`, as the catalog would describe it. */
-export const ITEMS: TableInfo = {
-  oid: 16_384,
-  table: { schema: 'public', name: 'items' },
-  columns: [
-    { name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 },
-    { name: 'title', typeOid: 25, typeName: 'text', dims: 0, notNull: false, pkIndex: undefined },
-  ],
-  primaryKey: ['id'],
-  identity: { source: 'primary-key' },
-  replicaIdentity: 'full',
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-}
+export const ITEMS: TableInfo = tableInfo('items', [
+  { name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 },
+  { name: 'title', typeOid: 25, typeName: 'text', dims: 0, notNull: false, pkIndex: undefined },
+], { oid: 16_384 })
 
 export class MemoryTables implements TableLookup {
   readonly #tables = new Map([[qualifiedName(ITEMS.table), ITEMS]])

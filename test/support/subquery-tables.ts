@@ -1,7 +1,7 @@
 /** Tasks and memberships as the catalog and pgoutput describe them, for subquery tests that need no database. */
 import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
-import type { Relation } from '../../src/replication/transaction.js'
 import type { SubqueryTables } from '../../src/shapes/where/compile-where.js'
+import { relationOf, tableInfo } from './table-info.js'
 
 const column = (name: string, typeName: string, typeOid: number, pk = false): ColumnInfo => ({
   name,
@@ -12,17 +12,7 @@ const column = (name: string, typeName: string, typeOid: number, pk = false): Co
   pkIndex: pk ? 0 : undefined,
 })
 
-const table = (name: string, columns: ColumnInfo[]): TableInfo => ({
-  oid: name.length,
-  table: { schema: 'public', name },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns,
-})
+const table = (name: string, columns: ColumnInfo[]): TableInfo => tableInfo(name, columns, { oid: name.length })
 
 export const TASKS = table('tasks', [column('id', 'int4', 23, true), column('project_id', 'int4', 23), column('done', 'bool', 16)])
 export const MEMBERSHIPS = table('memberships', [column('id', 'int4', 23, true), column('project_id', 'int4', 23), column('user_id', 'text', 25)])
@@ -30,14 +20,5 @@ export const TABLES: SubqueryTables = new Map([
   ['"public"."memberships"', MEMBERSHIPS],
   ['"public"."tasks"', TASKS],
 ])
-
-const relationOf = (info: TableInfo): Relation => ({
-  tag: 'relation',
-  oid: info.oid,
-  schema: 'public',
-  name: info.table.name,
-  replicaIdentity: 'f',
-  columns: info.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, isKey: c.pkIndex !== undefined })),
-})
 
 export const RELATIONS = { tasks: relationOf(TASKS), memberships: relationOf(MEMBERSHIPS) }

@@ -1,35 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import type { TableInfo } from '../../src/pg/introspect.js'
-import type { Relation } from '../../src/replication/transaction.js'
 import { UNCHANGED_TOAST } from '../../src/replication/pgoutput-messages.js'
 import { RoutingIndex } from '../../src/shapes/routing-index.js'
 import { compileWhere } from '../../src/shapes/where/compile-where.js'
+import { relationOf, tableInfo } from '../support/table-info.js'
 
-const TABLE: TableInfo = {
-  oid: 1,
-  table: { schema: 'public', name: 'items' },
-  primaryKey: ['id'],
-  replicaIdentity: 'full',
-  identity: { source: 'primary-key' },
-  partitioned: false,
-  persistence: 'permanent',
-  system: false,
-  columns: [
-    { name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 },
-    { name: 'owner', typeOid: 25, typeName: 'text', dims: 0, notNull: false, pkIndex: undefined },
-  ],
-}
-const RELATION: Relation = {
-  tag: 'relation',
-  oid: 1,
-  schema: 'public',
-  name: 'items',
-  replicaIdentity: 'f',
-  columns: [
-    { name: 'id', typeOid: 23, isKey: true },
-    { name: 'owner', typeOid: 25, isKey: false },
-  ],
-}
+const TABLE = tableInfo('items', [
+  { name: 'id', typeOid: 23, typeName: 'int4', dims: 0, notNull: true, pkIndex: 0 },
+  { name: 'owner', typeOid: 25, typeName: 'text', dims: 0, notNull: false, pkIndex: undefined },
+])
+const RELATION = relationOf(TABLE)
 const indexOf = (where: string) => compileWhere(where, () => undefined, TABLE).equalityIndex
 
 describe('RoutingIndex', () => {
