@@ -64,7 +64,7 @@ interface Connection {
   readonly worker: string
 }
 
-/** One request on `connection`; says which worker answered. */
+/** One request on the dispatcher's connection; says which worker answered. */
 async function workerOn(dispatcher: HttpClient, path: string): Promise<string> {
   const { headers, body } = await dispatcher.request({ path, method: 'GET' })
   await body.dump()
@@ -142,8 +142,9 @@ describe('SLUICE_WORKERS=2, one worker’s feed held back', () => {
       moment.held = true
       await db.pool.query(`UPDATE items SET title = 'moved ' || id || ' ' || repeat('x', 150)`)
       await waitFor(() => expect(answers.filter((a) => a.held && a.to === 'behind').length, 'long-polls answered by the worker held back').toBeGreaterThan(0), 30_000)
-      await switchHold(behind.worker, false)
+      // Cleared first: what the worker answers once it has the feed may come before the test hears it has.
       moment.held = false
+      await switchHold(behind.worker, false)
 
       const { rows } = await db.pool.query<Row>(`SELECT id, title FROM items ORDER BY id`)
       const byId = (all: readonly Row[]) => [...all].sort((a, b) => Number(a['id']) - Number(b['id']))
