@@ -45,9 +45,9 @@ function countingPool(): { pool: pg.Pool; transactions: () => number; connect: (
       return new Proxy(client, {
         get(target, name, receiver) {
           if (name !== 'query') return Reflect.get(target, name, receiver) as unknown
-          return (sql: string) => {
-            if (sql.startsWith('BEGIN')) begun++
-            return target.query(sql)
+          return (query: string | pg.QueryConfig) => {
+            if ((typeof query === 'string' ? query : query.text).startsWith('BEGIN')) begun++
+            return target.query(query)
           }
         },
       })

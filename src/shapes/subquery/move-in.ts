@@ -67,47 +67,58 @@ export interface MoveInRequest {
  * for: one query whose rows say which move-ins they belong to (docs/ARCHITECTURE.md I32).
  */
 export async function readMoveIns(client: pg.PoolClient, table: TableInfo, requests: readonly MoveInRequest[]): Promise<MoveInRead[]> {
-  const read = async (sql: string) => ((await client.query<{ r: string }>(sql)).rows.map((row) => JSON.parse(row.r) as Row))
+  const read = async (sql: string, of: TableInfo) => rowsOf(of, (await client.query<unknown[]>({ text: sql, rowMode: 'array' })).rows)
   const nested = requests.length === 1 && typeof requests[0]!.moves === 'function' ? requests[0]!.moves : undefined
   const flat = nested ? [] : requests.map((request) => request.moves as readonly MoveIn[])
   for (let pollMs = FIRST_POLL_MS; ; pollMs = Math.min(pollMs * 2, MAX_POLL_MS)) {
     // One round trip unless nested moves need rows first; a snapshot that turns out to miss a routed transaction is read again.
-    const results = (await client.query(nested ? BEGIN : `${BEGIN}; ${rowsSql(table, flat)}; COMMIT`)) as unknown as pg.QueryResult[]
-    const snapshot = (results[2] as pg.QueryResult<{ s: string; lsn: string }>).rows[0]!
-    const visibility = visibilityOf(parseSnapshotText(snapshot.s))
+    const results = (await client.query({ text: nested ? BEGIN : `${BEGIN}; ${rowsSql(table, flat)}; COMMIT`, rowMode: 'array' })) as unknown as pg.QueryResult<unknown[]>[]
+    const [snapshotText, lsnText] = results[2]!.rows[0] as [string, string]
+    const visibility = visibilityOf(parseSnapshotText(snapshotText))
     if (requests.some((request) => request.missed(visibility).length > 0)) {
       if (nested) await client.query('COMMIT')
       await sleep(pollMs)
       continue
     }
-    const lsn = BigInt(snapshot.lsn)
+    const lsn = BigInt(lsnText)
     if (nested) {
-      const outer = await nested((inner, innerMoves) => read(rowsSql(inner, [innerMoves])))
-      const rows = await read(rowsSql(table, [outer]))
+      const outer = await nested((inner, innerMoves) => read(rowsSql(inner, [innerMoves]), inner))
+      const rows = await read(rowsSql(table, [outer]), table)
       await client.query('COMMIT')
       return [{ rows, visibility, lsn, toMessage: moveInMessage }]
     }
+    const found = rowsOf(table, results[3]!.rows)
+    // One request's rows name no request: they are all its own.
+    if (flat.length === 1) return [{ rows: found, visibility, lsn, toMessage: moveInMessage }]
     const rows = flat.map((): Row[] => [])
-    for (const result of (results[3] as pg.QueryResult<{ r: string; m?: string }>).rows) {
-      const row = JSON.parse(result.r) as Row
-      // One request's rows name no request: they are all its own.
-      if (result.m === undefined) rows[0]!.push(row)
-      else for (const i of result.m.split(',')) rows[Number(i)]!.push(row)
-    }
+    found.forEach((row, r) => {
+      for (const i of (results[3]!.rows[r]![table.columns.length] as string).split(',')) rows[Number(i)]!.push(row)
+    })
     return rows.map((own) => ({ rows: own, visibility, lsn, toMessage: moveInMessage }))
   }
 }
 
 /**
  * Every column of the rows of `table` whose values equal a tuple moved by one of `requests`, as
- * text; with several requests, `m` lists the requests a row is for (`0,2`): one column, however
- * many requests, so the rows cost the client no more to parse than their own.
+ * text, in the table's column order, read as arrays (no JSON object built by PostgreSQL for each
+ * row and parsed again here); with several requests, one more
+ * column lists the requests a row is for (`0,2`): one column, however many requests, so the rows
+ * cost the client no more to parse than their own.
  */
 function rowsSql(table: TableInfo, requests: readonly (readonly MoveIn[])[]): string {
   const filters = requests.map((moves) => moves.map(filterOf).filter((sql) => sql !== undefined).join(' OR ') || 'false')
-  const fields = table.columns.map((column) => `${sqlLiteral(column.name)}, ${textOutputSql(column)}`)
-  const which = requests.length === 1 ? '' : `, concat_ws(',', ${filters.map((filter, i) => `CASE WHEN ${filter} THEN '${i}' END`).join(', ')}) AS m`
-  return `SELECT json_build_object(${fields.join(', ')})::text AS r${which} FROM ${qualifiedName(table.table)} WHERE ${filters.map((filter) => `(${filter})`).join(' OR ')}`
+  const which = requests.length === 1 ? '' : `, concat_ws(',', ${filters.map((filter, i) => `CASE WHEN ${filter} THEN '${i}' END`).join(', ')})`
+  return `SELECT ${table.columns.map(textOutputSql).join(', ')}${which} FROM ${qualifiedName(table.table)} WHERE ${filters.map((filter) => `(${filter})`).join(' OR ')}`
+}
+
+/** Rows read as arrays of `table`'s columns' text (and maybe more columns after them), by column name. */
+function rowsOf(table: TableInfo, values: readonly unknown[][]): Row[] {
+  const names = table.columns.map((column) => column.name)
+  return values.map((fields) => {
+    const row: Record<string, string | null> = {}
+    for (let i = 0; i < names.length; i++) row[names[i]!] = fields[i] as string | null
+    return row
+  })
 }
 
 /** `args IN (tuples)` with each value a literal of the type it is compared in; NULLs never match. */
