@@ -341,12 +341,10 @@ export class ShapeSubqueries {
     const withMoved = encode(after)
     const messages: SubqueryMessage[] = []
     const complete = (read: MoveInRead): undefined => {
-      const rows: ChangeMessage[] = []
-      for (const row of read.rows) {
-        // In with the values moved, and not without them.
-        const entered = this.#withViews(after, () => this.#where.matches(row)) && !this.#withViews(sent, () => this.#where.matches(row))
-        if (entered) rows.push(read.toMessage(row, tx.context, this.tagsOf(row)))
-      }
+      // In with the values moved, and not without them: each view set once for all the rows read.
+      const inAfter = this.#withViews(after, () => read.rows.filter((row) => this.#where.matches(row)))
+      const entered = this.#withViews(sent, () => inAfter.filter((row) => !this.#where.matches(row)))
+      const rows = entered.map((row) => read.toMessage(row, tx.context, this.tagsOf(row)))
       const keys = new Set(rows.map((row) => row.key))
       const changes = withMoved.flatMap((own, i) => (own.some((message) => keys.has(message.key)) ? own : sentChanges[i]!))
       messages.push(...spliceRows([...changes, ...events], rows))
