@@ -6,8 +6,12 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { InvalidRequestError } from '../../src/errors.js'
-import { parseWhere } from '../../src/shapes/where/parse-where.js'
+import { canonicalWhere } from '../../src/shapes/where/canonical.js'
+import { compileParsedWhere, tablesOfParsedWhere } from '../../src/shapes/where/compile-where.js'
+import { parseWhere, type ParamReader } from '../../src/shapes/where/parse-where.js'
+import type { WhereNode } from '../../src/shapes/where/where-ast.js'
 import { WhereFamilies } from '../../src/shapes/where/where-families.js'
+import { TABLES, TASKS } from '../support/subquery-tables.js'
 
 const noParams = () => undefined
 
@@ -81,4 +85,69 @@ describe('WhereFamilies (docs/ARCHITECTURE.md I31)', () => {
     expect(outcome(() => families.parse(long, noParams))).toEqual(outcome(() => parseWhere(long, noParams)))
     expect(families.parses).toBe(2)
   })
+
+  it('gives a text with a subquery or parameters what parsing it with those values gives', () => {
+    const value = fc.constantFrom('u1', 'u2', "it's", '3', '')
+    const where = fc.constantFrom(
+      `project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)`,
+      `project_id IN (SELECT project_id FROM memberships WHERE user_id = $2) OR done = $1`,
+      `project_id = $1`,
+      `project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u1')`,
+      `project_id IN (SELECT project_id FROM memberships WHERE user_id = $3)`,
+    )
+    fc.assert(
+      fc.property(fc.array(fc.tuple(where, fc.option(value, { nil: undefined }), value), { minLength: 1, maxLength: 40 }), (asked) => {
+        const families = new WhereFamilies()
+        for (const [text, first, second] of asked) {
+          const params: ParamReader = (n) => (n === 1 ? first : n === 2 ? second : undefined)
+          expect(outcome(() => families.parse(text, params))).toEqual(outcome(() => parseWhere(text, params)))
+        }
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('parses a text with a subquery once for each value of its parameters', () => {
+    const families = new WhereFamilies()
+    const where = `project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)`
+    for (let poll = 0; poll < 10; poll++) for (const user of ['u1', 'u2', 'u3']) families.parse(where, (n) => (n === 1 ? user : undefined))
+    expect(families.parses).toBe(3)
+  })
+
+  it('keeps at most the exact texts it is given, the least recently asked for going first', () => {
+    const families = new WhereFamilies(2, 2)
+    const ask = (user: string) => families.parse(`project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)`, () => user)
+    for (const user of ['a', 'b', 'a', 'c', 'a', 'b']) ask(user)
+    // a, b, (a kept), c (b out), (a kept), b (c out).
+    expect(families.parses).toBe(4)
+  })
+
+  it('gives out trees that nothing the request path does changes', () => {
+    const families = new WhereFamilies()
+    const wheres = [
+      `project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)`,
+      `(project_id, id) IN (SELECT project_id, id FROM memberships WHERE user_id = $1 AND project_id IN (SELECT id FROM tasks WHERE NOT done)) AND NOT done`,
+      `project_id = 7 AND id IN (1, 2, 3)`,
+      `project_id = 8 AND id IN (1, 2, 3)`,
+    ]
+    for (const where of [...wheres, ...wheres]) {
+      const tree = deepFreeze(families.parse(where, () => 'u1'))
+      canonicalWhere(tree)
+      tablesOfParsedWhere(tree)
+      const compiled = compileParsedWhere(tree, canonicalWhere(tree), TASKS, TABLES)
+      compiled.matches({ id: '1', project_id: '7', done: 'f' })
+    }
+    expect(families.parses).toBe(3)
+  })
 })
+
+/** Freezes every object of the tree: a write to it then throws (modules are strict). */
+function deepFreeze(node: WhereNode): WhereNode {
+  const freeze = (value: unknown): void => {
+    if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return
+    Object.freeze(value)
+    for (const child of Object.values(value)) freeze(child)
+  }
+  freeze(node)
+  return node
+}

@@ -13,6 +13,12 @@
  * line; no `SELECT`, so no subquery), integers of one to nine digits with no leading zero and no
  * letter, digit, `.` or `_` next to them, and strings with no backslash and no prefix (`E'`,
  * `U&'`). Positions are in bytes of UTF-8, as PostgreSQL gives them.
+ *
+ * Other texts (a subquery, a parameter) are kept by their exact text and the values of the
+ * parameters they read: a live request repeats its shape's where with every poll, and each was
+ * parsed again (a subquery shape's move-ins cost a poll each). The same text with the same values
+ * parses to the same tree. Trees given out are shared and read only, as a family's first tree
+ * always was.
  */
 import { parseWhere, WHERE_LIMITS, type ParamReader } from './parse-where.js'
 import type { WhereNode } from './where-ast.js'
@@ -27,6 +33,8 @@ const MARKS = /[\u0001\u0002]/
 
 /** Families kept at most; the oldest goes first. */
 export const WHERE_FAMILIES = 1_000
+/** Exact texts (with their parameters' values) kept at most; the least recently asked for goes first. */
+export const EXACT_WHERES = 2_000
 
 interface Constant {
   readonly literal: 'integer' | 'string'
@@ -44,10 +52,16 @@ interface Family {
 export class WhereFamilies {
   readonly #families = new Map<string, Family>()
   readonly #max: number
+  /** Trees of texts no family shares, by `exactKey`. */
+  readonly #exact = new Map<string, WhereNode>()
+  /** The parameters each such text reads (what its key holds besides the text). */
+  readonly #paramsRead = new Map<string, readonly number[]>()
+  readonly #maxExact: number
   #parses = 0
 
-  constructor(max = WHERE_FAMILIES) {
+  constructor(max = WHERE_FAMILIES, maxExact = EXACT_WHERES) {
     this.#max = max
+    this.#maxExact = maxExact
   }
 
   /** Texts given to PostgreSQL's parser so far (the others took their family's tree). */
@@ -60,14 +74,37 @@ export class WhereFamilies {
     const family = familyOf(text)
     const known = family && this.#families.get(family.text)
     if (known && text.length <= WHERE_LIMITS.maxLength) return withConstants(known, family.constants)
+    const read = this.#paramsRead.get(text)
+    const key = read && exactKey(text, read, params)
+    const kept = key !== undefined ? this.#exact.get(key) : undefined
+    if (kept) {
+      // Most recently asked for last, so the least goes first.
+      this.#exact.delete(key!)
+      this.#exact.set(key!, kept)
+      return kept
+    }
     this.#parses++
-    const tree = parseWhere(text, params)
+    const reading: number[] = []
+    const tree = parseWhere(text, (n) => {
+      reading.push(n)
+      return params(n)
+    })
     if (family && hasEachConstant(tree, family.constants)) {
       if (this.#families.size >= this.#max) this.#families.delete(this.#families.keys().next().value!)
       this.#families.set(family.text, { tree, constants: family.constants })
+    } else {
+      if (this.#exact.size >= this.#maxExact) this.#exact.delete(this.#exact.keys().next().value!)
+      if (this.#paramsRead.size >= this.#maxExact) this.#paramsRead.delete(this.#paramsRead.keys().next().value!)
+      this.#paramsRead.set(text, reading)
+      this.#exact.set(exactKey(text, reading, params), tree)
     }
     return tree
   }
+}
+
+/** A text with the values of the parameters it reads: equal keys parse to equal trees. */
+function exactKey(text: string, read: readonly number[], params: ParamReader): string {
+  return JSON.stringify([text, ...read.map((n) => params(n) ?? null)])
 }
 
 /** The text with its constants marked, and the constants; undefined when it cannot be shared. */
