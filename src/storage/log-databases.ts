@@ -46,7 +46,10 @@ export const MARK = Buffer.of(1)
  */
 export function openLogDatabases(dir: string, access: { readonly readOnly?: boolean } = {}): LogDatabases {
   if (!access.readOnly) mkdirSync(dir, { recursive: true })
-  const mode = access.readOnly ? { readOnly: true } : { overlappingSync: true }
+  // Without event-turn batching: a batch it starts holds a commit promise that nothing can
+  // handle, so a failed commit would end the process unheard (docs/ARCHITECTURE.md I35). Writes
+  // are all `transaction`s, grouped by `write-queue.ts`, so nothing else changes.
+  const mode = access.readOnly ? { readOnly: true } : { overlappingSync: true, eventTurnBatching: false }
   const root = open({ path: join(dir, 'shapes.lmdb'), maxDbs: 8, compression: false, ...mode })
   return {
     root,

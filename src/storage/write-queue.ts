@@ -12,7 +12,9 @@
  * replay. LMDB runs a queued transaction as soon as the one before it ends, and JavaScript hears
  * of a failure later (on a full disk a small transaction can commit right after a large one
  * failed). So every transaction counts itself in `META.writes` and first checks the count the
- * previous one left: one that finds it short writes nothing. The first failure is reported once.
+ * previous one left: one that finds it short writes nothing. The first failure is reported once,
+ * and it is the one with LMDB's cause: a transaction that found an earlier one lost is heard of
+ * first, so it waits for every earlier one to be heard of (docs/ARCHITECTURE.md I35).
  *
  * New shapes' writes (records, snapshot rows and ends) also share transactions: those asked for
  * while one of theirs is queued and not started join it (`together`), so a pack of shapes whose
@@ -55,6 +57,8 @@ export class WriteQueue<B, R> {
   /** `META.writes` as the last transaction that ran left it (inside transaction callbacks). */
   #writes: number
   #failureReported = false
+  /** Settles once every transaction queued so far has been heard of. */
+  #heard: Promise<void> = Promise.resolve()
 
   constructor(root: WriteTransactions, meta: Database<string, string>, options: WriteQueueOptions<B, R>) {
     this.#root = root
@@ -69,14 +73,19 @@ export class WriteQueue<B, R> {
    */
   transaction<T>(write: () => T): Promise<T> {
     this.#open = undefined
-    return this.#root.transaction(() => this.#afterCommitted(write)).catch(async (error: unknown) => {
+    const earlier = this.#heard
+    const outcome = this.#root.transaction(() => this.#afterCommitted(write)).catch(async (error: unknown) => {
       const failure = await withCommitError(error)
+      // Not the failure itself: the lost transaction's own rejection, with LMDB's cause, is.
+      if (failure instanceof WriteLostError) await earlier
       if (!this.#failureReported) {
         this.#failureReported = true
         this.#options.failed(failure)
       }
       throw failure
     })
+    this.#heard = Promise.all([earlier, outcome.catch(() => undefined)]).then(() => undefined)
+    return outcome
   }
 
   /**
@@ -145,12 +154,20 @@ export class WriteQueue<B, R> {
   /** Inside a write transaction: runs `write` only if every earlier transaction committed. */
   #afterCommitted<T>(write: () => T): T {
     const stored = storedWrites(this.#meta)
-    if (stored !== this.#writes) {
-      throw new Error(`LMDB write lost: ${this.#writes - stored} earlier write transaction(s) did not commit, so this one writes nothing`)
-    }
+    if (stored !== this.#writes) throw new WriteLostError(this.#writes, stored)
     this.#writes++
     this.#meta.putSync(META.writes, String(this.#writes))
     return write()
+  }
+}
+
+/**
+ * A transaction found fewer committed ones than this process ran. Reported only when no earlier
+ * transaction's failure was (then something other than this process wrote `META.writes`).
+ */
+export class WriteLostError extends Error {
+  constructor(counted: number, stored: number) {
+    super(`LMDB write lost: ${counted - stored} earlier write transaction(s) did not commit (META.writes ${stored}, counted ${counted}), so this one writes nothing`)
   }
 }
 
