@@ -17,10 +17,12 @@
  * first, so it waits for every earlier one to be heard of (docs/ARCHITECTURE.md I35).
  *
  * New shapes' writes (records, snapshot rows and ends) also share transactions: those asked for
- * while one of theirs is queued and not started join it (`together`), so a pack of shapes whose
- * snapshots end at once costs one transaction, not one per shape (docs/ARCHITECTURE.md I30).
- * Joining moves a write ahead only of transactions that have not started either, whose
- * outcome its caller cannot have seen.
+ * while one of theirs is queued last join it (`together`), so a pack of shapes whose snapshots
+ * end at once costs one transaction, not one per shape (docs/ARCHITECTURE.md I30). No write
+ * joins one queued before another transaction: a snapshot's end that joined a registration
+ * queued before the commit of the transactions held for its shape (released to its log when the
+ * snapshot started, their LSNs already stored) was stored first, and a crash between the two
+ * left the shape ready without them for good.
  */
 import type { Database } from 'lmdb'
 import { META, withCommitError } from './log-databases.js'
@@ -51,7 +53,7 @@ export class WriteQueue<B, R> {
   readonly #options: WriteQueueOptions<B, R>
   /** The group waiting for an LMDB transaction that has not started: later batches join it. */
   #open: Group<B> | undefined
-  /** New shapes' writes waiting for a transaction that has not started: later ones join it. */
+  /** New shapes' writes waiting for a transaction that has not started and is queued last: later ones join it. */
   #together: (() => void)[] | undefined
   #togetherCommitted: Promise<void> | undefined
   /** `META.writes` as the last transaction that ran left it (inside transaction callbacks). */
@@ -68,11 +70,13 @@ export class WriteQueue<B, R> {
   }
 
   /**
-   * Queues a write transaction of its own. It closes the open group, so no later batch can be
-   * written before it (say, a commit before the staging of its own first entries).
+   * Queues a write transaction of its own. It closes the open group and the open `together`
+   * writes, so no later write can be written before it (say, a commit before the staging of its
+   * own first entries, or a snapshot's end before its shape's released transactions).
    */
   transaction<T>(write: () => T): Promise<T> {
     this.#open = undefined
+    this.#together = undefined
     const earlier = this.#heard
     const outcome = this.#root.transaction(() => this.#afterCommitted(write)).catch(async (error: unknown) => {
       const failure = await withCommitError(error)
@@ -89,8 +93,8 @@ export class WriteQueue<B, R> {
   }
 
   /**
-   * Runs `write` in the queued transaction of other `together` writes that has not started, or
-   * queues one. Each write's outcome is its own; all commit at once.
+   * Runs `write` in the transaction of other `together` writes if it is queued last and has not
+   * started, or queues one. Each write's outcome is its own; all commit at once.
    */
   together<T>(write: () => T): Promise<T> {
     let result: { value: T } | { error: unknown } | undefined

@@ -147,7 +147,37 @@ describe('WriteQueue after a failed commit', () => {
   })
 })
 
+/** LMDB whose transactions wait, in the order asked for, until `open()`. */
+function heldUntilOpen(root: RootDatabase) {
+  let open: () => void = () => undefined
+  const opened = new Promise<void>((resolve) => (open = resolve))
+  const transactions: WriteTransactions = {
+    transaction<T>(write: () => T): Promise<T> {
+      // Asked for in order, so queued in LMDB in order once open.
+      return opened.then(() => root.transaction(write))
+    },
+  }
+  return { transactions, open: () => open() }
+}
+
 describe('WriteQueue.together', () => {
+  it('never moves a write ahead of a transaction queued before it (a snapshot end ahead of its shape\'s held transactions: a crash between them lost them)', async () => {
+    const lmdb = heldUntilOpen(dbs.root)
+    const order: string[] = []
+    const queue = new WriteQueue<string, void>(lmdb.transactions, dbs.meta, {
+      write: (batches) => void order.push(...batches),
+      committed: () => undefined,
+      failed: () => undefined,
+    })
+    // Another shape's registration waits for LMDB; then the log entries a starting snapshot released; then that snapshot ends.
+    const registered = queue.together(() => void order.push('another shape registered'))
+    const released = queue.commit('held transactions released to the log')
+    const ended = queue.together(() => void order.push('snapshot ended, shape ready'))
+    lmdb.open()
+    await Promise.all([registered, released, ended])
+    expect(order).toEqual(['another shape registered', 'held transactions released to the log', 'snapshot ended, shape ready'])
+  })
+
   it('runs writes asked for while their transaction waits in that one transaction, each with its own outcome', async () => {
     const { queue } = lsnQueue(dbs.root)
     const writesBefore = Number(dbs.meta.get('writes') ?? '0')
