@@ -14,7 +14,7 @@
  * failed). So every transaction counts itself in `META.writes` and first checks the count the
  * previous one left: one that finds it short writes nothing. The first failure is reported once,
  * and it is the one with LMDB's cause: a transaction that found an earlier one lost is heard of
- * first, so it waits for every earlier one to be heard of (docs/ARCHITECTURE.md I35).
+ * first, so it waits (a while) for every earlier one to be heard of (docs/ARCHITECTURE.md I35).
  *
  * New shapes' writes (records, snapshot rows and ends) also share transactions: those asked for
  * while one of theirs is queued last join it (`together`), so a pack of shapes whose snapshots
@@ -39,7 +39,11 @@ export interface WriteQueueOptions<B, R> {
   readonly committed: (batches: readonly B[], written: R) => void
   /** The first write that failed, with LMDB's cause (ENOSPC, EIO); every later one fails unwritten. */
   readonly failed: (error: unknown) => void
+  /** How long a lost write waits for the earlier failure to be heard of before it is reported itself. */
+  readonly lostWriteWaitMs?: number
 }
+
+const LOST_WRITE_WAIT_MS = 2_000
 
 /** Batches written in one LMDB transaction. */
 interface Group<B> {
@@ -81,7 +85,8 @@ export class WriteQueue<B, R> {
     const outcome = this.#root.transaction(() => this.#afterCommitted(write)).catch(async (error: unknown) => {
       const failure = await withCommitError(error)
       // Not the failure itself: the lost transaction's own rejection, with LMDB's cause, is.
-      if (failure instanceof WriteLostError) await earlier
+      // Bounded: a failure lmdb never reports must still stop the process.
+      if (failure instanceof WriteLostError) await settledWithin(earlier, this.#options.lostWriteWaitMs ?? LOST_WRITE_WAIT_MS)
       if (!this.#failureReported) {
         this.#failureReported = true
         this.#options.failed(failure)
@@ -173,6 +178,12 @@ export class WriteLostError extends Error {
   constructor(counted: number, stored: number) {
     super(`LMDB write lost: ${counted - stored} earlier write transaction(s) did not commit (META.writes ${stored}, counted ${counted}), so this one writes nothing`)
   }
+}
+
+function settledWithin(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))
+  return Promise.race([promise, elapsed]).finally(() => clearTimeout(timer))
 }
 
 function storedWrites(meta: Database<string, string>): number {

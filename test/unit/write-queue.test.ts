@@ -123,6 +123,24 @@ describe('WriteQueue after a failed commit', () => {
     expect(failures).toHaveLength(1)
   })
 
+  it('reports the lost write itself when the failure before it is never heard of', async () => {
+    const lmdb = failingOnCue(dbs.root)
+    const failures: unknown[] = []
+    const queue = new WriteQueue<bigint, void>(lmdb.transactions, dbs.meta, {
+      write: () => undefined,
+      committed: () => undefined,
+      failed: (error) => void failures.push(error),
+      lostWriteWaitMs: 50,
+    })
+    lmdb.failNext()
+    void queue.commit(100n).catch(() => undefined)
+    await waitFor(() => expect(lmdb.ran()).toBe(true))
+    const behind = queue.commit(200n).catch((error: unknown) => error as Error)
+    // The first one's failure is never reported: the lost write stops the process all the same.
+    expect((await behind)?.message).toMatch(/^LMDB write lost/)
+    expect(failures).toEqual([await behind])
+  })
+
   it('reports a failure heard of first with its cause', async () => {
     const lmdb = failingOnCue(dbs.root)
     const { queue, failures } = lsnQueue(lmdb.transactions)
