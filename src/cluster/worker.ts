@@ -34,8 +34,11 @@ import { RegistryWithOwner } from './owner-metrics.js'
 import { WorkerShapes } from './worker-shapes.js'
 
 export async function runWorker(config: Config & { databaseUrl: string; workers: number }, log: Logger): Promise<void> {
+  // After the owner is killed the channel still looks connected until its end is noticed, and a
+  // send then fails (EPIPE): without a callback that is an 'error' event that ends this worker
+  // with a stack trace before 'disconnect' says why (the soak's owner kills showed it).
   const send = (message: WorkerMessage) => {
-    if (process.connected) process.send?.(message)
+    if (process.connected) process.send?.(message, undefined, undefined, () => undefined)
   }
   const share = (total: number) => Math.max(1, Math.ceil(total / config.workers))
   const services = new ServiceStack(log)
