@@ -71,17 +71,20 @@ async function workerOn(dispatcher: HttpClient, path: string): Promise<string> {
   return String(headers['x-sluice-worker'])
 }
 
-/** A kept-alive connection to each worker (new ones until both have answered; the rest closed). */
+/**
+ * A kept-alive connection to each worker (new ones until both have answered; the rest closed).
+ * Sluice says it listens once one worker does: under load the other may still be starting.
+ */
 async function connectionToEachWorker(): Promise<[Connection, Connection]> {
   const connections = new Map<string, Connection>()
-  for (let i = 0; i < 100 && connections.size < 2; i++) {
+  await waitFor(async () => {
     const dispatcher = new HttpClient(sluice.baseUrl)
     const worker = await workerOn(dispatcher, '/v1/health')
     if (connections.has(worker)) await dispatcher.destroy()
     else connections.set(worker, { dispatcher, worker })
-  }
+    expect(connections.size, 'connections reached both workers').toBe(2)
+  }, 60_000, 0)
   const [first, second] = connections.values()
-  expect(second, 'connections reached both workers').toBeDefined()
   return [first!, second!]
 }
 
