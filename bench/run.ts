@@ -34,11 +34,12 @@ const BUILT_IN: Record<string, Scenario> = {
 
 const EXTERNAL: Record<string, ExternalScenario> = {
   latency: { scenario: 'latency', file: 'sse-latency.ts', exports: ['runSseLatencyBench', 'runLatencyBench', 'default'], pendingNote: 'pending: SSE latency bench (issue 5)' },
+  fanout: { scenario: 'fanout', file: 'fanout.ts', exports: ['runFanoutBench'], pendingNote: 'pending: fan-out round bench (issue 17)' },
   connections: { scenario: 'connections', file: 'sse-memory.ts', exports: ['runSseMemoryBench', 'default'], pendingNote: 'pending: SSE memory bench (issue 5)' },
   routing: { scenario: 'routing', file: 'routing.ts', exports: ['runRoutingBench', 'default'], pendingNote: 'pending: routing bench (issue 3)', adapt: adaptRoutingResult },
 }
 
-const ORDER = ['snapshot', 'throughput', 'latency', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters', 'subquery', 'workers']
+const ORDER = ['snapshot', 'throughput', 'latency', 'fanout', 'cached', 'connections', 'catchup', 'largetx', 'routing', 'shapes', 'waiters', 'subquery', 'workers']
 
 async function main(): Promise<void> {
   const asked = process.argv.slice(2).filter((a) => a !== '--')

@@ -224,7 +224,10 @@ async function startFloor(url: string): Promise<Served> {
 
 /** `node --import tsx <script>` at the repository root, keeping the ends of its output for errors. */
 function spawnServer(name: string, script: string, url: string, stdout: 'ignore' | 'pipe', env: Record<string, string>): Served {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'pipe'] })
+  // BENCH_CHILD_NODE_OPTIONS: extra Node flags for the server measured, Sluice's or the floor's
+  // (`--cpu-prof --cpu-prof-dir=…`), so the two can be profiled under the same load.
+  const extra = (process.env['BENCH_CHILD_NODE_OPTIONS'] ?? '').split(' ').filter((flag) => flag !== '')
+  const child = spawn(process.execPath, ['--import', 'tsx', ...extra, script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', stdout, 'pipe'] })
   let stderr = ''
   let output = ''
   let exit: string | undefined
