@@ -2,7 +2,8 @@
  * Every open Server-Sent Events connection of the process, kept cheap so that 10,000 idle ones
  * cost little more than their sockets: no timer, promise or waiter per connection. Instead:
  * - one waiter per *shape* on the notifier; a wake-up pumps that shape's idle connections, and
- *   connections at the same offset share one read and one encoding (`BatchCache`);
+ *   connections at the same offset share one read and one encoding (`BatchCache`), so each costs
+ *   the round one write (docs/ARCHITECTURE.md I37);
  * - one ticker for the whole hub that closes connections past the SSE timeout (they are kept in
  *   opening order, so it stops at the first one still young) and writes the keep-alive comments.
  * Lost wake-ups cannot strand a connection: a pump reads up to the head as it is when it runs,
