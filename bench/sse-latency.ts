@@ -316,7 +316,7 @@ async function sampleCpu(server: Served, children: readonly ChildProcess[]): Pro
   const [serverMs, machine, clients] = await Promise.all([
     cpuOfTree(server.child.pid!),
     machineBusy(),
-    Promise.all(children.map((child) => ask(child, { type: 'cpu' }, 'cpu', 10_000).then((c) => c.userMs + c.systemMs))),
+    Promise.all(children.map((child) => ask(child, { type: 'cpu' }, 'cpu', 60_000).then((c) => c.userMs + c.systemMs))),
   ])
   return { server: serverMs, machine, self: process.cpuUsage(), clients }
 }
