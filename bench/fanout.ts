@@ -32,8 +32,9 @@ import { lsn, type Lsn } from '../src/pg/lsn.js'
 import { compareOffsets, type Offset } from '../src/protocol/offset.js'
 import type { ActiveShape } from '../src/shapes/active-shape.js'
 import type { SseConnection } from '../src/http/sse-connection.js'
-import type { BenchRow } from './support/report.js'
 import { formatCount, progress, sleep, waitUntil } from './support/timing.js'
+import { round2, type BenchRow } from './support/report.js'
+import { envInt } from './support/env.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const READER_FLAG = '--reader'
@@ -235,15 +236,6 @@ async function runReader(port: number, clients: number): Promise<void> {
   })
   process.on('SIGTERM', () => process.exit(0))
 }
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1) throw new Error(`${name}: expected a whole number ≥ 1, got ${JSON.stringify(raw)}`)
-  return Number(raw)
-}
-
-const round2 = (n: number) => Math.round(n * 100) / 100
 
 if (process.argv[2] === READER_FLAG) await runReader(Number(process.argv[3]), Number(process.argv[4]))
 else if (process.argv[1] === SELF) {

@@ -39,10 +39,11 @@ import { createBaselineSlot, type BaselineSlot } from './support/baseline-decode
 import { followToUpToDate } from './support/chunk-follower.js'
 import { startBenchCluster, type BenchCluster } from './support/cluster.js'
 import { cpuOfTree, machineBusy } from './support/cpu.js'
-import type { BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
 import { BUCKET_MS, BUCKETS, clock, rowOfTransaction, type ClientResult, type FromClients, type RowShapes, type ToClients } from './support/sse-client-protocol.js'
 import { formatCount, progress, sleep, waitUntil } from './support/timing.js'
+import { round2, type BenchRow } from './support/report.js'
+import { envInt } from './support/env.js'
 
 const SELF = fileURLToPath(import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -567,15 +568,6 @@ async function stop(child: ChildProcess, graceMs: number): Promise<void> {
     await exited
   }
 }
-
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1) throw new Error(`${name}: expected a whole number ≥ 1, got ${JSON.stringify(raw)}`)
-  return Number(raw)
-}
-
-const round2 = (n: number) => Math.round(n * 100) / 100
 
 if (process.argv[1] === SELF) {
   const rows = await runSseLatencyBench()

@@ -20,7 +20,7 @@ import { measureFanOut, type Load, type Measured } from './sse-latency.js'
 import { chunkUrl, getChunk } from './support/chunk-follower.js'
 import { cpuOfTree } from './support/cpu.js'
 import type { BenchDatabase } from './support/cluster.js'
-import { formatNumber, type BenchRow } from './support/report.js'
+import { formatNumber, round2, type BenchRow } from './support/report.js'
 import type { ScenarioContext } from './support/scenario.js'
 import { createItemsTable, insertItems } from './support/table.js'
 import { benchRows, FULL_ROWS, progress, waitUntil } from './support/timing.js'
@@ -165,4 +165,3 @@ function run(command: string, args: readonly string[]): Promise<{ stdout: string
   })
 }
 
-const round2 = (n: number) => Math.round(n * 100) / 100

@@ -7,6 +7,9 @@ import { execFileSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, totalmem, release } from 'node:os'
 
+/** A figure as printed: two decimals. */
+export const round2 = (n: number): number => Math.round(n * 100) / 100
+
 export interface Goal {
   /** What the bound is on: the ratio to the baseline, or the figure itself. */
   readonly on: 'ratio' | 'value'
