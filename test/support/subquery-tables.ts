@@ -1,6 +1,8 @@
 /** Tasks and memberships as the catalog and pgoutput describe them, for subquery tests that need no database. */
 import type { ColumnInfo, TableInfo } from '../../src/pg/introspect.js'
-import type { SubqueryTables } from '../../src/shapes/where/compile-where.js'
+import type { ActiveShape } from '../../src/shapes/active-shape.js'
+import { ShapeSubqueries } from '../../src/shapes/subquery/shape-subqueries.js'
+import { compileWhere, type SubqueryTables } from '../../src/shapes/where/compile-where.js'
 import { relationOf, tableInfo } from './table-info.js'
 
 const column = (name: string, typeName: string, typeOid: number, pk = false): ColumnInfo => ({
@@ -22,3 +24,17 @@ export const TABLES: SubqueryTables = new Map([
 ])
 
 export const RELATIONS = { tasks: relationOf(TASKS), memberships: relationOf(MEMBERSHIPS) }
+
+/** A live shape of tasks (handle `h1`) with `where`, as far as its subqueries' commits read it; its results start empty. */
+export function tasksShapeWithSubqueries(where: string): { readonly shape: ActiveShape; readonly subqueries: ShapeSubqueries } {
+  const compiled = compileWhere(where, () => undefined, TASKS, TABLES)
+  const subqueries = new ShapeSubqueries(compiled, TASKS, 'h1', undefined as never)
+  const shape = {
+    stored: { id: 1, handle: 'h1', definition: { table: TASKS.table, replica: 'default', log: 'full' } },
+    table: TASKS,
+    where: compiled,
+    subqueries,
+    dropped: false,
+  } as unknown as ActiveShape
+  return { shape, subqueries }
+}

@@ -7,28 +7,17 @@
 import { describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/log.js'
 import type { Lsn } from '../../src/pg/lsn.js'
-import type { ActiveShape } from '../../src/shapes/active-shape.js'
 import { moveInMessage, type MoveInRead } from '../../src/shapes/subquery/move-in.js'
-import { ShapeSubqueries } from '../../src/shapes/subquery/shape-subqueries.js'
 import { SubqueryCommits } from '../../src/shapes/subquery/subquery-commits.js'
 import type { RoutingMark } from '../../src/shapes/unconfirmed-commits.js'
-import { compileWhere } from '../../src/shapes/where/compile-where.js'
 import type { ShapeAppend } from '../../src/storage/shape-log-store.js'
-import { RELATIONS, TABLES, TASKS } from '../support/subquery-tables.js'
+import { RELATIONS, tasksShapeWithSubqueries } from '../support/subquery-tables.js'
 
 const WHERE = `project_id IN (SELECT project_id FROM memberships WHERE user_id = 'u1')`
 
 /** A shape whose move-in reads wait for `answer`, and commits that write to `log`. */
 function movingShape() {
-  const where = compileWhere(WHERE, () => undefined, TASKS, TABLES)
-  const subqueries = new ShapeSubqueries(where, TASKS, 'h1', undefined as never)
-  const shape = {
-    stored: { id: 1, handle: 'h1', definition: { table: TASKS.table, replica: 'default', log: 'full' } },
-    table: TASKS,
-    where,
-    subqueries,
-    dropped: false,
-  } as unknown as ActiveShape
+  const { shape, subqueries } = tasksShapeWithSubqueries(WHERE)
   let answer: ((read: MoveInRead) => void) | undefined
   subqueries.readMoveIns = () => new Promise<MoveInRead>((resolve) => (answer = resolve))
   const log: ShapeAppend[] = []

@@ -12,17 +12,14 @@ import { describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/log.js'
 import type { Lsn } from '../../src/pg/lsn.js'
 import type { Change } from '../../src/replication/transaction.js'
-import type { ActiveShape } from '../../src/shapes/active-shape.js'
 import { relationPrefix, rowKey } from '../../src/shapes/row-key.js'
 import { moveInMessage, type MoveIn, type MoveInRead, type NestedMoves } from '../../src/shapes/subquery/move-in.js'
-import { ShapeSubqueries } from '../../src/shapes/subquery/shape-subqueries.js'
 import { SubqueryCommits } from '../../src/shapes/subquery/subquery-commits.js'
 import type { RoutingMark } from '../../src/shapes/unconfirmed-commits.js'
-import { compileWhere } from '../../src/shapes/where/compile-where.js'
 import type { Row } from '../../src/shapes/where/evaluate.js'
 import type { Visibility } from '../../src/shapes/xid-visibility.js'
 import type { ShapeAppend } from '../../src/storage/shape-log-store.js'
-import { RELATIONS, TABLES, TASKS } from '../support/subquery-tables.js'
+import { RELATIONS, TASKS, tasksShapeWithSubqueries } from '../support/subquery-tables.js'
 import { TaggedRows } from '../support/tagged-rows.js'
 
 
@@ -202,8 +199,7 @@ async function run(s: Scenario): Promise<void> {
   let choice = 0
   const choose = (n: number) => (n <= 0 ? 0 : s.choices[choice++ % s.choices.length]! % n)
 
-  const where = compileWhere(s.where, () => undefined, TASKS, TABLES)
-  const subqueries = new ShapeSubqueries(where, TASKS, 'h1', undefined as never)
+  const { shape, subqueries } = tasksShapeWithSubqueries(s.where)
   if (s.where === WHERES[4] || s.where === WHERES[5]) {
     // The nested subquery's rows (members of project 0), then the rows of the one around it (their users' memberships).
     const [around, nested] = subqueries.dependencies
@@ -215,14 +211,6 @@ async function run(s: Scenario): Promise<void> {
     // Initial members are u1's: the first subquery's.
     for (const m of initial.memberships.values()) subqueries.dependencies[0]!.load(membershipRow(m))
   }
-  const shape = {
-    stored: { id: 1, handle: 'h1', definition: { table: TASKS.table, replica: 'default', log: 'full' } },
-    table: TASKS,
-    where,
-    subqueries,
-    dropped: false,
-  } as unknown as ActiveShape
-
   const client = new TaggedRows()
   const prefix = relationPrefix(TASKS.table)
   client.apply(
