@@ -10,16 +10,14 @@
  *   to PostgreSQL.
  */
 import { isChangeMessage, isControlMessage, ShapeStream, type Row } from '@electric-sql/client'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Client as HttpClient } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChildSluice } from './support/child-sluice.js'
+import type { ChildSluice } from './support/child-sluice.js'
 import { createTestDatabase, type TestDatabase } from './support/database.js'
 import { shapeOf } from './support/electric.js'
 import { holdAnnouncement } from './support/hold-owner-messages.js'
 import { waitFor } from './support/wait.js'
+import { startTwoWorkers, stopTwoWorkers } from './support/workers-sluice.js'
 
 const ROWS = 200
 /** The transaction's update is some 40 kB of entries: about ten chunks. */
@@ -28,35 +26,18 @@ const CHUNK_BYTES = 4096
 const LONG_POLL_MS = 300
 
 let db: TestDatabase
-let dataDir: string
 let sluice: ChildSluice
 
 beforeAll(async () => {
   db = await createTestDatabase()
   await db.pool.query(`CREATE TABLE items (id int PRIMARY KEY, title text NOT NULL)`)
   await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, ${ROWS}) g`)
-  dataDir = await mkdtemp(join(tmpdir(), 'sluice-workers-behind-'))
-  const name = `workers_behind_${process.pid}`
-  sluice = new ChildSluice(
-    {
-      DATABASE_URL: db.url,
-      SLUICE_DATA_DIR: dataDir,
-      SLUICE_REPLICATION_SLOT: name,
-      SLUICE_PUBLICATION: name,
-      SLUICE_WORKERS: '2',
-      SLUICE_CHUNK_BYTES: String(CHUNK_BYTES),
-      SLUICE_LONG_POLL_MS: String(LONG_POLL_MS),
-    },
-    [new URL('./support/hold-owner-messages.ts', import.meta.url)],
-  )
-  await sluice.start()
+  sluice = await startTwoWorkers(db, 'workers_behind', { SLUICE_CHUNK_BYTES: String(CHUNK_BYTES), SLUICE_LONG_POLL_MS: String(LONG_POLL_MS) }, [
+    new URL('./support/hold-owner-messages.ts', import.meta.url),
+  ])
 }, 120_000)
 
-afterAll(async () => {
-  await sluice?.kill()
-  await db?.drop()
-  if (dataDir) await rm(dataDir, { recursive: true, force: true })
-})
+afterAll(() => stopTwoWorkers(sluice, db))
 
 /** A connection of its own, and the worker the kernel handed it to. */
 interface Connection {

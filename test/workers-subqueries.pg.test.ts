@@ -10,21 +10,18 @@
  *   taken later commits (the owner's `heldFrom`, fed to the workers); the rows then arrive.
  */
 import { ShapeStream } from '@electric-sql/client'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Client as HttpClient } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ChildSluice } from './support/child-sluice.js'
+import type { ChildSluice } from './support/child-sluice.js'
 import { createTestDatabase, type TestDatabase } from './support/database.js'
 import { mulberry32 } from './support/seeded-random.js'
 import { tasksAnswer, TEXT_PARSER } from './support/subquery-tasks.js'
 import { TaggedRows } from './support/tagged-rows.js'
 import { waitFor } from './support/wait.js'
+import { startTwoWorkers, stopTwoWorkers } from './support/workers-sluice.js'
 
 let db: TestDatabase
-let dataDir: string
 let sluice: ChildSluice
 
 const SHAPES = [
@@ -42,24 +39,11 @@ beforeAll(async () => {
   await q(`INSERT INTO projects SELECT i, (ARRAY['a', 'b', 'u1'])[1 + i % 3] FROM generate_series(0, 5) i`)
   await q(`INSERT INTO tasks SELECT i, i % 6, 'u' || (1 + i % 3), i % 5 = 0 FROM generate_series(1, 30) i`)
   await q(`INSERT INTO memberships VALUES (1, 1, 'u1'), (2, 2, 'u2'), (3, 3, 'u3'), (4, 1, 'u2')`)
-  dataDir = await mkdtemp(join(tmpdir(), 'sluice-workers-subqueries-'))
-  const name = `workers_subq_${process.pid}`
-  sluice = new ChildSluice({
-    DATABASE_URL: db.url,
-    SLUICE_DATA_DIR: dataDir,
-    SLUICE_REPLICATION_SLOT: name,
-    SLUICE_PUBLICATION: name,
-    SLUICE_WORKERS: '2',
-  })
-  await sluice.start()
+  sluice = await startTwoWorkers(db, 'workers_subq')
   await waitFor(async () => expect((await answersOfEachWorker(`${sluice.baseUrl}/v1/health`)).size).toBe(2), 60_000)
 }, 120_000)
 
-afterAll(async () => {
-  await sluice?.kill()
-  await db?.drop()
-  if (dataDir) await rm(dataDir, { recursive: true, force: true })
-})
+afterAll(() => stopTwoWorkers(sluice, db))
 
 interface Answer {
   readonly status: number

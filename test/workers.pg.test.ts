@@ -25,36 +25,21 @@ import { ChildSluice } from './support/child-sluice.js'
 import { createTestDatabase, type TestDatabase } from './support/database.js'
 import { shapeOf } from './support/electric.js'
 import { waitFor } from './support/wait.js'
+import { startTwoWorkers, stopTwoWorkers } from './support/workers-sluice.js'
 
 let db: TestDatabase
-let dataDir: string
 let sluice: ChildSluice
 
 beforeAll(async () => {
   db = await createTestDatabase()
   await db.pool.query(`CREATE TABLE items (id int PRIMARY KEY, title text NOT NULL)`)
   await db.pool.query(`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 300) g`)
-  dataDir = await mkdtemp(join(tmpdir(), 'sluice-workers-'))
-  const name = `workers_${process.pid}`
-  sluice = new ChildSluice({
-    DATABASE_URL: db.url,
-    SLUICE_DATA_DIR: dataDir,
-    SLUICE_REPLICATION_SLOT: name,
-    SLUICE_PUBLICATION: name,
-    SLUICE_WORKERS: '2',
-    SLUICE_CHUNK_BYTES: '4096',
-    SLUICE_ALLOW_SHAPE_DELETION: 'true',
-  })
-  await sluice.start()
+  sluice = await startTwoWorkers(db, 'workers', { SLUICE_CHUNK_BYTES: '4096', SLUICE_ALLOW_SHAPE_DELETION: 'true' })
   // Healthy once one worker listens; the other may still be starting.
   await waitFor(() => fromEachWorker(`${sluice.baseUrl}/v1/health`), 60_000)
 }, 120_000)
 
-afterAll(async () => {
-  await sluice?.kill()
-  await db?.drop()
-  if (dataDir) await rm(dataDir, { recursive: true, force: true })
-})
+afterAll(() => stopTwoWorkers(sluice, db))
 
 interface Answer {
   readonly status: number
